@@ -1,0 +1,34 @@
+# Activation atlases as a Snakemake workflow: dataset → model → activations → UMAP layout → grid
+# cells → icons by feature inversion → atlas images and metrics. See README.md.
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+# glibc returns torch's large per-batch buffers to the OS and faults them back in on every batch;
+# these thresholds keep them mapped (1.3-2x faster torch stages on CPU). Jobs inherit them.
+os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "4294967296")
+os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "68719476736")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/model.smk"
+include: "rules/extract.smk"
+include: "rules/layout.smk"
+include: "rules/bin.smk"
+include: "rules/render.smk"
+include: "rules/atlas.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

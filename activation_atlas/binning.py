@@ -1,0 +1,75 @@
+"""A G×G grid over the normalised layout: which points fall in which cell, and per-cell statistics.
+
+Cell (row, col): col = ⌊x·G⌋ counts left to right, row = ⌊y·G⌋ counts from y = 0 upwards; each
+cell is half-open [k/G, (k+1)/G) except the last, which also holds 1.0, so every point in [0, 1]²
+lies in exactly one cell.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def cell_coordinates(xy: np.ndarray, grid_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of each point's cell; points must lie in [0, 1]²."""
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.size and (xy.min() < 0.0 or xy.max() > 1.0 or not np.isfinite(xy).all()):
+        raise ValueError("layout coordinates must lie in [0, 1]; normalise the layout first")
+    cells = np.minimum(np.floor(xy * grid_size).astype(np.int64), grid_size - 1)
+    return cells[:, 1], cells[:, 0]
+
+
+@dataclass
+class Cells:
+    """The kept cells of one grid, in row-major order of (row, col)."""
+    grid_size: int
+    row: np.ndarray              # (M,)
+    col: np.ndarray              # (M,)
+    count: np.ndarray            # (M,) points averaged
+    mean: np.ndarray             # (M, C) mean activation vector
+    class_histogram: np.ndarray  # (M, K) points per class label
+    points_total: int            # points in the layout, kept cells or not
+
+    @property
+    def kept_fraction(self) -> float:
+        return float(self.count.sum()) / self.points_total if self.points_total else 0.0
+
+    @property
+    def purity(self) -> np.ndarray:
+        """Per cell, the share of its points that belong to its most common class."""
+        return self.class_histogram.max(axis=1) / np.maximum(self.class_histogram.sum(axis=1), 1)
+
+
+def bin_layout(xy: np.ndarray, activations: np.ndarray, labels: np.ndarray, grid_size: int,
+               min_count: int, n_classes: int) -> Cells:
+    """Mean activation, count and class histogram of every cell holding more than min_count points.
+
+    Labels < 0 (unknown) are left out of the class histogram but not of the mean.
+    """
+    if grid_size < 1:
+        raise ValueError(f"grid size must be ≥ 1, got {grid_size}")
+    if len(xy) != len(activations) or len(xy) != len(labels):
+        raise ValueError(f"layout ({len(xy)}), activations ({len(activations)}) and labels "
+                         f"({len(labels)}) differ in length")
+    row, col = cell_coordinates(xy, grid_size)
+    flat = row * grid_size + col
+    order = np.argsort(flat, kind="stable")
+    cell_ids, starts, counts = np.unique(flat[order], return_index=True, return_counts=True)
+    keep = counts > min_count
+    sums = np.add.reduceat(np.asarray(activations, dtype=np.float64)[order], starts, axis=0) \
+        if len(starts) else np.zeros((0, activations.shape[1]))
+    histogram = np.zeros((len(cell_ids), n_classes), dtype=np.int64)
+    known = labels[order] >= 0
+    cell_of_point = np.repeat(np.arange(len(cell_ids)), counts)
+    np.add.at(histogram, (cell_of_point[known], labels[order][known]), 1)
+    kept_ids = cell_ids[keep]
+    return Cells(
+        grid_size=grid_size,
+        row=(kept_ids // grid_size).astype(np.int32),
+        col=(kept_ids % grid_size).astype(np.int32),
+        count=counts[keep].astype(np.int64),
+        mean=(sums[keep] / counts[keep, None]).astype(np.float32),
+        class_histogram=histogram[keep],
+        points_total=len(xy),
+    )

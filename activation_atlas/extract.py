@@ -1,0 +1,133 @@
+"""Activations at named layers → one HDF5 file per layer.
+
+Each image contributes `positions_per_image` activation vectors per layer, taken at spatial positions
+drawn from a generator seeded by (seed, layer, image index): the positions do not depend on batch size,
+order or sharding. Positions within `exclude_edge` cells of the border are never drawn, since their
+receptive fields run off the image.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from activation_atlas.h5io import create_h5, empty_dataset
+from activation_atlas.models.capture import capture_layers
+
+
+def layer_key(layer: str) -> int:
+    """A stable integer for a layer name, to seed its positions independently of other layers."""
+    return zlib.crc32(layer.encode())
+
+
+def draw_positions(seed: int, layer: str, image_index: int, k: int, height: int, width: int,
+                   exclude_edge: int) -> np.ndarray:
+    """k (row, col) positions for one image, away from the border by exclude_edge cells."""
+    if height - 2 * exclude_edge < 1 or width - 2 * exclude_edge < 1:
+        raise ValueError(f"exclude_edge={exclude_edge} leaves no position in layer {layer!r} "
+                         f"of spatial size {height}×{width}; use at most {(min(height, width) - 1) // 2}")
+    rng = np.random.default_rng([seed, layer_key(layer), image_index])
+    rows = rng.integers(exclude_edge, height - exclude_edge, size=k)
+    cols = rng.integers(exclude_edge, width - exclude_edge, size=k)
+    return np.stack([rows, cols], axis=1)
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor       # (B, 3, H, W) float32 in [0, 1]
+    indices: np.ndarray        # (B,) dataset image indices
+    labels: np.ndarray         # (B,) class labels, -1 where unknown
+
+
+class LayerWriter:
+    """Preallocated datasets of one layer's activation file, filled batch by batch."""
+
+    def __init__(self, f, n_rows: int, channels: int, n_logits: int):
+        chunk_rows = max(1, min(n_rows, (1 << 21) // (4 * channels)))   # ≈ 2 MiB chunks
+        self.f = f
+        self.activations = empty_dataset(f, "activations", (n_rows, channels), "float32",
+                                         "activation", "row, channel", chunks=(chunk_rows, channels))
+        self.image_index = empty_dataset(f, "image_index", (n_rows,), "int64", "index", "row")
+        self.position = empty_dataset(f, "position", (n_rows, 2), "int32", "cell",
+                                      "row, (row, col) in the layer's spatial grid")
+        self.label = empty_dataset(f, "label", (n_rows,), "int64", "class index", "row")
+        self.logits = empty_dataset(f, "logits", (n_rows, n_logits), "float32", "logit", "row, class")
+        self.filled = 0
+
+    def write(self, acts, image_index, position, label, logits):
+        rows = slice(self.filled, self.filled + len(acts))
+        self.activations[rows] = acts
+        self.image_index[rows] = image_index
+        self.position[rows] = position
+        self.label[rows] = label
+        self.logits[rows] = logits
+        self.filled = rows.stop
+
+
+def gather_positions(output: torch.Tensor, layer: str, indices: np.ndarray, k: int, seed: int,
+                     exclude_edge: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (B·k, C) activation vectors at each image's drawn positions, and the positions."""
+    _, _, height, width = output.shape
+    positions = np.concatenate([draw_positions(seed, layer, int(i), k, height, width, exclude_edge)
+                                for i in indices])
+    batch_rows = torch.arange(len(indices)).repeat_interleave(k)
+    rows = torch.from_numpy(positions[:, 0])
+    cols = torch.from_numpy(positions[:, 1])
+    vectors = output[batch_rows, :, rows, cols]
+    return vectors.float().numpy(), positions.astype(np.int32)
+
+
+def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], batches, n_images: int,
+                        out_paths: dict[str, Path], *, positions_per_image: int, exclude_edge: int,
+                        seed: int, provenance: dict, log=print, channels_last: bool = True,
+                        device: str = "cpu") -> dict:
+    """Run every batch through the model once and write each layer's activation file.
+
+    Returns per-layer (channels, spatial size) and the throughput in images/s.
+    """
+    k = positions_per_image
+    writers: dict[str, LayerWriter] = {}
+    shapes = {}
+    done, start = 0, time.perf_counter()
+    with ExitStack() as stack:
+        files = {layer: stack.enter_context(create_h5(out_paths[layer], "activations", layer=layer,
+                                                      **provenance))
+                 for layer in layer_modules}
+        outputs = stack.enter_context(capture_layers(layer_modules))
+        stack.enter_context(torch.inference_mode())
+        for batch in batches:
+            x = batch.images.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x).float().cpu().numpy()
+            for layer in layer_modules:
+                output = outputs[layer].cpu()
+                vectors, positions = gather_positions(output, layer, batch.indices, k, seed, exclude_edge)
+                if layer not in writers:
+                    shapes[layer] = tuple(output.shape[1:])
+                    writers[layer] = LayerWriter(files[layer], n_images * k, output.shape[1],
+                                                 logits.shape[1])
+                    files[layer].attrs["spatial_size"] = list(output.shape[2:])
+                    files[layer].attrs["positions_per_image"] = k
+                    files[layer].attrs["exclude_edge"] = exclude_edge
+                writers[layer].write(vectors, np.repeat(batch.indices, k), positions,
+                                     np.repeat(batch.labels, k), np.repeat(logits, k, axis=0))
+            done += len(batch.indices)
+            log(f"{done}/{n_images} images ({done / (time.perf_counter() - start):.0f} images/s)")
+        if done != n_images:
+            raise RuntimeError(f"expected {n_images} images, got {done}")
+    seconds = time.perf_counter() - start
+    return {"shapes": shapes, "images_per_second": done / seconds, "seconds": seconds}
+
+
+def iterate_batches(load_batch, labels: np.ndarray, batch_size: int):
+    """Batches in dataset order; load_batch(indices) gives the (B, 3, H, W) images."""
+    for first in range(0, len(labels), batch_size):
+        indices = np.arange(first, min(first + batch_size, len(labels)))
+        yield Batch(load_batch(indices), indices, labels[indices])

@@ -1,0 +1,59 @@
+"""Reading a network's intermediate layers by name, with forward hooks."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+class _StopForward(Exception):
+    """Raised by a hook once every requested layer is captured, to skip the rest of the network."""
+
+
+def resolve_layers(model: nn.Module, names, valid_names) -> dict[str, nn.Module]:
+    """The modules for the requested layer names; an unknown name is an error listing the valid ones."""
+    valid = list(valid_names)
+    modules = dict(model.named_modules())
+    resolved = {}
+    for name in names:
+        if name not in valid or name not in modules:
+            raise ValueError(f"unknown layer {name!r}; valid layers: {', '.join(valid)}")
+        resolved[name] = modules[name]
+    return resolved
+
+
+@contextmanager
+def capture_layers(modules: dict[str, nn.Module]):
+    """Yield a dict that each forward pass fills with {layer name: output tensor}."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in modules.items():
+        def hook(_module, _inputs, output, name=name):
+            outputs[name] = output
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def forward_to_layers(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Run the network only as far as the last requested layer and return those layers' outputs."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in modules.items():
+        def hook(_module, _inputs, output, name=name):
+            outputs[name] = output
+            if len(outputs) == len(modules):
+                raise _StopForward
+        handles.append(module.register_forward_hook(hook))
+    try:
+        model(x)
+    except _StopForward:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs

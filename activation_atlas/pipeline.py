@@ -1,0 +1,295 @@
+"""One function per workflow stage: explicit input and output paths plus the validated config.
+
+The Snakemake scripts call these and nothing else, and the tests call them without Snakemake.
+Outputs are written under temporary names and renamed when complete.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from activation_atlas import binning, layout
+from activation_atlas.h5io import create_h5, write_dataset
+from activation_atlas.runtime import derive_seed, write_json
+
+DATASET_SPLITS = {"train": "train", "held_out": "held_out"}
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+# --- dataset -----------------------------------------------------------------------------------
+
+def generate_dataset_stage(out_dir, cfg: dict, log) -> None:
+    from activation_atlas.data.generated import generate_dataset
+
+    ds = cfg["dataset"]
+    generate_dataset(out_dir, seed=cfg["seed"], image_size=ds["image_size"],
+                     images_per_class={"train": ds["train_per_class"],
+                                       "held_out": ds["held_out_per_class"]},
+                     log=log)
+
+
+# --- model -------------------------------------------------------------------------------------
+
+def train_model_stage(dataset_dir, weights_out, metrics_out, timing_out, cfg: dict, threads: int,
+                      log) -> None:
+    import torch
+
+    from activation_atlas.data.image_folder import load_all, scan_image_folder
+    from activation_atlas.models import build_model
+    from activation_atlas.models.demo_cnn import accuracy, train_demo_cnn
+    from activation_atlas.runtime import configure_torch
+
+    seed = derive_seed(cfg["seed"], "train")
+    configure_torch(threads, seed)
+    size = cfg["dataset"]["image_size"]
+    train = scan_image_folder(Path(dataset_dir) / "train")
+    held_out = scan_image_folder(Path(dataset_dir) / "held_out")
+    if train.classes != held_out.classes:
+        raise ValueError(f"train classes {train.classes} differ from held-out classes {held_out.classes}")
+    log(f"loading {len(train)} training and {len(held_out)} held-out images of {size} px")
+    x_train, y_train = load_all(train, size), torch.from_numpy(train.labels)
+    x_held, y_held = load_all(held_out, size), torch.from_numpy(held_out.labels)
+    model = build_model(cfg["model"], num_classes=len(train.classes))
+    model = model.to(memory_format=torch.channels_last)
+    training = cfg["model"]["train"]
+    history = train_demo_cnn(model, x_train, y_train, epochs=training["epochs"],
+                             batch_size=training["batch_size"], lr=training["lr"],
+                             seed=seed, log=log)
+    held_out_accuracy = accuracy(model, x_held, y_held)
+    train_accuracy = accuracy(model, x_train, y_train)
+    log(f"held-out accuracy {held_out_accuracy:.4f}, training accuracy {train_accuracy:.4f}")
+    buffer = io.BytesIO()   # a file object keeps the archive's inner name independent of the path
+    torch.save(model.state_dict(), buffer)
+    atomic_write_bytes(weights_out, buffer.getvalue())
+    write_json(metrics_out, {
+        "model": cfg["model"]["name"], "kind": cfg["model"]["kind"], "classes": list(train.classes),
+        "held_out_accuracy": round(held_out_accuracy, 6), "train_accuracy": round(train_accuracy, 6),
+        "held_out_images": len(held_out), "train_images": len(train),
+        "loss_per_epoch": [round(x, 6) for x in history["loss_per_epoch"]],
+    })
+    # Wall time varies from run to run, so it lives beside the logs, not in resources/.
+    write_json(timing_out, {"training_seconds": round(history["seconds"], 3),
+                            "images_per_second": round(len(train) * training["epochs"]
+                                                       / history["seconds"], 1)})
+
+
+# --- extraction --------------------------------------------------------------------------------
+
+def extract_stage(dataset_dir, weights, model_metrics, out_paths: dict, cfg: dict, threads: int, log) -> dict:
+    from activation_atlas.data.image_folder import load_batch, scan_image_folder
+    from activation_atlas.extract import extract_activations, iterate_batches
+    from activation_atlas.models import layer_names, load_model
+    from activation_atlas.models.capture import resolve_layers
+    from activation_atlas.runtime import configure_torch, resolve_device
+
+    ex = cfg["extract"]
+    configure_torch(threads, cfg["seed"])
+    device = resolve_device(cfg["device"])
+    classes = json.loads(Path(model_metrics).read_text())["classes"]
+    folder = scan_image_folder(Path(dataset_dir) / DATASET_SPLITS[ex["split"]])
+    model = load_model(cfg["model"], weights, len(classes), device)
+    modules = resolve_layers(model, cfg["layers"], layer_names(model))
+    size = cfg["dataset"]["image_size"]
+    log(f"extracting {', '.join(cfg['layers'])} from {len(folder)} images on {device}")
+    provenance = {"seed": cfg["seed"], "model": cfg["model"]["name"], "classes": list(classes),
+                  "config": {"dataset": cfg["dataset"], "model": cfg["model"], "extract": ex}}
+    return extract_activations(
+        model, modules, iterate_batches(lambda idx: load_batch(folder, idx, size), folder.labels,
+                                        ex["batch_size"]),
+        len(folder), {layer: Path(p) for layer, p in out_paths.items()},
+        positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
+        seed=cfg["seed"], provenance=provenance, log=log, device=device)
+
+
+def read_activations(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Activations (N, C), labels (N,) and class names of a layer's activation file."""
+    with h5py.File(path, "r") as f:
+        return f["activations"][:], f["label"][:], json.loads(f.attrs["classes"])
+
+
+# --- layout ------------------------------------------------------------------------------------
+
+def layout_params(cfg: dict, layer: str) -> dict:
+    """The layer's UMAP settings: the layout section with the layer's overrides applied."""
+    params = {k: v for k, v in cfg["layout"].items() if k not in ("per_layer", "scatter_size")}
+    params.update(cfg["layout"].get("per_layer", {}).get(layer, {}))
+    return params
+
+
+def layout_stage(activations_path, layout_out, scatter_out, layer: str, cfg: dict, log) -> None:
+    acts, labels, classes = read_activations(activations_path)
+    params = layout_params(cfg, layer)
+    log(f"UMAP of {acts.shape[0]} × {acts.shape[1]} activations of {layer}: {params}")
+    raw = layout.fit_umap(acts, seed=derive_seed(cfg["seed"], "layout", layer), **params)
+    xy = layout.normalise_layout(raw)
+    log("layout done; writing coordinates and scatter plot")
+    with create_h5(layout_out, "layout", layer=layer, seed=cfg["seed"],
+                   config={"layout": params}) as f:
+        write_dataset(f, "xy_raw", raw, "UMAP units", "row, (x, y)")
+        write_dataset(f, "xy", xy, "fraction of the atlas", "row, (x, y) in [0, 1]; y grows upwards")
+    plot_layout(xy, labels, classes, scatter_out, f"{layer}: UMAP of {len(xy)} activations",
+                cfg["layout"]["scatter_size"])
+
+
+def plot_layout(xy: np.ndarray, labels: np.ndarray, classes: list[str], out, title: str, size_px: int):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    dpi = 100
+    fig, ax = plt.subplots(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for k, name in enumerate(classes):
+        mine = labels == k
+        ax.scatter(xy[mine, 0], xy[mine, 1], s=2, color=cmap(k % cmap.N), label=name, linewidths=0)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    if len(classes) <= 20:
+        ax.legend(fontsize=6, markerscale=4, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(out, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+# --- binning -----------------------------------------------------------------------------------
+
+def bin_stage(activations_path, layout_path, cells_out, layer: str, grid_size: int, cfg: dict, log) -> None:
+    acts, labels, classes = read_activations(activations_path)
+    with h5py.File(layout_path, "r") as f:
+        xy = f["xy"][:]
+    min_count = cfg["grid"]["min_count"]
+    cells = binning.bin_layout(xy, acts, labels, grid_size, min_count, len(classes))
+    log(f"{layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
+        f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
+    with create_h5(cells_out, "cells", layer=layer, grid_size=grid_size, seed=cfg["seed"],
+                   classes=list(classes), config={"grid": cfg["grid"]}) as f:
+        f.attrs["min_count"] = min_count
+        f.attrs["points_total"] = cells.points_total
+        write_dataset(f, "row", cells.row, "cell", "cell; row 0 at y = 0 (bottom)")
+        write_dataset(f, "col", cells.col, "cell", "cell; col 0 at x = 0 (left)")
+        write_dataset(f, "count", cells.count, "activations", "cell")
+        write_dataset(f, "mean", cells.mean, "activation", "cell, channel")
+        write_dataset(f, "class_histogram", cells.class_histogram, "activations", "cell, class")
+
+
+def read_cells(path) -> binning.Cells:
+    with h5py.File(path, "r") as f:
+        return binning.Cells(grid_size=int(f.attrs["grid_size"]), row=f["row"][:], col=f["col"][:],
+                             count=f["count"][:], mean=f["mean"][:],
+                             class_histogram=f["class_histogram"][:],
+                             points_total=int(f.attrs["points_total"]))
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+def render_settings(cfg: dict):
+    from activation_atlas.optvis.render import RenderSettings
+    from activation_atlas.optvis.transforms import TransformSpec
+
+    r = cfg["render"]
+    t = r["transforms"]
+    return RenderSettings(
+        icon_size=r["icon_size"], steps=r["steps"], attempts=r["attempts"], lr=r["lr"],
+        cossim_pow=r["cossim_pow"], batch_size=r["batch_size"],
+        transforms=TransformSpec(pad=t["pad"], jitters=tuple(t["jitters"]), scale_base=t["scale_base"],
+                                 scale_exponents=tuple(t["scale_exponents"]),
+                                 rotation_deg=t["rotation_deg"]))
+
+
+def render_stage(cells_path, activations_path, weights, model_metrics, icons_out, layer: str,
+                 grid_size: int, cfg: dict, threads: int, log) -> None:
+    from activation_atlas.extract import layer_key
+    from activation_atlas.models import layer_names, load_model
+    from activation_atlas.models.capture import resolve_layers
+    from activation_atlas.optvis.objectives import whitening_matrix
+    from activation_atlas.optvis.render import render_icons
+    from activation_atlas.runtime import configure_torch, resolve_device
+
+    configure_torch(threads, cfg["seed"])
+    device = resolve_device(cfg["device"])
+    cells = read_cells(cells_path)
+    classes = json.loads(Path(model_metrics).read_text())["classes"]
+    model = load_model(cfg["model"], weights, len(classes), device)
+    module = resolve_layers(model, [layer], layer_names(model))
+    whitening = None
+    if cfg["render"]["whiten"]:
+        with h5py.File(activations_path, "r") as f:
+            whitening = whitening_matrix(f["activations"][:])
+    settings = render_settings(cfg)
+    log(f"rendering {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
+        f"{settings.steps} steps × {settings.attempts} attempts, batches of {settings.batch_size}")
+    keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)]
+    icons = render_icons(model, module, cells.mean, keys, cfg["seed"], settings, whitening, device, log)
+    log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
+    with create_h5(icons_out, "icons", layer=layer, grid_size=grid_size, seed=cfg["seed"],
+                   config={"render": cfg["render"]}) as f:
+        write_dataset(f, "row", cells.row, "cell", "icon")
+        write_dataset(f, "col", cells.col, "cell", "icon")
+        write_dataset(f, "icons", icons.images, "uint8 RGB", "icon, y, x, channel")
+        write_dataset(f, "objective", icons.objective, "objective", "icon")
+        write_dataset(f, "fidelity", icons.fidelity, "cosine", "icon")
+        write_dataset(f, "attempt", icons.attempt, "index", "icon")
+
+
+# --- atlas -------------------------------------------------------------------------------------
+
+def montage_stage(icons_path, atlas_out, cfg: dict) -> None:
+    from activation_atlas.montage import atlas_image
+
+    with h5py.File(icons_path, "r") as f:
+        grid_size = int(f.attrs["grid_size"])
+        image = atlas_image(f["icons"][:], f["row"][:], f["col"][:], grid_size,
+                            cfg["montage"]["cell_px"], tuple(cfg["montage"]["background"]))
+    Path(atlas_out).parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(atlas_out, buffer.getvalue())
+
+
+def metrics_stage(model_metrics, activations_path, layout_path, cells_paths: dict, icons_paths: dict,
+                  metrics_out, layer: str, cfg: dict, log) -> None:
+    from activation_atlas.montage import trustworthiness_on_sample
+
+    acts, _, _ = read_activations(activations_path)
+    with h5py.File(layout_path, "r") as f:
+        xy = f["xy"][:]
+    m = cfg["metrics"]
+    seed = derive_seed(cfg["seed"], "metrics", layer)
+    trust = trustworthiness_on_sample(acts, xy, m["trustworthiness_sample"], m["trustworthiness_neighbors"],
+                                      layout_params(cfg, layer)["metric"], seed)
+    grids = {}
+    for grid_size in sorted(cells_paths):
+        cells = read_cells(cells_paths[grid_size])
+        with h5py.File(icons_paths[grid_size], "r") as f:
+            fidelity = f["fidelity"][:]
+        grids[str(grid_size)] = {
+            "cells_kept": int(len(cells.count)),
+            "fraction_of_points_in_kept_cells": round(cells.kept_fraction, 6),
+            "mean_cell_class_purity": round(float(cells.purity.mean()), 6) if len(cells.count) else None,
+            "mean_icon_fidelity": round(float(fidelity.mean()), 6) if len(fidelity) else None,
+            "min_icon_fidelity": round(float(fidelity.min()), 6) if len(fidelity) else None,
+        }
+    model_info = json.loads(Path(model_metrics).read_text())
+    result = {
+        "layer": layer, "model": model_info["model"], "activations": int(len(acts)),
+        "channels": int(acts.shape[1]), "model_held_out_accuracy": model_info["held_out_accuracy"],
+        "layout_trustworthiness": round(trust, 6),
+        "trustworthiness_sample": int(min(m["trustworthiness_sample"], len(acts))),
+        "grids": grids,
+    }
+    log(json.dumps(result, indent=2))
+    write_json(metrics_out, result)

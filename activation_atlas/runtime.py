@@ -1,0 +1,82 @@
+"""What every stage's process needs: a progress log, deterministic torch, a device, stable JSON."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+class ProgressLog:
+    """Appends timestamped lines to a rule's log file (and stderr), flushed at once so a
+    long step can be followed with `tail -f`."""
+
+    def __init__(self, path: Path | str | None):
+        self.start = time.perf_counter()
+        self.file = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(path, "w", buffering=1)
+
+    def __call__(self, message: str) -> None:
+        line = f"[{time.perf_counter() - self.start:8.1f} s] {message}"
+        print(line, file=sys.stderr, flush=True)
+        if self.file is not None:
+            self.file.write(line + "\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None:
+            self("failed:\n" + "".join(traceback.format_exception(exc_type, exc, tb)))
+        self.close()
+        return False
+
+
+def configure_torch(threads: int, seed: int) -> None:
+    """Deterministic kernels, a fixed thread count and a seeded global generator."""
+    import torch
+
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(max(1, threads))
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' → 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without a GPU is an error."""
+    import torch
+
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be one of auto, cpu, cuda; got {requested!r}")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+    return requested
+
+
+def derive_seed(seed: int, *names) -> int:
+    """A 31-bit seed for one stage (and wildcard values) from the config seed: stable across runs
+    and machines, different for every stage and layer."""
+    import zlib
+
+    import numpy as np
+
+    entropy = [seed, *(zlib.crc32(str(name).encode()) for name in names)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
+def write_json(path: Path | str, data) -> None:
+    """Stable JSON: sorted keys, fixed float formatting, trailing newline."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")

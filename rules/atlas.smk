@@ -1,0 +1,45 @@
+rule montage:
+    input:
+        f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
+    output:
+        f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png",
+    params:
+        montage=config["montage"],
+    log:
+        f"{LOGS}/atlas/{{layer}}/grid{{grid}}.log",
+    benchmark:
+        f"{LOGS}/atlas/{{layer}}/grid{{grid}}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/montage.py"
+
+
+rule atlas_metrics:
+    input:
+        model=f"{MODEL_DIR}/metrics.json",
+        activations=f"{RESULTS}/activations/{{layer}}.h5",
+        layout=f"{RESULTS}/layout/{{layer}}.h5",
+        cells=expand(f"{RESULTS}/cells/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),
+        icons=expand(f"{RESULTS}/icons/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),
+    output:
+        f"{RESULTS}/atlas/{{layer}}/metrics.json",
+    params:
+        grids=GRIDS,
+        metrics=config["metrics"],
+    log:
+        f"{LOGS}/atlas/{{layer}}/metrics.log",
+    benchmark:
+        f"{LOGS}/atlas/{{layer}}/metrics.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/atlas_metrics.py"

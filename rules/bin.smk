@@ -1,0 +1,20 @@
+rule bin_cells:
+    input:
+        activations=f"{RESULTS}/activations/{{layer}}.h5",
+        layout=f"{RESULTS}/layout/{{layer}}.h5",
+    output:
+        f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
+    params:
+        grid=config["grid"],
+    log:
+        f"{LOGS}/cells/{{layer}}/grid{{grid}}.log",
+    benchmark:
+        f"{LOGS}/cells/{{layer}}/grid{{grid}}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/bin_cells.py"

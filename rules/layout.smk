@@ -1,0 +1,21 @@
+rule layout:
+    input:
+        f"{RESULTS}/activations/{{layer}}.h5",
+    output:
+        layout=f"{RESULTS}/layout/{{layer}}.h5",
+        scatter=f"{RESULTS}/layout/{{layer}}.png",
+    params:
+        layout=config["layout"],
+    log:
+        f"{LOGS}/layout/{{layer}}.log",
+    benchmark:
+        f"{LOGS}/layout/{{layer}}.benchmark.tsv"
+    # A seeded UMAP runs on one thread whatever it is given.
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/layout.py"

@@ -1,0 +1,9 @@
+"""Rule render_icons: feature inversion of every kept cell's mean activation."""
+from activation_atlas.pipeline import render_stage
+from activation_atlas.runtime import ProgressLog
+
+if "snakemake" in globals():
+    with ProgressLog(snakemake.log[0]) as log:
+        render_stage(snakemake.input.cells, snakemake.input.activations, snakemake.input.weights,
+                     snakemake.input.metrics, snakemake.output[0], snakemake.wildcards.layer,
+                     int(snakemake.wildcards.grid), snakemake.config, snakemake.threads, log)
