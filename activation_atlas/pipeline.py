@@ -121,10 +121,17 @@ def read_activations(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 # --- layout ------------------------------------------------------------------------------------
 
+def section_for_layer(cfg: dict, section: str, layer: str) -> dict:
+    """A config section with the layer's entry of its `per_layer` overrides applied."""
+    values = {k: v for k, v in cfg[section].items() if k != "per_layer"}
+    values.update(cfg[section].get("per_layer", {}).get(layer, {}))
+    return values
+
+
 def layout_params(cfg: dict, layer: str) -> dict:
-    """The layer's UMAP settings: the layout section with the layer's overrides applied."""
-    params = {k: v for k, v in cfg["layout"].items() if k not in ("per_layer", "scatter_size")}
-    params.update(cfg["layout"].get("per_layer", {}).get(layer, {}))
+    """The layer's UMAP settings."""
+    params = section_for_layer(cfg, "layout", layer)
+    del params["scatter_size"]
     return params
 
 
@@ -196,11 +203,11 @@ def read_cells(path) -> binning.Cells:
 
 # --- rendering ---------------------------------------------------------------------------------
 
-def render_settings(cfg: dict):
+def render_settings(cfg: dict, layer: str):
     from activation_atlas.optvis.render import RenderSettings
     from activation_atlas.optvis.transforms import TransformSpec
 
-    r = cfg["render"]
+    r = section_for_layer(cfg, "render", layer)
     t = r["transforms"]
     return RenderSettings(
         icon_size=r["icon_size"], steps=r["steps"], attempts=r["attempts"], lr=r["lr"],
@@ -226,12 +233,12 @@ def render_stage(cells_path, activations_path, weights, model_metrics, icons_out
     model = load_model(cfg["model"], weights, len(classes), device)
     module = resolve_layers(model, [layer], layer_names(model))
     whitening = None
+    settings = render_settings(cfg, layer)
     if cfg["render"]["whiten"]:
         with h5py.File(activations_path, "r") as f:
             whitening = whitening_matrix(f["activations"][:])
-    settings = render_settings(cfg)
     log(f"rendering {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
-        f"{settings.steps} steps × {settings.attempts} attempts, batches of {settings.batch_size}")
+        f"{settings.icon_size} px, {settings.steps} steps × {settings.attempts} attempts, batches of {settings.batch_size}")
     keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)]
     icons = render_icons(model, module, cells.mean, keys, cfg["seed"], settings, whitening, device, log)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")

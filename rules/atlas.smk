@@ -29,6 +29,7 @@ rule atlas_metrics:
     output:
         f"{RESULTS}/atlas/{{layer}}/metrics.json",
     params:
+        seed=config["seed"],
         grids=GRIDS,
         metrics=config["metrics"],
     log:

@@ -5,6 +5,7 @@ rule bin_cells:
     output:
         f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
     params:
+        seed=config["seed"],
         grid=config["grid"],
     log:
         f"{LOGS}/cells/{{layer}}/grid{{grid}}.log",

@@ -2,6 +2,7 @@ rule generate_dataset:
     output:
         directory(DATASET_DIR),
     params:
+        seed=config["seed"],
         dataset=config["dataset"],
     log:
         f"logs/datasets/{config['dataset']['name']}.log",

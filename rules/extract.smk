@@ -6,6 +6,7 @@ rule extract:
     output:
         expand(f"{RESULTS}/activations/{{layer}}.h5", layer=LAYERS),
     params:
+        seed=config["seed"],
         extract=config["extract"],
         layers=LAYERS,
     log:

@@ -5,6 +5,7 @@ rule layout:
         layout=f"{RESULTS}/layout/{{layer}}.h5",
         scatter=f"{RESULTS}/layout/{{layer}}.png",
     params:
+        seed=config["seed"],
         layout=config["layout"],
     log:
         f"{LOGS}/layout/{{layer}}.log",

@@ -5,6 +5,7 @@ rule train_model:
         weights=f"{MODEL_DIR}/weights.pt",
         metrics=f"{MODEL_DIR}/metrics.json",
     params:
+        seed=config["seed"],
         model=config["model"],
     log:
         log=f"logs/models/{config['model']['name']}/train.log",

@@ -7,6 +7,7 @@ rule render_icons:
     output:
         f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
     params:
+        seed=config["seed"],
         render=config["render"],
     log:
         f"{LOGS}/icons/{{layer}}/grid{{grid}}.log",

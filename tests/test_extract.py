@@ -1,0 +1,92 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from activation_atlas.data.image_folder import load_batch, scan_image_folder
+from activation_atlas.extract import draw_positions, extract_activations, iterate_batches
+from activation_atlas.models import layer_names
+from activation_atlas.models.capture import forward_to_layers, resolve_layers
+
+LAYERS = ["conv1", "conv2", "conv3"]
+
+
+def run_extract(model, folder, out_dir, batch_size, k=2, edge=1, seed=11):
+    modules = resolve_layers(model, LAYERS, layer_names(model))
+    paths = {layer: out_dir / f"{layer}.h5" for layer in LAYERS}
+    batches = iterate_batches(lambda idx: load_batch(folder, idx, 32), folder.labels, batch_size)
+    extract_activations(model, modules, batches, len(folder), paths, positions_per_image=k,
+                        exclude_edge=edge, seed=seed, provenance={"seed": seed, "model": "tiny",
+                                                                  "classes": list(folder.classes)},
+                        log=lambda _: None)
+    return paths
+
+
+def test_activation_file_layout_and_values(tiny_model, tiny_dataset, tmp_path):
+    folder = scan_image_folder(tiny_dataset / "held_out")
+    paths = run_extract(tiny_model, folder, tmp_path, batch_size=16)
+    n = len(folder)
+    images = load_batch(folder, np.arange(n), 32)
+    with torch.no_grad():
+        logits = tiny_model(images)
+        outputs = forward_to_layers(tiny_model, resolve_layers(tiny_model, LAYERS, LAYERS), images)
+    for layer, channels, size in [("conv1", 8, 16), ("conv2", 16, 8), ("conv3", 16, 4)]:
+        with h5py.File(paths[layer], "r") as f:
+            assert f.attrs["layer"] == layer and f.attrs["stage"] == "activations"
+            assert json.loads(f.attrs["classes"]) == list(folder.classes)
+            assert list(f.attrs["spatial_size"]) == [size, size]
+            assert f["activations"].shape == (2 * n, channels) and f["activations"].dtype == np.float32
+            assert f["activations"].attrs["unit"] == "activation"
+            acts, index, position = f["activations"][:], f["image_index"][:], f["position"][:]
+            assert index.tolist() == np.repeat(np.arange(n), 2).tolist()
+            assert f["label"][:].tolist() == np.repeat(folder.labels, 2).tolist()
+            assert position.min() >= 1 and position.max() <= size - 2     # edge excluded
+            np.testing.assert_allclose(f["logits"][:], np.repeat(logits.numpy(), 2, axis=0), atol=1e-4)
+        # Each stored vector is the layer's activation at the stored position of that image.
+        expected = outputs[layer][index, :, position[:, 0], position[:, 1]].numpy()
+        np.testing.assert_allclose(acts, expected, atol=1e-5)
+
+
+def test_positions_do_not_depend_on_batch_size(tiny_model, tiny_dataset, tmp_path):
+    folder = scan_image_folder(tiny_dataset / "held_out")
+    a = run_extract(tiny_model, folder, tmp_path / "a", batch_size=7)
+    b = run_extract(tiny_model, folder, tmp_path / "b", batch_size=50)
+    for layer in LAYERS:
+        with h5py.File(a[layer], "r") as fa, h5py.File(b[layer], "r") as fb:
+            assert np.array_equal(fa["position"][:], fb["position"][:])
+            np.testing.assert_allclose(fa["activations"][:], fb["activations"][:], atol=1e-5)
+
+
+def test_positions_are_seeded_per_image_and_layer():
+    a = draw_positions(1, "conv2", 5, 4, 8, 8, 1)
+    assert np.array_equal(a, draw_positions(1, "conv2", 5, 4, 8, 8, 1))
+    assert not np.array_equal(a, draw_positions(1, "conv2", 6, 4, 8, 8, 1))
+    assert not np.array_equal(a, draw_positions(2, "conv2", 5, 4, 8, 8, 1))
+    assert a.min() >= 1 and a.max() <= 6
+
+
+def test_edge_exclusion_that_leaves_nothing_is_an_error():
+    with pytest.raises(ValueError, match="exclude_edge=2 leaves no position .* use at most 1"):
+        draw_positions(0, "conv3", 0, 1, 4, 4, 2)
+
+
+def test_unknown_layer_lists_the_valid_ones(tiny_model):
+    with pytest.raises(ValueError, match="unknown layer 'conv9'; valid layers: conv1, conv2, conv3, conv4"):
+        resolve_layers(tiny_model, ["conv9"], layer_names(tiny_model))
+
+
+def test_failed_extraction_leaves_no_files(tiny_model, tiny_dataset, tmp_path):
+    folder = scan_image_folder(tiny_dataset / "held_out")
+    modules = resolve_layers(tiny_model, LAYERS, layer_names(tiny_model))
+    paths = {layer: tmp_path / f"{layer}.h5" for layer in LAYERS}
+
+    def failing_batches():
+        yield next(iterate_batches(lambda idx: load_batch(folder, idx, 32), folder.labels, 8))
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        extract_activations(tiny_model, modules, failing_batches(), len(folder), paths,
+                            positions_per_image=1, exclude_edge=1, seed=0, provenance={}, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from activation_atlas.layout import fit_umap, normalise_layout
+
+
+def test_normalisation_clips_outliers_and_widens_the_percentile_range(rng):
+    xy = np.column_stack([np.linspace(0, 100, 1001), np.linspace(-5, 5, 1001)])
+    xy[0] = [-1000, -1000]
+    out = normalise_layout(xy)
+    assert out.min() >= 0 and out.max() <= 1
+    assert out[0].tolist() == [0.0, 0.0]           # the outlier is clipped to the border
+    lo, hi = np.percentile(xy[:, 0], [1, 99])
+    span = hi - lo
+    # The 1st percentile lands 10 % of the span inside the border: 0.1 / 1.2 of the axis.
+    expected = (lo - (lo - 0.1 * span)) / (1.2 * span)
+    assert normalise_layout(np.array([[lo, 0]] + xy.tolist()))[0, 0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_normalisation_of_a_degenerate_axis_does_not_divide_by_zero():
+    xy = np.column_stack([np.linspace(0, 1, 50), np.full(50, 3.0)])
+    out = normalise_layout(xy)
+    assert np.isfinite(out).all() and (out[:, 1] == 0).all()
+
+
+def test_umap_is_deterministic_for_a_seed_and_separates_clusters(rng):
+    centres = rng.normal(size=(3, 16)) * 10
+    data = np.concatenate([c + rng.normal(size=(60, 16)) for c in centres]).astype(np.float32)
+    a = fit_umap(data, n_neighbors=10, min_dist=0.1, metric="euclidean", seed=4)
+    b = fit_umap(data, n_neighbors=10, min_dist=0.1, metric="euclidean", seed=4)
+    assert a.shape == (180, 2) and a.dtype == np.float32
+    assert np.array_equal(a, b)
+    means = np.array([a[i * 60:(i + 1) * 60].mean(0) for i in range(3)])
+    spread = max(a[i * 60:(i + 1) * 60].std(0).max() for i in range(3))
+    gaps = [np.linalg.norm(means[i] - means[j]) for i in range(3) for j in range(i + 1, 3)]
+    assert min(gaps) > 3 * spread
+
+
+def test_too_few_points_for_the_neighbourhood_is_an_error(rng):
+    with pytest.raises(ValueError, match="n_neighbors=20 needs more than 20 activations, got 10"):
+        fit_umap(rng.normal(size=(10, 4)), n_neighbors=20, min_dist=0.1, metric="euclidean", seed=0)

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+
+from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.optvis.objectives import (centre_vectors, direction_objective, fidelity,
+                                                objective_directions, whitening_matrix)
+from activation_atlas.optvis.param import FourierImage
+from activation_atlas.optvis.render import RenderSettings, layer_centre, render_icons
+from activation_atlas.optvis.transforms import TransformSpec, apply_transforms, draw_transforms
+
+SPEC = TransformSpec(pad=4, jitters=(1, 1), scale_base=0.998, scale_exponents=(20, 39), rotation_deg=10)
+
+
+def settings(steps, attempts=1, batch_size=8, icon_size=32):
+    return RenderSettings(icon_size=icon_size, steps=steps, attempts=attempts, lr=0.05, cossim_pow=4,
+                          batch_size=batch_size, transforms=SPEC)
+
+
+def cell_targets(model, dataset_images, layer, count, rng):
+    """Means of a few real activations, as the binning stage makes them."""
+    module = resolve_layers(model, [layer], [layer])
+    with torch.no_grad():
+        out = forward_to_layers(model, module, dataset_images)[layer]
+    vectors = out[:, :, 1:-1, 1:-1].permute(0, 2, 3, 1).reshape(-1, out.shape[1]).numpy()
+    order = np.argsort(vectors[:, rng.integers(vectors.shape[1])])
+    return np.stack([vectors[order[-(i + 1) * 5:len(order) - i * 5]].mean(0) for i in range(count)]), module
+
+
+@pytest.fixture(scope="module")
+def dataset_images(tiny_dataset):
+    from activation_atlas.data.image_folder import load_batch, scan_image_folder
+    folder = scan_image_folder(tiny_dataset / "train")
+    return load_batch(folder, np.arange(0, len(folder), 3), 32)
+
+
+def test_rendering_raises_the_objective_and_reaches_high_fidelity(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv3", 6, rng)
+    before = render_icons(tiny_model, module, targets, [(i,) for i in range(6)], 0, settings(steps=1),
+                          log=lambda _: None)
+    after = render_icons(tiny_model, module, targets, [(i,) for i in range(6)], 0, settings(steps=96),
+                         log=lambda _: None)
+    assert (after.objective > before.objective).all()
+    assert after.fidelity.mean() > 0.85, after.fidelity
+    assert after.images.dtype == np.uint8 and after.images.shape == (6, 32, 32, 3)
+    # The stored fidelity is that of the stored 8-bit icon.
+    icons = torch.from_numpy(after.images).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        measured = fidelity(layer_centre(tiny_model, module, icons), torch.from_numpy(targets))
+    np.testing.assert_allclose(measured.numpy(), after.fidelity, atol=1e-5)
+
+
+def test_an_icon_does_not_depend_on_its_batch(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 3, rng)
+    keys = [(0, i) for i in range(3)]
+    together = render_icons(tiny_model, module, targets, keys, 1, settings(steps=8, batch_size=3),
+                            log=lambda _: None)
+    alone = render_icons(tiny_model, module, targets, keys, 1, settings(steps=8, batch_size=1),
+                         log=lambda _: None)
+    assert np.abs(together.images.astype(int) - alone.images.astype(int)).max() <= 1
+
+
+def test_the_best_attempt_is_kept(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 2, rng)
+    keys = [(5, i) for i in range(2)]
+    three = render_icons(tiny_model, module, targets, keys, 2, settings(steps=6, attempts=3),
+                         log=lambda _: None)
+    one = render_icons(tiny_model, module, targets, keys, 2, settings(steps=6, attempts=1),
+                       log=lambda _: None)
+    assert (three.objective >= one.objective - 1e-6).all()
+    assert set(three.attempt.tolist()) <= {0, 1, 2}
+
+
+def test_objective_prefers_the_direction_and_penalises_angle():
+    direction = torch.tensor([[1.0, 0.0]])
+    aligned = direction_objective(torch.tensor([[2.0, 0.0]]), direction, cossim_pow=2)
+    oblique = direction_objective(torch.tensor([[2.0, 2.0]]), direction, cossim_pow=2)
+    assert aligned.item() == pytest.approx(2.0, rel=1e-5)
+    assert oblique.item() == pytest.approx(2.0 * 0.5, rel=1e-5)      # dot 2, cos² = 1/2
+    # Below cos 0.1 the penalty stops growing, so a bad start still has a gradient.
+    away = direction_objective(torch.tensor([[-1.0, 0.05]]), direction, cossim_pow=2)
+    assert away.item() == pytest.approx(-1.0 * 0.01, rel=1e-3)
+
+
+def test_whitening_equalises_channel_scales(rng):
+    acts = rng.normal(size=(4000, 3)) * np.array([1.0, 10.0, 100.0])
+    s = whitening_matrix(acts, ridge=0.0)
+    np.testing.assert_allclose(s @ (acts.T @ acts / len(acts)), np.eye(3), atol=1e-4)
+    directions = objective_directions(torch.tensor([[1.0, 1.0, 1.0]]), torch.from_numpy(s))
+    # Whitening favours the rare (small-variance) channel.
+    assert directions[0, 0] > directions[0, 1] > directions[0, 2]
+
+
+def test_centre_position_of_even_and_odd_grids():
+    x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float32).reshape(2, 1, 4, 5)
+    assert centre_vectors(x)[:, 0].tolist() == [x[0, 0, 2, 2].item(), x[1, 0, 2, 2].item()]
+
+
+def test_identity_transform_leaves_the_image_unchanged(rng):
+    images = torch.rand(2, 3, 16, 16)
+    identity = torch.tensor([[0.0, 0.0, 1.0, 0.0]] * 2)
+    np.testing.assert_allclose(apply_transforms(images, identity, pad=4), images, atol=1e-5)
+
+
+def test_shift_moves_the_image_and_reveals_the_grey_pad():
+    images = torch.rand(1, 3, 16, 16)
+    shifted = apply_transforms(images, torch.tensor([[2.0, 0.0, 1.0, 0.0]]), pad=4)
+    np.testing.assert_allclose(shifted[..., :14], images[..., 2:], atol=1e-5)
+    np.testing.assert_allclose(shifted[..., 14:], 0.5, atol=1e-5)
+
+
+def test_transform_draws_respect_the_spec(rng):
+    params = draw_transforms(rng, SPEC, 500)
+    assert np.abs(params[:, :2]).max() <= 2 and np.abs(params[:, :2]).max() == 2
+    assert params[:, 2].min() >= 0.998 ** 39 - 1e-6 and params[:, 2].max() <= 0.998 ** 20 + 1e-6
+    assert np.abs(params[:, 3]).max() <= np.deg2rad(10) + 1e-6
+
+
+def test_fourier_image_is_in_range_and_starts_near_grey(rng):
+    image = FourierImage(torch.stack([FourierImage.initial_coefficients(rng, 24)]), 24).images()
+    assert image.shape == (1, 3, 24, 24)
+    assert 0.4 < image.min().item() and image.max().item() < 0.6

@@ -1,0 +1,145 @@
+"""The workflow end to end through Snakemake on config/ci.yaml: every output, its metrics, and
+byte-identical results from two independent runs."""
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import REPO, load_config
+
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "profiles",
+                  "activation_atlas"]
+CONFIG = load_config("config/ci.yaml")
+RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
+
+
+def copy_workflow(target):
+    """A fresh checkout of the workflow: only the tracked workflow files, no results."""
+    target.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def snakemake(workdir, *args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def run_ci_config(workdir):
+    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+def tree_digest(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for sub in ("results", "resources") for p in sorted((root / sub).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    return run_ci_config(copy_workflow(tmp_path_factory.mktemp("run") / "a"))
+
+
+def test_every_configured_atlas_and_metrics_file_is_made(first_run):
+    results = first_run / "results" / RUN
+    for layer in LAYERS:
+        assert (results / "layout" / f"{layer}.png").stat().st_size > 1000
+        metrics = json.loads((results / "atlas" / layer / "metrics.json").read_text())
+        assert metrics["layer"] == layer
+        assert 0.5 < metrics["layout_trustworthiness"] <= 1.0
+        assert 0.0 <= metrics["model_held_out_accuracy"] <= 1.0
+        for grid in GRIDS:
+            figures = metrics["grids"][str(grid)]
+            atlas = Image.open(results / "atlas" / layer / f"grid{grid}.png")
+            assert atlas.size == (grid * CONFIG["montage"]["cell_px"],) * 2
+            with h5py.File(results / "cells" / layer / f"grid{grid}.h5", "r") as cells, \
+                    h5py.File(results / "icons" / layer / f"grid{grid}.h5", "r") as icons:
+                kept = len(cells["count"])
+                assert kept == figures["cells_kept"] > 0
+                assert (cells["count"][:] > CONFIG["grid"]["min_count"]).all()
+                assert icons["icons"].shape[0] == kept and icons["icons"].dtype == np.uint8
+                assert np.array_equal(icons["row"][:], cells["row"][:])
+                fidelity = icons["fidelity"][:]
+                assert figures["mean_icon_fidelity"] == pytest.approx(fidelity.mean(), abs=1e-6)
+                assert figures["fraction_of_points_in_kept_cells"] == pytest.approx(
+                    cells["count"][:].sum() / cells.attrs["points_total"], abs=1e-6)
+            assert 0.0 < figures["mean_cell_class_purity"] <= 1.0
+            assert figures["mean_icon_fidelity"] > 0.5
+
+
+def test_per_layer_overrides_reach_their_stage(first_run):
+    results = first_run / "results" / RUN
+    with h5py.File(results / "icons" / "conv1" / f"grid{GRIDS[0]}.h5", "r") as f:
+        assert f["icons"].shape[1:] == (16, 16, 3)
+    with h5py.File(results / "icons" / "conv2" / f"grid{GRIDS[0]}.h5", "r") as f:
+        assert f["icons"].shape[1:] == (32, 32, 3)
+    with h5py.File(results / "layout" / "conv1.h5", "r") as f:
+        assert json.loads(f.attrs["config"])["layout"]["metric"] == "euclidean"
+
+
+def test_activation_files_hold_every_image_of_the_split(first_run):
+    n_images = CONFIG["dataset"]["train_per_class"] * 10
+    for layer in LAYERS:
+        with h5py.File(first_run / "results" / RUN / "activations" / f"{layer}.h5", "r") as f:
+            assert f["activations"].shape[0] == n_images * CONFIG["extract"]["positions_per_image"]
+            assert sorted(set(f["image_index"][:].tolist())) == list(range(n_images))
+
+
+def test_every_rule_logged_its_progress_and_benchmark(first_run):
+    logs = first_run / "logs"
+    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 1 + 1 + len(LAYERS) * (2 + 3 * len(GRIDS))
+    extract_log = (logs / RUN / "extract.log").read_text()
+    assert f"{CONFIG['dataset']['train_per_class'] * 10}/{CONFIG['dataset']['train_per_class'] * 10} images" \
+        in extract_log
+    assert "epoch 2/2" in next(logs.glob("models/*/train.log")).read_text()
+    assert "icon attempts" in (logs / RUN / "icons" / "conv3" / f"grid{GRIDS[0]}.log").read_text()
+    timing = json.loads(next(logs.glob("models/*/timing.json")).read_text())
+    assert timing["training_seconds"] > 0
+
+
+def test_two_runs_from_scratch_are_byte_identical(first_run, tmp_path):
+    second = run_ci_config(copy_workflow(tmp_path / "b"))
+    first_digest, second_digest = tree_digest(first_run), tree_digest(second)
+    assert len(first_digest) > 100
+    differing = [k for k in first_digest if first_digest[k] != second_digest.get(k)]
+    assert first_digest.keys() == second_digest.keys() and not differing, differing
+
+
+def test_a_bad_config_key_stops_the_workflow_with_its_name(tmp_path):
+    workdir = copy_workflow(tmp_path / "w")
+    config = yaml.safe_load((workdir / "config/ci.yaml").read_text())
+    config["render"]["stepz"] = 3
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--configfile", "bad.yaml", "-n")
+    assert result.returncode != 0
+    assert "'stepz' was unexpected" in result.stdout + result.stderr
+
+
+def test_lint_is_clean():
+    result = snakemake(REPO, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_every_rule_declares_env_log_benchmark_threads_and_resources():
+    rules_text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    blocks = re.split(r"^rule ", rules_text, flags=re.M)[1:]
+    assert len(blocks) >= 8
+    for block in blocks:
+        name = block.split(":", 1)[0]
+        for keyword in ("conda:", "log:", "benchmark:", "threads:", "resources:"):
+            assert f"\n    {keyword}" in block, f"rule {name} lacks {keyword}"
