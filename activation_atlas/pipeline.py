@@ -1,6 +1,6 @@
 """One function per workflow stage: explicit input and output paths plus the validated config.
 
-The Snakemake scripts call these and nothing else, and the tests call them without Snakemake.
+The Snakemake scripts call these and nothing else; they work just as well without Snakemake.
 Outputs are written under temporary names and renamed when complete.
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import h5py
@@ -16,9 +17,6 @@ import numpy as np
 from activation_atlas import binning, layout
 from activation_atlas.h5io import create_h5, write_dataset
 from activation_atlas.runtime import derive_seed, write_json
-
-DATASET_SPLITS = {"train": "train", "held_out": "held_out"}
-
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     path = Path(path)
@@ -98,7 +96,7 @@ def extract_stage(dataset_dir, weights, model_metrics, out_paths: dict, cfg: dic
     configure_torch(threads, cfg["seed"])
     device = resolve_device(cfg["device"])
     classes = json.loads(Path(model_metrics).read_text())["classes"]
-    folder = scan_image_folder(Path(dataset_dir) / DATASET_SPLITS[ex["split"]])
+    folder = scan_image_folder(Path(dataset_dir) / ex["split"])
     model = load_model(cfg["model"], weights, len(classes), device)
     modules = resolve_layers(model, cfg["layers"], layer_names(model))
     size = cfg["dataset"]["image_size"]
@@ -139,7 +137,9 @@ def layout_stage(activations_path, layout_out, scatter_out, layer: str, cfg: dic
     acts, labels, classes = read_activations(activations_path)
     params = layout_params(cfg, layer)
     log(f"UMAP of {acts.shape[0]} × {acts.shape[1]} activations of {layer}: {params}")
-    raw = layout.fit_umap(acts, seed=derive_seed(cfg["seed"], "layout", layer), **params)
+    with redirect_stdout(log):   # umap-learn reports its progress with print()
+        raw = layout.fit_umap(acts, seed=derive_seed(cfg["seed"], "layout", layer), verbose=True,
+                              **params)
     xy = layout.normalise_layout(raw)
     log("layout done; writing coordinates and scatter plot")
     with create_h5(layout_out, "layout", layer=layer, seed=cfg["seed"],
@@ -238,7 +238,8 @@ def render_stage(cells_path, activations_path, weights, model_metrics, icons_out
         with h5py.File(activations_path, "r") as f:
             whitening = whitening_matrix(f["activations"][:])
     log(f"rendering {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
-        f"{settings.icon_size} px, {settings.steps} steps × {settings.attempts} attempts, batches of {settings.batch_size}")
+        f"{settings.icon_size} px, {settings.steps} steps × {settings.attempts} attempts, "
+        f"batches of {settings.batch_size}")
     keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)]
     icons = render_icons(model, module, cells.mean, keys, cfg["seed"], settings, whitening, device, log)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")

@@ -15,6 +15,7 @@ class ProgressLog:
 
     def __init__(self, path: Path | str | None):
         self.start = time.perf_counter()
+        self.pending = ""
         self.file = None
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +26,17 @@ class ProgressLog:
         print(line, file=sys.stderr, flush=True)
         if self.file is not None:
             self.file.write(line + "\n")
+
+    def write(self, text: str) -> None:
+        """File-like writing, so a library's own progress output can be redirected here; print()
+        writes a line in pieces, so complete lines are logged as they close."""
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self(line.rstrip())
+
+    def flush(self) -> None:
+        pass
 
     def close(self) -> None:
         if self.file is not None:

@@ -44,8 +44,8 @@ def tiny_model(tiny_dataset):
     torch.manual_seed(0)
     folder = scan_image_folder(tiny_dataset / "train")
     model = DemoCNN(channels=(8, 16, 16, 16), num_classes=len(folder.classes))
-    train_demo_cnn(model, load_all(folder, 32), torch.from_numpy(folder.labels), epochs=3,
-                   batch_size=32, lr=0.005, seed=0, log=lambda _: None)
+    train_demo_cnn(model, load_all(folder, 32), torch.from_numpy(folder.labels), epochs=15,
+                   batch_size=32, lr=0.01, seed=0, log=lambda _: None)
     return model.eval()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from activation_atlas.models.demo_cnn import DemoCNN
+from activation_atlas.models.demo_cnn import DemoCNN, fold_batch_norm
 
 MODEL_KINDS = ("demo_cnn",)
 
@@ -25,7 +25,9 @@ def layer_names(model: nn.Module) -> tuple[str, ...]:
 
 
 def load_model(model_cfg: dict, weights: Path | str, num_classes: int, device: str = "cpu") -> nn.Module:
-    """The configured network with its weights, in eval mode, channels_last, on `device`."""
+    """The configured network with its weights, ready for inference: eval mode, batch norms folded
+    into their convolutions, channels_last, on `device`."""
     model = build_model(model_cfg, num_classes)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval().to(device=device, memory_format=torch.channels_last)
+    model = fold_batch_norm(model.eval())
+    return model.to(device=device, memory_format=torch.channels_last)

@@ -39,7 +39,8 @@ def capture_layers(modules: dict[str, nn.Module]):
             handle.remove()
 
 
-def forward_to_layers(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor) -> dict[str, torch.Tensor]:
+def forward_to_layers(model: nn.Module, modules: dict[str, nn.Module],
+                      x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Run the network only as far as the last requested layer and return those layers' outputs."""
     outputs: dict[str, torch.Tensor] = {}
     handles = []

@@ -1,0 +1,173 @@
+"""Performance figures, each ratio measured side by side in one process (medians of several rounds):
+
+(a) extraction: the extract code (hooks, position sampling, HDF5 writes) vs a bare forward pass of the
+    same model at the same batch size, on the same in-memory images (decoding excluded from both);
+(b) rendering: icons/s of batched feature inversion vs one icon at a time, for several batch sizes;
+(c) the wall time of each rule of the last default run, from its benchmark TSVs under logs/.
+
+Run from the repository root after `make demo`:  python benchmarks/run_benchmarks.py
+Figures are printed and written to logs/benchmarks/benchmarks.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from activation_atlas.extract import Batch, extract_activations  # noqa: E402
+from activation_atlas.models import layer_names, load_model  # noqa: E402
+from activation_atlas.models.capture import forward_to_layers, resolve_layers  # noqa: E402
+from activation_atlas.models.demo_cnn import DemoCNN  # noqa: E402
+from activation_atlas.pipeline import render_settings  # noqa: E402
+from activation_atlas.optvis.render import render_icons  # noqa: E402
+
+
+def demo_model(config: dict) -> torch.nn.Module:
+    """The default run's trained model when it exists, otherwise the same network untrained."""
+    weights = REPO / "resources" / "models" / config["model"]["name"] / "weights.pt"
+    if weights.exists():
+        return load_model(config["model"], weights, 10)
+    torch.manual_seed(0)
+    model = DemoCNN(tuple(config["model"]["channels"]), 10)
+    return model.eval().to(memory_format=torch.channels_last)
+
+
+def extraction_ratio(model, config: dict, n_images: int, rounds: int) -> dict:
+    size, batch_size = config["dataset"]["image_size"], config["extract"]["batch_size"]
+    images = torch.rand(n_images, 3, size, size, generator=torch.Generator().manual_seed(0))
+    batches = [Batch(images[i:i + batch_size], np.arange(i, min(i + batch_size, n_images)),
+                     np.zeros(min(batch_size, n_images - i), dtype=np.int64))
+               for i in range(0, n_images, batch_size)]
+    modules = resolve_layers(model, config["layers"], layer_names(model))
+
+    def bare():
+        with torch.inference_mode():
+            for batch in batches:
+                model(batch.images.contiguous(memory_format=torch.channels_last))
+
+    def extract(out_dir):
+        paths = {layer: Path(out_dir) / f"{layer}.h5" for layer in config["layers"]}
+        extract_activations(model, modules, iter(batches), n_images, paths, positions_per_image=1,
+                            exclude_edge=config["extract"]["exclude_edge"], seed=0,
+                            provenance={"classes": []}, log=lambda _: None)
+
+    bare()   # warm-up
+    bare_rates, extract_rates = [], []
+    with tempfile.TemporaryDirectory() as out_dir:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            bare()
+            bare_rates.append(n_images / (time.perf_counter() - start))
+            start = time.perf_counter()
+            extract(out_dir)
+            extract_rates.append(n_images / (time.perf_counter() - start))
+    ratios = [e / b for e, b in zip(extract_rates, bare_rates)]
+    return {"images": n_images, "batch_size": batch_size, "layers": config["layers"],
+            "bare_images_per_s": statistics.median(bare_rates),
+            "extract_images_per_s": statistics.median(extract_rates),
+            "ratio_median": statistics.median(ratios), "ratio_per_round": ratios}
+
+
+def rendering_ratio(model, config: dict, layer: str, icons: int, steps: int, batch_sizes, rounds: int) -> dict:
+    settings = render_settings(config, layer)
+    module = resolve_layers(model, [layer], layer_names(model))
+    with torch.no_grad():
+        probe = torch.rand(1, 3, settings.icon_size, settings.icon_size)
+        width = forward_to_layers(model, module, probe)[layer].shape[1]
+    targets = np.abs(np.random.default_rng(0).normal(size=(icons, width))).astype(np.float32)
+    keys = [(i,) for i in range(icons)]
+
+    def rate(batch_size):
+        s = type(settings)(**{**settings.__dict__, "steps": steps, "attempts": 1, "batch_size": batch_size})
+        start = time.perf_counter()
+        render_icons(model, module, targets, keys, 0, s, log=lambda _: None)
+        return icons / (time.perf_counter() - start)
+
+    rate(1)   # warm-up
+    results = {}
+    for _ in range(rounds):
+        single = rate(1)
+        for b in batch_sizes:
+            results.setdefault(b, []).append(rate(b) / single)
+        results.setdefault(1, []).append(single)
+    single_rate = statistics.median(results.pop(1))
+    ratios = {b: statistics.median(r) for b, r in results.items()}
+    best = max(ratios, key=ratios.get)
+    return {"layer": layer, "icon_size": settings.icon_size, "icons": icons, "steps": steps,
+            "one_at_a_time_icons_per_s": single_rate, "ratio_by_batch_size": ratios,
+            "best_batch_size": best, "best_ratio": ratios[best]}
+
+
+def rule_times(run: str) -> dict:
+    """Seconds per rule (summed over its jobs) from the benchmark TSVs of the last run."""
+    times: dict[str, float] = {}
+    logs = REPO / "logs"
+    groups = {"generate_dataset": logs.glob("datasets/*.benchmark.tsv"),
+              "train_model": logs.glob("models/*/train.benchmark.tsv"),
+              "extract": (logs / run).glob("extract.benchmark.tsv"),
+              "layout": (logs / run / "layout").glob("*.benchmark.tsv"),
+              "bin_cells": (logs / run / "cells").rglob("*.benchmark.tsv"),
+              "render_icons": (logs / run / "icons").rglob("*.benchmark.tsv"),
+              "montage": (logs / run / "atlas").rglob("grid*.benchmark.tsv"),
+              "atlas_metrics": (logs / run / "atlas").rglob("metrics.benchmark.tsv")}
+    for rule, files in groups.items():
+        for path in files:
+            with open(path) as f:
+                row = next(csv.DictReader(f, delimiter="\t"))
+            times[rule] = times.get(rule, 0.0) + float(row["s"])
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(REPO / "config.yaml"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--icons", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32])
+    args = parser.parse_args()
+
+    from snakemake.utils import validate
+    config = yaml.safe_load(Path(args.config).read_text())
+    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
+    torch.set_num_threads(config["threads"])
+    model = demo_model(config)
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    report = {"torch_threads": torch.get_num_threads()}
+    report["extraction"] = extraction_ratio(model, config, args.images, args.rounds)
+    e = report["extraction"]
+    print(f"(a) extraction: {e['extract_images_per_s']:.0f} images/s vs bare forward "
+          f"{e['bare_images_per_s']:.0f} images/s → ratio {e['ratio_median']:.3f} (median of {args.rounds})")
+    report["rendering"] = [rendering_ratio(model, config, layer, args.icons, args.steps, args.batch_sizes,
+                                           args.rounds) for layer in config["layers"]]
+    for r in report["rendering"]:
+        ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
+        print(f"(b) rendering {r['layer']} ({r['icon_size']} px): one at a time "
+              f"{r['one_at_a_time_icons_per_s']:.2f} icons/s; batched {ratios}")
+    report["rule_seconds"] = rule_times(config["run"])
+    print("(c) rule wall times of the last run (s, summed over jobs):")
+    for rule, seconds in report["rule_seconds"].items():
+        print(f"    {rule:18s} {seconds:8.1f}")
+    out = REPO / "logs" / "benchmarks" / "benchmarks.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"written to {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+import copy
+
+import pytest
+import torch
+
+from activation_atlas.models import build_model, layer_names, load_model
+from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.models.demo_cnn import accuracy, fold_batch_norm
+
+
+def test_folding_batch_norm_keeps_every_layer_and_the_logits(tiny_model):
+    x = torch.rand(6, 3, 32, 32)
+    folded = fold_batch_norm(copy.deepcopy(tiny_model))
+    names = layer_names(tiny_model)
+    assert layer_names(folded) == names == ("conv1", "conv2", "conv3", "conv4")
+    with torch.no_grad():
+        before = forward_to_layers(tiny_model, resolve_layers(tiny_model, names, names), x)
+        after = forward_to_layers(folded, resolve_layers(folded, names, names), x)
+        torch.testing.assert_close(folded(x), tiny_model(x), atol=1e-4, rtol=1e-4)
+    for name in names:
+        torch.testing.assert_close(after[name], before[name], atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+
+
+def test_saved_weights_load_into_an_inference_model(tiny_model, tmp_path):
+    torch.save(tiny_model.state_dict(), tmp_path / "w.pt")
+    loaded = load_model({"kind": "demo_cnn", "channels": [8, 16, 16, 16]}, tmp_path / "w.pt", 10)
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), tiny_model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_the_tiny_model_learned_something(tiny_model, tiny_dataset):
+    from activation_atlas.data.image_folder import load_all, scan_image_folder
+    folder = scan_image_folder(tiny_dataset / "train")
+    assert accuracy(tiny_model, load_all(folder, 32), torch.from_numpy(folder.labels)) > 0.6
+
+
+def test_unknown_model_kind_lists_the_valid_kinds():
+    with pytest.raises(ValueError, match="unknown model kind 'resnet'; valid kinds: demo_cnn"):
+        build_model({"kind": "resnet"}, 10)
