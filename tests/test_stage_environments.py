@@ -1,0 +1,81 @@
+"""The layout, binning, montage and metrics rules run in envs/layout.yaml, which has no torch: their
+stages must work with torch absent. Run in a fresh interpreter where importing torch fails."""
+import subprocess
+import sys
+import textwrap
+
+import yaml
+
+from conftest import REPO
+
+STAGES_WITHOUT_TORCH = textwrap.dedent("""
+    import sys
+
+    class NoTorch:   # an import hook under which torch is simply not installed
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ModuleNotFoundError(f"No module named {{name!r}}")
+
+    sys.meta_path.insert(0, NoTorch())
+    sys.path.insert(0, {repo!r})
+    from pathlib import Path
+    import numpy as np, h5py
+    from activation_atlas.h5io import create_h5, write_dataset
+    from activation_atlas import pipeline
+    from activation_atlas.runtime import ProgressLog
+
+    out = Path({out!r})
+    rng = np.random.default_rng(0)
+    config = {config!r}
+    labels = np.repeat(np.arange(3), 40)
+    acts = (rng.normal(size=(120, 8)) + labels[:, None] * 4).astype(np.float32)
+    with create_h5(out / "acts.h5", "activations", layer="conv2", classes=["a", "b", "c"]) as f:
+        write_dataset(f, "activations", acts, "activation", "row, channel")
+        write_dataset(f, "label", labels, "class index", "row")
+    log = ProgressLog(None)
+    pipeline.layout_stage(out / "acts.h5", out / "layout.h5", out / "layout.png", "conv2", config, log)
+    pipeline.bin_stage(out / "acts.h5", out / "layout.h5", out / "cells.h5", "conv2", 4, config, log)
+    cells = pipeline.read_cells(out / "cells.h5")
+    with create_h5(out / "icons.h5", "icons", layer="conv2", grid_size=4) as f:
+        write_dataset(f, "row", cells.row, "cell", "icon")
+        write_dataset(f, "col", cells.col, "cell", "icon")
+        write_dataset(f, "icons", np.zeros((len(cells.row), 8, 8, 3), np.uint8), "uint8 RGB", "icon")
+        write_dataset(f, "fidelity", np.ones(len(cells.row), np.float32), "cosine", "icon")
+    pipeline.montage_stage(out / "icons.h5", out / "atlas.png", config)
+    (out / "model.json").write_text('{{"model": "m", "held_out_accuracy": 1.0}}')
+    pipeline.metrics_stage(out / "model.json", out / "acts.h5", out / "layout.h5", {{4: out / "cells.h5"}},
+                           {{4: out / "icons.h5"}}, out / "metrics.json", "conv2", config, log)
+    print("stages ran without torch")
+""")
+
+
+def test_layout_environment_stages_run_without_torch(tmp_path):
+    from conftest import validated
+    config = validated({"layout": {"n_neighbors": 10}, "montage": {"cell_px": 8},
+                        "metrics": {"trustworthiness_sample": 100}})
+    script = STAGES_WITHOUT_TORCH.format(repo=str(REPO), out=str(tmp_path), config=config)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stages ran without torch" in result.stdout
+    assert (tmp_path / "atlas.png").exists() and (tmp_path / "metrics.json").exists()
+
+
+def test_layout_environment_provides_what_those_stages_import():
+    env = yaml.safe_load((REPO / "envs" / "layout.yaml").read_text())
+    pip_packages = {line.split("==")[0].lower() for line in env["dependencies"][-1]["pip"]}
+    assert {"umap-learn", "scikit-learn", "matplotlib", "h5py", "numpy", "pillow"} <= pip_packages
+    assert "torch" not in pip_packages
+    torch_env = yaml.safe_load((REPO / "envs" / "torch.yaml").read_text())
+    torch_packages = {line.split("==")[0].lower() for line in torch_env["dependencies"][-1]["pip"]}
+    assert {"torch", "h5py", "numpy", "pillow"} <= torch_packages
+
+
+def test_environments_pin_the_versions_of_requirements_txt():
+    pins = dict(line.strip().split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    pins = {name.lower(): version for name, version in pins.items()}
+    for env_file in (REPO / "envs").glob("*.yaml"):
+        env = yaml.safe_load(env_file.read_text())
+        for line in env["dependencies"][-1]["pip"]:
+            name, version = line.split("==")
+            assert pins.get(name.lower()) == version, f"{env_file.name}: {line} vs requirements.txt"
