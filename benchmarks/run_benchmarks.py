@@ -136,7 +136,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--icons", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32])
     args = parser.parse_args()
 
