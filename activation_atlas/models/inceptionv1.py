@@ -1,0 +1,131 @@
+"""InceptionV1 as the Activation Atlas paper used it: the TensorFlow "inception5h" GoogLeNet.
+
+Module names follow the published PyTorch state dict `inception5h.pth` (`<name>_pre_relu_conv`,
+`softmax2_pre_activation_matmul`), so it loads with strict=True. TensorFlow's "SAME" padding is
+reproduced with explicit pads. Every post-ReLU output an atlas can be made of — conv2d0..2, the
+mixed blocks and their four branches (e.g. mixed4c_3x3) — passes through a parameter-free
+nn.Identity of that name, so forward hooks can capture it by name.
+
+The forward pass takes RGB in [0, 1] and scales it to the network's own input range [-117, 138].
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# (name, input channels, 1x1, 3x3 bottleneck, 3x3, 5x5 bottleneck, 5x5, pool reduce)
+INCEPTION_BLOCKS = (
+    ("mixed3a", 192, 64, 96, 128, 16, 32, 32),
+    ("mixed3b", 256, 128, 128, 192, 32, 96, 64),
+    ("mixed4a", 480, 192, 96, 204, 16, 48, 64),
+    ("mixed4b", 508, 160, 112, 224, 24, 64, 64),
+    ("mixed4c", 512, 128, 128, 256, 24, 64, 64),
+    ("mixed4d", 512, 112, 144, 288, 32, 64, 64),
+    ("mixed4e", 528, 256, 160, 320, 32, 128, 128),
+    ("mixed5a", 832, 256, 160, 320, 48, 128, 128),
+    ("mixed5b", 832, 384, 192, 384, 48, 128, 128),
+)
+BRANCHES = ("1x1", "3x3", "5x5", "pool_reduce")
+NUM_CLASSES = 1008
+# Pixel in [0, 1] → the range the TensorFlow graph was trained on.
+INPUT_SCALE, INPUT_OFFSET = 255.0, -117.0
+
+
+class RedirectedReLU(torch.autograd.Function):
+    """ReLU whose backward pass also lets through gradients that would raise a negative input
+    (so that optimisation from a random image is not stuck on dead units); forward is unchanged."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        # Descent moves x by −grad: a negative gradient pushes a negative input up, towards activity.
+        return torch.where((x > 0) | (grad < 0), grad, torch.zeros_like(grad))
+
+
+class ReLU(nn.Module):
+    """A ReLU that switches to the redirected gradient while `redirect` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.redirect = False
+
+    def forward(self, x):
+        return RedirectedReLU.apply(x) if self.redirect and torch.is_grad_enabled() else F.relu(x)
+
+
+def same_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int, value: float = 0.0):
+    return F.pad(x, (left, right, top, bottom), value=value)
+
+
+class InceptionV1(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv2d0_pre_relu_conv = nn.Conv2d(3, 64, 7, stride=2)
+        self.conv2d1_pre_relu_conv = nn.Conv2d(64, 64, 1)
+        self.conv2d2_pre_relu_conv = nn.Conv2d(64, 192, 3)
+        for name, cin, c1, c3r, c3, c5r, c5, cp in INCEPTION_BLOCKS:
+            setattr(self, f"{name}_1x1_pre_relu_conv", nn.Conv2d(cin, c1, 1))
+            setattr(self, f"{name}_3x3_bottleneck_pre_relu_conv", nn.Conv2d(cin, c3r, 1))
+            setattr(self, f"{name}_5x5_bottleneck_pre_relu_conv", nn.Conv2d(cin, c5r, 1))
+            setattr(self, f"{name}_pool_reduce_pre_relu_conv", nn.Conv2d(cin, cp, 1))
+            setattr(self, f"{name}_3x3_pre_relu_conv", nn.Conv2d(c3r, c3, 3))
+            setattr(self, f"{name}_5x5_pre_relu_conv", nn.Conv2d(c5r, c5, 5))
+        self.softmax2_pre_activation_matmul = nn.Linear(1024, NUM_CLASSES)
+        for name in self.layer_names():
+            setattr(self, name, nn.Identity())
+        self.relu = ReLU()
+
+    @staticmethod
+    def layer_names() -> tuple[str, ...]:
+        names = ["conv2d0", "conv2d1", "conv2d2"]
+        for block in INCEPTION_BLOCKS:
+            names += [block[0]] + [f"{block[0]}_{branch}" for branch in BRANCHES]
+        return tuple(names)
+
+    def set_redirected_relu(self, enabled: bool) -> None:
+        self.relu.redirect = enabled
+
+    def conv_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(getattr(self, f"{name}_pre_relu_conv")(x))
+
+    def block(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        branch_1x1 = getattr(self, f"{name}_1x1")(self.conv_relu(f"{name}_1x1", x))
+        b3 = same_pad(self.conv_relu(f"{name}_3x3_bottleneck", x), 1, 1, 1, 1)
+        branch_3x3 = getattr(self, f"{name}_3x3")(self.conv_relu(f"{name}_3x3", b3))
+        b5 = same_pad(self.conv_relu(f"{name}_5x5_bottleneck", x), 2, 2, 2, 2)
+        branch_5x5 = getattr(self, f"{name}_5x5")(self.conv_relu(f"{name}_5x5", b5))
+        pooled = F.max_pool2d(same_pad(x, 1, 1, 1, 1, float("-inf")), 3, stride=1)
+        branch_pool = getattr(self, f"{name}_pool_reduce")(self.conv_relu(f"{name}_pool_reduce", pooled))
+        return getattr(self, name)(torch.cat([branch_1x1, branch_3x3, branch_5x5, branch_pool], dim=1))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] RGB → mixed5b."""
+        x = x * INPUT_SCALE + INPUT_OFFSET
+        x = self.conv2d0(self.conv_relu("conv2d0", same_pad(x, 2, 3, 2, 3)))
+        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
+        x = F.local_response_norm(x, size=9, alpha=9.99999974738e-05, beta=0.5, k=1)
+        x = self.conv2d1(self.conv_relu("conv2d1", x))
+        x = self.conv2d2(self.conv_relu("conv2d2", same_pad(x, 1, 1, 1, 1)))
+        x = F.local_response_norm(x, size=9, alpha=9.99999974738e-05, beta=0.5, k=1)
+        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
+        for name in ("mixed3a", "mixed3b"):
+            x = self.block(name, x)
+        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
+        for name in ("mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e"):
+            x = self.block(name, x)
+        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
+        for name in ("mixed5a", "mixed5b"):
+            x = self.block(name, x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1008 logits (softmax2_pre_activation); needs 224 px input, as the graph's fixed 7×7
+        average pool does."""
+        x = F.avg_pool2d(self.features(x), 7, stride=1)
+        return self.softmax2_pre_activation_matmul(x.reshape(-1, 1024))
