@@ -20,6 +20,8 @@ validate(config, "schemas/config.schema.yaml")
 # these thresholds keep them mapped (1.3-2x faster torch stages on CPU). Jobs inherit them.
 os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "4294967296")
 os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "68719476736")
+# torchvision fetches published weights into $TORCH_HOME: keep them with the other resources.
+os.environ.setdefault("TORCH_HOME", os.path.abspath("resources/torch_home"))
 
 
 include: "rules/common.smk"

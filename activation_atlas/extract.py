@@ -66,16 +66,27 @@ class LayerWriter:
     """Preallocated datasets of one layer's activation file, filled batch by batch."""
 
     def __init__(self, f, n_rows: int, channels: int, n_logits: int):
+        # n_rows is an upper bound: rows of unreadable images are trimmed by finish().
         chunk_rows = max(1, min(n_rows, (1 << 21) // (4 * channels)))   # ≈ 2 MiB chunks
         self.f = f
-        self.activations = empty_dataset(f, "activations", (n_rows, channels), "float32",
-                                         "activation", "row, channel", chunks=(chunk_rows, channels))
-        self.image_index = empty_dataset(f, "image_index", (n_rows,), "int64", "index", "row")
-        self.position = empty_dataset(f, "position", (n_rows, 2), "int32", "cell",
-                                      "row, (row, col) in the layer's spatial grid")
-        self.label = empty_dataset(f, "label", (n_rows,), "int64", "class index", "row")
-        self.logits = empty_dataset(f, "logits", (n_rows, n_logits), "float32", "logit", "row, class")
+        self.activations = self.rows_dataset("activations", (n_rows, channels), "float32", "activation",
+                                             "row, channel", chunk_rows)
+        self.image_index = self.rows_dataset("image_index", (n_rows,), "int64", "index", "row", chunk_rows)
+        self.position = self.rows_dataset("position", (n_rows, 2), "int32", "cell",
+                                          "row, (row, col) in the layer's spatial grid", chunk_rows)
+        self.label = self.rows_dataset("label", (n_rows,), "int64", "class index (−1: unlabelled)", "row",
+                                       chunk_rows)
+        self.logits = self.rows_dataset("logits", (n_rows, n_logits), "float32", "logit", "row, class",
+                                        chunk_rows)
         self.filled = 0
+
+    def rows_dataset(self, name, shape, dtype, unit, axes, chunk_rows):
+        return empty_dataset(self.f, name, shape, dtype, unit, axes, maxshape=(None, *shape[1:]),
+                             chunks=(chunk_rows, *shape[1:]))
+
+    def finish(self):
+        for dataset in (self.activations, self.image_index, self.position, self.label, self.logits):
+            dataset.resize(self.filled, axis=0)
 
     def write(self, acts, image_index, position, label, logits):
         rows = slice(self.filled, self.filled + len(acts))
@@ -136,14 +147,30 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                                      np.repeat(batch.labels, k), np.repeat(logits, k, axis=0))
             done += len(batch.indices)
             log(f"{done}/{n_images} images ({done / (time.perf_counter() - start):.0f} images/s)")
-        if done != n_images:
-            raise RuntimeError(f"expected {n_images} images, got {done}")
+        unreadable = len(getattr(batches, "skipped", ()))
+        if done + unreadable != n_images:
+            raise RuntimeError(f"expected {n_images} images, got {done} (+ {unreadable} unreadable)")
+        if unreadable:
+            log(f"{unreadable} unreadable images skipped")
+        for layer, writer in writers.items():
+            writer.finish()
+            files[layer].attrs["images"] = done
+            files[layer].attrs["unreadable_images"] = unreadable
     seconds = time.perf_counter() - start
     return {"shapes": shapes, "images_per_second": done / seconds, "seconds": seconds}
 
 
-def iterate_batches(load_batch, labels: np.ndarray, batch_size: int):
-    """Batches in dataset order; load_batch(indices) gives the (B, 3, H, W) images."""
-    for first in range(0, len(labels), batch_size):
-        indices = np.arange(first, min(first + batch_size, len(labels)))
-        yield Batch(load_batch(indices), indices, labels[indices])
+class ImageBatches:
+    """Batches in dataset order. read(indices) returns (images, indices read, paths skipped); the
+    paths of skipped (unreadable) images collect in `skipped`."""
+
+    def __init__(self, read, labels: np.ndarray, batch_size: int):
+        self.read, self.labels, self.batch_size = read, labels, batch_size
+        self.skipped: list = []
+
+    def __iter__(self):
+        for first in range(0, len(self.labels), self.batch_size):
+            images, kept, skipped = self.read(np.arange(first, min(first + self.batch_size, len(self.labels))))
+            self.skipped += skipped
+            if len(kept):
+                yield Batch(images, kept, self.labels[kept])

@@ -17,7 +17,8 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
         from sklearn.decomposition import PCA
         data = PCA(n_components=pca_dims, random_state=seed).fit_transform(data).astype(np.float32)
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
-                        random_state=seed, n_jobs=1, low_memory=low_memory, verbose=verbose)
+                        random_state=seed, n_jobs=1, low_memory=low_memory, verbose=verbose,
+                        tqdm_kwds={"disable": True})
     return reducer.fit_transform(data).astype(np.float32)
 
 

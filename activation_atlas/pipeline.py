@@ -38,9 +38,30 @@ def generate_dataset_stage(out_dir, cfg: dict, log) -> None:
                      log=log)
 
 
+# --- downloads ---------------------------------------------------------------------------------
+
+def download_stage(url: str, dest, sha256: str | None, pin_file, log) -> None:
+    from activation_atlas.data.download import download
+
+    download(url, dest, sha256=sha256, pin_file=pin_file, log=log)
+
+
+def unpack_dataset_stage(archive, out_dir, log) -> None:
+    from activation_atlas.data.download import extract_archive
+
+    extract_archive(archive, out_dir, log=log)
+
+
 # --- model -------------------------------------------------------------------------------------
 
-def train_model_stage(dataset_dir, weights_out, metrics_out, timing_out, cfg: dict, threads: int,
+def model_input_size(cfg: dict) -> int:
+    """The side of the images the model is fed."""
+    if cfg["model"]["input_size"] is not None:
+        return cfg["model"]["input_size"]
+    return cfg["dataset"]["image_size"] if cfg["dataset"]["kind"] == "generated" else 224
+
+
+def train_model_stage(dataset_dir, weights_out, card_out, timing_out, cfg: dict, threads: int,
                       log) -> None:
     import torch
 
@@ -71,8 +92,9 @@ def train_model_stage(dataset_dir, weights_out, metrics_out, timing_out, cfg: di
     buffer = io.BytesIO()   # a file object keeps the archive's inner name independent of the path
     torch.save(model.state_dict(), buffer)
     atomic_write_bytes(weights_out, buffer.getvalue())
-    write_json(metrics_out, {
+    write_json(card_out, {
         "model": cfg["model"]["name"], "kind": cfg["model"]["kind"], "classes": list(train.classes),
+        "layers": [f"conv{k + 1}" for k in range(len(cfg["model"]["channels"]))],
         "held_out_accuracy": round(held_out_accuracy, 6), "train_accuracy": round(train_accuracy, 6),
         "held_out_images": len(held_out), "train_images": len(train),
         "loss_per_epoch": [round(x, 6) for x in history["loss_per_epoch"]],
@@ -83,30 +105,78 @@ def train_model_stage(dataset_dir, weights_out, metrics_out, timing_out, cfg: di
                                                        / history["seconds"], 1)})
 
 
+def add_python_path(cfg: dict) -> None:
+    """Make a user model's package importable (model.python_path)."""
+    import sys
+
+    for folder in cfg["model"]["python_path"]:
+        resolved = str(Path(folder).resolve())
+        if resolved not in sys.path:
+            sys.path.insert(0, resolved)
+
+
+def describe_model_stage(weights, card_out, cfg: dict, log) -> None:
+    """The model card of a model the workflow does not train: its class names and layers, after
+    checking that the network builds and its weights load (torchvision fetches them here)."""
+    from activation_atlas.models import class_names, layer_names, load_model
+
+    add_python_path(cfg)
+    model = load_model(cfg["model"], weights)
+    layers = list(layer_names(model))
+    unknown = [layer for layer in cfg["layers"] if layer not in layers]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
+    log(f"{cfg['model']['kind']} model {cfg['model']['name']} loaded; {len(layers)} layers")
+    write_json(card_out, {"model": cfg["model"]["name"], "kind": cfg["model"]["kind"],
+                          "classes": class_names(cfg["model"], []), "layers": layers,
+                          "held_out_accuracy": None})
+
+
+def load_configured_model(cfg: dict, weights, card, device: str):
+    """The model of the config with its weights, as extraction and rendering use it."""
+    from activation_atlas.models import load_model
+
+    add_python_path(cfg)
+    classes = json.loads(Path(card).read_text())["classes"]
+    return load_model(cfg["model"], weights or None, len(classes), device)
+
+
 # --- extraction --------------------------------------------------------------------------------
 
-def extract_stage(dataset_dir, weights, model_metrics, out_paths: dict, cfg: dict, threads: int, log) -> dict:
-    from activation_atlas.data.image_folder import load_batch, scan_image_folder
-    from activation_atlas.extract import extract_activations, iterate_batches
-    from activation_atlas.models import layer_names, load_model
+def dataset_images(images_dir, cfg: dict, log):
+    """The images to extract from: the configured folder, subsampled to max_images."""
+    from activation_atlas.data.image_folder import scan_image_folder, subsample
+
+    ds = cfg["dataset"]
+    folder = scan_image_folder(images_dir, ds["layout"])
+    chosen = subsample(folder, ds["max_images"], derive_seed(cfg["seed"], "subsample"), ds["stratified"])
+    log(f"{len(chosen)} of {len(folder)} images in {images_dir}"
+        + (f" ({len(folder.classes)} classes)" if folder.classes else " (unlabelled)"))
+    return chosen
+
+
+def extract_stage(images_dir, weights, model_card, out_paths: dict, cfg: dict, threads: int, log) -> dict:
+    from activation_atlas.data.image_folder import read_batch
+    from activation_atlas.extract import ImageBatches, extract_activations
+    from activation_atlas.models import layer_names
     from activation_atlas.models.capture import resolve_layers
     from activation_atlas.runtime import configure_torch, resolve_device
 
     ex = cfg["extract"]
     configure_torch(threads, cfg["seed"])
     device = resolve_device(cfg["device"])
-    classes = json.loads(Path(model_metrics).read_text())["classes"]
-    folder = scan_image_folder(Path(dataset_dir) / ex["split"])
-    model = load_model(cfg["model"], weights, len(classes), device)
+    folder = dataset_images(images_dir, cfg, log)
+    model = load_configured_model(cfg, weights, model_card, device)
     modules = resolve_layers(model, cfg["layers"], layer_names(model))
-    size = cfg["dataset"]["image_size"]
-    log(f"extracting {', '.join(cfg['layers'])} from {len(folder)} images on {device}")
-    provenance = {"seed": cfg["seed"], "model": cfg["model"]["name"], "classes": list(classes),
+    size, policy = model_input_size(cfg), cfg["model"]["resize"]
+    log(f"extracting {', '.join(cfg['layers'])} from {len(folder)} images at {size} px on {device}")
+    provenance = {"seed": cfg["seed"], "model": cfg["model"]["name"], "classes": list(folder.classes),
                   "config": {"dataset": cfg["dataset"], "model": cfg["model"], "extract": ex}}
+    batches = ImageBatches(lambda idx: read_batch(folder, idx, size, policy, cfg["dataset"]["on_unreadable"],
+                                                  log),
+                           folder.labels, ex["batch_size"])
     return extract_activations(
-        model, modules, iterate_batches(lambda idx: load_batch(folder, idx, size), folder.labels,
-                                        ex["batch_size"]),
-        len(folder), {layer: Path(p) for layer, p in out_paths.items()},
+        model, modules, batches, len(folder), {layer: Path(p) for layer, p in out_paths.items()},
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
         seed=cfg["seed"], provenance=provenance, log=log, device=device)
 
@@ -212,15 +282,16 @@ def render_settings(cfg: dict, layer: str):
     return RenderSettings(
         icon_size=r["icon_size"], steps=r["steps"], attempts=r["attempts"], lr=r["lr"],
         cossim_pow=r["cossim_pow"], batch_size=r["batch_size"],
+        redirected_relu_steps=r["redirected_relu_steps"],
         transforms=TransformSpec(pad=t["pad"], jitters=tuple(t["jitters"]), scale_base=t["scale_base"],
                                  scale_exponents=tuple(t["scale_exponents"]),
                                  rotation_deg=t["rotation_deg"]))
 
 
-def render_stage(cells_path, activations_path, weights, model_metrics, icons_out, layer: str,
+def render_stage(cells_path, activations_path, weights, model_card, icons_out, layer: str,
                  grid_size: int, cfg: dict, threads: int, log) -> None:
     from activation_atlas.extract import layer_key
-    from activation_atlas.models import layer_names, load_model
+    from activation_atlas.models import layer_names
     from activation_atlas.models.capture import resolve_layers
     from activation_atlas.optvis.objectives import whitening_matrix
     from activation_atlas.optvis.render import render_icons
@@ -229,8 +300,7 @@ def render_stage(cells_path, activations_path, weights, model_metrics, icons_out
     configure_torch(threads, cfg["seed"])
     device = resolve_device(cfg["device"])
     cells = read_cells(cells_path)
-    classes = json.loads(Path(model_metrics).read_text())["classes"]
-    model = load_model(cfg["model"], weights, len(classes), device)
+    model = load_configured_model(cfg, weights, model_card, device)
     module = resolve_layers(model, [layer], layer_names(model))
     whitening = None
     settings = render_settings(cfg, layer)
@@ -268,7 +338,7 @@ def montage_stage(icons_path, atlas_out, cfg: dict) -> None:
     atomic_write_bytes(atlas_out, buffer.getvalue())
 
 
-def metrics_stage(model_metrics, activations_path, layout_path, cells_paths: dict, icons_paths: dict,
+def metrics_stage(model_card, activations_path, layout_path, cells_paths: dict, icons_paths: dict,
                   metrics_out, layer: str, cfg: dict, log) -> None:
     from activation_atlas.montage import trustworthiness_on_sample
 
@@ -291,10 +361,10 @@ def metrics_stage(model_metrics, activations_path, layout_path, cells_paths: dic
             "mean_icon_fidelity": round(float(fidelity.mean()), 6) if len(fidelity) else None,
             "min_icon_fidelity": round(float(fidelity.min()), 6) if len(fidelity) else None,
         }
-    model_info = json.loads(Path(model_metrics).read_text())
+    model_info = json.loads(Path(model_card).read_text())
     result = {
         "layer": layer, "model": model_info["model"], "activations": int(len(acts)),
-        "channels": int(acts.shape[1]), "model_held_out_accuracy": model_info["held_out_accuracy"],
+        "channels": int(acts.shape[1]), "model_held_out_accuracy": model_info.get("held_out_accuracy"),
         "layout_trustworthiness": round(trust, 6),
         "trustworthiness_sample": int(min(m["trustworthiness_sample"], len(acts))),
         "grids": grids,

@@ -21,7 +21,7 @@ rule montage:
 
 rule atlas_metrics:
     input:
-        model=f"{MODEL_DIR}/metrics.json",
+        card=MODEL_CARD,
         activations=f"{RESULTS}/activations/{{layer}}.h5",
         layout=f"{RESULTS}/layout/{{layer}}.h5",
         cells=expand(f"{RESULTS}/cells/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),

@@ -1,10 +1,40 @@
+import os
 import re
 
 RUN = config["run"]
 LAYERS = config["layers"]
 GRIDS = config["grid"]["sizes"]
-DATASET_DIR = f"resources/datasets/{config['dataset']['name']}"
-MODEL_DIR = f"resources/models/{config['model']['name']}"
+DATASET = config["dataset"]
+MODEL = config["model"]
+DATASET_DIR = f"resources/datasets/{DATASET['name']}"
+DATASET_ARCHIVE = (
+    f"resources/downloads/{os.path.basename(DATASET['url'].split('?')[0])}"
+    if DATASET["kind"] == "download"
+    else None
+)
+MODEL_DIR = f"resources/models/{MODEL['name']}"
+MODEL_CARD = f"{MODEL_DIR}/model.json"
+# Weights the workflow makes or fetches live in MODEL_DIR; a local checkpoint is used where it is;
+# torchvision fetches its own into TORCH_HOME.
+if MODEL["kind"] == "demo_cnn" or MODEL["url"]:
+    MODEL_WEIGHTS = [f"{MODEL_DIR}/weights.pt"]
+elif MODEL["checkpoint"]:
+    MODEL_WEIGHTS = [MODEL["checkpoint"]]
+else:
+    MODEL_WEIGHTS = []
+
+
+def images_dir():
+    """The folder of images activations are extracted from."""
+    if DATASET["kind"] == "generated":
+        return f"{DATASET_DIR}/{config['extract']['split']}"
+    root = DATASET["path"] if DATASET["kind"] == "image_folder" else DATASET_DIR
+    return os.path.join(root, DATASET["subdir"]) if DATASET["subdir"] else root
+
+
+def dataset_input():
+    return DATASET["path"] if DATASET["kind"] == "image_folder" else DATASET_DIR
+
 RESULTS = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
 

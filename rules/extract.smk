@@ -1,12 +1,15 @@
 rule extract:
     input:
-        dataset=DATASET_DIR,
-        weights=f"{MODEL_DIR}/weights.pt",
-        metrics=f"{MODEL_DIR}/metrics.json",
+        dataset=dataset_input(),
+        weights=MODEL_WEIGHTS,
+        card=MODEL_CARD,
     output:
         expand(f"{RESULTS}/activations/{{layer}}.h5", layer=LAYERS),
     params:
         seed=config["seed"],
+        images=images_dir(),
+        dataset=DATASET,
+        model=MODEL,
         extract=config["extract"],
         layers=LAYERS,
     log:

@@ -2,8 +2,8 @@ rule render_icons:
     input:
         cells=f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
         activations=f"{RESULTS}/activations/{{layer}}.h5",
-        weights=f"{MODEL_DIR}/weights.pt",
-        metrics=f"{MODEL_DIR}/metrics.json",
+        weights=MODEL_WEIGHTS,
+        card=MODEL_CARD,
     output:
         f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
     params:

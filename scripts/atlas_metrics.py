@@ -5,6 +5,6 @@ from activation_atlas.runtime import ProgressLog
 if "snakemake" in globals():
     with ProgressLog(snakemake.log[0]) as log:
         grids = snakemake.params.grids
-        metrics_stage(snakemake.input.model, snakemake.input.activations, snakemake.input.layout,
+        metrics_stage(snakemake.input.card, snakemake.input.activations, snakemake.input.layout,
                       dict(zip(grids, snakemake.input.cells)), dict(zip(grids, snakemake.input.icons)),
                       snakemake.output[0], snakemake.wildcards.layer, snakemake.config, log)

@@ -5,5 +5,6 @@ from activation_atlas.runtime import ProgressLog
 if "snakemake" in globals():
     with ProgressLog(snakemake.log[0]) as log:
         out_paths = dict(zip(snakemake.params.layers, snakemake.output))
-        extract_stage(snakemake.input.dataset, snakemake.input.weights, snakemake.input.metrics,
-                      out_paths, snakemake.config, snakemake.threads, log)
+        weights = snakemake.input.weights[0] if snakemake.input.weights else None
+        extract_stage(snakemake.params.images, weights, snakemake.input.card, out_paths, snakemake.config,
+                      snakemake.threads, log)

@@ -27,7 +27,8 @@ def test_invalid_value_names_the_valid_choices():
         validated({"device": "tpu"})
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "config/ci.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "config/ci.yaml", "config/inceptionv1-imagenet.yaml",
+                                  "config/inceptionv1-imagenette.yaml"])
 def test_shipped_configs_are_valid(name):
     config = load_config(name)
     assert config["layers"]

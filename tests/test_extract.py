@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from activation_atlas.data.image_folder import load_batch, scan_image_folder
-from activation_atlas.extract import draw_positions, extract_activations, iterate_batches
+from activation_atlas.extract import ImageBatches, draw_positions, extract_activations
 from activation_atlas.models import layer_names
 from activation_atlas.models.capture import forward_to_layers, resolve_layers
 
@@ -16,7 +16,7 @@ LAYERS = ["conv1", "conv2", "conv3"]
 def run_extract(model, folder, out_dir, batch_size, k=2, edge=1, seed=11):
     modules = resolve_layers(model, LAYERS, layer_names(model))
     paths = {layer: out_dir / f"{layer}.h5" for layer in LAYERS}
-    batches = iterate_batches(lambda idx: load_batch(folder, idx, 32), folder.labels, batch_size)
+    batches = ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, batch_size)
     extract_activations(model, modules, batches, len(folder), paths, positions_per_image=k,
                         exclude_edge=edge, seed=seed, provenance={"seed": seed, "model": "tiny",
                                                                   "classes": list(folder.classes)},
@@ -83,7 +83,7 @@ def test_failed_extraction_leaves_no_files(tiny_model, tiny_dataset, tmp_path):
     paths = {layer: tmp_path / f"{layer}.h5" for layer in LAYERS}
 
     def failing_batches():
-        yield next(iterate_batches(lambda idx: load_batch(folder, idx, 32), folder.labels, 8))
+        yield next(iter(ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, 8)))
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):

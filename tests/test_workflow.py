@@ -137,9 +137,9 @@ def test_lint_is_clean():
 
 def test_every_rule_declares_env_log_benchmark_threads_and_resources():
     rules_text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
-    blocks = re.split(r"^rule ", rules_text, flags=re.M)[1:]
-    assert len(blocks) >= 8
+    blocks = re.split(r"^\s*rule ", rules_text, flags=re.M)[1:]
+    assert len(blocks) >= 12
     for block in blocks:
         name = block.split(":", 1)[0]
         for keyword in ("conda:", "log:", "benchmark:", "threads:", "resources:"):
-            assert f"\n    {keyword}" in block, f"rule {name} lacks {keyword}"
+            assert re.search(rf"\n\s+{keyword}", block), f"rule {name} lacks {keyword}"

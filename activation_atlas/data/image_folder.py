@@ -1,4 +1,5 @@
-"""Reading an image-folder dataset: <root>/<split>/<class>/<image>, labels from the sorted class names."""
+"""Reading image folders: the ImageNet layout <root>/<class>/<image> (labels from the sorted class
+names) or a flat folder of unlabelled images (label −1); seeded subsampling; unreadable images."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,37 +24,104 @@ class ImageFolder:
         return len(self.files)
 
 
-def scan_image_folder(root: Path | str) -> ImageFolder:
+LAYOUTS = ("class_folders", "flat")
+RESIZE_POLICIES = ("resize", "resize_crop")
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def scan_image_folder(root: Path | str, layout: str = "class_folders") -> ImageFolder:
+    """The images under root: in class sub-folders (labels 0.. in sorted folder order) or flat
+    (label −1, no classes)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist")
-    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
-    if not classes:
-        raise ValueError(f"image folder {root} has no class sub-folders")
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        for path in sorted((root / name).iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(path)
-                labels.append(label)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown image folder layout {layout!r}; valid: {', '.join(LAYOUTS)}")
+    if layout == "flat":
+        files = image_files(root)
+        classes, labels = (), [-1] * len(files)
+    else:
+        classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+        if not classes:
+            raise ValueError(f"image folder {root} has no class sub-folders (use layout: flat for a "
+                             f"folder of unlabelled images)")
+        files, labels = [], []
+        for label, name in enumerate(classes):
+            found = image_files(root / name)
+            files += found
+            labels += [label] * len(found)
     if not files:
         raise ValueError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return ImageFolder(root, classes, tuple(files), np.asarray(labels, dtype=np.int64))
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """RGB uint8 (H, W, 3), resized to size×size when it differs."""
+def subsample(folder: ImageFolder, max_images: int | None, seed: int, stratified: bool) -> ImageFolder:
+    """At most max_images of the folder's images, chosen by a seeded generator, in folder order.
+    Stratified: every class keeps the same share (±1 image) as in the whole folder."""
+    if max_images is None or max_images >= len(folder):
+        return folder
+    rng = np.random.default_rng(seed)
+    if stratified and folder.classes:
+        counts = np.bincount(folder.labels, minlength=len(folder.classes))
+        quota = np.floor(counts * max_images / len(folder)).astype(int)
+        # Hand the remaining images to the classes with the largest fractional shares.
+        remainder = counts * max_images / len(folder) - quota
+        quota[np.argsort(-remainder, kind="stable")[:max_images - quota.sum()]] += 1
+        chosen = np.concatenate([rng.choice(np.flatnonzero(folder.labels == c), quota[c], replace=False)
+                                 for c in range(len(folder.classes))])
+    else:
+        chosen = rng.choice(len(folder), max_images, replace=False)
+    chosen = np.sort(chosen)
+    return ImageFolder(folder.root, folder.classes, tuple(folder.files[i] for i in chosen),
+                       folder.labels[chosen])
+
+
+def load_image(path: Path, size: int, policy: str = "resize") -> np.ndarray:
+    """RGB uint8 (size, size, 3). resize: scale to size×size; resize_crop: scale the shorter side
+    to size, then take the centre square."""
     with Image.open(path) as img:
         img = img.convert("RGB")
-        if img.size != (size, size):
+        if policy == "resize_crop":
+            w, h = img.size
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        elif policy != "resize":
+            raise ValueError(f"unknown resize policy {policy!r}; valid: {', '.join(RESIZE_POLICIES)}")
+        elif img.size != (size, size):
             img = img.resize((size, size), Image.BILINEAR)
         return np.asarray(img, dtype=np.uint8)
 
 
-def load_batch(folder: ImageFolder, indices, size: int) -> torch.Tensor:
-    """Images at the given indices as float32 (B, 3, H, W) in [0, 1]."""
-    pixels = np.stack([load_image(folder.files[i], size) for i in indices])
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 → (B, 3, H, W) float32 in [0, 1]."""
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def load_batch(folder: ImageFolder, indices, size: int, policy: str = "resize") -> torch.Tensor:
+    """Images at the given indices as float32 (B, 3, H, W) in [0, 1]; an unreadable image raises."""
+    return to_tensor(np.stack([load_image(folder.files[i], size, policy) for i in indices]))
+
+
+def read_batch(folder: ImageFolder, indices, size: int, policy: str, on_unreadable: str, log):
+    """Like load_batch, but an unreadable or corrupt image is skipped (logged) when on_unreadable is
+    'skip', or raises naming the file when it is 'fail'. Returns (images, indices read, paths skipped)."""
+    pixels, kept, skipped = [], [], []
+    for i in indices:
+        try:
+            pixels.append(load_image(folder.files[i], size, policy))
+            kept.append(i)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            if on_unreadable == "fail":
+                raise ValueError(f"unreadable image {folder.files[i]}: {error}") from error
+            log(f"skipping unreadable image {folder.files[i]}: {error}")
+            skipped.append(folder.files[i])
+    images = to_tensor(np.stack(pixels)) if pixels else torch.zeros(0, 3, size, size)
+    return images, np.asarray(kept, dtype=np.int64), skipped
 
 
 def load_all(folder: ImageFolder, size: int) -> torch.Tensor:

@@ -125,7 +125,6 @@ class InceptionV1(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The 1008 logits (softmax2_pre_activation); needs 224 px input, as the graph's fixed 7×7
-        average pool does."""
-        x = F.avg_pool2d(self.features(x), 7, stride=1)
-        return self.softmax2_pre_activation_matmul(x.reshape(-1, 1024))
+        """The 1008 logits (softmax2_pre_activation). The graph's 7×7 average pool covers all of
+        mixed5b at 224 px; a global average is the same there and also defined at other sizes."""
+        return self.softmax2_pre_activation_matmul(self.features(x).mean(dim=(2, 3)))

@@ -29,6 +29,7 @@ class RenderSettings:
     cossim_pow: float
     batch_size: int
     transforms: TransformSpec
+    redirected_relu_steps: int = 0   # steps at the start that use the redirected ReLU gradient, if the model has one
 
 
 @dataclass
@@ -53,7 +54,10 @@ def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSett
                                             for rng in rngs])).to(device)
     image = FourierImage(initial, n, device)
     optimizer = torch.optim.Adam([image.coefficients], lr=settings.lr)
+    redirect = getattr(model, "set_redirected_relu", None)
     for step in range(settings.steps):
+        if redirect is not None:
+            redirect(step < settings.redirected_relu_steps)
         x = apply_transforms(image.images(), transforms[:, step], settings.transforms.pad)
         acts = layer_centre(model, layer, x.contiguous(memory_format=torch.channels_last))
         # A sum, not a mean: each icon's gradient is independent of the batch it is in.
@@ -61,6 +65,8 @@ def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSett
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    if redirect is not None:
+        redirect(False)
     with torch.no_grad():
         # Judge the icon as it will be stored: quantised to 8 bits.
         final = (image.images() * 255.0).round() / 255.0

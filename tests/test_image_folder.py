@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from activation_atlas.data.image_folder import load_image, read_batch, scan_image_folder, subsample
+
+
+def make_folder(root, counts, size=(20, 12)):
+    for c, n in enumerate(counts):
+        (root / f"class{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("RGB", size, (c * 40, i, 0)).save(root / f"class{c}" / f"{i:03d}.png")
+    return root
+
+
+def test_flat_folder_is_unlabelled(tmp_path):
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    folder = scan_image_folder(tmp_path, "flat")
+    assert len(folder) == 3 and folder.classes == () and folder.labels.tolist() == [-1, -1, -1]
+
+
+def test_class_folder_layout_without_classes_says_what_to_do(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="no class sub-folders .*layout: flat"):
+        scan_image_folder(tmp_path)
+
+
+def test_stratified_subsample_keeps_class_shares_and_is_seeded(tmp_path):
+    folder = scan_image_folder(make_folder(tmp_path, [60, 30, 10]))
+    a = subsample(folder, 50, seed=3, stratified=True)
+    assert np.bincount(a.labels).tolist() == [30, 15, 5]
+    assert a.files == subsample(folder, 50, seed=3, stratified=True).files
+    assert a.files != subsample(folder, 50, seed=4, stratified=True).files
+    assert list(a.files) == sorted(a.files)                       # folder order is kept
+    assert subsample(folder, 500, seed=3, stratified=True) is folder
+
+
+def test_stratified_subsample_hands_out_the_remainder(tmp_path):
+    folder = scan_image_folder(make_folder(tmp_path, [5, 5, 5]))
+    assert np.bincount(subsample(folder, 7, seed=0, stratified=True).labels).sum() == 7
+
+
+def test_resize_crop_keeps_the_centre(tmp_path):
+    image = np.zeros((20, 40, 3), dtype=np.uint8)
+    image[:, 10:30] = 255                                          # a white centre square
+    Image.fromarray(image).save(tmp_path / "wide.png")
+    cropped = load_image(tmp_path / "wide.png", 10, "resize_crop")
+    assert cropped.shape == (10, 10, 3) and cropped.min() > 200
+    stretched = load_image(tmp_path / "wide.png", 10, "resize")
+    assert stretched[:, 0].max() < 60
+
+
+def test_corrupt_images_are_skipped_or_fail_by_choice(tmp_path):
+    folder_root = make_folder(tmp_path, [3])
+    (folder_root / "class0" / "001.png").write_bytes(b"\x89PNG broken")
+    folder = scan_image_folder(folder_root)
+    messages = []
+    images, kept, skipped = read_batch(folder, [0, 1, 2], 8, "resize", "skip", messages.append)
+    assert images.shape == (2, 3, 8, 8) and kept.tolist() == [0, 2]
+    assert skipped == [folder.files[1]] and "001.png" in messages[0]
+    with pytest.raises(ValueError, match="unreadable image .*001.png"):
+        read_batch(folder, [0, 1, 2], 8, "resize", "fail", messages.append)
+
+
+def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):
+    """torchvision's own mechanism: a weights file already in $TORCH_HOME/hub/checkpoints is used
+    as is (a stand-in with the published file name, since nothing can be fetched here)."""
+    import torchvision
+
+    from activation_atlas.models import build_model, class_names
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    torch.manual_seed(5)
+    stand_in = torchvision.models.resnet18(weights=None).state_dict()
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(stand_in, checkpoints / weights.url.rsplit("/", 1)[-1])
+    cfg = {"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET1K_V1"}
+    model = build_model(cfg)
+    torch.testing.assert_close(model.state_dict()["fc.weight"], stand_in["fc.weight"])
+    assert class_names(cfg, [])[:2] == ["tench", "goldfish"]

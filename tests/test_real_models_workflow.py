@@ -1,0 +1,162 @@
+"""Real-model paths through the whole workflow, offline: InceptionV1 weights and an Imagenette-style
+archive served over HTTP on 127.0.0.1 (download → verify → unpack → extract → atlas), and a user's
+own model with a DataParallel checkpoint on an image folder, configured by a config file alone."""
+import hashlib
+import io
+import json
+import tarfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from activation_atlas.data.generated import class_specs, image_rng, render_image
+from activation_atlas.models.inceptionv1 import InceptionV1
+from conftest import REPO
+from http_server import Routes, serve
+from test_workflow import copy_workflow, snakemake
+
+IMAGENETTE_CLASSES = ("n01440764", "n02102040", "n02979186")
+
+
+def stand_in_inception_weights() -> bytes:
+    """A state dict with the published inception5h keys and shapes (random values)."""
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save(InceptionV1().state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def image_bytes(label: int, index: int, size: int, fmt: str) -> bytes:
+    pixels, _ = render_image(class_specs()[label], image_rng(9, "train", index), size)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def imagenette_tgz(per_class: int) -> bytes:
+    """imagenette-mini/{train,val}/<wnid>/*.JPEG plus one corrupt JPEG in train."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as t:
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        for label, wnid in enumerate(IMAGENETTE_CLASSES):
+            for i in range(per_class):
+                add(f"imagenette-mini/train/{wnid}/{wnid}_{i:04d}.JPEG", image_bytes(label, i, 80, "JPEG"))
+            add(f"imagenette-mini/val/{wnid}/{wnid}_val.JPEG", image_bytes(label, 999, 80, "JPEG"))
+        add(f"imagenette-mini/train/{IMAGENETTE_CLASSES[0]}/broken.JPEG", b"\xff\xd8\xff\xe0 not really a jpeg")
+    return buffer.getvalue()
+
+
+def write_config(workdir, config) -> str:
+    (workdir / "run.yaml").write_text(yaml.safe_dump(config))
+    return "run.yaml"
+
+
+def assert_atlases(workdir, run, layers, grids):
+    for layer in layers:
+        metrics = json.loads((workdir / "results" / run / "atlas" / layer / "metrics.json").read_text())
+        for grid in grids:
+            assert (workdir / "results" / run / "atlas" / layer / f"grid{grid}.png").stat().st_size > 100
+            assert metrics["grids"][str(grid)]["cells_kept"] > 0
+
+
+def test_inceptionv1_and_imagenette_by_url_end_to_end(tmp_path):
+    routes = Routes()
+    weights = stand_in_inception_weights()
+    archive = imagenette_tgz(per_class=12)
+    routes.files["/models/inception5h.pth"] = weights
+    routes.files["/data/imagenette-mini.tgz"] = archive
+    routes.failures["/data/imagenette-mini.tgz"] = 1          # the first request fails: retried
+    workdir = copy_workflow(tmp_path / "w")
+    with serve(routes) as base:
+        config = {
+            "run": "inception-http", "seed": 1, "device": "cpu", "threads": 2,
+            "dataset": {"kind": "download", "name": "imagenette-mini", "url": f"{base}/data/imagenette-mini.tgz",
+                        "sha256": hashlib.sha256(archive).hexdigest(), "subdir": "imagenette-mini/train"},
+            "model": {"kind": "inceptionv1", "name": "inceptionv1-standin",
+                      "url": f"{base}/models/inception5h.pth", "input_size": 96},
+            "layers": ["mixed3b", "mixed4a"],
+            "extract": {"batch_size": 16},
+            "layout": {"n_neighbors": 8},
+            "grid": {"sizes": [3], "min_count": 2},
+            "render": {"icon_size": 48, "steps": 6, "attempts": 1, "batch_size": 8, "redirected_relu_steps": 3,
+                       "transforms": {"pad": 4, "jitters": [1], "scale_base": 0.998,
+                                      "scale_exponents": [20, 39], "rotation_deg": 5}},
+            "montage": {"cell_px": 24},
+            "metrics": {"trustworthiness_sample": 30},
+        }
+        result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert routes.requests.count("/data/imagenette-mini.tgz") == 2
+    pin = workdir / "resources" / "models" / "inceptionv1-standin" / "weights.pt.sha256"
+    assert pin.read_text().split()[0] == hashlib.sha256(weights).hexdigest()
+    card = json.loads((workdir / "resources/models/inceptionv1-standin/model.json").read_text())
+    assert len(card["classes"]) == 1008 and "mixed5b" in card["layers"]
+    with h5py.File(workdir / "results/inception-http/activations/mixed3b.h5", "r") as f:
+        assert f.attrs["unreadable_images"] == 1 and f.attrs["images"] == 36
+        assert f["activations"].shape == (36, 480)
+        assert json.loads(f.attrs["classes"]) == list(IMAGENETTE_CLASSES)
+        assert f["logits"].shape[1] == 1008
+    assert "skipping unreadable image" in (workdir / "logs/inception-http/extract.log").read_text()
+    assert_atlases(workdir, "inception-http", ["mixed3b", "mixed4a"], [3])
+
+
+def test_an_unknown_layer_of_a_downloaded_model_is_listed(tmp_path):
+    routes = Routes()
+    routes.files["/models/inception5h.pth"] = stand_in_inception_weights()
+    workdir = copy_workflow(tmp_path / "w")
+    (workdir / "imgs" / "a").mkdir(parents=True)
+    for i in range(12):
+        (workdir / "imgs" / "a" / f"{i}.png").write_bytes(image_bytes(0, i, 40, "PNG"))
+    with serve(routes) as base:
+        config = {"run": "bad-layer", "dataset": {"kind": "image_folder", "path": "imgs"},
+                  "model": {"kind": "inceptionv1", "name": "v1", "url": f"{base}/models/inception5h.pth"},
+                  "layers": ["mixed9z"]}
+        result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "1")
+    assert result.returncode != 0
+    log = (workdir / "logs/models/v1/describe.log").read_text()
+    assert "unknown layer(s) 'mixed9z'; valid layers: conv2d0, conv2d1, conv2d2, mixed3a" in log
+
+
+def test_user_model_with_data_parallel_checkpoint_on_an_image_folder(tmp_path):
+    import sys
+    sys.path.insert(0, str(REPO / "tests"))
+    from user_models import cifar_resnet
+
+    workdir = copy_workflow(tmp_path / "w")
+    for label, name in enumerate(("cats", "dogs", "ships", "trucks")):
+        (workdir / "cifar" / name).mkdir(parents=True)
+        for i in range(25):
+            (workdir / "cifar" / name / f"{i:03d}.png").write_bytes(image_bytes(label, i, 32, "PNG"))
+    torch.manual_seed(0)
+    model = cifar_resnet(num_classes=4, width=8)
+    torch.save({"epoch": 10, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+               workdir / "resnet.pt")
+    config = {
+        "run": "user-resnet", "seed": 2, "device": "cpu", "threads": 2,
+        "dataset": {"kind": "image_folder", "path": "cifar", "max_images": 80, "stratified": True},
+        "model": {"kind": "user", "name": "cifar-resnet", "factory": "user_models:cifar_resnet",
+                  "kwargs": {"num_classes": 4, "width": 8}, "python_path": [str(REPO / "tests")],
+                  "checkpoint": "resnet.pt", "input_size": 32, "resize": "resize"},
+        "layers": ["layer2", "layer3"],
+        "layout": {"n_neighbors": 8},
+        "grid": {"sizes": [3, 4], "min_count": 2},
+        "render": {"icon_size": 32, "steps": 8, "attempts": 1, "batch_size": 8,
+                   "transforms": {"pad": 4, "jitters": [1], "scale_base": 0.998, "scale_exponents": [20, 39],
+                                  "rotation_deg": 5}},
+        "montage": {"cell_px": 16},
+        "metrics": {"trustworthiness_sample": 50},
+    }
+    result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    with h5py.File(workdir / "results/user-resnet/activations/layer3.h5", "r") as f:
+        labels = f["label"][:]
+        assert f["activations"].shape == (80, 32)
+        assert np.bincount(labels).tolist() == [20, 20, 20, 20]     # stratified subsample
+    assert_atlases(workdir, "user-resnet", ["layer2", "layer3"], [3, 4])
