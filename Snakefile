@@ -1,8 +1,12 @@
 # Activation atlases as a Snakemake workflow: dataset → model → activations → UMAP layout → grid
 # cells → icons by feature inversion → atlas images and metrics. See README.md.
 import os
+import sys
 
 from snakemake.utils import min_version, validate
+
+sys.path.insert(0, workflow.basedir)
+from activation_atlas.class_atlas import class_atlas_layer, class_slug
 
 min_version("9.0")
 
@@ -15,6 +19,10 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "schemas/config.schema.yaml")
+if config["class_atlas"]["classes"] and not config["extract"]["attribution"]:
+    raise ValueError(
+        "class_atlas.classes needs attributions: set extract.attribution: true"
+    )
 
 # glibc returns torch's large per-batch buffers to the OS and faults them back in on every batch;
 # these thresholds keep them mapped (1.3-2x faster torch stages on CPU). Jobs inherit them.
@@ -32,6 +40,7 @@ include: "rules/layout.smk"
 include: "rules/bin.smk"
 include: "rules/render.smk"
 include: "rules/atlas.smk"
+include: "rules/class_atlas.smk"
 
 
 rule all:

@@ -73,3 +73,28 @@ def bin_layout(xy: np.ndarray, activations: np.ndarray, labels: np.ndarray, grid
         class_histogram=histogram[keep],
         points_total=len(xy),
     )
+
+
+def cell_attributions(xy: np.ndarray, cells: Cells, attribution: np.ndarray,
+                      attribution_class: np.ndarray | None, n_classes: int, top: int = 5):
+    """Per kept cell: the mean attribution to every class (M, K) and its `top` classes by that mean
+    with their values (M, top).
+
+    attribution is (N, K') for the N layout points; with attribution_class (N, K') it holds each
+    point's values for those classes only (the others count as 0 in the mean).
+    """
+    row, col = cell_coordinates(xy, cells.grid_size)
+    flat = row * cells.grid_size + col
+    kept_ids = cells.row.astype(np.int64) * cells.grid_size + cells.col
+    slot = np.searchsorted(kept_ids, flat)
+    in_kept = (slot < len(kept_ids)) & (kept_ids[np.minimum(slot, len(kept_ids) - 1)] == flat)
+    sums = np.zeros((len(kept_ids), n_classes))
+    points = np.flatnonzero(in_kept)
+    if attribution_class is None:
+        np.add.at(sums, slot[points], attribution[points])
+    else:
+        np.add.at(sums, (np.repeat(slot[points], attribution.shape[1]), attribution_class[points].ravel()),
+                  attribution[points].ravel())
+    mean = sums / np.maximum(cells.count, 1)[:, None]
+    order = np.argsort(-mean, axis=1, kind="stable")[:, :top]
+    return mean.astype(np.float32), order.astype(np.int32), np.take_along_axis(mean, order, 1).astype(np.float32)

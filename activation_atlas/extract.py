@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from activation_atlas.attribution import attribute_positions
 from activation_atlas.h5io import create_h5, empty_dataset
 from activation_atlas.models.capture import capture_layers
 
@@ -65,7 +66,8 @@ class Batch:
 class LayerWriter:
     """Preallocated datasets of one layer's activation file, filled batch by batch."""
 
-    def __init__(self, f, n_rows: int, channels: int, n_logits: int):
+    def __init__(self, f, n_rows: int, channels: int, n_logits: int, n_attributed: int = 0,
+                 with_classes: bool = False):
         # n_rows is an upper bound: rows of unreadable images are trimmed by finish().
         chunk_rows = max(1, min(n_rows, (1 << 21) // (4 * channels)))   # ≈ 2 MiB chunks
         self.f = f
@@ -78,6 +80,17 @@ class LayerWriter:
                                        chunk_rows)
         self.logits = self.rows_dataset("logits", (n_rows, n_logits), "float32", "logit", "row, class",
                                         chunk_rows)
+        self.row_datasets = [self.activations, self.image_index, self.position, self.label, self.logits]
+        self.attribution = self.attribution_class = None
+        if n_attributed:
+            self.attribution = self.rows_dataset(
+                "attribution", (n_rows, n_attributed), "float32", "logit (h · ∂logit/∂h)",
+                "row, class" if not with_classes else "row, rank (class in attribution_class)", chunk_rows)
+            self.row_datasets.append(self.attribution)
+        if n_attributed and with_classes:
+            self.attribution_class = self.rows_dataset(
+                "attribution_class", (n_rows, n_attributed), "int32", "class index", "row, rank", chunk_rows)
+            self.row_datasets.append(self.attribution_class)
         self.filled = 0
 
     def rows_dataset(self, name, shape, dtype, unit, axes, chunk_rows):
@@ -85,37 +98,40 @@ class LayerWriter:
                              chunks=(chunk_rows, *shape[1:]))
 
     def finish(self):
-        for dataset in (self.activations, self.image_index, self.position, self.label, self.logits):
+        for dataset in self.row_datasets:
             dataset.resize(self.filled, axis=0)
 
-    def write(self, acts, image_index, position, label, logits):
+    def write(self, acts, image_index, position, label, logits, attribution=None, attribution_class=None):
         rows = slice(self.filled, self.filled + len(acts))
         self.activations[rows] = acts
         self.image_index[rows] = image_index
         self.position[rows] = position
         self.label[rows] = label
         self.logits[rows] = logits
+        if self.attribution is not None:
+            self.attribution[rows] = attribution
+        if self.attribution_class is not None:
+            self.attribution_class[rows] = attribution_class
         self.filled = rows.stop
 
 
-def gather_positions(output: torch.Tensor, layer: str, indices: np.ndarray, k: int, seed: int,
-                     exclude_edge: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (B·k, C) activation vectors at each image's drawn positions, and the positions."""
-    _, _, height, width = output.shape
-    positions = draw_positions(seed, layer, indices, k, height, width, exclude_edge)
-    batch_rows = torch.arange(len(indices)).repeat_interleave(k)
+def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.ndarray:
+    """The (B·k, C) activation vectors of a (B, C, H, W) output at positions (B·k, 2), k per image."""
+    batch_rows = torch.arange(output.shape[0]).repeat_interleave(k)
     rows = torch.from_numpy(positions[:, 0])
     cols = torch.from_numpy(positions[:, 1])
-    vectors = output[batch_rows, :, rows, cols]
-    return vectors.float().numpy(), positions.astype(np.int32)
+    return output[batch_rows, :, rows, cols].float().numpy()
 
 
 def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], batches, n_images: int,
                         out_paths: dict[str, Path], *, positions_per_image: int, exclude_edge: int,
                         seed: int, provenance: dict, log=print, channels_last: bool = True,
-                        device: str = "cpu") -> dict:
+                        device: str = "cpu", attribution: bool = False,
+                        attribution_top_k: int | None = None) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
+    With `attribution`, each activation's attribution to the logits (see attribution.py) is stored
+    too: for all classes, or the top-k classes by logit with their indices.
     Returns per-layer (channels, spatial size) and the throughput in images/s.
     """
     k = positions_per_image
@@ -127,24 +143,40 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                                                       **provenance))
                  for layer in layer_modules}
         outputs = stack.enter_context(capture_layers(layer_modules))
-        stack.enter_context(torch.inference_mode())
+        # Attribution needs gradients through the network; plain extraction needs none.
+        stack.enter_context(torch.enable_grad() if attribution else torch.inference_mode())
         for batch in batches:
             x = batch.images.to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x).float().cpu().numpy()
+            if attribution:
+                x.requires_grad_(True)   # builds the graph from the input, through every layer
+            logits_tensor = model(x)
+            logits = logits_tensor.detach().float().cpu().numpy()
+            positions = {layer: draw_positions(seed, layer, batch.indices, k, *outputs[layer].shape[2:],
+                                               exclude_edge).astype(np.int32)
+                         for layer in layer_modules}
+            if attribution:
+                attributions, attributed_classes = attribute_positions(
+                    logits_tensor, outputs, positions, k, attribution_top_k)
             for layer in layer_modules:
-                output = outputs[layer].cpu()
-                vectors, positions = gather_positions(output, layer, batch.indices, k, seed, exclude_edge)
+                output = outputs[layer].detach().cpu()
+                vectors = gather_positions(output, positions[layer], k)
                 if layer not in writers:
                     shapes[layer] = tuple(output.shape[1:])
+                    n_attributed = attributed_classes.shape[1] if attribution else 0
                     writers[layer] = LayerWriter(files[layer], n_images * k, output.shape[1],
-                                                 logits.shape[1])
+                                                 logits.shape[1], n_attributed, attribution_top_k is not None)
                     files[layer].attrs["spatial_size"] = list(output.shape[2:])
                     files[layer].attrs["positions_per_image"] = k
                     files[layer].attrs["exclude_edge"] = exclude_edge
-                writers[layer].write(vectors, np.repeat(batch.indices, k), positions,
-                                     np.repeat(batch.labels, k), np.repeat(logits, k, axis=0))
+                    files[layer].attrs["attribution"] = (
+                        "none" if not attribution else "all classes" if attribution_top_k is None
+                        else f"top {attribution_top_k} classes by logit")
+                writers[layer].write(vectors, np.repeat(batch.indices, k), positions[layer],
+                                     np.repeat(batch.labels, k), np.repeat(logits, k, axis=0),
+                                     attributions[layer] if attribution else None,
+                                     attributed_classes if attribution else None)
             done += len(batch.indices)
             log(f"{done}/{n_images} images ({done / (time.perf_counter() - start):.0f} images/s)")
         unreadable = len(getattr(batches, "skipped", ()))

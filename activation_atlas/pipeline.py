@@ -178,7 +178,8 @@ def extract_stage(images_dir, weights, model_card, out_paths: dict, cfg: dict, t
     return extract_activations(
         model, modules, batches, len(folder), {layer: Path(p) for layer, p in out_paths.items()},
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
-        seed=cfg["seed"], provenance=provenance, log=log, device=device)
+        seed=cfg["seed"], provenance=provenance, log=log, device=device, attribution=ex["attribution"],
+        attribution_top_k=ex["attribution_top_k"])
 
 
 def read_activations(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -203,19 +204,26 @@ def layout_params(cfg: dict, layer: str) -> dict:
     return params
 
 
+def lay_out(acts: np.ndarray, params: dict, seed: int, log) -> tuple[np.ndarray, np.ndarray]:
+    """UMAP of the activations, raw and normalised to [0, 1]²."""
+    log(f"UMAP of {acts.shape[0]} × {acts.shape[1]} activations: {params}")
+    with redirect_stdout(log):   # umap-learn reports its progress with print()
+        raw = layout.fit_umap(acts, seed=seed, verbose=True, **params)
+    return raw, layout.normalise_layout(raw)
+
+
+def write_layout(path, raw, xy, params: dict, **provenance) -> None:
+    with create_h5(path, "layout", config={"layout": params}, **provenance) as f:
+        write_dataset(f, "xy_raw", raw, "UMAP units", "row, (x, y)")
+        write_dataset(f, "xy", xy, "fraction of the atlas", "row, (x, y) in [0, 1]; y grows upwards")
+
+
 def layout_stage(activations_path, layout_out, scatter_out, layer: str, cfg: dict, log) -> None:
     acts, labels, classes = read_activations(activations_path)
     params = layout_params(cfg, layer)
-    log(f"UMAP of {acts.shape[0]} × {acts.shape[1]} activations of {layer}: {params}")
-    with redirect_stdout(log):   # umap-learn reports its progress with print()
-        raw = layout.fit_umap(acts, seed=derive_seed(cfg["seed"], "layout", layer), verbose=True,
-                              **params)
-    xy = layout.normalise_layout(raw)
+    raw, xy = lay_out(acts, params, derive_seed(cfg["seed"], "layout", layer), log)
     log("layout done; writing coordinates and scatter plot")
-    with create_h5(layout_out, "layout", layer=layer, seed=cfg["seed"],
-                   config={"layout": params}) as f:
-        write_dataset(f, "xy_raw", raw, "UMAP units", "row, (x, y)")
-        write_dataset(f, "xy", xy, "fraction of the atlas", "row, (x, y) in [0, 1]; y grows upwards")
+    write_layout(layout_out, raw, xy, params, layer=layer, seed=cfg["seed"])
     plot_layout(xy, labels, classes, scatter_out, f"{layer}: UMAP of {len(xy)} activations",
                 cfg["layout"]["scatter_size"])
 
@@ -244,16 +252,19 @@ def plot_layout(xy: np.ndarray, labels: np.ndarray, classes: list[str], out, tit
 
 # --- binning -----------------------------------------------------------------------------------
 
-def bin_stage(activations_path, layout_path, cells_out, layer: str, grid_size: int, cfg: dict, log) -> None:
-    acts, labels, classes = read_activations(activations_path)
-    with h5py.File(layout_path, "r") as f:
-        xy = f["xy"][:]
-    min_count = cfg["grid"]["min_count"]
-    cells = binning.bin_layout(xy, acts, labels, grid_size, min_count, len(classes))
-    log(f"{layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
-        f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
-    with create_h5(cells_out, "cells", layer=layer, grid_size=grid_size, seed=cfg["seed"],
-                   classes=list(classes), config={"grid": cfg["grid"]}) as f:
+def read_attribution(activations_path, rows=slice(None)):
+    """The attribution datasets of an activation file (None where absent)."""
+    with h5py.File(activations_path, "r") as f:
+        attribution = f["attribution"][rows] if "attribution" in f else None
+        attribution_class = f["attribution_class"][rows] if "attribution_class" in f else None
+    return attribution, attribution_class
+
+
+def write_cells(path, cells: binning.Cells, xy, attribution, attribution_class, logit_names, min_count: int,
+                **provenance) -> None:
+    """A cells file: the kept cells, their means and class histograms, and with attributions their mean
+    attribution and top-5 classes."""
+    with create_h5(path, "cells", grid_size=cells.grid_size, **provenance) as f:
         f.attrs["min_count"] = min_count
         f.attrs["points_total"] = cells.points_total
         write_dataset(f, "row", cells.row, "cell", "cell; row 0 at y = 0 (bottom)")
@@ -261,6 +272,64 @@ def bin_stage(activations_path, layout_path, cells_out, layer: str, grid_size: i
         write_dataset(f, "count", cells.count, "activations", "cell")
         write_dataset(f, "mean", cells.mean, "activation", "cell, channel")
         write_dataset(f, "class_histogram", cells.class_histogram, "activations", "cell, class")
+        if attribution is not None:
+            mean, top, values = binning.cell_attributions(xy, cells, attribution, attribution_class,
+                                                          len(logit_names))
+            write_dataset(f, "mean_attribution", mean, "logit (h · ∂logit/∂h)", "cell, class")
+            write_dataset(f, "top_classes", top, "class index", "cell, rank")
+            write_dataset(f, "top_class_values", values, "logit (h · ∂logit/∂h)", "cell, rank")
+            names = np.array([[logit_names[c] for c in row] for row in top], dtype=object)
+            write_dataset(f, "top_class_names", names, "class name", "cell, rank", dtype=h5py.string_dtype())
+
+
+def bin_stage(activations_path, layout_path, model_card, cells_out, layer: str, grid_size: int, cfg: dict,
+              log) -> None:
+    acts, labels, classes = read_activations(activations_path)
+    with h5py.File(layout_path, "r") as f:
+        xy = f["xy"][:]
+    attribution, attribution_class = read_attribution(activations_path)
+    min_count = cfg["grid"]["min_count"]
+    cells = binning.bin_layout(xy, acts, labels, grid_size, min_count, len(classes))
+    log(f"{layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
+        f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
+    write_cells(cells_out, cells, xy, attribution, attribution_class,
+                json.loads(Path(model_card).read_text())["classes"], min_count, layer=layer,
+                seed=cfg["seed"], classes=list(classes), config={"grid": cfg["grid"]})
+
+
+def class_cells_stage(activations_path, model_card, class_spec, layout_out, scatter_out, cells_out,
+                      cfg: dict, log) -> None:
+    """Select the activations of one class's atlas, lay them out and bin them."""
+    from activation_atlas.class_atlas import class_atlas_layer, resolve_class, select_for_class
+
+    ca = cfg["class_atlas"]
+    layer = class_atlas_layer(cfg)
+    attribution, attribution_class = read_attribution(activations_path)
+    if attribution is None:
+        raise ValueError(f"{activations_path} holds no attributions: class atlases need "
+                         f"extract.attribution: true")
+    logit_names = json.loads(Path(model_card).read_text())["classes"]
+    index = resolve_class(class_spec, logit_names)
+    rows = select_for_class(attribution, attribution_class, index, ca["top_n"])
+    acts, labels, classes = read_activations(activations_path)
+    log(f"class {logit_names[index]!r} (index {index}): {len(rows)} of {len(attribution)} activations "
+        f"of {layer} selected")
+    if len(rows) < 3:
+        raise ValueError(f"only {len(rows)} activations selected for class {logit_names[index]!r}: too few "
+                         f"to lay out; raise class_atlas.top_n")
+    acts, labels, attribution = acts[rows], labels[rows], attribution[rows]
+    attribution_class = attribution_class[rows] if attribution_class is not None else None
+    params = layout_params(cfg, layer)
+    params["n_neighbors"] = min(params["n_neighbors"], len(rows) - 1)
+    raw, xy = lay_out(acts, params, derive_seed(cfg["seed"], "class_atlas", layer, index), log)
+    provenance = {"layer": layer, "seed": cfg["seed"], "class_index": index, "class_name": logit_names[index]}
+    write_layout(layout_out, raw, xy, params, **provenance)
+    plot_layout(xy, labels, classes, scatter_out,
+                f"{layer}, class {logit_names[index]}: {len(xy)} activations", cfg["layout"]["scatter_size"])
+    cells = binning.bin_layout(xy, acts, labels, ca["grid_size"], ca["min_count"], len(classes))
+    log(f"grid {ca['grid_size']}: {len(cells.count)} cells kept")
+    write_cells(cells_out, cells, xy, attribution, attribution_class, logit_names, ca["min_count"],
+                classes=list(classes), config={"class_atlas": ca}, **provenance)
 
 
 def read_cells(path) -> binning.Cells:

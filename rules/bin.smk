@@ -2,6 +2,7 @@ rule bin_cells:
     input:
         activations=f"{RESULTS}/activations/{{layer}}.h5",
         layout=f"{RESULTS}/layout/{{layer}}.h5",
+        card=MODEL_CARD,
     output:
         f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
     params:

@@ -57,4 +57,8 @@ def all_outputs():
         *expand(f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png", layer=LAYERS, grid=GRIDS),
         *expand(f"{RESULTS}/atlas/{{layer}}/metrics.json", layer=LAYERS),
         *expand(f"{RESULTS}/layout/{{layer}}.png", layer=LAYERS),
+        *[
+            f"{RESULTS}/class_atlas/{class_slug(str(spec))}/atlas.png"
+            for spec in config["class_atlas"]["classes"]
+        ],
     ]

@@ -4,5 +4,6 @@ from activation_atlas.runtime import ProgressLog
 
 if "snakemake" in globals():
     with ProgressLog(snakemake.log[0]) as log:
-        bin_stage(snakemake.input.activations, snakemake.input.layout, snakemake.output[0],
-                  snakemake.wildcards.layer, int(snakemake.wildcards.grid), snakemake.config, log)
+        bin_stage(snakemake.input.activations, snakemake.input.layout, snakemake.input.card,
+                  snakemake.output[0], snakemake.wildcards.layer, int(snakemake.wildcards.grid),
+                  snakemake.config, log)

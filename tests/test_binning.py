@@ -65,3 +65,26 @@ def test_rows_are_ordered_row_major():
 def test_points_outside_the_unit_square_are_an_error(bad):
     with pytest.raises(ValueError, match="must lie in \\[0, 1\\]"):
         cell_coordinates(np.array(bad), 4)
+
+
+def test_cell_attribution_means_and_top_classes():
+    from activation_atlas.binning import cell_attributions
+
+    xy = np.array([[0.1, 0.1], [0.2, 0.2], [0.9, 0.9], [0.8, 0.9], [0.9, 0.1]])
+    labels = np.zeros(5, dtype=int)
+    cells = bin_layout(xy, np.ones((5, 1)), labels, 2, min_count=1, n_classes=1)   # keeps 2 cells
+    attribution = np.array([[1.0, 0.0, 3.0], [3.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 3.0, -1.0],
+                            [9.0, 9.0, 9.0]])
+    mean, top, values = cell_attributions(xy, cells, attribution, None, 3, top=2)
+    np.testing.assert_allclose(mean, [[2.0, 0.0, 2.0], [0.0, 4.0, 0.0]])
+    assert top.tolist() == [[0, 2], [1, 0]] and values[:, 0].tolist() == [2.0, 4.0]
+
+
+def test_top_k_attribution_counts_unlisted_classes_as_zero():
+    from activation_atlas.binning import cell_attributions
+
+    xy = np.full((2, 2), 0.5)
+    cells = bin_layout(xy, np.ones((2, 1)), np.zeros(2, dtype=int), 1, min_count=0, n_classes=1)
+    mean, top, _ = cell_attributions(xy, cells, np.array([[4.0], [2.0]]), np.array([[3], [1]]), 4, top=2)
+    np.testing.assert_allclose(mean, [[0.0, 1.0, 0.0, 2.0]])
+    assert top.tolist() == [[3, 1]]

@@ -90,3 +90,47 @@ def test_failed_extraction_leaves_no_files(tiny_model, tiny_dataset, tmp_path):
         extract_activations(tiny_model, modules, failing_batches(), len(folder), paths,
                             positions_per_image=1, exclude_edge=1, seed=0, provenance={}, log=lambda _: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def logit_change_when_scaling(model, layer, position, image, scale):
+    """Logits of one image with the layer's activation at `position` multiplied by `scale`."""
+    module = dict(model.named_modules())[layer]
+
+    def hook(_module, _inputs, output):
+        output = output.clone()
+        output[:, :, position[0], position[1]] *= scale
+        return output
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return model(image)[0]
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("top_k", [None, 3])
+def test_attribution_matches_a_finite_difference(tiny_model, tiny_dataset, tmp_path, top_k):
+    folder = scan_image_folder(tiny_dataset / "held_out")
+    modules = resolve_layers(tiny_model, ["conv2", "conv3"], layer_names(tiny_model))
+    paths = {layer: tmp_path / f"{layer}.h5" for layer in modules}
+    batches = ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, 16)
+    extract_activations(tiny_model, modules, batches, len(folder), paths, positions_per_image=1,
+                        exclude_edge=1, seed=2, provenance={}, log=lambda _: None, attribution=True,
+                        attribution_top_k=top_k)
+    images = load_batch(folder, np.arange(len(folder)), 32)
+    eps = 1e-3
+    for layer in modules:
+        with h5py.File(paths[layer], "r") as f:
+            attribution, position, logits = f["attribution"][:], f["position"][:], f["logits"][:]
+            classes = f["attribution_class"][:] if top_k else np.tile(np.arange(10), (len(position), 1))
+            assert attribution.shape == (len(folder), top_k or 10)
+            assert f.attrs["attribution"] == ("all classes" if top_k is None else "top 3 classes by logit")
+        if top_k:
+            np.testing.assert_array_equal(classes, np.argsort(-logits, axis=1)[:, :top_k])
+        for row in (0, 7, 31):
+            up = logit_change_when_scaling(tiny_model, layer, position[row], images[row:row + 1], 1 + eps)
+            down = logit_change_when_scaling(tiny_model, layer, position[row], images[row:row + 1], 1 - eps)
+            # Scaling h by (1 ± ε) changes logit c by ± ε · h·∂logit_c/∂h, to first order.
+            expected = ((up - down) / (2 * eps)).numpy()[classes[row]]
+            np.testing.assert_allclose(attribution[row], expected, rtol=2e-2, atol=2e-3)

@@ -34,7 +34,9 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
         write_dataset(f, "label", labels, "class index", "row")
     log = ProgressLog(None)
     pipeline.layout_stage(out / "acts.h5", out / "layout.h5", out / "layout.png", "conv2", config, log)
-    pipeline.bin_stage(out / "acts.h5", out / "layout.h5", out / "cells.h5", "conv2", 4, config, log)
+    (out / "model.json").write_text('{{"model": "m", "held_out_accuracy": 1.0, "classes": ["a", "b", "c"]}}')
+    pipeline.bin_stage(out / "acts.h5", out / "layout.h5", out / "model.json", out / "cells.h5", "conv2", 4,
+                       config, log)
     cells = pipeline.read_cells(out / "cells.h5")
     with create_h5(out / "icons.h5", "icons", layer="conv2", grid_size=4) as f:
         write_dataset(f, "row", cells.row, "cell", "icon")
@@ -42,7 +44,6 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
         write_dataset(f, "icons", np.zeros((len(cells.row), 8, 8, 3), np.uint8), "uint8 RGB", "icon")
         write_dataset(f, "fidelity", np.ones(len(cells.row), np.float32), "cosine", "icon")
     pipeline.montage_stage(out / "icons.h5", out / "atlas.png", config)
-    (out / "model.json").write_text('{{"model": "m", "held_out_accuracy": 1.0}}')
     pipeline.metrics_stage(out / "model.json", out / "acts.h5", out / "layout.h5", {{4: out / "cells.h5"}},
                            {{4: out / "icons.h5"}}, out / "metrics.json", "conv2", config, log)
     print("stages ran without torch")

@@ -101,7 +101,8 @@ def test_activation_files_hold_every_image_of_the_split(first_run):
 
 def test_every_rule_logged_its_progress_and_benchmark(first_run):
     logs = first_run / "logs"
-    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 1 + 1 + len(LAYERS) * (2 + 3 * len(GRIDS))
+    n_classes = len(CONFIG["class_atlas"]["classes"])
+    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 1 + 1 + len(LAYERS) * (2 + 3 * len(GRIDS)) + 3 * n_classes
     extract_log = (logs / RUN / "extract.log").read_text()
     assert f"{CONFIG['dataset']['train_per_class'] * 10}/{CONFIG['dataset']['train_per_class'] * 10} images" \
         in extract_log
@@ -109,6 +110,34 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
     assert "icon attempts" in (logs / RUN / "icons" / "conv3" / f"grid{GRIDS[0]}.log").read_text()
     timing = json.loads(next(logs.glob("models/*/timing.json")).read_text())
     assert timing["training_seconds"] > 0
+
+
+def test_cells_carry_attribution_and_top_classes(first_run):
+    card = json.loads(next((first_run / "resources" / "models").glob("*/model.json")).read_text())
+    with h5py.File(first_run / "results" / RUN / "cells" / LAYERS[-1] / f"grid{GRIDS[0]}.h5", "r") as f:
+        kept = len(f["count"])
+        assert f["mean_attribution"].shape == (kept, len(card["classes"]))
+        top = f["top_classes"][:]
+        assert top.shape == (kept, 5)
+        assert (f["top_class_values"][:, 0] >= f["top_class_values"][:, 1]).all()
+        names = [[n.decode() for n in row] for row in f["top_class_names"][:]]
+        assert names == [[card["classes"][c] for c in row] for row in top]
+
+
+def test_class_atlases_select_their_class(first_run):
+    card = json.loads(next((first_run / "resources" / "models").glob("*/model.json")).read_text())
+    for spec in CONFIG["class_atlas"]["classes"]:
+        index = spec if isinstance(spec, int) else card["classes"].index(spec)
+        folder = first_run / "results" / RUN / "class_atlas" / str(spec)
+        assert Image.open(folder / "atlas.png").size == (3 * CONFIG["montage"]["cell_px"],) * 2
+        with h5py.File(folder / "cells.h5", "r") as f:
+            assert f.attrs["class_index"] == index and f.attrs["class_name"] == card["classes"][index]
+            assert len(f["count"]) > 0
+            # The class is the most attributed class of the atlas as a whole.
+            totals = (f["mean_attribution"][:] * f["count"][:][:, None]).sum(0)
+            assert totals.argmax() == index
+        with h5py.File(folder / "icons.h5", "r") as f:
+            assert f["icons"].shape[0] == len(f["row"]) > 0
 
 
 def test_two_runs_from_scratch_are_byte_identical(first_run, tmp_path):

@@ -1,0 +1,43 @@
+"""Attribution of sampled activations to the logits: the linear approximation h · ∂logit_c/∂h.
+
+For an activation vector h (a layer's channels at one spatial position) and class c, the attribution
+is how much logit c would change, to first order, if h were removed: the dot product of h with the
+gradient of logit c with respect to h. One backward pass per class gives the gradients for every
+image, layer and position of a batch at once (eval-mode networks treat images independently).
+
+With `top_k`, only the k classes with the highest logits of each image are attributed, which bounds
+storage for 1000-class models; their indices are returned beside the values.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor],
+                        positions: dict[str, np.ndarray], k: int, top_k: int | None):
+    """Attributions of the sampled positions of each layer.
+
+    logits (B, K) and outputs[layer] (B, C, H, W) must come from one forward pass with autograd on;
+    positions[layer] is (B·k, 2), k per image in batch order. Returns {layer: (B·k, K')} values and
+    the (B·k, K') class indices (K' = K, or top_k).
+    """
+    batch, n_classes = logits.shape
+    if top_k is not None and top_k < n_classes:
+        classes = logits.detach().topk(top_k, dim=1).indices            # (B, top_k)
+    else:
+        classes = torch.arange(n_classes, device=logits.device).expand(batch, n_classes)
+    layers = list(outputs)
+    image = torch.arange(batch, device=logits.device).repeat_interleave(k)
+    rows = {layer: torch.from_numpy(positions[layer][:, 0]).to(logits.device) for layer in layers}
+    cols = {layer: torch.from_numpy(positions[layer][:, 1]).to(logits.device) for layer in layers}
+    sampled = {layer: outputs[layer][image, :, rows[layer], cols[layer]].detach() for layer in layers}
+    values = {layer: torch.zeros(batch * k, classes.shape[1]) for layer in layers}
+    for j in range(classes.shape[1]):
+        target = logits.gather(1, classes[:, j:j + 1]).sum()
+        grads = torch.autograd.grad(target, [outputs[layer] for layer in layers], retain_graph=True)
+        for layer, grad in zip(layers, grads):
+            at_positions = grad[image, :, rows[layer], cols[layer]]
+            values[layer][:, j] = (sampled[layer] * at_positions).sum(dim=1).float().cpu()
+    class_index = classes.repeat_interleave(k, dim=0).cpu().numpy().astype(np.int32)
+    return {layer: v.numpy() for layer, v in values.items()}, class_index
