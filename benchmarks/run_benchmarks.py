@@ -110,6 +110,42 @@ def rendering_ratio(model, config: dict, layer: str, icons: int, steps: int, bat
             "best_batch_size": best, "best_ratio": ratios[best]}
 
 
+def inceptionv1_rendering_ratio(icons: int, steps: int, batch_sizes, rounds: int) -> dict:
+    """Batched vs one-at-a-time rendering on the paper's network (random weights: the cost is the
+    same), mixed4c at 80 px, the paper's icon size."""
+    from activation_atlas.models.inceptionv1 import InceptionV1
+    from activation_atlas.optvis.render import RenderSettings
+    from activation_atlas.optvis.transforms import TransformSpec
+
+    torch.manual_seed(0)
+    model = InceptionV1().eval().to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    module = resolve_layers(model, ["mixed4c"], model.layer_names())
+    targets = np.abs(np.random.default_rng(0).normal(size=(icons, 512))).astype(np.float32)
+    spec = TransformSpec(pad=16, jitters=(4, 4, 8), scale_base=0.998, scale_exponents=(20, 39), rotation_deg=20)
+
+    def rate(batch_size):
+        s = RenderSettings(icon_size=80, steps=steps, attempts=1, lr=0.05, cossim_pow=3, batch_size=batch_size,
+                           transforms=spec)
+        start = time.perf_counter()
+        render_icons(model, module, targets, [(i,) for i in range(icons)], 0, s, log=lambda _: None)
+        return icons / (time.perf_counter() - start)
+
+    rate(4)   # warm-up
+    singles, ratios = [], {b: [] for b in batch_sizes}
+    for _ in range(rounds):
+        single = rate(1)
+        singles.append(single)
+        for b in batch_sizes:
+            ratios[b].append(rate(b) / single)
+    medians = {b: statistics.median(r) for b, r in ratios.items()}
+    best = max(medians, key=medians.get)
+    return {"layer": "inceptionv1 mixed4c", "icon_size": 80, "icons": icons, "steps": steps,
+            "one_at_a_time_icons_per_s": statistics.median(singles), "ratio_by_batch_size": medians,
+            "best_batch_size": best, "best_ratio": medians[best]}
+
+
 def rule_times(run: str) -> dict:
     """Seconds per rule (summed over its jobs) from the benchmark TSVs of the last run."""
     times: dict[str, float] = {}
@@ -138,6 +174,9 @@ def main():
     parser.add_argument("--icons", type=int, default=32)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--inceptionv1", action="store_true",
+                        help="also measure rendering on InceptionV1 mixed4c at 80 px (the paper's setting)")
+    parser.add_argument("--inceptionv1-steps", type=int, default=8)
     args = parser.parse_args()
 
     from snakemake.utils import validate
@@ -159,6 +198,12 @@ def main():
         ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
         print(f"(b) rendering {r['layer']} ({r['icon_size']} px): one at a time "
               f"{r['one_at_a_time_icons_per_s']:.2f} icons/s; batched {ratios}")
+    if args.inceptionv1:
+        r = inceptionv1_rendering_ratio(args.icons, args.inceptionv1_steps, args.batch_sizes, args.rounds)
+        report["rendering_inceptionv1"] = r
+        ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
+        print(f"(b) rendering {r['layer']} (80 px): one at a time {r['one_at_a_time_icons_per_s']:.2f} "
+              f"icons/s; batched {ratios}")
     report["rule_seconds"] = rule_times(config["run"])
     print("(c) rule wall times of the last run (s, summed over jobs):")
     for rule, seconds in report["rule_seconds"].items():
