@@ -98,3 +98,15 @@ def test_shipped_labels_match_the_reference():
     assert shipped[0] == "dummy" and len(shipped) == 1001
     if REFERENCE.exists():
         assert shipped == (REFERENCE / "inceptionv1_labels.txt").read_text().splitlines()
+
+
+def test_local_response_norm_equals_torchs():
+    from activation_atlas.models.inceptionv1 import local_response_norm
+
+    x = (torch.rand(2, 70, 9, 9) * 300).requires_grad_(True)
+    reference = torch.nn.functional.local_response_norm(x, size=9, alpha=9.99999974738e-05, beta=0.5, k=1)
+    ours = local_response_norm(x)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-3)
+    grad_ours, = torch.autograd.grad(ours.sum(), x)
+    grad_reference, = torch.autograd.grad(reference.sum(), x)
+    torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-4, atol=1e-5)

@@ -59,6 +59,17 @@ class ReLU(nn.Module):
         return RedirectedReLU.apply(x) if self.redirect and torch.is_grad_enabled() else F.relu(x)
 
 
+def local_response_norm(x: torch.Tensor, size: int = 9, alpha: float = 9.99999974738e-05,
+                        beta: float = 0.5, k: float = 1.0) -> torch.Tensor:
+    """torch's local_response_norm (x / (k + alpha/size · Σ x² over `size` channels)^beta), with the
+    channel-window sums taken as differences of a cumulative sum: about twice as fast forward and
+    backward on CPU as the 3-D average pool torch uses."""
+    squares = F.pad(x * x, (0, 0, 0, 0, size // 2 + 1, (size - 1) // 2))
+    cumulative = squares.cumsum(1)
+    window = cumulative[:, size:] - cumulative[:, :-size]
+    return x / (k + alpha / size * window) ** beta
+
+
 def same_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int, value: float = 0.0):
     return F.pad(x, (left, right, top, bottom), value=value)
 
@@ -109,10 +120,10 @@ class InceptionV1(nn.Module):
         x = x * INPUT_SCALE + INPUT_OFFSET
         x = self.conv2d0(self.conv_relu("conv2d0", same_pad(x, 2, 3, 2, 3)))
         x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
-        x = F.local_response_norm(x, size=9, alpha=9.99999974738e-05, beta=0.5, k=1)
+        x = local_response_norm(x)
         x = self.conv2d1(self.conv_relu("conv2d1", x))
         x = self.conv2d2(self.conv_relu("conv2d2", same_pad(x, 1, 1, 1, 1)))
-        x = F.local_response_norm(x, size=9, alpha=9.99999974738e-05, beta=0.5, k=1)
+        x = local_response_norm(x)
         x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
         for name in ("mixed3a", "mixed3b"):
             x = self.block(name, x)
