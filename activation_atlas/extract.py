@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from activation_atlas.attribution import attribute_positions
-from activation_atlas.h5io import create_h5, empty_dataset
+from activation_atlas.h5io import create_h5, write_dataset
 from activation_atlas.models.capture import capture_layers
 
 
@@ -94,8 +94,8 @@ class LayerWriter:
         self.filled = 0
 
     def rows_dataset(self, name, shape, dtype, unit, axes, chunk_rows):
-        return empty_dataset(self.f, name, shape, dtype, unit, axes, maxshape=(None, *shape[1:]),
-                             chunks=(chunk_rows, *shape[1:]))
+        return write_dataset(self.f, name, None, unit, axes, shape=shape, dtype=dtype,
+                             maxshape=(None, *shape[1:]), chunks=(chunk_rows, *shape[1:]))
 
     def finish(self):
         for dataset in self.row_datasets:

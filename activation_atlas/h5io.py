@@ -36,21 +36,11 @@ def create_h5(path: Path | str, stage: str, **provenance):
         partial.unlink(missing_ok=True)
 
 
-def write_dataset(f: h5py.File, name: str, data: np.ndarray, unit: str, axes: str, **options) -> h5py.Dataset:
-    """A dataset with its unit and axis names as attributes and no timestamps."""
+def write_dataset(f: h5py.File, name: str, data: np.ndarray | None, unit: str, axes: str,
+                  **options) -> h5py.Dataset:
+    """A dataset with its unit and axis names as attributes and no timestamps. With data None it is
+    preallocated (pass shape and dtype) and filled later in slices."""
     dataset = f.create_dataset(name, data=data, track_times=False, **options)
     dataset.attrs["unit"] = unit
     dataset.attrs["axes"] = axes
     return dataset
-
-
-def empty_dataset(f: h5py.File, name: str, shape, dtype, unit: str, axes: str, **options) -> h5py.Dataset:
-    """A preallocated dataset filled later in slices (see write_dataset for the attributes)."""
-    dataset = f.create_dataset(name, shape=shape, dtype=dtype, track_times=False, **options)
-    dataset.attrs["unit"] = unit
-    dataset.attrs["axes"] = axes
-    return dataset
-
-
-def read_json_attr(f: h5py.File, key: str):
-    return json.loads(f.attrs[key])

@@ -28,14 +28,6 @@ class ArchiveRefused(Exception):
     """An archive member would land outside the target folder (or is a link or device)."""
 
 
-def sha256_of(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_once(url: str, partial: Path, timeout: float, log) -> str:
     """Stream url into `partial`; returns the sha256 of what arrived. A short read is an error."""
     digest = hashlib.sha256()

@@ -24,13 +24,16 @@ def resolve_layers(model: nn.Module, names, valid_names) -> dict[str, nn.Module]
 
 
 @contextmanager
-def capture_layers(modules: dict[str, nn.Module]):
-    """Yield a dict that each forward pass fills with {layer name: output tensor}."""
+def capture_layers(modules: dict[str, nn.Module], stop_when_complete: bool = False):
+    """Yield a dict that each forward pass fills with {layer name: output tensor}. With
+    stop_when_complete, the pass is cut short (_StopForward) once every layer is captured."""
     outputs: dict[str, torch.Tensor] = {}
     handles = []
     for name, module in modules.items():
         def hook(_module, _inputs, output, name=name):
             outputs[name] = output
+            if stop_when_complete and len(outputs) == len(modules):
+                raise _StopForward
         handles.append(module.register_forward_hook(hook))
     try:
         yield outputs
@@ -42,19 +45,9 @@ def capture_layers(modules: dict[str, nn.Module]):
 def forward_to_layers(model: nn.Module, modules: dict[str, nn.Module],
                       x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Run the network only as far as the last requested layer and return those layers' outputs."""
-    outputs: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, module in modules.items():
-        def hook(_module, _inputs, output, name=name):
-            outputs[name] = output
-            if len(outputs) == len(modules):
-                raise _StopForward
-        handles.append(module.register_forward_hook(hook))
-    try:
-        model(x)
-    except _StopForward:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
-    return outputs
+    with capture_layers(modules, stop_when_complete=True) as outputs:
+        try:
+            model(x)
+        except _StopForward:
+            pass
+        return dict(outputs)
