@@ -177,6 +177,8 @@ def main():
     parser.add_argument("--inceptionv1", action="store_true",
                         help="also measure rendering on InceptionV1 mixed4c at 80 px (the paper's setting)")
     parser.add_argument("--inceptionv1-steps", type=int, default=8)
+    parser.add_argument("--inceptionv1-icons", type=int, default=128)
+    parser.add_argument("--inceptionv1-batch-sizes", type=int, nargs="+", default=[16, 32, 64, 128])
     args = parser.parse_args()
 
     from snakemake.utils import validate
@@ -199,7 +201,8 @@ def main():
         print(f"(b) rendering {r['layer']} ({r['icon_size']} px): one at a time "
               f"{r['one_at_a_time_icons_per_s']:.2f} icons/s; batched {ratios}")
     if args.inceptionv1:
-        r = inceptionv1_rendering_ratio(args.icons, args.inceptionv1_steps, args.batch_sizes, args.rounds)
+        r = inceptionv1_rendering_ratio(args.inceptionv1_icons, args.inceptionv1_steps,
+                                        args.inceptionv1_batch_sizes, args.rounds)
         report["rendering_inceptionv1"] = r
         ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
         print(f"(b) rendering {r['layer']} (80 px): one at a time {r['one_at_a_time_icons_per_s']:.2f} "

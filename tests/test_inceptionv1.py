@@ -101,12 +101,21 @@ def test_shipped_labels_match_the_reference():
 
 
 def test_local_response_norm_equals_torchs():
-    from activation_atlas.models.inceptionv1 import local_response_norm
+    from activation_atlas.models.inceptionv1 import LocalResponseNorm
 
     x = (torch.rand(2, 70, 9, 9) * 300).requires_grad_(True)
     reference = torch.nn.functional.local_response_norm(x, size=9, alpha=9.99999974738e-05, beta=0.5, k=1)
-    ours = local_response_norm(x)
+    ours = LocalResponseNorm(70)(x)
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-3)
     grad_ours, = torch.autograd.grad(ours.sum(), x)
     grad_reference, = torch.autograd.grad(reference.sum(), x)
     torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [5, 6, 7, 8, 9, 10])
+def test_same_max_pool_is_tensorflows_padded_pool(size):
+    from activation_atlas.models.inceptionv1 import same_max_pool
+
+    x = torch.randn(1, 3, size, size)
+    padded = torch.nn.functional.pad(x, (0, 1, 0, 1), value=float("-inf"))
+    torch.testing.assert_close(same_max_pool(x), torch.nn.functional.max_pool2d(padded, 3, stride=2))

@@ -2,7 +2,7 @@
 
 Module names follow the published PyTorch state dict `inception5h.pth` (`<name>_pre_relu_conv`,
 `softmax2_pre_activation_matmul`), so it loads with strict=True. TensorFlow's "SAME" padding is
-reproduced with explicit pads. Every post-ReLU output an atlas can be made of — conv2d0..2, the
+reproduced exactly: symmetric pads as the layers' own padding, the stem's asymmetric ones explicitly. Every post-ReLU output an atlas can be made of — conv2d0..2, the
 mixed blocks and their four branches (e.g. mixed4c_3x3) — passes through a parameter-free
 nn.Identity of that name, so forward hooks can capture it by name.
 
@@ -59,19 +59,27 @@ class ReLU(nn.Module):
         return RedirectedReLU.apply(x) if self.redirect and torch.is_grad_enabled() else F.relu(x)
 
 
-def local_response_norm(x: torch.Tensor, size: int = 9, alpha: float = 9.99999974738e-05,
-                        beta: float = 0.5, k: float = 1.0) -> torch.Tensor:
-    """torch's local_response_norm (x / (k + alpha/size · Σ x² over `size` channels)^beta), with the
-    channel-window sums taken as differences of a cumulative sum: about twice as fast forward and
-    backward on CPU as the 3-D average pool torch uses."""
-    squares = F.pad(x * x, (0, 0, 0, 0, size // 2 + 1, (size - 1) // 2))
-    cumulative = squares.cumsum(1)
-    window = cumulative[:, size:] - cumulative[:, :-size]
-    return x / (k + alpha / size * window) ** beta
+class LocalResponseNorm(nn.Module):
+    """torch's local_response_norm with the graph's beta of 0.5, x / √(k + alpha/size · Σ x² over `size`
+    neighbouring channels), the window sums taken as a 1×1 convolution by a fixed band matrix: one GEMM
+    forward and backward, 2-3× faster on batches than torch's 3-D average pool (the same at batch 1)."""
+
+    def __init__(self, channels: int, size: int = 9, alpha: float = 9.99999974738e-05, k: float = 1.0):
+        super().__init__()
+        offset = torch.arange(channels)[None, :] - torch.arange(channels)[:, None]
+        window = (offset >= -(size // 2)) & (offset <= (size - 1) // 2)
+        # Not in the state dict: the published weights load with strict=True.
+        self.register_buffer("band", (window.float() * (alpha / size))[:, :, None, None], persistent=False)
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.k + F.conv2d(x * x, self.band)).rsqrt()
 
 
-def same_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int, value: float = 0.0):
-    return F.pad(x, (left, right, top, bottom), value=value)
+def same_max_pool(x: torch.Tensor) -> torch.Tensor:
+    """TensorFlow's 3×3 stride-2 "SAME" max pool: ceil_mode keeps the last, partial window, which is
+    the window TensorFlow pads by one on the right and bottom."""
+    return F.max_pool2d(x, 3, stride=2, ceil_mode=True)
 
 
 class InceptionV1(nn.Module):
@@ -79,18 +87,19 @@ class InceptionV1(nn.Module):
         super().__init__()
         self.conv2d0_pre_relu_conv = nn.Conv2d(3, 64, 7, stride=2)
         self.conv2d1_pre_relu_conv = nn.Conv2d(64, 64, 1)
-        self.conv2d2_pre_relu_conv = nn.Conv2d(64, 192, 3)
+        self.conv2d2_pre_relu_conv = nn.Conv2d(64, 192, 3, padding=1)
         for name, cin, c1, c3r, c3, c5r, c5, cp in INCEPTION_BLOCKS:
             setattr(self, f"{name}_1x1_pre_relu_conv", nn.Conv2d(cin, c1, 1))
             setattr(self, f"{name}_3x3_bottleneck_pre_relu_conv", nn.Conv2d(cin, c3r, 1))
             setattr(self, f"{name}_5x5_bottleneck_pre_relu_conv", nn.Conv2d(cin, c5r, 1))
             setattr(self, f"{name}_pool_reduce_pre_relu_conv", nn.Conv2d(cin, cp, 1))
-            setattr(self, f"{name}_3x3_pre_relu_conv", nn.Conv2d(c3r, c3, 3))
-            setattr(self, f"{name}_5x5_pre_relu_conv", nn.Conv2d(c5r, c5, 5))
+            setattr(self, f"{name}_3x3_pre_relu_conv", nn.Conv2d(c3r, c3, 3, padding=1))
+            setattr(self, f"{name}_5x5_pre_relu_conv", nn.Conv2d(c5r, c5, 5, padding=2))
         self.softmax2_pre_activation_matmul = nn.Linear(1024, NUM_CLASSES)
         for name in self.layer_names():
             setattr(self, name, nn.Identity())
         self.relu = ReLU()
+        self.lrn0, self.lrn2 = LocalResponseNorm(64), LocalResponseNorm(192)
 
     @staticmethod
     def layer_names() -> tuple[str, ...]:
@@ -107,30 +116,30 @@ class InceptionV1(nn.Module):
 
     def block(self, name: str, x: torch.Tensor) -> torch.Tensor:
         branch_1x1 = getattr(self, f"{name}_1x1")(self.conv_relu(f"{name}_1x1", x))
-        b3 = same_pad(self.conv_relu(f"{name}_3x3_bottleneck", x), 1, 1, 1, 1)
+        b3 = self.conv_relu(f"{name}_3x3_bottleneck", x)
         branch_3x3 = getattr(self, f"{name}_3x3")(self.conv_relu(f"{name}_3x3", b3))
-        b5 = same_pad(self.conv_relu(f"{name}_5x5_bottleneck", x), 2, 2, 2, 2)
+        b5 = self.conv_relu(f"{name}_5x5_bottleneck", x)
         branch_5x5 = getattr(self, f"{name}_5x5")(self.conv_relu(f"{name}_5x5", b5))
-        pooled = F.max_pool2d(same_pad(x, 1, 1, 1, 1, float("-inf")), 3, stride=1)
+        pooled = F.max_pool2d(x, 3, stride=1, padding=1)
         branch_pool = getattr(self, f"{name}_pool_reduce")(self.conv_relu(f"{name}_pool_reduce", pooled))
         return getattr(self, name)(torch.cat([branch_1x1, branch_3x3, branch_5x5, branch_pool], dim=1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] RGB → mixed5b."""
         x = x * INPUT_SCALE + INPUT_OFFSET
-        x = self.conv2d0(self.conv_relu("conv2d0", same_pad(x, 2, 3, 2, 3)))
-        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
-        x = local_response_norm(x)
+        x = self.conv2d0(self.conv_relu("conv2d0", F.pad(x, (2, 3, 2, 3))))
+        x = same_max_pool(x)
+        x = self.lrn0(x)
         x = self.conv2d1(self.conv_relu("conv2d1", x))
-        x = self.conv2d2(self.conv_relu("conv2d2", same_pad(x, 1, 1, 1, 1)))
-        x = local_response_norm(x)
-        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
+        x = self.conv2d2(self.conv_relu("conv2d2", x))
+        x = self.lrn2(x)
+        x = same_max_pool(x)
         for name in ("mixed3a", "mixed3b"):
             x = self.block(name, x)
-        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
+        x = same_max_pool(x)
         for name in ("mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e"):
             x = self.block(name, x)
-        x = F.max_pool2d(same_pad(x, 0, 1, 0, 1, float("-inf")), 3, stride=2)
+        x = same_max_pool(x)
         for name in ("mixed5a", "mixed5b"):
             x = self.block(name, x)
         return x
