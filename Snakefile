@@ -6,7 +6,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 sys.path.insert(0, workflow.basedir)
-from activation_atlas.class_atlas import class_atlas_layer, class_slug
+from activation_atlas.class_atlas import class_atlas_layer, class_slug, comparison_slug
 
 min_version("9.0")
 
@@ -19,9 +19,12 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "schemas/config.schema.yaml")
-if config["class_atlas"]["classes"] and not config["extract"]["attribution"]:
+if (
+    config["class_atlas"]["classes"] or config["class_atlas"]["comparisons"]
+) and not config["extract"]["attribution"]:
     raise ValueError(
-        "class_atlas.classes needs attributions: set extract.attribution: true"
+        "class_atlas.classes and class_atlas.comparisons need attributions: "
+        "set extract.attribution: true"
     )
 
 # glibc returns torch's large per-batch buffers to the OS and faults them back in on every batch;
@@ -41,6 +44,7 @@ include: "rules/bin.smk"
 include: "rules/render.smk"
 include: "rules/atlas.smk"
 include: "rules/class_atlas.smk"
+include: "rules/viewer.smk"
 
 
 rule all:

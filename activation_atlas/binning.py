@@ -98,3 +98,20 @@ def cell_attributions(xy: np.ndarray, cells: Cells, attribution: np.ndarray,
     mean = sums / np.maximum(cells.count, 1)[:, None]
     order = np.argsort(-mean, axis=1, kind="stable")[:, :top]
     return mean.astype(np.float32), order.astype(np.int32), np.take_along_axis(mean, order, 1).astype(np.float32)
+
+
+def cell_samples(xy: np.ndarray, cells: Cells, image_index: np.ndarray, per_cell: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(M, per_cell) indices of distinct images with an activation in each kept cell, drawn at random
+    and sorted; −1 pads cells with fewer images."""
+    row, col = cell_coordinates(xy, cells.grid_size)
+    flat = row * cells.grid_size + col
+    order = np.argsort(flat, kind="stable")
+    cell_ids, starts, counts = np.unique(flat[order], return_index=True, return_counts=True)
+    samples = np.full((len(cells.row), per_cell), -1, dtype=np.int64)
+    where = np.searchsorted(cell_ids, cells.row.astype(np.int64) * cells.grid_size + cells.col)
+    for k, group in enumerate(where):
+        images = np.unique(image_index[order[starts[group]:starts[group] + counts[group]]])
+        chosen = np.sort(rng.choice(images, size=min(per_cell, len(images)), replace=False))
+        samples[k, :len(chosen)] = chosen
+    return samples

@@ -59,3 +59,39 @@ def select_for_class(attribution: np.ndarray, attribution_class: np.ndarray | No
     strongest = finite[np.argsort(-to_class[finite], kind="stable")[:top_n]]
     chosen = np.union1d(np.flatnonzero(own), strongest)
     return chosen.astype(np.int64)
+
+
+def attribution_or_floor(attribution: np.ndarray, attribution_class: np.ndarray | None, index: int) -> np.ndarray:
+    """Each activation's attribution to class `index`; where only the top-k are stored and `index` is
+    not among them, the smallest value stored for that activation (an upper bound of the true one)."""
+    values = attribution_to(attribution, attribution_class, index)
+    return np.where(np.isfinite(values), values, attribution.min(axis=1))
+
+
+def select_for_comparison(attribution: np.ndarray, attribution_class: np.ndarray | None, first: int,
+                          second: int, top_n: int) -> np.ndarray:
+    """Sorted row indices of the activations in either class's atlas."""
+    return np.union1d(select_for_class(attribution, attribution_class, first, top_n),
+                      select_for_class(attribution, attribution_class, second, top_n))
+
+
+def comparison_x(attribution: np.ndarray, attribution_class: np.ndarray | None, first: int,
+                 second: int) -> np.ndarray:
+    """Attribution to `first` minus attribution to `second`, divided by the largest absolute difference:
+    in [−1, 1], +1 for the activation that favours `first` most."""
+    difference = (attribution_or_floor(attribution, attribution_class, first)
+                  - attribution_or_floor(attribution, attribution_class, second))
+    scale = np.abs(difference).max() if len(difference) else 0.0
+    return difference / scale if scale > 0 else np.zeros_like(difference)
+
+
+def comparison_layout(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N, 2) atlas coordinates in [0, 1]²: x from [−1, 1] (second class left, first class right), y
+    already in [0, 1] (a 1-D embedding of the activations)."""
+    return np.column_stack([(np.asarray(x, dtype=np.float64) + 1.0) / 2.0,
+                            np.asarray(y, dtype=np.float64)]).clip(0.0, 1.0).astype(np.float32)
+
+
+def comparison_slug(pair) -> str:
+    """The file-name-safe name of a comparison of two classes: 'a_vs_b'."""
+    return f"{class_slug(str(pair[0]))}_vs_{class_slug(str(pair[1]))}"

@@ -5,8 +5,10 @@ import numpy as np
 
 
 def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int,
-             pca_dims: int | None = None, low_memory: bool = False, verbose: bool = False) -> np.ndarray:
-    """UMAP embedding (N, 2) float32, seeded (which makes umap-learn single-threaded, but exact)."""
+             pca_dims: int | None = None, low_memory: bool = False, verbose: bool = False,
+             n_components: int = 2) -> np.ndarray:
+    """UMAP embedding (N, n_components) float32, seeded (which makes umap-learn single-threaded, but
+    exact)."""
     import umap   # imported here: `import umap` costs seconds, and most of the package never needs it
 
     if len(activations) <= n_neighbors:
@@ -16,7 +18,7 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
     if pca_dims is not None and pca_dims < data.shape[1]:
         from sklearn.decomposition import PCA
         data = PCA(n_components=pca_dims, random_state=seed).fit_transform(data).astype(np.float32)
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+    reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                         random_state=seed, n_jobs=1, low_memory=low_memory, verbose=verbose,
                         tqdm_kwds={"disable": True})
     return reducer.fit_transform(data).astype(np.float32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -182,6 +183,18 @@ def extract_stage(images_dir, weights, model_card, out_paths: dict, cfg: dict, t
         attribution_top_k=ex["attribution_top_k"])
 
 
+def read_image_index(path) -> np.ndarray:
+    """The dataset index of the image of each activation in a layer's activation file."""
+    with h5py.File(path, "r") as f:
+        return f["image_index"][:]
+
+
+def sample_images(xy, cells: binning.Cells, image_index, cfg: dict, *seed_names) -> np.ndarray:
+    """grid.samples_per_cell images of each kept cell, drawn with a seed derived from seed_names."""
+    rng = np.random.default_rng(derive_seed(cfg["seed"], "samples", *seed_names))
+    return binning.cell_samples(xy, cells, image_index, cfg["grid"]["samples_per_cell"], rng)
+
+
 def read_activations(path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Activations (N, C), labels (N,) and class names of a layer's activation file."""
     with h5py.File(path, "r") as f:
@@ -261,9 +274,9 @@ def read_attribution(activations_path, rows=slice(None)):
 
 
 def write_cells(path, cells: binning.Cells, xy, attribution, attribution_class, logit_names, min_count: int,
-                **provenance) -> None:
-    """A cells file: the kept cells, their means and class histograms, and with attributions their mean
-    attribution and top-5 classes."""
+                samples: np.ndarray, **provenance) -> None:
+    """A cells file: the kept cells, their means, class histograms and sample images, and with
+    attributions their mean attribution and top-5 classes."""
     with create_h5(path, "cells", grid_size=cells.grid_size, **provenance) as f:
         f.attrs["min_count"] = min_count
         f.attrs["points_total"] = cells.points_total
@@ -272,6 +285,7 @@ def write_cells(path, cells: binning.Cells, xy, attribution, attribution_class, 
         write_dataset(f, "count", cells.count, "activations", "cell")
         write_dataset(f, "mean", cells.mean, "activation", "cell, channel")
         write_dataset(f, "class_histogram", cells.class_histogram, "activations", "cell, class")
+        write_dataset(f, "sample_images", samples, "image index (-1: none)", "cell, sample")
         if attribution is not None:
             mean, top, values = binning.cell_attributions(xy, cells, attribution, attribution_class,
                                                           len(logit_names))
@@ -292,9 +306,41 @@ def bin_stage(activations_path, layout_path, model_card, cells_out, layer: str, 
     cells = binning.bin_layout(xy, acts, labels, grid_size, min_count, len(classes))
     log(f"{layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
         f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
+    samples = sample_images(xy, cells, read_image_index(activations_path), cfg, layer, grid_size)
     write_cells(cells_out, cells, xy, attribution, attribution_class,
-                json.loads(Path(model_card).read_text())["classes"], min_count, layer=layer,
+                json.loads(Path(model_card).read_text())["classes"], min_count, samples, layer=layer,
                 seed=cfg["seed"], classes=list(classes), config={"grid": cfg["grid"]})
+
+
+def read_class_attribution(activations_path, model_card):
+    """Attributions (and stored classes, or None) of an activation file, and the model's class names;
+    an error when the file holds none."""
+    attribution, attribution_class = read_attribution(activations_path)
+    if attribution is None:
+        raise ValueError(f"{activations_path} holds no attributions: class atlases need "
+                         f"extract.attribution: true")
+    return attribution, attribution_class, json.loads(Path(model_card).read_text())["classes"]
+
+
+def read_selection(activations_path, rows: np.ndarray, what: str, log):
+    """Activations, labels and class names of the selected rows; too few to lay out is an error."""
+    acts, labels, classes = read_activations(activations_path)
+    log(f"{what}: {len(rows)} of {len(acts)} activations selected")
+    if len(rows) < 3:
+        raise ValueError(f"only {len(rows)} activations selected for {what}: too few to lay out; "
+                         f"raise class_atlas.top_n")
+    return acts[rows], labels[rows], classes
+
+
+def bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names, image_index,
+                  cells_out, cfg, log, seed_names: tuple, **provenance) -> None:
+    """Bin a class atlas's layout on the class_atlas grid and write its cells."""
+    ca = cfg["class_atlas"]
+    cells = binning.bin_layout(xy, acts, labels, ca["grid_size"], ca["min_count"], len(classes))
+    log(f"grid {ca['grid_size']}: {len(cells.count)} cells kept")
+    samples = sample_images(xy, cells, image_index, cfg, *seed_names)
+    write_cells(cells_out, cells, xy, attribution, attribution_class, logit_names, ca["min_count"], samples,
+                classes=list(classes), config={"class_atlas": ca}, **provenance)
 
 
 def class_cells_stage(activations_path, model_card, class_spec, layout_out, scatter_out, cells_out,
@@ -302,22 +348,13 @@ def class_cells_stage(activations_path, model_card, class_spec, layout_out, scat
     """Select the activations of one class's atlas, lay them out and bin them."""
     from activation_atlas.class_atlas import class_atlas_layer, resolve_class, select_for_class
 
-    ca = cfg["class_atlas"]
     layer = class_atlas_layer(cfg)
-    attribution, attribution_class = read_attribution(activations_path)
-    if attribution is None:
-        raise ValueError(f"{activations_path} holds no attributions: class atlases need "
-                         f"extract.attribution: true")
-    logit_names = json.loads(Path(model_card).read_text())["classes"]
+    attribution, attribution_class, logit_names = read_class_attribution(activations_path, model_card)
     index = resolve_class(class_spec, logit_names)
-    rows = select_for_class(attribution, attribution_class, index, ca["top_n"])
-    acts, labels, classes = read_activations(activations_path)
-    log(f"class {logit_names[index]!r} (index {index}): {len(rows)} of {len(attribution)} activations "
-        f"of {layer} selected")
-    if len(rows) < 3:
-        raise ValueError(f"only {len(rows)} activations selected for class {logit_names[index]!r}: too few "
-                         f"to lay out; raise class_atlas.top_n")
-    acts, labels, attribution = acts[rows], labels[rows], attribution[rows]
+    rows = select_for_class(attribution, attribution_class, index, cfg["class_atlas"]["top_n"])
+    acts, labels, classes = read_selection(activations_path, rows,
+                                           f"class {logit_names[index]!r} (index {index}) in {layer}", log)
+    attribution = attribution[rows]
     attribution_class = attribution_class[rows] if attribution_class is not None else None
     params = layout_params(cfg, layer)
     params["n_neighbors"] = min(params["n_neighbors"], len(rows) - 1)
@@ -326,10 +363,46 @@ def class_cells_stage(activations_path, model_card, class_spec, layout_out, scat
     write_layout(layout_out, raw, xy, params, **provenance)
     plot_layout(xy, labels, classes, scatter_out,
                 f"{layer}, class {logit_names[index]}: {len(xy)} activations", cfg["layout"]["scatter_size"])
-    cells = binning.bin_layout(xy, acts, labels, ca["grid_size"], ca["min_count"], len(classes))
-    log(f"grid {ca['grid_size']}: {len(cells.count)} cells kept")
-    write_cells(cells_out, cells, xy, attribution, attribution_class, logit_names, ca["min_count"],
-                classes=list(classes), config={"class_atlas": ca}, **provenance)
+    bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names,
+                  read_image_index(activations_path)[rows], cells_out, cfg, log, ("class_atlas", layer, index), **provenance)
+
+
+def comparison_cells_stage(activations_path, model_card, pair, layout_out, scatter_out, cells_out,
+                           cfg: dict, log) -> None:
+    """Two classes side by side: the activations of either class's atlas, x = their attribution to the
+    first minus to the second (normalised to [−1, 1]), y = a 1-D UMAP of the activations; binned."""
+    from activation_atlas.class_atlas import (class_atlas_layer, comparison_layout, comparison_x, resolve_class,
+                                              select_for_comparison)
+
+    layer = class_atlas_layer(cfg)
+    attribution, attribution_class, logit_names = read_class_attribution(activations_path, model_card)
+    first, second = (resolve_class(spec, logit_names) for spec in pair)
+    if first == second:
+        raise ValueError(f"class_atlas.comparisons: {pair} names the same class twice")
+    names = [logit_names[first], logit_names[second]]
+    rows = select_for_comparison(attribution, attribution_class, first, second, cfg["class_atlas"]["top_n"])
+    acts, labels, classes = read_selection(activations_path, rows, f"{names[0]!r} vs {names[1]!r} in {layer}",
+                                           log)
+    attribution = attribution[rows]
+    attribution_class = attribution_class[rows] if attribution_class is not None else None
+    x = comparison_x(attribution, attribution_class, first, second)
+    params = layout_params(cfg, layer)
+    params["n_neighbors"] = min(params["n_neighbors"], len(rows) - 1)
+    log(f"1-D UMAP of {acts.shape[0]} × {acts.shape[1]} activations: {params}")
+    with redirect_stdout(log):
+        y_raw = layout.fit_umap(acts, seed=derive_seed(cfg["seed"], "comparison", layer, first, second),
+                                verbose=True, n_components=1, **params)[:, 0]
+    xy = comparison_layout(x, layout.normalise_layout(y_raw[:, None])[:, 0])
+    provenance = {"layer": layer, "seed": cfg["seed"], "class_index": [first, second], "class_name": names,
+                  "x_axis": f"attribution to {names[0]} minus to {names[1]}, normalised to [-1, 1] "
+                            f"(x = 0: {names[1]}, x = 1: {names[0]})",
+                  "y_axis": "1-D UMAP of the activations"}
+    write_layout(layout_out, np.column_stack([x, y_raw]).astype(np.float32), xy, params, **provenance)
+    plot_layout(xy, labels, classes, scatter_out,
+                f"{layer}: {names[1]} ← attribution → {names[0]} ({len(xy)} activations)",
+                cfg["layout"]["scatter_size"])
+    bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names,
+                  read_image_index(activations_path)[rows], cells_out, cfg, log, ("comparison", layer, first, second), **provenance)
 
 
 def read_cells(path) -> binning.Cells:
@@ -394,17 +467,52 @@ def render_stage(cells_path, activations_path, weights, model_card, icons_out, l
 
 # --- atlas -------------------------------------------------------------------------------------
 
-def montage_stage(icons_path, atlas_out, cfg: dict) -> None:
-    from activation_atlas.montage import atlas_image
+def montage_stage(icons_path, cells_path, atlas_out, tiles_out, cfg: dict, log) -> None:
+    """The atlas as tiles (PNGs of tile_px, whole cells) and as one image assembled from them, downscaled
+    to at most max_image_px: no step holds more than one full-resolution tile."""
+    from PIL import Image
 
-    with h5py.File(icons_path, "r") as f:
-        grid_size = int(f.attrs["grid_size"])
-        image = atlas_image(f["icons"][:], f["row"][:], f["col"][:], grid_size,
-                            cfg["montage"]["cell_px"], tuple(cfg["montage"]["background"]))
-    Path(atlas_out).parent.mkdir(parents=True, exist_ok=True)
+    from activation_atlas.montage import atlas_image, density_factors, tile_layout, tile_name
+
+    m = cfg["montage"]
+    cell_px, background = m["cell_px"], tuple(m["background"])
+    with h5py.File(icons_path, "r") as icons, h5py.File(cells_path, "r") as cells:
+        grid_size = int(icons.attrs["grid_size"])
+        rows, cols = icons["row"][:], icons["col"][:]
+        if not (np.array_equal(rows, cells["row"][:]) and np.array_equal(cols, cells["col"][:])):
+            raise ValueError(f"{icons_path} and {cells_path} hold different cells: re-run the render rule")
+        factors = density_factors(cells["count"][:], m["density_floor"])
+        tile_cells, tiles_per_side = tile_layout(grid_size, cell_px, m["tile_px"])
+        side = grid_size * cell_px
+        scale = min(1.0, m["max_image_px"] / side)
+        overview = Image.new("RGB", (round(side * scale),) * 2, background)
+        partial = Path(f"{tiles_out}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        image_rows = grid_size - 1 - rows   # tiles count rows from the top of the image
+        for tile_row in range(tiles_per_side):
+            for tile_col in range(tiles_per_side):
+                r0, c0 = tile_row * tile_cells, tile_col * tile_cells
+                n_rows, n_cols = min(tile_cells, grid_size - r0), min(tile_cells, grid_size - c0)
+                inside = np.flatnonzero((image_rows >= r0) & (image_rows < r0 + n_rows)
+                                        & (cols >= c0) & (cols < c0 + n_cols))
+                tile_icons = icons["icons"][inside] if len(inside) else np.zeros((0, 1, 1, 3), np.uint8)
+                tile = atlas_image(tile_icons, rows[inside], cols[inside], grid_size, cell_px, background,
+                                   factors[inside], m["density"], r0, c0, n_rows, n_cols)
+                tile.save(partial / tile_name(tile_row, tile_col), format="PNG")
+                left, top = (int(c0 * cell_px * scale), int(r0 * cell_px * scale))
+                right, bottom = (int((c0 + n_cols) * cell_px * scale), int((r0 + n_rows) * cell_px * scale))
+                if scale < 1.0:
+                    tile = tile.resize((right - left, bottom - top), Image.LANCZOS)
+                overview.paste(tile, (left, top))
+            log(f"tile row {tile_row + 1}/{tiles_per_side} done")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    overview.save(buffer, format="PNG")
     atomic_write_bytes(atlas_out, buffer.getvalue())
+    shutil.rmtree(tiles_out, ignore_errors=True)
+    os.replace(partial, tiles_out)
+    log(f"{len(rows)} icons on a {grid_size}×{grid_size} grid: {tiles_per_side}² tiles of {tile_cells}² cells"
+        f" in {tiles_out}; atlas image {overview.width} px" + (f" (downscaled ×{scale:.3f})" if scale < 1 else ""))
 
 
 def metrics_stage(model_card, activations_path, layout_path, cells_paths: dict, icons_paths: dict,
@@ -440,3 +548,25 @@ def metrics_stage(model_card, activations_path, layout_path, cells_paths: dict, 
     }
     log(json.dumps(result, indent=2))
     write_json(metrics_out, result)
+
+
+# --- viewer ------------------------------------------------------------------------------------
+
+def viewer_stage(run_dir, images_dir, model_card, html_out, assets_out, cfg: dict, log) -> None:
+    """The run's viewer: every layer's atlases as zoom levels, then each class atlas and comparison."""
+    from activation_atlas.class_atlas import class_atlas_layer, class_slug, comparison_slug
+    from activation_atlas.viewer import AtlasSource, viewer_stage as write_viewer
+
+    run_dir = Path(run_dir)
+    atlases = [AtlasSource(layer, f"layer {layer}", tuple(
+        (g, run_dir / "cells" / layer / f"grid{g}.h5", run_dir / "atlas" / layer / "tiles" / f"grid{g}")
+        for g in cfg["grid"]["sizes"])) for layer in cfg["layers"]]
+    ca = cfg["class_atlas"]
+    titled = ([(class_slug(str(spec)), f"class {spec}") for spec in ca["classes"]]
+              + [(comparison_slug(pair), f"{pair[1]} ← vs → {pair[0]}") for pair in ca["comparisons"]])
+    for slug, title in titled:
+        folder = run_dir / "class_atlas" / slug
+        atlases.append(AtlasSource(slug, f"{title} ({class_atlas_layer(cfg)})",
+                                   ((ca["grid_size"], folder / "cells.h5", folder / "tiles"),)))
+    folder = dataset_images(images_dir, cfg, log)
+    write_viewer(run_dir, atlases, model_card, folder.files, html_out, assets_out, cfg, log)

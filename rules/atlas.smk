@@ -1,8 +1,10 @@
 rule montage:
     input:
-        f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
+        icons=f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
+        cells=f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
     output:
-        f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png",
+        atlas=f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png",
+        tiles=directory(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}"),
     params:
         montage=config["montage"],
     log:

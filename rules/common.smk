@@ -44,6 +44,11 @@ wildcard_constraints:
     grid=r"\d+",
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly these names (none: matching nothing)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
 def torch_resources(mem_mb, runtime):
     """Portable resources of a torch rule; gpu=1 only when the config asks for CUDA."""
     resources = {"mem_mb": mem_mb, "runtime": runtime}
@@ -61,4 +66,9 @@ def all_outputs():
             f"{RESULTS}/class_atlas/{class_slug(str(spec))}/atlas.png"
             for spec in config["class_atlas"]["classes"]
         ],
+        *[
+            f"{RESULTS}/class_atlas/{comparison_slug(pair)}/atlas.png"
+            for pair in config["class_atlas"]["comparisons"]
+        ],
+        *([f"{RESULTS}/viewer.html"] if config["viewer"]["enabled"] else []),
     ]

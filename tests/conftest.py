@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,40 @@ def validated(config: dict) -> dict:
 
 def load_config(name: str) -> dict:
     return validated(yaml.safe_load((REPO / name).read_text()))
+
+
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "profiles",
+                  "activation_atlas"]
+
+
+def copy_workflow(target):
+    """A fresh checkout of the workflow: only the tracked workflow files, no results."""
+    target.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def snakemake(workdir, *args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def run_ci_config(workdir):
+    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def first_run(tmp_path_factory):
+    """A run of config/ci.yaml through Snakemake in a fresh copy of the workflow (shared by the workflow
+    and viewer tests)."""
+    return run_ci_config(copy_workflow(tmp_path_factory.mktemp("run") / "a"))
 
 
 @pytest.fixture(scope="session")

@@ -88,3 +88,18 @@ def test_top_k_attribution_counts_unlisted_classes_as_zero():
     mean, top, _ = cell_attributions(xy, cells, np.array([[4.0], [2.0]]), np.array([[3], [1]]), 4, top=2)
     np.testing.assert_allclose(mean, [[0.0, 1.0, 0.0, 2.0]])
     assert top.tolist() == [[3, 1]]
+
+
+def test_cell_samples_are_distinct_images_of_the_cell_and_seeded():
+    from activation_atlas.binning import cell_samples
+
+    xy = np.array([[0.1, 0.1]] * 6 + [[0.9, 0.9]] * 3 + [[0.1, 0.9]])
+    image_index = np.array([5, 5, 7, 8, 9, 11, 20, 20, 21, 30])
+    cells = bin_layout(xy, np.zeros((10, 2)), np.zeros(10, dtype=int), 2, 0, 1)
+    samples = cell_samples(xy, cells, image_index, 3, np.random.default_rng(0))
+    by_cell = {(r, c): s for r, c, s in zip(cells.row, cells.col, samples)}
+    assert set(by_cell[(0, 0)]) <= {5, 7, 8, 9, 11} and len(set(by_cell[(0, 0)])) == 3
+    assert list(by_cell[(1, 1)]) == [20, 21, -1]
+    assert list(by_cell[(1, 0)]) == [30, -1, -1]
+    again = cell_samples(xy, cells, image_index, 3, np.random.default_rng(0))
+    assert np.array_equal(samples, again)

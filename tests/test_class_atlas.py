@@ -30,3 +30,33 @@ def test_classes_resolve_by_name_or_index_and_unknown_ones_are_explained():
     with pytest.raises(ValueError, match="class index 7 is out of range: the model has 3 classes"):
         resolve_class(7, names)
     assert class_slug("kit fox") == "kit_fox" and class_slug("4") == "4"
+
+
+def test_comparison_x_is_the_normalised_attribution_difference():
+    from activation_atlas.class_atlas import comparison_layout, comparison_x
+
+    attribution = np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 5.0], [1.0, 1.0, 9.0], [0.0, 4.0, 1.0]])
+    x = comparison_x(attribution, None, 0, 1)
+    assert np.allclose(x, [2 / 4, -2 / 4, 0.0, -4 / 4])
+    assert np.allclose(comparison_x(attribution, None, 1, 0), -x)
+    xy = comparison_layout(x, np.array([0.0, 0.5, 1.0, 0.25]))
+    assert np.allclose(xy[:, 0], [0.75, 0.25, 0.5, 0.0]) and np.allclose(xy[:, 1], [0.0, 0.5, 1.0, 0.25])
+
+
+def test_comparison_with_top_k_storage_counts_a_missing_class_at_the_rows_lowest_stored_value():
+    from activation_atlas.class_atlas import comparison_x
+
+    attribution = np.array([[5.0, 1.0], [4.0, 2.0]])
+    classes = np.array([[0, 2], [1, 0]])     # row 0 stores classes 0 and 2, row 1 classes 1 and 0
+    # Class 1 for row 0 is not stored: counted as 1.0 (its lowest stored value).
+    assert np.allclose(comparison_x(attribution, classes, 0, 1), [(5 - 1) / 4, (2 - 4) / 4])
+
+
+def test_comparison_selection_is_the_union_of_both_class_selections():
+    from activation_atlas.class_atlas import select_for_comparison
+
+    rng = np.random.default_rng(0)
+    attribution = rng.normal(size=(50, 4))
+    both = select_for_comparison(attribution, None, 0, 3, top_n=5)
+    expected = np.union1d(select_for_class(attribution, None, 0, 5), select_for_class(attribution, None, 3, 5))
+    assert np.array_equal(both, expected) and len(both) > len(select_for_class(attribution, None, 0, 5))

@@ -15,9 +15,8 @@ from PIL import Image
 
 from activation_atlas.data.generated import class_specs, image_rng, render_image
 from activation_atlas.models.inceptionv1 import InceptionV1
-from conftest import REPO
+from conftest import REPO, copy_workflow, snakemake
 from http_server import Routes, serve
-from test_workflow import copy_workflow, snakemake
 
 IMAGENETTE_CLASSES = ("n01440764", "n02102040", "n02979186")
 

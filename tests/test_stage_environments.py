@@ -32,6 +32,7 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
     with create_h5(out / "acts.h5", "activations", layer="conv2", classes=["a", "b", "c"]) as f:
         write_dataset(f, "activations", acts, "activation", "row, channel")
         write_dataset(f, "label", labels, "class index", "row")
+        write_dataset(f, "image_index", np.arange(120), "image", "row")
     log = ProgressLog(None)
     pipeline.layout_stage(out / "acts.h5", out / "layout.h5", out / "layout.png", "conv2", config, log)
     (out / "model.json").write_text('{{"model": "m", "held_out_accuracy": 1.0, "classes": ["a", "b", "c"]}}')
@@ -43,7 +44,7 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
         write_dataset(f, "col", cells.col, "cell", "icon")
         write_dataset(f, "icons", np.zeros((len(cells.row), 8, 8, 3), np.uint8), "uint8 RGB", "icon")
         write_dataset(f, "fidelity", np.ones(len(cells.row), np.float32), "cosine", "icon")
-    pipeline.montage_stage(out / "icons.h5", out / "atlas.png", config)
+    pipeline.montage_stage(out / "icons.h5", out / "cells.h5", out / "atlas.png", out / "tiles", config, log)
     pipeline.metrics_stage(out / "model.json", out / "acts.h5", out / "layout.h5", {{4: out / "cells.h5"}},
                            {{4: out / "icons.h5"}}, out / "metrics.json", "conv2", config, log)
     print("stages ran without torch")

@@ -3,9 +3,6 @@ byte-identical results from two independent runs."""
 import hashlib
 import json
 import re
-import shutil
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -13,45 +10,15 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO, load_config
+from conftest import REPO, copy_workflow, load_config, run_ci_config, snakemake
 
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "profiles",
-                  "activation_atlas"]
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
-
-
-def copy_workflow(target):
-    """A fresh checkout of the workflow: only the tracked workflow files, no results."""
-    target.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    return target
-
-
-def snakemake(workdir, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def run_ci_config(workdir):
-    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return workdir
 
 
 def tree_digest(root):
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for sub in ("results", "resources") for p in sorted((root / sub).rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    return run_ci_config(copy_workflow(tmp_path_factory.mktemp("run") / "a"))
 
 
 def test_every_configured_atlas_and_metrics_file_is_made(first_run):
@@ -101,8 +68,11 @@ def test_activation_files_hold_every_image_of_the_split(first_run):
 
 def test_every_rule_logged_its_progress_and_benchmark(first_run):
     logs = first_run / "logs"
-    n_classes = len(CONFIG["class_atlas"]["classes"])
-    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 1 + 1 + len(LAYERS) * (2 + 3 * len(GRIDS)) + 3 * n_classes
+    n_class_atlases = len(CONFIG["class_atlas"]["classes"]) + len(CONFIG["class_atlas"]["comparisons"])
+    # dataset, model, extract, per layer (layout, metrics, per grid: bin, render, montage), 3 per class
+    # atlas, the viewer
+    assert len(list(logs.rglob("*.benchmark.tsv"))) == \
+        1 + 1 + 1 + len(LAYERS) * (2 + 3 * len(GRIDS)) + 3 * n_class_atlases + 1
     extract_log = (logs / RUN / "extract.log").read_text()
     assert f"{CONFIG['dataset']['train_per_class'] * 10}/{CONFIG['dataset']['train_per_class'] * 10} images" \
         in extract_log
@@ -138,6 +108,36 @@ def test_class_atlases_select_their_class(first_run):
             assert totals.argmax() == index
         with h5py.File(folder / "icons.h5", "r") as f:
             assert f["icons"].shape[0] == len(f["row"]) > 0
+
+
+def test_comparison_lays_out_the_attribution_difference(first_run):
+    card = json.loads(next((first_run / "resources" / "models").glob("*/model.json")).read_text())
+    first, second = CONFIG["class_atlas"]["comparisons"][0]
+    a, b = card["classes"].index(first), card["classes"].index(second)
+    folder = first_run / "results" / RUN / "class_atlas" / f"{first}_vs_{second}"
+    grid = CONFIG["class_atlas"]["grid_size"]
+    assert Image.open(folder / "atlas.png").size == (grid * CONFIG["montage"]["cell_px"],) * 2
+    with h5py.File(folder / "layout.h5", "r") as f:
+        x, xy = f["xy_raw"][:, 0], f["xy"][:]
+        assert json.loads(f.attrs["class_name"]) == [first, second]
+        assert np.abs(x).max() == pytest.approx(1.0) and np.allclose(xy[:, 0], (x + 1) / 2)
+    with h5py.File(folder / "cells.h5", "r") as f:
+        col, attribution = f["col"][:], f["mean_attribution"][:]
+    # Cells right of the middle favour the first class, cells left of it the second.
+    difference = attribution[:, a] - attribution[:, b]
+    assert (difference[col >= (grid + 1) // 2] > 0).all() and (difference[col < grid // 2] < 0).all()
+
+
+def test_atlases_are_also_written_as_tiles(first_run):
+    results = first_run / "results" / RUN
+    for layer in LAYERS:
+        for grid in GRIDS:
+            tiles = sorted((results / "atlas" / layer / "tiles" / f"grid{grid}").glob("*.png"))
+            per_side = -(-grid // max(1, CONFIG["montage"]["tile_px"] // CONFIG["montage"]["cell_px"]))
+            assert len(tiles) == per_side ** 2
+            assert Image.open(tiles[0]).size[0] <= CONFIG["montage"]["tile_px"]
+    assert (results / "viewer.html").stat().st_size > 500
+    assert (results / "viewer" / "data.js").read_text().startswith("window.ATLAS_VIEWER_DATA = ")
 
 
 def test_two_runs_from_scratch_are_byte_identical(first_run, tmp_path):

@@ -1,0 +1,123 @@
+"""The run's viewer in headless Chromium (Debian's chromium, driven by Playwright), opened from disk:
+tiles load, zooming in switches grid, tooltips describe cells, the layer and class choosers work and
+a link restores the view. Any console error, page error or failed request fails the test.
+Screenshots go to results/viewer-test/ for review."""
+import json
+import re
+import shutil
+
+import h5py
+import pytest
+
+from conftest import REPO, load_config
+
+CONFIG = load_config("config/ci.yaml")
+RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
+SCREENSHOTS = REPO / "results" / "viewer-test"
+TILES_LOADED = """() => {
+    const tiles = [...document.querySelectorAll('#tiles img')];
+    return tiles.length > 0 && tiles.every((t) => t.complete && t.naturalWidth > 0);
+}"""
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("the viewer test needs Chromium: apt-get install chromium (.ci/run installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # Chromium's sandbox cannot start as root (CI runs as root).
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def open_viewer(browser, url: str):
+    """A page on the viewer, and the list its console errors, page errors and failed requests go to."""
+    page = browser.new_page(viewport={"width": 1000, "height": 760})
+    problems = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} ({r.failure})"))
+    page.goto(url)
+    page.wait_for_function(TILES_LOADED)
+    return page, problems
+
+
+def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    viewer = first_run / "results" / RUN / "viewer.html"
+    card = json.loads(next((first_run / "resources" / "models").glob("*/model.json")).read_text())
+    page, problems = open_viewer(browser, viewer.as_uri())
+    assert page.evaluate("atlasViewer.grid()") == GRIDS[0]
+    assert page.locator("#atlas-select option").count() == len(LAYERS) + len(CONFIG["class_atlas"]["classes"]) \
+        + len(CONFIG["class_atlas"]["comparisons"])
+    page.screenshot(path=SCREENSHOTS / "1-overview.png")
+
+    # Zoom in with the button until the finer grid takes over.
+    for _ in range(12):
+        if page.evaluate("atlasViewer.grid()") != GRIDS[0]:
+            break
+        page.click("#zoom-in")
+    assert page.evaluate("atlasViewer.grid()") == GRIDS[1]
+    assert re.search(rf"grid {GRIDS[1]}×{GRIDS[1]}", page.text_content("#level"))
+    page.wait_for_function(TILES_LOADED)
+    assert all(f"tiles/grid{GRIDS[1]}/" in src for src in page.eval_on_selector_all(
+        "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
+
+    # Hover an icon: its cell, count, top classes and sample images.
+    cell = page.evaluate("atlasViewer.visibleCells()")[0]
+    box = page.locator("#viewport").bounding_box()
+    page.mouse.move(box["x"] + cell["x"], box["y"] + cell["y"])
+    tooltip = page.locator("#tooltip")
+    tooltip.wait_for(state="visible")
+    text = tooltip.text_content()
+    assert f"cell ({cell['col']}, {cell['row']}) of {GRIDS[1]}×{GRIDS[1]}" in text
+    with h5py.File(first_run / "results" / RUN / "cells" / LAYERS[0] / f"grid{GRIDS[1]}.h5", "r") as f:
+        k = [(int(r), int(c)) for r, c in zip(f["row"][:], f["col"][:])].index((cell["row"], cell["col"]))
+        count, top_name = int(f["count"][k]), f["top_class_names"][k, 0].decode()
+        n_samples = int((f["sample_images"][k] >= 0).sum())
+    assert f"{count} activations averaged" in text and top_name in text
+    assert tooltip.locator(".sample").count() == n_samples > 0
+    page.screenshot(path=SCREENSHOTS / "2-zoomed-tooltip.png")
+
+    # The link restores layer, position and zoom in a new page.
+    link = page.get_attribute("#view-link", "href")
+    state = page.evaluate("({...atlasViewer.state})")
+    restored, restored_problems = open_viewer(browser, viewer.as_uri() + link)
+    assert restored.evaluate("({...atlasViewer.state})") == pytest.approx(state, abs=1e-3)
+    assert restored.evaluate("atlasViewer.grid()") == GRIDS[1]
+    restored.close()
+
+    # Another layer, then a class filter that veils the cells not attributed to the class.
+    page.select_option("#atlas-select", label=f"layer {LAYERS[-1]}")
+    page.wait_for_function(TILES_LOADED)
+    assert all(f"atlas/{LAYERS[-1]}/" in src for src in page.eval_on_selector_all(
+        "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
+    target = CONFIG["class_atlas"]["classes"][0]
+    page.select_option("#class-filter", label=target)
+    assert f"class={target}" in page.get_attribute("#view-link", "href")
+    veiled = page.evaluate("""() => {
+        const c = document.getElementById('overlay');
+        const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let covered = 0;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) covered++;
+        return covered;
+    }""")
+    assert veiled > 0
+    assert target in card["classes"]
+    page.screenshot(path=SCREENSHOTS / "3-class-filter.png")
+
+    # A class atlas from the chooser.
+    page.select_option("#atlas-select", label=f"class {target} ({CONFIG['class_atlas']['layer'] or LAYERS[-1]})")
+    page.wait_for_function(TILES_LOADED)
+    assert all(f"class_atlas/{target}/tiles/" in src for src in page.eval_on_selector_all(
+        "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
+    page.screenshot(path=SCREENSHOTS / "4-class-atlas.png")
+    assert not problems and not restored_problems, problems + restored_problems
