@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 68719476736
 
-.PHONY: install demo test benchmark lint
+.PHONY: install demo test test-slurm benchmark lint
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,13 @@ demo: install
 	$(BIN)/snakemake --cores all
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/slurm
+
+# The workflow on a real single-node SLURM cluster started on this machine (root, Debian's slurm-wlm,
+# slurmdbd, munge and mariadb-server: tests/slurm/cluster.sh install).
+test-slurm: install
+	tests/slurm/cluster.sh start
+	$(BIN)/python -m pytest -q tests/slurm; status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 lint: install
 	$(BIN)/snakemake --lint

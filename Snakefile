@@ -7,6 +7,7 @@ from snakemake.utils import min_version, validate
 
 sys.path.insert(0, workflow.basedir)
 from activation_atlas.class_atlas import class_atlas_layer, class_slug, comparison_slug
+from activation_atlas.pipeline import cells_count, render_chunks
 
 min_version("9.0")
 

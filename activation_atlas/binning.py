@@ -41,11 +41,31 @@ class Cells:
         return self.class_histogram.max(axis=1) / np.maximum(self.class_histogram.sum(axis=1), 1)
 
 
-def bin_layout(xy: np.ndarray, activations: np.ndarray, labels: np.ndarray, grid_size: int,
-               min_count: int, n_classes: int) -> Cells:
+BLOCK_ROWS = 1 << 16   # rows of activations or attributions read at a time
+
+
+def block_sums(values, slot: np.ndarray, n_slots: int, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """(n_slots, C) float64 sums of the rows of `values` (an array or an HDF5 dataset, read block_rows
+    at a time) by slot; rows with slot −1 are left out."""
+    sums = np.zeros((n_slots, values.shape[1]))
+    for start in range(0, len(slot), block_rows):
+        block_slot = slot[start:start + block_rows]
+        wanted = np.flatnonzero(block_slot >= 0)
+        if not len(wanted):
+            continue
+        order = wanted[np.argsort(block_slot[wanted], kind="stable")]
+        ids, starts = np.unique(block_slot[order], return_index=True)
+        block = np.asarray(values[start:start + len(block_slot)], dtype=np.float64)
+        sums[ids] += np.add.reduceat(block[order], starts, axis=0)
+    return sums
+
+
+def bin_layout(xy: np.ndarray, activations, labels: np.ndarray, grid_size: int, min_count: int,
+               n_classes: int) -> Cells:
     """Mean activation, count and class histogram of every cell holding more than min_count points.
 
-    Labels < 0 (unknown) are left out of the class histogram but not of the mean.
+    `activations` may be an HDF5 dataset: it is read in blocks, so a million 512-d activations never
+    sit in memory at once. Labels < 0 (unknown) are left out of the class histogram but not of the mean.
     """
     if grid_size < 1:
         raise ValueError(f"grid size must be ≥ 1, got {grid_size}")
@@ -54,47 +74,54 @@ def bin_layout(xy: np.ndarray, activations: np.ndarray, labels: np.ndarray, grid
                          f"({len(labels)}) differ in length")
     row, col = cell_coordinates(xy, grid_size)
     flat = row * grid_size + col
-    order = np.argsort(flat, kind="stable")
-    cell_ids, starts, counts = np.unique(flat[order], return_index=True, return_counts=True)
-    keep = counts > min_count
-    sums = np.add.reduceat(np.asarray(activations, dtype=np.float64)[order], starts, axis=0) \
-        if len(starts) else np.zeros((0, activations.shape[1]))
-    histogram = np.zeros((len(cell_ids), n_classes), dtype=np.int64)
-    known = labels[order] >= 0
-    cell_of_point = np.repeat(np.arange(len(cell_ids)), counts)
-    np.add.at(histogram, (cell_of_point[known], labels[order][known]), 1)
-    kept_ids = cell_ids[keep]
+    counts = np.bincount(flat, minlength=grid_size * grid_size)
+    kept_ids = np.flatnonzero(counts > min_count)
+    slot_of_cell = np.full(grid_size * grid_size, -1, dtype=np.int64)
+    slot_of_cell[kept_ids] = np.arange(len(kept_ids))
+    slot = slot_of_cell[flat]
+    sums = block_sums(activations, slot, len(kept_ids))
+    histogram = np.zeros((len(kept_ids), n_classes), dtype=np.int64)
+    known = (labels >= 0) & (slot >= 0)
+    np.add.at(histogram, (slot[known], labels[known]), 1)
     return Cells(
         grid_size=grid_size,
         row=(kept_ids // grid_size).astype(np.int32),
         col=(kept_ids % grid_size).astype(np.int32),
-        count=counts[keep].astype(np.int64),
-        mean=(sums[keep] / counts[keep, None]).astype(np.float32),
-        class_histogram=histogram[keep],
+        count=counts[kept_ids].astype(np.int64),
+        mean=(sums / np.maximum(counts[kept_ids], 1)[:, None]).astype(np.float32),
+        class_histogram=histogram,
         points_total=len(xy),
     )
 
 
-def cell_attributions(xy: np.ndarray, cells: Cells, attribution: np.ndarray,
-                      attribution_class: np.ndarray | None, n_classes: int, top: int = 5):
+def kept_slots(xy: np.ndarray, cells: Cells) -> np.ndarray:
+    """Each point's row in the kept cells, −1 for points in cells that were not kept."""
+    row, col = cell_coordinates(xy, cells.grid_size)
+    slot_of_cell = np.full(cells.grid_size * cells.grid_size, -1, dtype=np.int64)
+    slot_of_cell[cells.row.astype(np.int64) * cells.grid_size + cells.col] = np.arange(len(cells.row))
+    return slot_of_cell[row * cells.grid_size + col]
+
+
+def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_class, n_classes: int,
+                      top: int = 5):
     """Per kept cell: the mean attribution to every class (M, K) and its `top` classes by that mean
     with their values (M, top).
 
-    attribution is (N, K') for the N layout points; with attribution_class (N, K') it holds each
-    point's values for those classes only (the others count as 0 in the mean).
+    attribution is (N, K') for the N layout points (an array or an HDF5 dataset, read in blocks); with
+    attribution_class (N, K') it holds each point's values for those classes only (the others count
+    as 0 in the mean).
     """
-    row, col = cell_coordinates(xy, cells.grid_size)
-    flat = row * cells.grid_size + col
-    kept_ids = cells.row.astype(np.int64) * cells.grid_size + cells.col
-    slot = np.searchsorted(kept_ids, flat)
-    in_kept = (slot < len(kept_ids)) & (kept_ids[np.minimum(slot, len(kept_ids) - 1)] == flat)
-    sums = np.zeros((len(kept_ids), n_classes))
-    points = np.flatnonzero(in_kept)
+    slot = kept_slots(xy, cells)
     if attribution_class is None:
-        np.add.at(sums, slot[points], attribution[points])
+        sums = block_sums(attribution, slot, len(cells.row))
     else:
-        np.add.at(sums, (np.repeat(slot[points], attribution.shape[1]), attribution_class[points].ravel()),
-                  attribution[points].ravel())
+        sums = np.zeros((len(cells.row), n_classes))
+        for start in range(0, len(slot), BLOCK_ROWS):
+            block_slot = slot[start:start + BLOCK_ROWS]
+            wanted = block_slot >= 0
+            values = np.asarray(attribution[start:start + BLOCK_ROWS], dtype=np.float64)[wanted]
+            classes = np.asarray(attribution_class[start:start + BLOCK_ROWS])[wanted]
+            np.add.at(sums, (np.repeat(block_slot[wanted], values.shape[1]), classes.ravel()), values.ravel())
     mean = sums / np.maximum(cells.count, 1)[:, None]
     order = np.argsort(-mean, axis=1, kind="stable")[:, :top]
     return mean.astype(np.float32), order.astype(np.int32), np.take_along_axis(mean, order, 1).astype(np.float32)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 import zlib
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 from torch import nn
@@ -69,7 +70,7 @@ class LayerWriter:
     def __init__(self, f, n_rows: int, channels: int, n_logits: int, n_attributed: int = 0,
                  with_classes: bool = False):
         # n_rows is an upper bound: rows of unreadable images are trimmed by finish().
-        chunk_rows = max(1, min(n_rows, (1 << 21) // (4 * channels)))   # ≈ 2 MiB chunks
+        chunk_rows = chunk_rows_for(n_rows, channels)
         self.f = f
         self.activations = self.rows_dataset("activations", (n_rows, channels), "float32", "activation",
                                              "row, channel", chunk_rows)
@@ -115,6 +116,73 @@ class LayerWriter:
         self.filled = rows.stop
 
 
+def shard_images(n_images: int, batch_size: int, shard: int, shards: int) -> range:
+    """The images of shard `shard` of `shards`: a run of whole batches, so each image meets the same
+    batch (same arithmetic) whatever the number of shards, and the merged files are identical."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} does not exist: shards are 0–{shards - 1}")
+    n_batches = -(-n_images // batch_size)
+    if shards > n_batches:
+        raise ValueError(f"extract.shards={shards} is more than the {n_batches} batches of {batch_size} images "
+                         f"to extract: use at most {n_batches} shards")
+    first, last = shard * n_batches // shards, (shard + 1) * n_batches // shards
+    return range(min(first * batch_size, n_images), min(last * batch_size, n_images))
+
+
+def chunk_rows_for(n_rows: int, columns: int) -> int:
+    """Rows per HDF5 chunk: about 2 MiB of float32."""
+    return max(1, min(n_rows, (1 << 21) // (4 * columns)))
+
+
+ROW_DATASETS = ("activations", "image_index", "position", "label", "logits", "attribution", "attribution_class")
+PER_SHARD_ATTRS = ("stage", "package_version", "images", "unreadable_images", "shard")
+
+
+def merge_shards(shard_paths: list[Path], out_path: Path, block_rows: int = 1 << 16) -> int:
+    """Concatenate one layer's shard files, in order, into its activation file; returns the rows.
+
+    The output is written in fixed blocks of rows whatever the shard boundaries, so it is the same
+    file, byte for byte, for any number of shards.
+    """
+    with ExitStack() as stack:
+        shards = [stack.enter_context(h5py.File(path, "r")) for path in shard_paths]
+        provenance = {k: v for k, v in shards[0].attrs.items() if k not in PER_SHARD_ATTRS}
+        total = sum(len(f["image_index"]) for f in shards)
+        with create_h5(out_path, "activations", **provenance) as out:
+            for name in ROW_DATASETS:
+                if name not in shards[0]:
+                    continue
+                first = shards[0][name]
+                tail = first.shape[1:]
+                columns = int(np.prod(tail)) if tail else 1
+                dataset = write_dataset(out, name, None, first.attrs["unit"], first.attrs["axes"],
+                                        shape=(total, *tail), dtype=first.dtype,
+                                        chunks=(chunk_rows_for(total, max(columns, 1)), *tail) if total else None)
+                start = 0
+                for block in row_blocks([f[name] for f in shards], block_rows):
+                    dataset[start:start + len(block)] = block
+                    start += len(block)
+            out.attrs["images"] = sum(int(f.attrs["images"]) for f in shards)
+            out.attrs["unreadable_images"] = sum(int(f.attrs["unreadable_images"]) for f in shards)
+    return total
+
+
+def row_blocks(datasets, block_rows: int):
+    """The rows of the datasets, in order, in blocks of block_rows (the last one shorter)."""
+    pending, held = [], 0
+    for data in datasets:
+        for offset in range(0, len(data), block_rows):
+            piece = data[offset:offset + block_rows]
+            pending.append(piece)
+            held += len(piece)
+            if held >= block_rows:   # pieces hold at most block_rows: one block to give
+                rows = np.concatenate(pending)
+                yield rows[:block_rows]
+                pending, held = [rows[block_rows:]], len(rows) - block_rows
+    if held:
+        yield np.concatenate(pending)
+
+
 def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.ndarray:
     """The (B·k, C) activation vectors of a (B, C, H, W) output at positions (B·k, 2), k per image."""
     batch_rows = torch.arange(output.shape[0]).repeat_interleave(k)
@@ -127,11 +195,12 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                         out_paths: dict[str, Path], *, positions_per_image: int, exclude_edge: int,
                         seed: int, provenance: dict, log=print, channels_last: bool = True,
                         device: str = "cpu", attribution: bool = False,
-                        attribution_top_k: int | None = None) -> dict:
+                        attribution_top_k: int | None = None, autocast: str | None = None) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
     With `attribution`, each activation's attribution to the logits (see attribution.py) is stored
-    too: for all classes, or the top-k classes by logit with their indices.
+    too: for all classes, or the top-k classes by logit with their indices. With `autocast`
+    ("bfloat16" or "float16") the model runs in mixed precision; the files still hold float32.
     Returns per-layer (channels, spatial size) and the throughput in images/s.
     """
     k = positions_per_image
@@ -151,7 +220,10 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                 x = x.contiguous(memory_format=torch.channels_last)
             if attribution:
                 x.requires_grad_(True)   # builds the graph from the input, through every layer
-            logits_tensor = model(x)
+            precision = (torch.autocast(torch.device(device).type, dtype=getattr(torch, autocast)) if autocast
+                         else nullcontext())
+            with precision:
+                logits_tensor = model(x)
             logits = logits_tensor.detach().float().cpu().numpy()
             positions = {layer: draw_positions(seed, layer, batch.indices, k, *outputs[layer].shape[2:],
                                                exclude_edge).astype(np.int32)
@@ -196,13 +268,14 @@ class ImageBatches:
     """Batches in dataset order. read(indices) returns (images, indices read, paths skipped); the
     paths of skipped (unreadable) images collect in `skipped`."""
 
-    def __init__(self, read, labels: np.ndarray, batch_size: int):
+    def __init__(self, read, labels: np.ndarray, batch_size: int, images: range | None = None):
         self.read, self.labels, self.batch_size = read, labels, batch_size
+        self.images = range(len(labels)) if images is None else images
         self.skipped: list = []
 
     def __iter__(self):
-        for first in range(0, len(self.labels), self.batch_size):
-            images, kept, skipped = self.read(np.arange(first, min(first + self.batch_size, len(self.labels))))
+        for first in range(self.images.start, self.images.stop, self.batch_size):
+            images, kept, skipped = self.read(np.arange(first, min(first + self.batch_size, self.images.stop)))
             self.skipped += skipped
             if len(kept):
                 yield Batch(images, kept, self.labels[kept])

@@ -156,9 +156,11 @@ def dataset_images(images_dir, cfg: dict, log):
     return chosen
 
 
-def extract_stage(images_dir, weights, model_card, out_paths: dict, cfg: dict, threads: int, log) -> dict:
+def extract_stage(images_dir, weights, model_card, out_paths: dict, cfg: dict, threads: int, log,
+                  shard: int = 0) -> dict:
+    """Shard `shard` of extract.shards: its run of whole batches of the dataset, one file per layer."""
     from activation_atlas.data.image_folder import read_batch
-    from activation_atlas.extract import ImageBatches, extract_activations
+    from activation_atlas.extract import ImageBatches, extract_activations, shard_images
     from activation_atlas.models import layer_names
     from activation_atlas.models.capture import resolve_layers
     from activation_atlas.runtime import configure_torch, resolve_device
@@ -167,20 +169,32 @@ def extract_stage(images_dir, weights, model_card, out_paths: dict, cfg: dict, t
     configure_torch(threads, cfg["seed"])
     device = resolve_device(cfg["device"])
     folder = dataset_images(images_dir, cfg, log)
+    images = shard_images(len(folder), ex["batch_size"], shard, ex["shards"])
     model = load_configured_model(cfg, weights, model_card, device)
     modules = resolve_layers(model, cfg["layers"], layer_names(model))
     size, policy = model_input_size(cfg), cfg["model"]["resize"]
-    log(f"extracting {', '.join(cfg['layers'])} from {len(folder)} images at {size} px on {device}")
+    log(f"extracting {', '.join(cfg['layers'])} from images {images.start}–{images.stop - 1} (shard {shard + 1} "
+        f"of {ex['shards']}) at {size} px on {device}")
+    # The number of shards is left out: the merged files are the same for any.
+    settings = {k: v for k, v in ex.items() if k != "shards"}
     provenance = {"seed": cfg["seed"], "model": cfg["model"]["name"], "classes": list(folder.classes),
-                  "config": {"dataset": cfg["dataset"], "model": cfg["model"], "extract": ex}}
+                  "shard": [shard, ex["shards"]],
+                  "config": {"dataset": cfg["dataset"], "model": cfg["model"], "extract": settings}}
     batches = ImageBatches(lambda idx: read_batch(folder, idx, size, policy, cfg["dataset"]["on_unreadable"],
                                                   log),
-                           folder.labels, ex["batch_size"])
+                           folder.labels, ex["batch_size"], images)
     return extract_activations(
-        model, modules, batches, len(folder), {layer: Path(p) for layer, p in out_paths.items()},
+        model, modules, batches, len(images), {layer: Path(p) for layer, p in out_paths.items()},
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
         seed=cfg["seed"], provenance=provenance, log=log, device=device, attribution=ex["attribution"],
-        attribution_top_k=ex["attribution_top_k"])
+        attribution_top_k=ex["attribution_top_k"], autocast=ex["autocast"])
+
+
+def merge_activations_stage(shard_paths, out_path, log) -> None:
+    from activation_atlas.extract import merge_shards
+
+    rows = merge_shards([Path(p) for p in shard_paths], Path(out_path))
+    log(f"merged {len(shard_paths)} shard(s): {rows} activations in {out_path}")
 
 
 def read_image_index(path) -> np.ndarray:
@@ -265,11 +279,11 @@ def plot_layout(xy: np.ndarray, labels: np.ndarray, classes: list[str], out, tit
 
 # --- binning -----------------------------------------------------------------------------------
 
-def read_attribution(activations_path, rows=slice(None)):
+def read_attribution(activations_path):
     """The attribution datasets of an activation file (None where absent)."""
     with h5py.File(activations_path, "r") as f:
-        attribution = f["attribution"][rows] if "attribution" in f else None
-        attribution_class = f["attribution_class"][rows] if "attribution_class" in f else None
+        attribution = f["attribution"][:] if "attribution" in f else None
+        attribution_class = f["attribution_class"][:] if "attribution_class" in f else None
     return attribution, attribution_class
 
 
@@ -298,18 +312,19 @@ def write_cells(path, cells: binning.Cells, xy, attribution, attribution_class, 
 
 def bin_stage(activations_path, layout_path, model_card, cells_out, layer: str, grid_size: int, cfg: dict,
               log) -> None:
-    acts, labels, classes = read_activations(activations_path)
+    """One grid of one layer. Activations and attributions are read from their file in blocks."""
     with h5py.File(layout_path, "r") as f:
         xy = f["xy"][:]
-    attribution, attribution_class = read_attribution(activations_path)
     min_count = cfg["grid"]["min_count"]
-    cells = binning.bin_layout(xy, acts, labels, grid_size, min_count, len(classes))
-    log(f"{layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
-        f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
-    samples = sample_images(xy, cells, read_image_index(activations_path), cfg, layer, grid_size)
-    write_cells(cells_out, cells, xy, attribution, attribution_class,
-                json.loads(Path(model_card).read_text())["classes"], min_count, samples, layer=layer,
-                seed=cfg["seed"], classes=list(classes), config={"grid": cfg["grid"]})
+    with h5py.File(activations_path, "r") as f:
+        classes = json.loads(f.attrs["classes"])
+        cells = binning.bin_layout(xy, f["activations"], f["label"][:], grid_size, min_count, len(classes))
+        log(f"{layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
+            f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
+        samples = sample_images(xy, cells, f["image_index"][:], cfg, layer, grid_size)
+        write_cells(cells_out, cells, xy, f.get("attribution"), f.get("attribution_class"),
+                    json.loads(Path(model_card).read_text())["classes"], min_count, samples, layer=layer,
+                    seed=cfg["seed"], classes=list(classes), config={"grid": cfg["grid"]})
 
 
 def read_class_attribution(activations_path, model_card):
@@ -364,7 +379,8 @@ def class_cells_stage(activations_path, model_card, class_spec, layout_out, scat
     plot_layout(xy, labels, classes, scatter_out,
                 f"{layer}, class {logit_names[index]}: {len(xy)} activations", cfg["layout"]["scatter_size"])
     bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names,
-                  read_image_index(activations_path)[rows], cells_out, cfg, log, ("class_atlas", layer, index), **provenance)
+                  read_image_index(activations_path)[rows], cells_out, cfg, log, ("class_atlas", layer, index),
+                  **provenance)
 
 
 def comparison_cells_stage(activations_path, model_card, pair, layout_out, scatter_out, cells_out,
@@ -402,7 +418,8 @@ def comparison_cells_stage(activations_path, model_card, pair, layout_out, scatt
                 f"{layer}: {names[1]} ← attribution → {names[0]} ({len(xy)} activations)",
                 cfg["layout"]["scatter_size"])
     bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names,
-                  read_image_index(activations_path)[rows], cells_out, cfg, log, ("comparison", layer, first, second), **provenance)
+                  read_image_index(activations_path)[rows], cells_out, cfg, log,
+                  ("comparison", layer, first, second), **provenance)
 
 
 def read_cells(path) -> binning.Cells:
@@ -430,8 +447,27 @@ def render_settings(cfg: dict, layer: str):
                                  rotation_deg=t["rotation_deg"]))
 
 
+def render_chunks(n_cells: int, cfg: dict, layer: str) -> int:
+    """How many render jobs the n_cells of one of the layer's grids take (render.cells_per_job)."""
+    r = section_for_layer(cfg, "render", layer)
+    per_job = r["cells_per_job"]
+    if per_job is None:
+        return 1
+    if per_job * r["attempts"] % r["batch_size"]:
+        # Chunks that end mid-batch would batch icons differently from one job, and change their bits.
+        raise ValueError(f"render.cells_per_job={per_job} for layer {layer}: cells_per_job × attempts "
+                         f"({per_job * r['attempts']}) must be a multiple of batch_size ({r['batch_size']})")
+    return max(1, -(-n_cells // per_job))
+
+
+def cells_count(cells_path) -> int:
+    with h5py.File(cells_path, "r") as f:
+        return len(f["count"])
+
+
 def render_stage(cells_path, activations_path, weights, model_card, icons_out, layer: str,
-                 grid_size: int, cfg: dict, threads: int, log) -> None:
+                 grid_size: int, cfg: dict, threads: int, log, chunk: int | None = None) -> None:
+    """Icons of the kept cells of one grid, or of chunk `chunk` of them (render.cells_per_job each)."""
     from activation_atlas.extract import layer_key
     from activation_atlas.models import layer_names
     from activation_atlas.models.capture import resolve_layers
@@ -442,6 +478,11 @@ def render_stage(cells_path, activations_path, weights, model_card, icons_out, l
     configure_torch(threads, cfg["seed"])
     device = resolve_device(cfg["device"])
     cells = read_cells(cells_path)
+    chosen = slice(None)
+    if chunk is not None and render_chunks(len(cells.count), cfg, layer) > 1:
+        per_job = section_for_layer(cfg, "render", layer)["cells_per_job"]
+        chosen = slice(chunk * per_job, (chunk + 1) * per_job)
+    rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]
     model = load_configured_model(cfg, weights, model_card, device)
     module = resolve_layers(model, [layer], layer_names(model))
     whitening = None
@@ -449,20 +490,37 @@ def render_stage(cells_path, activations_path, weights, model_card, icons_out, l
     if cfg["render"]["whiten"]:
         with h5py.File(activations_path, "r") as f:
             whitening = whitening_matrix(f["activations"][:])
-    log(f"rendering {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
+    log(f"rendering {len(rows)} of {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
         f"{settings.icon_size} px, {settings.steps} steps × {settings.attempts} attempts, "
         f"batches of {settings.batch_size}")
-    keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)]
-    icons = render_icons(model, module, cells.mean, keys, cfg["seed"], settings, whitening, device, log)
+    keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(rows, cols)]
+    icons = render_icons(model, module, means, keys, cfg["seed"], settings, whitening, device, log)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
-    with create_h5(icons_out, "icons", layer=layer, grid_size=grid_size, seed=cfg["seed"],
-                   config={"render": cfg["render"]}) as f:
-        write_dataset(f, "row", cells.row, "cell", "icon")
-        write_dataset(f, "col", cells.col, "cell", "icon")
-        write_dataset(f, "icons", icons.images, "uint8 RGB", "icon, y, x, channel")
-        write_dataset(f, "objective", icons.objective, "objective", "icon")
-        write_dataset(f, "fidelity", icons.fidelity, "cosine", "icon")
-        write_dataset(f, "attempt", icons.attempt, "index", "icon")
+    write_icons(icons_out, {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,
+                            "fidelity": icons.fidelity, "attempt": icons.attempt},
+                layer=layer, grid_size=grid_size, seed=cfg["seed"], config={"render": cfg["render"]})
+
+
+ICON_DATASETS = {"row": ("cell", "icon"), "col": ("cell", "icon"), "icons": ("uint8 RGB", "icon, y, x, channel"),
+                 "objective": ("objective", "icon"), "fidelity": ("cosine", "icon"), "attempt": ("index", "icon")}
+
+
+def write_icons(path, data: dict, **provenance) -> None:
+    with create_h5(path, "icons", **provenance) as f:
+        for name, (unit, axes) in ICON_DATASETS.items():
+            write_dataset(f, name, data[name], unit, axes)
+
+
+def merge_icons_stage(chunk_paths, icons_out, log) -> None:
+    """One grid's icon chunks, concatenated in order (the same file for any number of chunks)."""
+    parts = {name: [] for name in ICON_DATASETS}
+    for path in chunk_paths:
+        with h5py.File(path, "r") as f:
+            provenance = {k: v for k, v in f.attrs.items() if k not in ("stage", "package_version")}
+            for name in ICON_DATASETS:
+                parts[name].append(f[name][:])
+    write_icons(icons_out, {name: np.concatenate(arrays) for name, arrays in parts.items()}, **provenance)
+    log(f"merged {len(chunk_paths)} chunk(s): {sum(len(r) for r in parts['row'])} icons in {icons_out}")
 
 
 # --- atlas -------------------------------------------------------------------------------------

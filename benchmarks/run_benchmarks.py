@@ -152,7 +152,8 @@ def rule_times(run: str) -> dict:
     logs = REPO / "logs"
     groups = {"generate_dataset": logs.glob("datasets/*.benchmark.tsv"),
               "train_model": logs.glob("models/*/train.benchmark.tsv"),
-              "extract": (logs / run).glob("extract.benchmark.tsv"),
+              "extract": (logs / run / "extract").glob("shard*.benchmark.tsv"),
+              "merge_activations": (logs / run / "extract").glob("merge_*.benchmark.tsv"),
               "layout": (logs / run / "layout").glob("*.benchmark.tsv"),
               "bin_cells": (logs / run / "cells").rglob("*.benchmark.tsv"),
               "render_icons": (logs / run / "icons").rglob("*.benchmark.tsv"),

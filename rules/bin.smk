@@ -1,4 +1,5 @@
-rule bin_cells:
+# A checkpoint: the number of render jobs of a grid follows from its cells.
+checkpoint bin_cells:
     input:
         activations=f"{RESULTS}/activations/{{layer}}.h5",
         layout=f"{RESULTS}/layout/{{layer}}.h5",

@@ -42,11 +42,23 @@ LOGS = f"logs/{RUN}"
 wildcard_constraints:
     layer="|".join(re.escape(layer) for layer in LAYERS),
     grid=r"\d+",
+    shard=r"\d+",
+    chunk=r"\d+",
 
 
 def one_of(names):
     """A wildcard constraint matching exactly these names (none: matching nothing)."""
     return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def icon_chunks(wildcards):
+    """The render jobs of one layer and grid, known once its cells are binned."""
+    cells = checkpoints.bin_cells.get(layer=wildcards.layer, grid=wildcards.grid).output[0]
+    n = render_chunks(cells_count(cells), config, wildcards.layer)
+    return expand(
+        f"{RESULTS}/icons/{wildcards.layer}/grid{wildcards.grid}/chunk{{chunk}}.h5",
+        chunk=range(n),
+    )
 
 
 def torch_resources(mem_mb, runtime):

@@ -4,7 +4,7 @@ rule extract:
         weights=MODEL_WEIGHTS,
         card=MODEL_CARD,
     output:
-        expand(f"{RESULTS}/activations/{{layer}}.h5", layer=LAYERS),
+        temp(expand(f"{RESULTS}/activations/shards/{{{{shard}}}}/{{layer}}.h5", layer=LAYERS)),
     params:
         seed=config["seed"],
         images=images_dir(),
@@ -13,9 +13,9 @@ rule extract:
         extract=config["extract"],
         layers=LAYERS,
     log:
-        f"{LOGS}/extract.log",
+        f"{LOGS}/extract/shard{{shard}}.log",
     benchmark:
-        f"{LOGS}/extract.benchmark.tsv"
+        f"{LOGS}/extract/shard{{shard}}.benchmark.tsv"
     threads: config["threads"]
     resources:
         **torch_resources(mem_mb=8000, runtime=120),
@@ -23,3 +23,25 @@ rule extract:
         "../envs/torch.yaml"
     script:
         "../scripts/extract.py"
+
+
+rule merge_activations:
+    input:
+        expand(
+            f"{RESULTS}/activations/shards/{{shard}}/{{{{layer}}}}.h5",
+            shard=range(config["extract"]["shards"]),
+        ),
+    output:
+        f"{RESULTS}/activations/{{layer}}.h5",
+    log:
+        f"{LOGS}/extract/merge_{{layer}}.log",
+    benchmark:
+        f"{LOGS}/extract/merge_{{layer}}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/merge_activations.py"

@@ -5,14 +5,14 @@ rule render_icons:
         weights=MODEL_WEIGHTS,
         card=MODEL_CARD,
     output:
-        f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
+        temp(f"{RESULTS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.h5"),
     params:
         seed=config["seed"],
         render=config["render"],
     log:
-        f"{LOGS}/icons/{{layer}}/grid{{grid}}.log",
+        f"{LOGS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.log",
     benchmark:
-        f"{LOGS}/icons/{{layer}}/grid{{grid}}.benchmark.tsv"
+        f"{LOGS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.benchmark.tsv"
     threads: config["threads"]
     resources:
         **torch_resources(mem_mb=6000, runtime=240),
@@ -20,3 +20,22 @@ rule render_icons:
         "../envs/torch.yaml"
     script:
         "../scripts/render_icons.py"
+
+
+rule merge_icons:
+    input:
+        icon_chunks,
+    output:
+        f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
+    log:
+        f"{LOGS}/icons/{{layer}}/grid{{grid}}/merge.log",
+    benchmark:
+        f"{LOGS}/icons/{{layer}}/grid{{grid}}/merge.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/merge_icons.py"

@@ -1,4 +1,4 @@
-"""Rule extract: one activation file per layer from one pass over the dataset."""
+"""Rule extract: one shard of the dataset through the model, one activation file per layer."""
 from activation_atlas.pipeline import extract_stage
 from activation_atlas.runtime import ProgressLog
 
@@ -7,4 +7,4 @@ if "snakemake" in globals():
         out_paths = dict(zip(snakemake.params.layers, snakemake.output))
         weights = snakemake.input.weights[0] if snakemake.input.weights else None
         extract_stage(snakemake.params.images, weights, snakemake.input.card, out_paths, snakemake.config,
-                      snakemake.threads, log)
+                      snakemake.threads, log, shard=int(snakemake.wildcards.shard))

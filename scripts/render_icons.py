@@ -8,5 +8,7 @@ if "snakemake" in globals():
         # render_icons takes layer and grid from its wildcards, class_icons from its params.
         layer = snakemake.wildcards.get("layer", snakemake.params.get("layer"))
         grid = int(snakemake.wildcards.get("grid", snakemake.params.get("grid")))
+        chunk = snakemake.wildcards.get("chunk")
         render_stage(snakemake.input.cells, snakemake.input.activations, weights, snakemake.input.card,
-                     snakemake.output[0], layer, grid, snakemake.config, snakemake.threads, log)
+                     snakemake.output[0], layer, grid, snakemake.config, snakemake.threads, log,
+                     chunk=int(chunk) if chunk is not None else None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,12 @@ def run_ci_config(workdir):
     result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
+
+
+def tree_digest(root):
+    """sha256 of every file under results/ and resources/, by path."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for sub in ("results", "resources") for p in sorted((root / sub).rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,22 @@ import pytest
 import torch
 
 from activation_atlas.data.image_folder import load_batch, scan_image_folder
-from activation_atlas.extract import ImageBatches, draw_positions, extract_activations
+from activation_atlas.extract import ImageBatches, draw_positions, extract_activations, merge_shards, shard_images
 from activation_atlas.models import layer_names
 from activation_atlas.models.capture import forward_to_layers, resolve_layers
 
 LAYERS = ["conv1", "conv2", "conv3"]
 
 
-def run_extract(model, folder, out_dir, batch_size, k=2, edge=1, seed=11):
+def run_extract(model, folder, out_dir, batch_size, k=2, edge=1, seed=11, images=None, attribution=False,
+                autocast=None):
     modules = resolve_layers(model, LAYERS, layer_names(model))
     paths = {layer: out_dir / f"{layer}.h5" for layer in LAYERS}
-    batches = ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, batch_size)
-    extract_activations(model, modules, batches, len(folder), paths, positions_per_image=k,
+    images = range(len(folder)) if images is None else images
+    batches = ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, batch_size,
+                           images)
+    extract_activations(model, modules, batches, len(images), paths, positions_per_image=k,
+                        attribution=attribution, autocast=autocast,
                         exclude_edge=edge, seed=seed, provenance={"seed": seed, "model": "tiny",
                                                                   "classes": list(folder.classes)},
                         log=lambda _: None)
@@ -57,6 +61,48 @@ def test_positions_do_not_depend_on_batch_size(tiny_model, tiny_dataset, tmp_pat
         with h5py.File(a[layer], "r") as fa, h5py.File(b[layer], "r") as fb:
             assert np.array_equal(fa["position"][:], fb["position"][:])
             np.testing.assert_allclose(fa["activations"][:], fb["activations"][:], atol=1e-5)
+
+
+def extract_in_shards(model, folder, out_dir, shards, batch_size=8):
+    """Extraction as the workflow does it: each shard on its own, then a merge per layer."""
+    shard_paths = [run_extract(model, folder, out_dir / f"shard{k}", batch_size, attribution=True,
+                               images=shard_images(len(folder), batch_size, k, shards))
+                   for k in range(shards)]
+    merged = {layer: out_dir / f"{layer}.h5" for layer in LAYERS}
+    for layer in LAYERS:
+        merge_shards([paths[layer] for paths in shard_paths], merged[layer], block_rows=5)
+    return merged
+
+
+def test_activation_files_are_identical_for_any_number_of_shards(tiny_model, tiny_dataset, tmp_path):
+    folder = scan_image_folder(tiny_dataset / "held_out")    # 50 images: 7 batches of 8
+    one = extract_in_shards(tiny_model, folder, tmp_path / "k1", shards=1)
+    three = extract_in_shards(tiny_model, folder, tmp_path / "k3", shards=3)
+    for layer in LAYERS:
+        assert one[layer].read_bytes() == three[layer].read_bytes()
+        with h5py.File(three[layer], "r") as f:
+            assert f["image_index"][:].tolist() == np.repeat(np.arange(len(folder)), 2).tolist()
+            assert f.attrs["images"] == len(folder) and "attribution" in f
+
+
+def test_shards_are_runs_of_whole_batches_covering_the_dataset():
+    ranges = [shard_images(50, 8, k, 3) for k in range(3)]
+    assert [(r.start, r.stop) for r in ranges] == [(0, 16), (16, 32), (32, 50)]
+    with pytest.raises(ValueError, match="at most 7 shards"):
+        shard_images(50, 8, 0, 8)
+
+
+def test_mixed_precision_extraction_stores_float32_close_to_full_precision(tiny_model, tiny_dataset, tmp_path):
+    folder = scan_image_folder(tiny_dataset / "held_out")
+    full = run_extract(tiny_model, folder, tmp_path / "fp32", batch_size=16)
+    mixed = run_extract(tiny_model, folder, tmp_path / "bf16", batch_size=16, autocast="bfloat16")
+    for layer in LAYERS:
+        with h5py.File(full[layer], "r") as a, h5py.File(mixed[layer], "r") as b:
+            assert b["activations"].dtype == np.float32
+            x, y = a["activations"][:], b["activations"][:]
+            assert not np.array_equal(x, y)    # bfloat16 really was used
+            cosine = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1) + 1e-12)
+            assert np.median(cosine) > 0.99
 
 
 def test_positions_are_seeded_per_image_and_layer():

@@ -39,3 +39,17 @@ def test_umap_is_deterministic_for_a_seed_and_separates_clusters(rng):
 def test_too_few_points_for_the_neighbourhood_is_an_error(rng):
     with pytest.raises(ValueError, match="n_neighbors=20 needs more than 20 activations, got 10"):
         fit_umap(rng.normal(size=(10, 4)), n_neighbors=20, min_dist=0.1, metric="euclidean", seed=0)
+
+
+def test_the_cuml_backend_is_used_only_when_installed_and_says_so_otherwise(rng):
+    import importlib.util
+
+    data = rng.normal(size=(50, 4)).astype(np.float32)
+    if importlib.util.find_spec("cuml") is None:
+        with pytest.raises(RuntimeError, match="layout.backend: cuml needs RAPIDS cuML"):
+            fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="cuml")
+    else:
+        layout = fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="cuml")
+        assert layout.shape == (50, 2)
+    with pytest.raises(ValueError, match="valid: umap-learn, cuml"):
+        fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="tsne")

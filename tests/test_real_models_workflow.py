@@ -102,7 +102,7 @@ def test_inceptionv1_and_imagenette_by_url_end_to_end(tmp_path):
         assert f["activations"].shape == (36, 480)
         assert json.loads(f.attrs["classes"]) == list(IMAGENETTE_CLASSES)
         assert f["logits"].shape[1] == 1008
-    assert "skipping unreadable image" in (workdir / "logs/inception-http/extract.log").read_text()
+    assert "skipping unreadable image" in (workdir / "logs/inception-http/extract/shard0.log").read_text()
     assert_atlases(workdir, "inception-http", ["mixed3b", "mixed4a"], [3])
 
 

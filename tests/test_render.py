@@ -60,6 +60,24 @@ def test_an_icon_does_not_depend_on_its_batch(tiny_model, dataset_images, rng):
     assert np.abs(together.images.astype(int) - alone.images.astype(int)).max() <= 1
 
 
+def test_icons_rendered_in_batch_aligned_chunks_are_bit_identical(tiny_model, dataset_images, rng):
+    from activation_atlas.pipeline import render_chunks
+
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 6, rng)
+    keys = [(0, i) for i in range(6)]
+    s = settings(steps=6, attempts=2, batch_size=4)
+    whole = render_icons(tiny_model, module, targets, keys, 1, s, log=lambda _: None)
+    # Two cells a job: 4 icon attempts, one whole batch each.
+    parts = [render_icons(tiny_model, module, targets[i:i + 2], keys[i:i + 2], 1, s, log=lambda _: None)
+             for i in range(0, 6, 2)]
+    for field in ("images", "objective", "fidelity", "attempt"):
+        assert np.array_equal(getattr(whole, field), np.concatenate([getattr(p, field) for p in parts]))
+    config = {"render": {"cells_per_job": 2, "attempts": 2, "batch_size": 4}}
+    assert render_chunks(6, config, "conv2") == 3 and render_chunks(7, config, "conv2") == 4
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        render_chunks(6, {"render": {"cells_per_job": 3, "attempts": 1, "batch_size": 4}}, "conv2")
+
+
 def test_the_best_attempt_is_kept(tiny_model, dataset_images, rng):
     targets, module = cell_targets(tiny_model, dataset_images, "conv2", 2, rng)
     keys = [(5, i) for i in range(2)]

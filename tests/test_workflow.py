@@ -1,6 +1,5 @@
 """The workflow end to end through Snakemake on config/ci.yaml: every output, its metrics, and
 byte-identical results from two independent runs."""
-import hashlib
 import json
 import re
 
@@ -10,15 +9,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO, copy_workflow, load_config, run_ci_config, snakemake
+from conftest import REPO, copy_workflow, load_config, run_ci_config, snakemake, tree_digest
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
-
-
-def tree_digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for sub in ("results", "resources") for p in sorted((root / sub).rglob("*")) if p.is_file()}
 
 
 def test_every_configured_atlas_and_metrics_file_is_made(first_run):
@@ -69,15 +63,23 @@ def test_activation_files_hold_every_image_of_the_split(first_run):
 def test_every_rule_logged_its_progress_and_benchmark(first_run):
     logs = first_run / "logs"
     n_class_atlases = len(CONFIG["class_atlas"]["classes"]) + len(CONFIG["class_atlas"]["comparisons"])
-    # dataset, model, extract, per layer (layout, metrics, per grid: bin, render, montage), 3 per class
-    # atlas, the viewer
+    shards = CONFIG["extract"]["shards"]
+    render_jobs = 0
+    for layer in LAYERS:
+        for grid in GRIDS:
+            with h5py.File(first_run / "results" / RUN / "cells" / layer / f"grid{grid}.h5", "r") as f:
+                render_jobs += -(-len(f["count"]) // CONFIG["render"]["cells_per_job"])
+    assert render_jobs > len(LAYERS) * len(GRIDS)      # some grids really are split
+    # dataset, model, extract shards, per layer (merge, layout, metrics, per grid: bin, merge icons,
+    # montage), the render jobs, 3 per class atlas, the viewer
     assert len(list(logs.rglob("*.benchmark.tsv"))) == \
-        1 + 1 + 1 + len(LAYERS) * (2 + 3 * len(GRIDS)) + 3 * n_class_atlases + 1
-    extract_log = (logs / RUN / "extract.log").read_text()
-    assert f"{CONFIG['dataset']['train_per_class'] * 10}/{CONFIG['dataset']['train_per_class'] * 10} images" \
-        in extract_log
+        1 + 1 + shards + len(LAYERS) * (3 + 3 * len(GRIDS)) + render_jobs + 3 * n_class_atlases + 1
+    n_images = CONFIG["dataset"]["train_per_class"] * 10
+    shard_logs = [(logs / RUN / "extract" / f"shard{k}.log").read_text() for k in range(shards)]
+    assert f"(shard {shards} of {shards})" in shard_logs[-1]
+    assert sum(int(re.findall(r"(\d+)/\d+ images \(", log)[-1]) for log in shard_logs) == n_images
     assert "epoch 8/8" in next(logs.glob("models/*/train.log")).read_text()
-    assert "icon attempts" in (logs / RUN / "icons" / "conv3" / f"grid{GRIDS[0]}.log").read_text()
+    assert "icon attempts" in (logs / RUN / "icons" / "conv3" / f"grid{GRIDS[0]}" / "chunk0.log").read_text()
     timing = json.loads(next(logs.glob("models/*/timing.json")).read_text())
     assert timing["training_seconds"] > 0
 

@@ -2,9 +2,10 @@
 
 Module names follow the published PyTorch state dict `inception5h.pth` (`<name>_pre_relu_conv`,
 `softmax2_pre_activation_matmul`), so it loads with strict=True. TensorFlow's "SAME" padding is
-reproduced exactly: symmetric pads as the layers' own padding, the stem's asymmetric ones explicitly. Every post-ReLU output an atlas can be made of — conv2d0..2, the
-mixed blocks and their four branches (e.g. mixed4c_3x3) — passes through a parameter-free
-nn.Identity of that name, so forward hooks can capture it by name.
+reproduced exactly: symmetric pads as the layers' own padding, the stem's asymmetric ones
+explicitly. Every post-ReLU output an atlas can be made of — conv2d0..2, the mixed blocks and their
+four branches (e.g. mixed4c_3x3) — passes through a parameter-free nn.Identity of that name, so
+forward hooks can capture it by name.
 
 The forward pass takes RGB in [0, 1] and scales it to the network's own input range [-117, 138].
 """

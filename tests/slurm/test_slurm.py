@@ -1,0 +1,97 @@
+"""The workflow on a real SLURM cluster, through the SLURM executor plugin and profiles/slurm.
+
+Needs a running cluster with accounting: `tests/slurm/cluster.sh start` (as root; `make test-slurm`
+does it all). The profile is the shipped one with its placeholders filled in for the local cluster.
+Checks: the tiny config runs to completion with byte-identical outputs to a local run, sacct lists
+every job as COMPLETED, a render job asking for a GPU is scheduled on the (fake) GPU, and a failing
+rule is reported as FAILED with a non-zero exit.
+"""
+import datetime
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, copy_workflow, tree_digest
+
+PARTITION = os.environ.get("SLURM_TEST_PARTITION", "debug")
+ACCOUNT = os.environ.get("SLURM_TEST_ACCOUNT", "atlas")
+PLACEHOLDERS = {"CPU_PARTITION": PARTITION, "GPU_PARTITION": PARTITION, "ACCOUNT": ACCOUNT}
+
+
+def local_profile(target) -> str:
+    """profiles/slurm with the site placeholders filled in, render jobs asking for a GPU, and quick
+    status checks (the cluster is local)."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["default-resources"] = {k: PLACEHOLDERS.get(v, v) for k, v in profile["default-resources"].items()}
+    profile["set-resources"] = {rule: {k: PLACEHOLDERS.get(v, v) for k, v in values.items()}
+                                for rule, values in profile["set-resources"].items()}
+    profile["set-resources"]["render_icons"]["gpu"] = 1
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    target.mkdir(parents=True)
+    (target / "config.yaml").write_text(yaml.safe_dump(profile))
+    return str(target)
+
+
+def snakemake_on_slurm(workdir, profile, *args, timeout=1500):
+    # SIGINT on timeout: Snakemake then cancels its jobs and exits (on SIGTERM it would wait for them).
+    return subprocess.run(["timeout", "-s", "INT", "-k", "30", str(timeout), sys.executable, "-m", "snakemake",
+                           "--configfile", "config/ci.yaml", "--workflow-profile", profile, *args],
+                          cwd=workdir, capture_output=True, text=True)
+
+
+def jobs_since(start: str) -> list[dict]:
+    """Allocations (not steps) of this user's jobs since `start`, from the accounting database."""
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "-o", "JobID,State,AllocTRES,ExitCode"],
+                         capture_output=True, text=True, check=True).stdout
+    return [dict(zip(("id", "state", "tres", "exit"), line.split("|"))) for line in out.splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    result = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True)
+    if result.returncode != 0 or "up" not in result.stdout:
+        pytest.fail(f"no SLURM cluster answers (start one: tests/slurm/cluster.sh start): {result.stderr}")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm") / "w")
+    profile = local_profile(tmp_path_factory.mktemp("profile") / "slurm")
+    start = datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    result = snakemake_on_slurm(workdir, profile)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return workdir, profile, start, result
+
+
+def test_the_workflow_on_slurm_matches_the_local_run_byte_for_byte(slurm_run, first_run):
+    workdir, _, _, result = slurm_run
+    assert "Job " in result.stderr and "submitted" in result.stderr.lower()
+    local, cluster = tree_digest(first_run), tree_digest(workdir)
+    assert len(local) > 100
+    differing = sorted(k for k in local if local[k] != cluster.get(k))
+    assert local.keys() == cluster.keys() and not differing, differing
+
+
+def test_sacct_lists_every_job_completed_and_render_jobs_on_a_gpu(slurm_run):
+    workdir, _, start, _ = slurm_run
+    jobs = jobs_since(start)
+    n_rule_jobs = len(list((workdir / "logs").rglob("*.benchmark.tsv")))
+    assert len(jobs) >= n_rule_jobs      # one allocation per job (every rule job writes a benchmark)
+    assert {job["state"] for job in jobs} == {"COMPLETED"}, jobs
+    assert any("gres/gpu=1" in job["tres"] for job in jobs), [job["tres"] for job in jobs]
+
+
+def test_a_failing_rule_is_reported_and_fails_the_run(slurm_run):
+    workdir, profile, _, _ = slurm_run
+    start = datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    # A class the model does not have: the class_cells job fails on the cluster.
+    result = snakemake_on_slurm(workdir, profile, "--config", "class_atlas={classes: [no_such_class]}",
+                                timeout=600)
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    assert "FAILED" in log and "class_cells" in log, log[-5000:]
+    assert "unknown class 'no_such_class'" in log, log[-5000:]
+    assert "FAILED" in {job["state"] for job in jobs_since(start)}
