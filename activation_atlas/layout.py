@@ -5,6 +5,26 @@ import numpy as np
 
 
 LAYOUT_BACKENDS = ("umap-learn", "cuml")
+PCA_BLOCK_ROWS = 1 << 16
+
+
+def pca_in_blocks(activations, n_components: int, block_rows: int = PCA_BLOCK_ROWS) -> np.ndarray:
+    """(N, n_components) float32 projection of the activations (an array or an HDF5 dataset) on their
+    principal components, fitted and applied block_rows rows at a time (scikit-learn's
+    IncrementalPCA): a million 512-d activations are never all in memory."""
+    from sklearn.decomposition import IncrementalPCA
+
+    n = len(activations)
+    # Every block must hold at least n_components rows: a short last block joins the one before.
+    starts = list(range(0, n, block_rows))
+    if len(starts) > 1 and n - starts[-1] < n_components:
+        starts.pop()
+    bounds = list(zip(starts, starts[1:] + [n]))
+    pca = IncrementalPCA(n_components=n_components)
+    for start, stop in bounds:
+        pca.partial_fit(np.asarray(activations[start:stop], dtype=np.float32))
+    return np.concatenate([pca.transform(np.asarray(activations[start:stop], dtype=np.float32))
+                           for start, stop in bounds]).astype(np.float32)
 
 
 def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int,
@@ -12,16 +32,17 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
              n_components: int = 2, backend: str = "umap-learn") -> np.ndarray:
     """UMAP embedding (N, n_components) float32, seeded. umap-learn is exact for a seed (which makes it
     single-threaded); backend "cuml" runs RAPIDS cuML's UMAP on the GPU, much faster at a million
-    points, and seeded but not bit-reproducible."""
+    points, and seeded but not bit-reproducible. `activations` may be an HDF5 dataset: with pca_dims
+    it is reduced block by block and never read whole."""
     if backend not in LAYOUT_BACKENDS:
         raise ValueError(f"unknown layout backend {backend!r}; valid: {', '.join(LAYOUT_BACKENDS)}")
     if len(activations) <= n_neighbors:
         raise ValueError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} activations, "
                          f"got {len(activations)}")
-    data = np.asarray(activations, dtype=np.float32)
-    if pca_dims is not None and pca_dims < data.shape[1]:
-        from sklearn.decomposition import PCA
-        data = PCA(n_components=pca_dims, random_state=seed).fit_transform(data).astype(np.float32)
+    if pca_dims is not None and pca_dims < activations.shape[1]:
+        data = pca_in_blocks(activations, pca_dims)
+    else:
+        data = np.asarray(activations[:], dtype=np.float32)
     if backend == "cuml":
         try:
             from cuml.manifold import UMAP as CumlUMAP

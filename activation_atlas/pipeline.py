@@ -246,9 +246,11 @@ def write_layout(path, raw, xy, params: dict, **provenance) -> None:
 
 
 def layout_stage(activations_path, layout_out, scatter_out, layer: str, cfg: dict, log) -> None:
-    acts, labels, classes = read_activations(activations_path)
     params = layout_params(cfg, layer)
-    raw, xy = lay_out(acts, params, derive_seed(cfg["seed"], "layout", layer), log)
+    with h5py.File(activations_path, "r") as f:
+        labels, classes = f["label"][:], json.loads(f.attrs["classes"])
+        # The dataset, not an array: with layout.pca_dims it is reduced block by block.
+        raw, xy = lay_out(f["activations"], params, derive_seed(cfg["seed"], "layout", layer), log)
     log("layout done; writing coordinates and scatter plot")
     write_layout(layout_out, raw, xy, params, layer=layer, seed=cfg["seed"])
     plot_layout(xy, labels, classes, scatter_out, f"{layer}: UMAP of {len(xy)} activations",

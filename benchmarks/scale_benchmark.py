@@ -63,23 +63,25 @@ def config(pca_dims: int | None, low_memory: bool, grids) -> dict:
 
 def child_layout(args) -> dict:
     from activation_atlas import pipeline
+    from activation_atlas.runtime import ProgressLog
 
-    cfg = config(args.pca_dims, args.low_memory, [])
+    cfg = config(args.pca_dims, args.low_memory, [8])
     start = time.perf_counter()
     pipeline.layout_stage(args.acts, args.layout, args.layout.with_suffix(".png"), "synthetic", cfg,
-                          lambda _: None)
+                          ProgressLog(None))
     return {"seconds": time.perf_counter() - start}
 
 
 def child_bin(args) -> dict:
     from activation_atlas import pipeline
+    from activation_atlas.runtime import ProgressLog
 
     cfg = config(None, False, [args.grid])
     card = args.layout.parent / "model.json"
     card.write_text(json.dumps({"classes": [f"c{k}" for k in range(50)]}))
     start = time.perf_counter()
     pipeline.bin_stage(args.acts, args.layout, card, args.layout.parent / f"cells{args.grid}.h5", "synthetic",
-                       args.grid, cfg, lambda _: None)
+                       args.grid, cfg, ProgressLog(None))
     return {"seconds": time.perf_counter() - start}
 
 
@@ -138,7 +140,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--grids", type=int, nargs="+", default=[20, 40, 80, 160])
-    parser.add_argument("--extract-sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--extract-sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--pca-from", type=int, default=1_000_000,
                         help="from this N on, lay out with PCA to 50 dimensions and umap-learn's low-memory mode")
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
