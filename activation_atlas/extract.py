@@ -154,10 +154,9 @@ def merge_shards(shard_paths: list[Path], out_path: Path, block_rows: int = 1 <<
                     continue
                 first = shards[0][name]
                 tail = first.shape[1:]
-                columns = int(np.prod(tail)) if tail else 1
+                chunks = (chunk_rows_for(total, int(np.prod(tail))), *tail) if total else None
                 dataset = write_dataset(out, name, None, first.attrs["unit"], first.attrs["axes"],
-                                        shape=(total, *tail), dtype=first.dtype,
-                                        chunks=(chunk_rows_for(total, max(columns, 1)), *tail) if total else None)
+                                        shape=(total, *tail), dtype=first.dtype, chunks=chunks)
                 start = 0
                 for block in row_blocks([f[name] for f in shards], block_rows):
                     dataset[start:start + len(block)] = block

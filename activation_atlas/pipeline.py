@@ -197,12 +197,6 @@ def merge_activations_stage(shard_paths, out_path, log) -> None:
     log(f"merged {len(shard_paths)} shard(s): {rows} activations in {out_path}")
 
 
-def read_image_index(path) -> np.ndarray:
-    """The dataset index of the image of each activation in a layer's activation file."""
-    with h5py.File(path, "r") as f:
-        return f["image_index"][:]
-
-
 def sample_images(xy, cells: binning.Cells, image_index, cfg: dict, *seed_names) -> np.ndarray:
     """grid.samples_per_cell images of each kept cell, drawn with a seed derived from seed_names."""
     rng = np.random.default_rng(derive_seed(cfg["seed"], "samples", *seed_names))
@@ -224,10 +218,12 @@ def section_for_layer(cfg: dict, section: str, layer: str) -> dict:
     return values
 
 
-def layout_params(cfg: dict, layer: str) -> dict:
-    """The layer's UMAP settings."""
+def layout_params(cfg: dict, layer: str, n_points: int | None = None) -> dict:
+    """The layer's UMAP settings; n_neighbors at most n_points − 1 when n_points is given."""
     params = section_for_layer(cfg, "layout", layer)
     del params["scatter_size"]
+    if n_points is not None:
+        params["n_neighbors"] = min(params["n_neighbors"], n_points - 1)
     return params
 
 
@@ -340,13 +336,16 @@ def read_class_attribution(activations_path, model_card):
 
 
 def read_selection(activations_path, rows: np.ndarray, what: str, log):
-    """Activations, labels and class names of the selected rows; too few to lay out is an error."""
-    acts, labels, classes = read_activations(activations_path)
-    log(f"{what}: {len(rows)} of {len(acts)} activations selected")
-    if len(rows) < 3:
-        raise ValueError(f"only {len(rows)} activations selected for {what}: too few to lay out; "
-                         f"raise class_atlas.top_n")
-    return acts[rows], labels[rows], classes
+    """Activations, labels, class names and image indices of the selected rows; too few to lay out is
+    an error."""
+    with h5py.File(activations_path, "r") as f:
+        total = len(f["image_index"])
+        log(f"{what}: {len(rows)} of {total} activations selected")
+        if len(rows) < 3:
+            raise ValueError(f"only {len(rows)} activations selected for {what}: too few to lay out; "
+                             f"raise class_atlas.top_n")
+        return (f["activations"][:][rows], f["label"][:][rows], json.loads(f.attrs["classes"]),
+                f["image_index"][:][rows])
 
 
 def bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names, image_index,
@@ -369,20 +368,18 @@ def class_cells_stage(activations_path, model_card, class_spec, layout_out, scat
     attribution, attribution_class, logit_names = read_class_attribution(activations_path, model_card)
     index = resolve_class(class_spec, logit_names)
     rows = select_for_class(attribution, attribution_class, index, cfg["class_atlas"]["top_n"])
-    acts, labels, classes = read_selection(activations_path, rows,
-                                           f"class {logit_names[index]!r} (index {index}) in {layer}", log)
+    acts, labels, classes, image_index = read_selection(
+        activations_path, rows, f"class {logit_names[index]!r} (index {index}) in {layer}", log)
     attribution = attribution[rows]
     attribution_class = attribution_class[rows] if attribution_class is not None else None
-    params = layout_params(cfg, layer)
-    params["n_neighbors"] = min(params["n_neighbors"], len(rows) - 1)
+    params = layout_params(cfg, layer, len(rows))
     raw, xy = lay_out(acts, params, derive_seed(cfg["seed"], "class_atlas", layer, index), log)
     provenance = {"layer": layer, "seed": cfg["seed"], "class_index": index, "class_name": logit_names[index]}
     write_layout(layout_out, raw, xy, params, **provenance)
     plot_layout(xy, labels, classes, scatter_out,
                 f"{layer}, class {logit_names[index]}: {len(xy)} activations", cfg["layout"]["scatter_size"])
-    bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names,
-                  read_image_index(activations_path)[rows], cells_out, cfg, log, ("class_atlas", layer, index),
-                  **provenance)
+    bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names, image_index,
+                  cells_out, cfg, log, ("class_atlas", layer, index), **provenance)
 
 
 def comparison_cells_stage(activations_path, model_card, pair, layout_out, scatter_out, cells_out,
@@ -399,13 +396,12 @@ def comparison_cells_stage(activations_path, model_card, pair, layout_out, scatt
         raise ValueError(f"class_atlas.comparisons: {pair} names the same class twice")
     names = [logit_names[first], logit_names[second]]
     rows = select_for_comparison(attribution, attribution_class, first, second, cfg["class_atlas"]["top_n"])
-    acts, labels, classes = read_selection(activations_path, rows, f"{names[0]!r} vs {names[1]!r} in {layer}",
-                                           log)
+    acts, labels, classes, image_index = read_selection(activations_path, rows,
+                                                        f"{names[0]!r} vs {names[1]!r} in {layer}", log)
     attribution = attribution[rows]
     attribution_class = attribution_class[rows] if attribution_class is not None else None
     x = comparison_x(attribution, attribution_class, first, second)
-    params = layout_params(cfg, layer)
-    params["n_neighbors"] = min(params["n_neighbors"], len(rows) - 1)
+    params = layout_params(cfg, layer, len(rows))
     log(f"1-D UMAP of {acts.shape[0]} × {acts.shape[1]} activations: {params}")
     with redirect_stdout(log):
         y_raw = layout.fit_umap(acts, seed=derive_seed(cfg["seed"], "comparison", layer, first, second),
@@ -419,9 +415,8 @@ def comparison_cells_stage(activations_path, model_card, pair, layout_out, scatt
     plot_layout(xy, labels, classes, scatter_out,
                 f"{layer}: {names[1]} ← attribution → {names[0]} ({len(xy)} activations)",
                 cfg["layout"]["scatter_size"])
-    bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names,
-                  read_image_index(activations_path)[rows], cells_out, cfg, log,
-                  ("comparison", layer, first, second), **provenance)
+    bin_selection(xy, acts, labels, classes, attribution, attribution_class, logit_names, image_index,
+                  cells_out, cfg, log, ("comparison", layer, first, second), **provenance)
 
 
 def read_cells(path) -> binning.Cells:
@@ -480,10 +475,8 @@ def render_stage(cells_path, activations_path, weights, model_card, icons_out, l
     configure_torch(threads, cfg["seed"])
     device = resolve_device(cfg["device"])
     cells = read_cells(cells_path)
-    chosen = slice(None)
-    if chunk is not None and render_chunks(len(cells.count), cfg, layer) > 1:
-        per_job = section_for_layer(cfg, "render", layer)["cells_per_job"]
-        chosen = slice(chunk * per_job, (chunk + 1) * per_job)
+    per_job = section_for_layer(cfg, "render", layer)["cells_per_job"]
+    chosen = slice(chunk * per_job, (chunk + 1) * per_job) if chunk is not None and per_job else slice(None)
     rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]
     model = load_configured_model(cfg, weights, model_card, device)
     module = resolve_layers(model, [layer], layer_names(model))
