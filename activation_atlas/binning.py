@@ -127,6 +127,24 @@ def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_cla
     return mean.astype(np.float32), order.astype(np.int32), np.take_along_axis(mean, order, 1).astype(np.float32)
 
 
+@dataclass
+class CellAttributions:
+    """Per kept cell: mean attribution to every class (M, K), its top classes (M, k) by that mean,
+    their values and their names."""
+    mean: np.ndarray
+    top: np.ndarray
+    values: np.ndarray
+    names: np.ndarray
+
+
+def summarise_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_class,
+                           class_names: list[str]) -> CellAttributions:
+    """cell_attributions, with the names of each cell's top classes."""
+    mean, top, values = cell_attributions(xy, cells, attribution, attribution_class, len(class_names))
+    names = np.array([[class_names[c] for c in row] for row in top], dtype=object)
+    return CellAttributions(mean, top, values, names)
+
+
 def cell_samples(xy: np.ndarray, cells: Cells, image_index: np.ndarray, per_cell: int,
                  rng: np.random.Generator) -> np.ndarray:
     """(M, per_cell) indices of distinct images with an activation in each kept cell, drawn at random

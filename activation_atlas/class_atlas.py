@@ -11,11 +11,6 @@ import re
 import numpy as np
 
 
-def class_atlas_layer(cfg: dict) -> str:
-    """The layer of the class atlases: class_atlas.layer, or the last configured layer."""
-    return cfg["class_atlas"]["layer"] or cfg["layers"][-1]
-
-
 def resolve_class(spec, class_names: list[str]) -> int:
     """A class given by name or index → its index; an unknown one is an error with close matches."""
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):

@@ -13,13 +13,12 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
 from activation_atlas.attribution import attribute_positions
-from activation_atlas.h5io import create_h5, write_dataset
+from activation_atlas.formats.activations import LayerWriter, create_activation_file
 from activation_atlas.models.capture import capture_layers
 
 
@@ -64,124 +63,6 @@ class Batch:
     labels: np.ndarray         # (B,) class labels, -1 where unknown
 
 
-class LayerWriter:
-    """Preallocated datasets of one layer's activation file, filled batch by batch."""
-
-    def __init__(self, f, n_rows: int, channels: int, n_logits: int, n_attributed: int = 0,
-                 with_classes: bool = False):
-        # n_rows is an upper bound: rows of unreadable images are trimmed by finish().
-        chunk_rows = chunk_rows_for(n_rows, channels)
-        self.f = f
-        self.activations = self.rows_dataset("activations", (n_rows, channels), "float32", "activation",
-                                             "row, channel", chunk_rows)
-        self.image_index = self.rows_dataset("image_index", (n_rows,), "int64", "index", "row", chunk_rows)
-        self.position = self.rows_dataset("position", (n_rows, 2), "int32", "cell",
-                                          "row, (row, col) in the layer's spatial grid", chunk_rows)
-        self.label = self.rows_dataset("label", (n_rows,), "int64", "class index (−1: unlabelled)", "row",
-                                       chunk_rows)
-        self.logits = self.rows_dataset("logits", (n_rows, n_logits), "float32", "logit", "row, class",
-                                        chunk_rows)
-        self.row_datasets = [self.activations, self.image_index, self.position, self.label, self.logits]
-        self.attribution = self.attribution_class = None
-        if n_attributed:
-            self.attribution = self.rows_dataset(
-                "attribution", (n_rows, n_attributed), "float32", "logit (h · ∂logit/∂h)",
-                "row, class" if not with_classes else "row, rank (class in attribution_class)", chunk_rows)
-            self.row_datasets.append(self.attribution)
-        if n_attributed and with_classes:
-            self.attribution_class = self.rows_dataset(
-                "attribution_class", (n_rows, n_attributed), "int32", "class index", "row, rank", chunk_rows)
-            self.row_datasets.append(self.attribution_class)
-        self.filled = 0
-
-    def rows_dataset(self, name, shape, dtype, unit, axes, chunk_rows):
-        return write_dataset(self.f, name, None, unit, axes, shape=shape, dtype=dtype,
-                             maxshape=(None, *shape[1:]), chunks=(chunk_rows, *shape[1:]))
-
-    def finish(self):
-        for dataset in self.row_datasets:
-            dataset.resize(self.filled, axis=0)
-
-    def write(self, acts, image_index, position, label, logits, attribution=None, attribution_class=None):
-        rows = slice(self.filled, self.filled + len(acts))
-        self.activations[rows] = acts
-        self.image_index[rows] = image_index
-        self.position[rows] = position
-        self.label[rows] = label
-        self.logits[rows] = logits
-        if self.attribution is not None:
-            self.attribution[rows] = attribution
-        if self.attribution_class is not None:
-            self.attribution_class[rows] = attribution_class
-        self.filled = rows.stop
-
-
-def shard_images(n_images: int, batch_size: int, shard: int, shards: int) -> range:
-    """The images of shard `shard` of `shards`: a run of whole batches, so each image meets the same
-    batch (same arithmetic) whatever the number of shards, and the merged files are identical."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} does not exist: shards are 0–{shards - 1}")
-    n_batches = -(-n_images // batch_size)
-    if shards > n_batches:
-        raise ValueError(f"extract.shards={shards} is more than the {n_batches} batches of {batch_size} images "
-                         f"to extract: use at most {n_batches} shards")
-    first, last = shard * n_batches // shards, (shard + 1) * n_batches // shards
-    return range(min(first * batch_size, n_images), min(last * batch_size, n_images))
-
-
-def chunk_rows_for(n_rows: int, columns: int) -> int:
-    """Rows per HDF5 chunk: about 2 MiB of float32."""
-    return max(1, min(n_rows, (1 << 21) // (4 * columns)))
-
-
-ROW_DATASETS = ("activations", "image_index", "position", "label", "logits", "attribution", "attribution_class")
-PER_SHARD_ATTRS = ("stage", "package_version", "images", "unreadable_images", "shard")
-
-
-def merge_shards(shard_paths: list[Path], out_path: Path, block_rows: int = 1 << 16) -> int:
-    """Concatenate one layer's shard files, in order, into its activation file; returns the rows.
-
-    The output is written in fixed blocks of rows whatever the shard boundaries, so it is the same
-    file, byte for byte, for any number of shards.
-    """
-    with ExitStack() as stack:
-        shards = [stack.enter_context(h5py.File(path, "r")) for path in shard_paths]
-        provenance = {k: v for k, v in shards[0].attrs.items() if k not in PER_SHARD_ATTRS}
-        total = sum(len(f["image_index"]) for f in shards)
-        with create_h5(out_path, "activations", **provenance) as out:
-            for name in ROW_DATASETS:
-                if name not in shards[0]:
-                    continue
-                first = shards[0][name]
-                tail = first.shape[1:]
-                chunks = (chunk_rows_for(total, int(np.prod(tail))), *tail) if total else None
-                dataset = write_dataset(out, name, None, first.attrs["unit"], first.attrs["axes"],
-                                        shape=(total, *tail), dtype=first.dtype, chunks=chunks)
-                start = 0
-                for block in row_blocks([f[name] for f in shards], block_rows):
-                    dataset[start:start + len(block)] = block
-                    start += len(block)
-            out.attrs["images"] = sum(int(f.attrs["images"]) for f in shards)
-            out.attrs["unreadable_images"] = sum(int(f.attrs["unreadable_images"]) for f in shards)
-    return total
-
-
-def row_blocks(datasets, block_rows: int):
-    """The rows of the datasets, in order, in blocks of block_rows (the last one shorter)."""
-    pending, held = [], 0
-    for data in datasets:
-        for offset in range(0, len(data), block_rows):
-            piece = data[offset:offset + block_rows]
-            pending.append(piece)
-            held += len(piece)
-            if held >= block_rows:   # pieces hold at most block_rows: one block to give
-                rows = np.concatenate(pending)
-                yield rows[:block_rows]
-                pending, held = [rows[block_rows:]], len(rows) - block_rows
-    if held:
-        yield np.concatenate(pending)
-
-
 def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.ndarray:
     """The (B·k, C) activation vectors of a (B, C, H, W) output at positions (B·k, 2), k per image."""
     batch_rows = torch.arange(output.shape[0]).repeat_interleave(k)
@@ -207,8 +88,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
     shapes = {}
     done, start = 0, time.perf_counter()
     with ExitStack() as stack:
-        files = {layer: stack.enter_context(create_h5(out_paths[layer], "activations", layer=layer,
-                                                      **provenance))
+        files = {layer: stack.enter_context(create_activation_file(out_paths[layer], layer, provenance))
                  for layer in layer_modules}
         outputs = stack.enter_context(capture_layers(layer_modules))
         # Attribution needs gradients through the network; plain extraction needs none.
@@ -238,10 +118,8 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                     n_attributed = attributed_classes.shape[1] if attribution else 0
                     writers[layer] = LayerWriter(files[layer], n_images * k, output.shape[1],
                                                  logits.shape[1], n_attributed, attribution_top_k is not None)
-                    files[layer].attrs["spatial_size"] = list(output.shape[2:])
-                    files[layer].attrs["positions_per_image"] = k
-                    files[layer].attrs["exclude_edge"] = exclude_edge
-                    files[layer].attrs["attribution"] = (
+                    writers[layer].describe_sampling(
+                        list(output.shape[2:]), k, exclude_edge,
                         "none" if not attribution else "all classes" if attribution_top_k is None
                         else f"top {attribution_top_k} classes by logit")
                 writers[layer].write(vectors, np.repeat(batch.indices, k), positions[layer],
@@ -255,10 +133,8 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
             raise RuntimeError(f"expected {n_images} images, got {done} (+ {unreadable} unreadable)")
         if unreadable:
             log(f"{unreadable} unreadable images skipped")
-        for layer, writer in writers.items():
-            writer.finish()
-            files[layer].attrs["images"] = done
-            files[layer].attrs["unreadable_images"] = unreadable
+        for writer in writers.values():
+            writer.finish(done, unreadable)
     seconds = time.perf_counter() - start
     return {"shapes": shapes, "images_per_second": done / seconds, "seconds": seconds}
 

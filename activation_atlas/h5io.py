@@ -8,7 +8,6 @@ so an interrupted job never leaves a file that looks finished.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,24 +15,18 @@ import h5py
 import numpy as np
 
 from activation_atlas import __version__
+from activation_atlas.runtime import atomic_output
 
 
 @contextmanager
 def create_h5(path: Path | str, stage: str, **provenance):
     """Open a new HDF5 file for writing under a temporary name; rename it into place on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with h5py.File(partial, "w", libver="earliest", track_order=False) as f:
-            f.attrs["stage"] = stage
-            f.attrs["package_version"] = __version__
-            for key, value in provenance.items():
-                f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
-            yield f
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_output(path) as partial, h5py.File(partial, "w", libver="earliest", track_order=False) as f:
+        f.attrs["stage"] = stage
+        f.attrs["package_version"] = __version__
+        for key, value in provenance.items():
+            f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+        yield f
 
 
 def write_dataset(f: h5py.File, name: str, data: np.ndarray | None, unit: str, axes: str,
@@ -44,3 +37,18 @@ def write_dataset(f: h5py.File, name: str, data: np.ndarray | None, unit: str, a
     dataset.attrs["unit"] = unit
     dataset.attrs["axes"] = axes
     return dataset
+
+
+class H5Reader:
+    """An HDF5 file open for reading, closed when its `with` block ends."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.file = h5py.File(self.path, "r")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        return False

@@ -1,5 +1,8 @@
-"""2-D layout of activation vectors with UMAP, and the paper's normalisation to [0, 1]²."""
+"""2-D layout of activation vectors with UMAP, the paper's normalisation to [0, 1]², and the scatter
+plot of a layout."""
 from __future__ import annotations
+
+from contextlib import redirect_stdout
 
 import numpy as np
 
@@ -71,3 +74,35 @@ def normalise_layout(xy: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.
     lo, hi = lo - widen * span, hi + widen * span
     span = np.where(hi > lo, hi - lo, 1.0)   # a degenerate axis maps to 0 rather than dividing by 0
     return np.clip((xy - lo) / span, 0.0, 1.0).astype(np.float32)
+
+
+def lay_out(activations, umap: dict, seed: int, log, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """UMAP of the activations with the settings `umap` (fit_umap's keywords), raw and normalised to
+    [0, 1] per axis; umap-learn's progress goes to the log."""
+    log(f"{n_components}-D UMAP of {activations.shape[0]} × {activations.shape[1]} activations: {umap}")
+    with redirect_stdout(log):   # umap-learn reports its progress with print()
+        raw = fit_umap(activations, seed=seed, verbose=True, n_components=n_components, **umap)
+    return raw, normalise_layout(raw)
+
+
+def plot_layout(xy: np.ndarray, labels: np.ndarray, classes: list[str], out, title: str, size_px: int) -> None:
+    """A PNG scatter plot of a normalised layout, coloured by class, without time or software metadata."""
+    import matplotlib   # imported here: only the layout stages draw
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    dpi = 100
+    fig, ax = plt.subplots(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for k, name in enumerate(classes):
+        mine = labels == k
+        ax.scatter(xy[mine, 0], xy[mine, 1], s=2, color=cmap(k % cmap.N), label=name, linewidths=0)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    if len(classes) <= 20:
+        ax.legend(fontsize=6, markerscale=4, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(out, format="png", metadata={"Software": None})
+    plt.close(fig)

@@ -1,11 +1,14 @@
-"""What every stage's process needs: a progress log, deterministic torch, a device, stable JSON."""
+"""What every stage's process needs: a progress log, deterministic torch, a device, atomic outputs,
+stable JSON."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -86,9 +89,46 @@ def derive_seed(seed: int, *names) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
 
 
+def remove_path(path: Path) -> None:
+    """Delete a file or a folder tree, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(path: Path | str):
+    """Yields a temporary path beside `path` (`<name>.partial`) to write a file or a folder at; it
+    replaces `path` when the block completes and is removed when it fails, so an interrupted job
+    never leaves an output that looks finished."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_path(partial)
+    try:
+        yield partial
+        remove_path(path)   # os.replace cannot replace a folder that holds files
+        os.replace(partial, path)
+    finally:
+        remove_path(partial)
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    with atomic_output(path) as partial:
+        partial.write_bytes(data)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic_output(path) as partial:
+        partial.write_text(text)
+
+
 def write_json(path: Path | str, data) -> None:
     """Stable JSON: sorted keys, fixed float formatting, trailing newline."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def settings_of(snakemake, settings_type):
+    """A stage's typed settings from its rule's named params (one field per param)."""
+    return settings_type(**dict(snakemake.params.items()))

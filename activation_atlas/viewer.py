@@ -15,11 +15,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from PIL import Image
 
+from activation_atlas.data.image_folder import load_image
+from activation_atlas.formats.cells import CellSummary, read_cell_summary
 from activation_atlas.montage import tile_layout
+from activation_atlas.runtime import atomic_output, write_text
 
 STATIC = Path(__file__).parent / "viewer_static"
 THUMBNAILS_PER_SHEET_SIDE = 16
@@ -33,13 +35,25 @@ class AtlasSource:
     levels: tuple[tuple[int, Path, Path], ...]
 
 
-def cell_scores(cells: h5py.File, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class PageOptions:
+    run: str
+    cell_px: int             # the montage's
+    tile_px: int
+    background: list[int]
+    min_icon_px: int         # the viewer section's
+    sample_px: int
+    filter_top_k: int
+    resize: str              # how sample images are fitted to their thumbnails (model.resize)
+
+
+def cell_scores(cells: CellSummary, top_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per cell its top_k classes and their scores: mean attribution where the cells hold one, else the
     share of the cell's activations with each label. (M, k) indices and values."""
-    if "mean_attribution" in cells:
-        scores = cells["mean_attribution"][:].astype(np.float64)
+    if cells.mean_attribution is not None:
+        scores = cells.mean_attribution.astype(np.float64)
     else:
-        histogram = cells["class_histogram"][:].astype(np.float64)
+        histogram = cells.class_histogram.astype(np.float64)
         scores = histogram / np.maximum(histogram.sum(axis=1, keepdims=True), 1.0)
     k = min(top_k, scores.shape[1])
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -49,21 +63,20 @@ def cell_scores(cells: h5py.File, top_k: int) -> tuple[np.ndarray, np.ndarray]:
 def level_data(grid_size: int, cells_path: Path, tiles_dir: str, cell_px: int, tile_px: int, top_k: int,
                sample_ids: dict[int, int]) -> dict:
     """One zoom level: its tiles and per kept cell row, col, count, top classes and sample thumbnails."""
-    with h5py.File(cells_path, "r") as cells:
-        top, values = cell_scores(cells, top_k)
-        samples = cells["sample_images"][:]
-        tile_cells, tiles_per_side = tile_layout(grid_size, cell_px, tile_px)
-        return {
-            "grid": grid_size,
-            "tiles": tiles_dir,
-            "tile_cells": tile_cells,
-            "tiles_per_side": tiles_per_side,
-            "row": cells["row"][:].tolist(),
-            "col": cells["col"][:].tolist(),
-            "count": cells["count"][:].tolist(),
-            "top": [[[int(c), float(f"{v:.4g}")] for c, v in zip(cs, vs)] for cs, vs in zip(top, values)],
-            "samples": [[sample_ids[int(i)] for i in row if i >= 0] for row in samples],
-        }
+    cells = read_cell_summary(cells_path)
+    top, values = cell_scores(cells, top_k)
+    tile_cells, tiles_per_side = tile_layout(grid_size, cell_px, tile_px)
+    return {
+        "grid": grid_size,
+        "tiles": tiles_dir,
+        "tile_cells": tile_cells,
+        "tiles_per_side": tiles_per_side,
+        "row": cells.row.tolist(),
+        "col": cells.col.tolist(),
+        "count": cells.count.tolist(),
+        "top": [[[int(c), float(f"{v:.4g}")] for c, v in zip(cs, vs)] for cs, vs in zip(top, values)],
+        "samples": [[sample_ids[int(i)] for i in row if i >= 0] for row in cells.sample_images],
+    }
 
 
 def sample_image_indices(atlases: list[AtlasSource]) -> list[int]:
@@ -71,16 +84,13 @@ def sample_image_indices(atlases: list[AtlasSource]) -> list[int]:
     found: set[int] = set()
     for atlas in atlases:
         for _, cells_path, _ in atlas.levels:
-            with h5py.File(cells_path, "r") as cells:
-                found.update(int(i) for i in np.unique(cells["sample_images"][:]) if i >= 0)
+            found.update(int(i) for i in np.unique(read_cell_summary(cells_path).sample_images) if i >= 0)
     return sorted(found)
 
 
 def write_thumbnail_sheets(paths: list[Path], sample_px: int, resize_policy: str, out_dir: Path, log) -> int:
     """Thumbnails of the images, THUMBNAILS_PER_SHEET_SIDE² to a JPEG sheet (samples/sheet<k>.jpg),
     in order; returns the number of sheets."""
-    from activation_atlas.data.image_folder import load_image
-
     side = THUMBNAILS_PER_SHEET_SIDE
     per_sheet = side * side
     sheets = -(-len(paths) // per_sheet)
@@ -95,51 +105,43 @@ def write_thumbnail_sheets(paths: list[Path], sample_px: int, resize_policy: str
     return sheets
 
 
-def viewer_stage(run_dir, atlases: list[AtlasSource], model_card, dataset_paths: list[Path], out_html,
-                 assets_out, cfg: dict, log) -> None:
+def write_viewer(run_dir, atlases: list[AtlasSource], card: dict, dataset_paths: list[Path], out_html,
+                 assets_out, page: PageOptions, log) -> None:
     """Write viewer.html and its folder of script, style, data and sample sheets into the run folder."""
     run_dir = Path(run_dir)
-    v, m = cfg["viewer"], cfg["montage"]
-    card = json.loads(Path(model_card).read_text())
-    partial = Path(f"{assets_out}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    images = sample_image_indices(atlases) if v["sample_px"] else []
-    sheets = write_thumbnail_sheets([dataset_paths[i] for i in images], v["sample_px"],
-                                    cfg["model"]["resize"], partial, log) if images else 0
-    sample_ids = {image: k for k, image in enumerate(images)}
-    entries = []
-    for atlas in atlases:
-        levels = [level_data(grid, cells, Path(os.path.relpath(tiles, run_dir)).as_posix(), m["cell_px"],
-                             m["tile_px"], v["filter_top_k"], sample_ids)
-                  for grid, cells, tiles in sorted(atlas.levels)]
-        entries.append({"id": atlas.id, "title": atlas.title, "levels": levels})
-        log(f"{atlas.title}: {len(levels)} zoom level(s), {sum(len(l['row']) for l in levels)} icons")
-    with h5py.File(atlases[0].levels[0][1], "r") as cells:
-        attributed = "mean_attribution" in cells
-        labels = json.loads(cells.attrs["classes"])
-    data = {
-        "run": cfg["run"],
-        "model": card.get("model", cfg["model"]["name"]),
-        "classes": card["classes"] if attributed else labels,
-        "score": "mean attribution (h · ∂logit/∂h)" if attributed else "share of the cell's activations",
-        "assets": Path(os.path.relpath(assets_out, run_dir)).as_posix(),
-        "cell_px": m["cell_px"],
-        "background": m["background"],
-        "min_icon_px": v["min_icon_px"],
-        "samples": {"sheets": sheets, "per_side": THUMBNAILS_PER_SHEET_SIDE, "px": v["sample_px"]},
-        "atlases": entries,
-    }
-    (partial / "data.js").write_text("window.ATLAS_VIEWER_DATA = "
-                                     + json.dumps(data, separators=(",", ":"), sort_keys=True) + ";\n")
-    for name in ("viewer.js", "viewer.css"):
-        shutil.copyfile(STATIC / name, partial / name)
-    page = (STATIC / "viewer.html").read_text().replace("{{TITLE}}", html.escape(
-        f"Activation atlas — {cfg['run']} ({data['model']})"))
-    page = page.replace("{{ASSETS}}", Path(os.path.relpath(assets_out, run_dir)).as_posix())
-    shutil.rmtree(assets_out, ignore_errors=True)
-    os.replace(partial, assets_out)
-    partial_html = Path(f"{out_html}.partial")
-    partial_html.write_text(page)
-    os.replace(partial_html, out_html)
+    assets = Path(os.path.relpath(assets_out, run_dir)).as_posix()
+    with atomic_output(assets_out) as partial:
+        partial.mkdir()
+        images = sample_image_indices(atlases) if page.sample_px else []
+        sheets = write_thumbnail_sheets([dataset_paths[i] for i in images], page.sample_px, page.resize,
+                                        partial, log) if images else 0
+        sample_ids = {image: k for k, image in enumerate(images)}
+        entries = []
+        for atlas in atlases:
+            levels = [level_data(grid, cells, Path(os.path.relpath(tiles, run_dir)).as_posix(), page.cell_px,
+                                 page.tile_px, page.filter_top_k, sample_ids)
+                      for grid, cells, tiles in sorted(atlas.levels)]
+            entries.append({"id": atlas.id, "title": atlas.title, "levels": levels})
+            log(f"{atlas.title}: {len(levels)} zoom level(s), {sum(len(l['row']) for l in levels)} icons")
+        first = read_cell_summary(atlases[0].levels[0][1])
+        attributed = first.mean_attribution is not None
+        data = {
+            "run": page.run,
+            "model": card["model"],
+            "classes": card["classes"] if attributed else first.classes,
+            "score": "mean attribution (h · ∂logit/∂h)" if attributed else "share of the cell's activations",
+            "assets": assets,
+            "cell_px": page.cell_px,
+            "background": page.background,
+            "min_icon_px": page.min_icon_px,
+            "samples": {"sheets": sheets, "per_side": THUMBNAILS_PER_SHEET_SIDE, "px": page.sample_px},
+            "atlases": entries,
+        }
+        (partial / "data.js").write_text("window.ATLAS_VIEWER_DATA = "
+                                         + json.dumps(data, separators=(",", ":"), sort_keys=True) + ";\n")
+        for name in ("viewer.js", "viewer.css"):
+            shutil.copyfile(STATIC / name, partial / name)
+    html_page = (STATIC / "viewer.html").read_text().replace("{{TITLE}}", html.escape(
+        f"Activation atlas — {page.run} ({data['model']})"))
+    write_text(out_html, html_page.replace("{{ASSETS}}", assets))
     log(f"wrote {out_html}: {len(entries)} atlases, {len(images)} sample images on {sheets} sheet(s)")

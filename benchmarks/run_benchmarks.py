@@ -30,8 +30,8 @@ from activation_atlas.extract import Batch, extract_activations  # noqa: E402
 from activation_atlas.models import layer_names, load_model  # noqa: E402
 from activation_atlas.models.capture import forward_to_layers, resolve_layers  # noqa: E402
 from activation_atlas.models.demo_cnn import DemoCNN  # noqa: E402
-from activation_atlas.pipeline import render_settings  # noqa: E402
-from activation_atlas.optvis.render import render_icons  # noqa: E402
+from activation_atlas.optvis.render import RenderSettings, render_icons  # noqa: E402
+from activation_atlas.settings import layer_section  # noqa: E402
 
 
 def demo_model(config: dict) -> torch.nn.Module:
@@ -81,7 +81,7 @@ def extraction_ratio(model, config: dict, n_images: int, rounds: int) -> dict:
 
 
 def rendering_ratio(model, config: dict, layer: str, icons: int, steps: int, batch_sizes, rounds: int) -> dict:
-    settings = render_settings(config, layer)
+    settings = RenderSettings.from_section(layer_section(config, "render", layer))
     module = resolve_layers(model, [layer], layer_names(model))
     with torch.no_grad():
         probe = torch.rand(1, 3, settings.icon_size, settings.icon_size)

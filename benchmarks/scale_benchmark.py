@@ -62,26 +62,30 @@ def config(pca_dims: int | None, low_memory: bool, grids) -> dict:
 
 
 def child_layout(args) -> dict:
-    from activation_atlas import pipeline
     from activation_atlas.runtime import ProgressLog
+    from activation_atlas.settings import umap_settings
+    from activation_atlas.stages.layout import Layout, layout
 
     cfg = config(args.pca_dims, args.low_memory, [8])
+    settings = Layout(seed=cfg["seed"], layer="synthetic", umap=umap_settings(cfg, "synthetic"),
+                      scatter_size=cfg["layout"]["scatter_size"])
     start = time.perf_counter()
-    pipeline.layout_stage(args.acts, args.layout, args.layout.with_suffix(".png"), "synthetic", cfg,
-                          ProgressLog(None))
+    layout(args.acts, args.layout, args.layout.with_suffix(".png"), settings, ProgressLog(None))
     return {"seconds": time.perf_counter() - start}
 
 
 def child_bin(args) -> dict:
-    from activation_atlas import pipeline
+    from activation_atlas.formats.model_card import write_card
     from activation_atlas.runtime import ProgressLog
+    from activation_atlas.stages.cells import Binning, bin_cells
 
     cfg = config(None, False, [args.grid])
     card = args.layout.parent / "model.json"
-    card.write_text(json.dumps({"classes": [f"c{k}" for k in range(50)]}))
+    write_card(card, {"model": "synthetic", "kind": "user", "classes": [f"c{k}" for k in range(50)],
+                      "layers": ["synthetic"], "held_out_accuracy": None})
     start = time.perf_counter()
-    pipeline.bin_stage(args.acts, args.layout, card, args.layout.parent / f"cells{args.grid}.h5", "synthetic",
-                       args.grid, cfg, ProgressLog(None))
+    bin_cells(args.acts, args.layout, card, args.layout.parent / f"cells{args.grid}.h5",
+              Binning(seed=cfg["seed"], layer="synthetic", grid_size=args.grid, grid=cfg["grid"]), ProgressLog(None))
     return {"seconds": time.perf_counter() - start}
 
 
@@ -92,7 +96,8 @@ def child_extract(args) -> dict:
 
     from activation_atlas.data.generated import class_specs, image_rng, render_image
     from activation_atlas.data.image_folder import to_tensor
-    from activation_atlas.extract import ImageBatches, extract_activations, shard_images
+    from activation_atlas.extract import ImageBatches, extract_activations
+    from activation_atlas.jobs import shard_images
     from activation_atlas.models.capture import resolve_layers
     from activation_atlas.models.demo_cnn import DemoCNN
 

@@ -6,7 +6,7 @@ rule montage:
         atlas=f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png",
         tiles=directory(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}"),
     params:
-        montage=config["montage"],
+        **config["montage"],
     log:
         f"{LOGS}/atlas/{{layer}}/grid{{grid}}.log",
     benchmark:
@@ -32,8 +32,11 @@ rule atlas_metrics:
         f"{RESULTS}/atlas/{{layer}}/metrics.json",
     params:
         seed=config["seed"],
+        layer=lambda wildcards: wildcards.layer,
         grids=GRIDS,
-        metrics=config["metrics"],
+        metric=lambda wildcards: umap_settings(config, wildcards.layer)["metric"],
+        trustworthiness_sample=config["metrics"]["trustworthiness_sample"],
+        trustworthiness_neighbors=config["metrics"]["trustworthiness_neighbors"],
     log:
         f"{LOGS}/atlas/{{layer}}/metrics.log",
     benchmark:

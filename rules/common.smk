@@ -1,11 +1,58 @@
+# Validation, the paths and names every rule file uses, and the functions that resolve the config
+# into each rule's params. Every rule's params hold exactly the settings its script passes to its
+# stage, so a changed value reruns exactly the rules that use it.
 import os
 import re
+import sys
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+from activation_atlas.class_atlas import class_slug, comparison_slug
+from activation_atlas.formats.cells import count_cells
+from activation_atlas.jobs import render_chunk_count
+from activation_atlas.settings import layer_section, umap_settings
+
+
+validate(config, "../schemas/config.schema.yaml")
+if (
+    config["class_atlas"]["classes"] or config["class_atlas"]["comparisons"]
+) and not config["extract"]["attribution"]:
+    raise ValueError(
+        "class_atlas.classes and class_atlas.comparisons need attributions: "
+        "set extract.attribution: true"
+    )
+
+
+
+def sorted_keys(value):
+    """value with the keys of every mapping in it sorted."""
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [sorted_keys(item) for item in value]
+    return value
+
+
+# Snakemake compares params as text: the order keys are written in a config file must not count as
+# a change of settings.
+config.update(sorted_keys(config))
+
+# glibc returns torch's large per-batch buffers to the OS and faults them back in on every batch;
+# these thresholds keep them mapped (1.3-2x faster torch stages on CPU). Jobs inherit them.
+os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "4294967296")
+os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "68719476736")
+# torchvision fetches published weights into $TORCH_HOME: keep them with the other resources.
+os.environ.setdefault("TORCH_HOME", os.path.abspath("resources/torch_home"))
+
 
 RUN = config["run"]
 LAYERS = config["layers"]
 GRIDS = config["grid"]["sizes"]
 DATASET = config["dataset"]
 MODEL = config["model"]
+RESULTS = f"results/{RUN}"
+LOGS = f"logs/{RUN}"
 DATASET_DIR = f"resources/datasets/{DATASET['name']}"
 DATASET_ARCHIVE = (
     f"resources/downloads/{os.path.basename(DATASET['url'].split('?')[0])}"
@@ -22,6 +69,28 @@ elif MODEL["checkpoint"]:
     MODEL_WEIGHTS = [MODEL["checkpoint"]]
 else:
     MODEL_WEIGHTS = []
+# The side of the images the model is fed.
+if MODEL["input_size"] is not None:
+    MODEL_INPUT_SIZE = MODEL["input_size"]
+else:
+    MODEL_INPUT_SIZE = DATASET["image_size"] if DATASET["kind"] == "generated" else 224
+
+# Class atlases and comparisons, by wildcard value (a file-name-safe slug): the classes they show, as
+# configured (names or indices), one for a class atlas, two for a comparison.
+CLASS_LAYER = config["class_atlas"]["layer"] or LAYERS[-1]
+CLASS_ATLASES = {
+    **{class_slug(str(spec)): [spec] for spec in config["class_atlas"]["classes"]},
+    **{comparison_slug(pair): list(pair) for pair in config["class_atlas"]["comparisons"]},
+}
+CLASS_DIR = f"{RESULTS}/class_atlas/{{cls}}"
+
+
+wildcard_constraints:
+    layer="|".join(re.escape(layer) for layer in LAYERS),
+    grid=r"\d+",
+    shard=r"\d+",
+    chunk=r"\d+",
+    cls="|".join(re.escape(slug) for slug in CLASS_ATLASES) or "(?!)",
 
 
 def images_dir():
@@ -35,26 +104,33 @@ def images_dir():
 def dataset_input():
     return DATASET["path"] if DATASET["kind"] == "image_folder" else DATASET_DIR
 
-RESULTS = f"results/{RUN}"
-LOGS = f"logs/{RUN}"
+
+def image_selection():
+    """Which images of the dataset the run uses (an ImageSelection)."""
+    return {
+        "folder": images_dir(),
+        "layout": DATASET["layout"],
+        "max_images": DATASET["max_images"],
+        "stratified": DATASET["stratified"],
+    }
 
 
-wildcard_constraints:
-    layer="|".join(re.escape(layer) for layer in LAYERS),
-    grid=r"\d+",
-    shard=r"\d+",
-    chunk=r"\d+",
-
-
-def one_of(names):
-    """A wildcard constraint matching exactly these names (none: matching nothing)."""
-    return "|".join(re.escape(name) for name in names) or "(?!)"
+def render_settings(layer):
+    """The render section resolved for one layer."""
+    return layer_section(config, "render", layer)
 
 
 def icon_chunks(wildcards):
     """The render jobs of one layer and grid, known once its cells are binned."""
     cells = checkpoints.bin_cells.get(layer=wildcards.layer, grid=wildcards.grid).output[0]
-    n = render_chunks(cells_count(cells), config, wildcards.layer)
+    render = render_settings(wildcards.layer)
+    n = render_chunk_count(
+        count_cells(cells),
+        render["cells_per_job"],
+        render["attempts"],
+        render["batch_size"],
+        wildcards.layer,
+    )
     return expand(
         f"{RESULTS}/icons/{wildcards.layer}/grid{wildcards.grid}/chunk{{chunk}}.h5",
         chunk=range(n),
@@ -69,18 +145,37 @@ def torch_resources(mem_mb, runtime):
     return resources
 
 
+def viewer_atlases():
+    """The viewer's atlases: every layer's grids as zoom levels, then each class atlas."""
+    layers = [
+        {
+            "id": layer,
+            "title": f"layer {layer}",
+            "levels": [
+                [grid, f"{RESULTS}/cells/{layer}/grid{grid}.h5", f"{RESULTS}/atlas/{layer}/tiles/grid{grid}"]
+                for grid in GRIDS
+            ],
+        }
+        for layer in LAYERS
+    ]
+    grid = config["class_atlas"]["grid_size"]
+    classes = [
+        {
+            "id": slug,
+            "title": (f"class {shown[0]}" if len(shown) == 1 else f"{shown[1]} ← vs → {shown[0]}")
+            + f" ({CLASS_LAYER})",
+            "levels": [[grid, f"{RESULTS}/class_atlas/{slug}/cells.h5", f"{RESULTS}/class_atlas/{slug}/tiles"]],
+        }
+        for slug, shown in CLASS_ATLASES.items()
+    ]
+    return layers + classes
+
+
 def all_outputs():
     return [
         *expand(f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png", layer=LAYERS, grid=GRIDS),
         *expand(f"{RESULTS}/atlas/{{layer}}/metrics.json", layer=LAYERS),
         *expand(f"{RESULTS}/layout/{{layer}}.png", layer=LAYERS),
-        *[
-            f"{RESULTS}/class_atlas/{class_slug(str(spec))}/atlas.png"
-            for spec in config["class_atlas"]["classes"]
-        ],
-        *[
-            f"{RESULTS}/class_atlas/{comparison_slug(pair)}/atlas.png"
-            for pair in config["class_atlas"]["comparisons"]
-        ],
+        *[f"{RESULTS}/class_atlas/{slug}/atlas.png" for slug in CLASS_ATLASES],
         *([f"{RESULTS}/viewer.html"] if config["viewer"]["enabled"] else []),
     ]

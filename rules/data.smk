@@ -5,11 +5,13 @@ if DATASET["kind"] == "generated":
             directory(DATASET_DIR),
         params:
             seed=config["seed"],
-            dataset=DATASET,
+            image_size=DATASET["image_size"],
+            train_per_class=DATASET["train_per_class"],
+            held_out_per_class=DATASET["held_out_per_class"],
         log:
-            f"logs/datasets/{DATASET['name']}.log",
+            f"logs/data/{DATASET['name']}/generate.log",
         benchmark:
-            f"logs/datasets/{DATASET['name']}.benchmark.tsv"
+            f"logs/data/{DATASET['name']}/generate.benchmark.tsv"
         threads: 1
         resources:
             mem_mb=2000,
@@ -30,9 +32,9 @@ if DATASET["kind"] == "download":
             sha256=DATASET["sha256"],
             pin=f"{DATASET_ARCHIVE}.sha256",
         log:
-            f"logs/datasets/{DATASET['name']}.download.log",
+            f"logs/data/{DATASET['name']}/download.log",
         benchmark:
-            f"logs/datasets/{DATASET['name']}.download.benchmark.tsv"
+            f"logs/data/{DATASET['name']}/download.benchmark.tsv"
         threads: 1
         resources:
             mem_mb=1000,
@@ -48,9 +50,9 @@ if DATASET["kind"] == "download":
         output:
             directory(DATASET_DIR),
         log:
-            f"logs/datasets/{DATASET['name']}.unpack.log",
+            f"logs/data/{DATASET['name']}/unpack.log",
         benchmark:
-            f"logs/datasets/{DATASET['name']}.unpack.benchmark.tsv"
+            f"logs/data/{DATASET['name']}/unpack.benchmark.tsv"
         threads: 1
         resources:
             mem_mb=1000,

@@ -7,11 +7,14 @@ rule extract:
         temp(expand(f"{RESULTS}/activations/shards/{{{{shard}}}}/{{layer}}.h5", layer=LAYERS)),
     params:
         seed=config["seed"],
-        images=images_dir(),
+        device=config["device"],
+        layers=LAYERS,
+        shard=lambda wildcards: int(wildcards.shard),
+        images=image_selection(),
+        input_size=MODEL_INPUT_SIZE,
         dataset=DATASET,
         model=MODEL,
         extract=config["extract"],
-        layers=LAYERS,
     log:
         f"{LOGS}/extract/shard{{shard}}.log",
     benchmark:

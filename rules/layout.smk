@@ -6,7 +6,9 @@ rule layout:
         scatter=f"{RESULTS}/layout/{{layer}}.png",
     params:
         seed=config["seed"],
-        layout=config["layout"],
+        layer=lambda wildcards: wildcards.layer,
+        umap=lambda wildcards: umap_settings(config, wildcards.layer),
+        scatter_size=config["layout"]["scatter_size"],
     log:
         f"{LOGS}/layout/{{layer}}.log",
     benchmark:

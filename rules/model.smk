@@ -8,12 +8,13 @@ if MODEL["kind"] == "demo_cnn":
             card=MODEL_CARD,
         params:
             seed=config["seed"],
+            image_size=DATASET["image_size"],
             model=MODEL,
         log:
-            log=f"logs/models/{MODEL['name']}/train.log",
-            timing=f"logs/models/{MODEL['name']}/timing.json",
+            log=f"logs/model/{MODEL['name']}/train.log",
+            timing=f"logs/model/{MODEL['name']}/timing.json",
         benchmark:
-            f"logs/models/{MODEL['name']}/train.benchmark.tsv"
+            f"logs/model/{MODEL['name']}/train.benchmark.tsv"
         threads: config["threads"]
         resources:
             **torch_resources(mem_mb=6000, runtime=60),
@@ -34,9 +35,9 @@ else:
                 sha256=MODEL["sha256"],
                 pin=f"{MODEL_DIR}/weights.pt.sha256",
             log:
-                f"logs/models/{MODEL['name']}/download.log",
+                f"logs/model/{MODEL['name']}/download.log",
             benchmark:
-                f"logs/models/{MODEL['name']}/download.benchmark.tsv"
+                f"logs/model/{MODEL['name']}/download.benchmark.tsv"
             threads: 1
             resources:
                 mem_mb=1000,
@@ -55,9 +56,9 @@ else:
             model=MODEL,
             layers=LAYERS,
         log:
-            f"logs/models/{MODEL['name']}/describe.log",
+            f"logs/model/{MODEL['name']}/describe.log",
         benchmark:
-            f"logs/models/{MODEL['name']}/describe.benchmark.tsv"
+            f"logs/model/{MODEL['name']}/describe.benchmark.tsv"
         threads: 1
         resources:
             **torch_resources(mem_mb=4000, runtime=30),

@@ -8,11 +8,18 @@ rule render_icons:
         temp(f"{RESULTS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.h5"),
     params:
         seed=config["seed"],
-        render=config["render"],
+        device=config["device"],
+        layer=lambda wildcards: wildcards.layer,
+        grid_size=lambda wildcards: int(wildcards.grid),
+        chunk=lambda wildcards: int(wildcards.chunk),
+        render=lambda wildcards: render_settings(wildcards.layer),
+        # The icons file records the render section as configured.
+        render_config=config["render"],
+        model=MODEL,
     log:
-        f"{LOGS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.log",
+        f"{LOGS}/render/{{layer}}/grid{{grid}}/chunk{{chunk}}.log",
     benchmark:
-        f"{LOGS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.benchmark.tsv"
+        f"{LOGS}/render/{{layer}}/grid{{grid}}/chunk{{chunk}}.benchmark.tsv"
     threads: config["threads"]
     resources:
         **torch_resources(mem_mb=6000, runtime=240),
@@ -28,9 +35,9 @@ rule merge_icons:
     output:
         f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
     log:
-        f"{LOGS}/icons/{{layer}}/grid{{grid}}/merge.log",
+        f"{LOGS}/render/{{layer}}/grid{{grid}}/merge.log",
     benchmark:
-        f"{LOGS}/icons/{{layer}}/grid{{grid}}/merge.benchmark.tsv"
+        f"{LOGS}/render/{{layer}}/grid{{grid}}/merge.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,

@@ -4,21 +4,28 @@ rule viewer:
         dataset=dataset_input(),
         cells=expand(f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5", layer=LAYERS, grid=GRIDS),
         tiles=expand(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}", layer=LAYERS, grid=GRIDS),
-        class_tiles=[f"{RESULTS}/class_atlas/{slug}/tiles" for slug in [*CLASS_SPECS, *COMPARISONS]],
+        class_tiles=[f"{RESULTS}/class_atlas/{slug}/tiles" for slug in CLASS_ATLASES],
     output:
         html=f"{RESULTS}/viewer.html",
         assets=directory(f"{RESULTS}/viewer"),
     params:
-        images=images_dir(),
         seed=config["seed"],
-        viewer=config["viewer"],
-        montage=config["montage"],
-        grid=config["grid"],
-        class_atlas=config["class_atlas"],
+        images=image_selection(),
+        atlases=viewer_atlases(),
+        page={
+            "run": RUN,
+            "cell_px": config["montage"]["cell_px"],
+            "tile_px": config["montage"]["tile_px"],
+            "background": config["montage"]["background"],
+            "min_icon_px": config["viewer"]["min_icon_px"],
+            "sample_px": config["viewer"]["sample_px"],
+            "filter_top_k": config["viewer"]["filter_top_k"],
+            "resize": MODEL["resize"],
+        },
     log:
-        f"{LOGS}/viewer.log",
+        f"{LOGS}/viewer/viewer.log",
     benchmark:
-        f"{LOGS}/viewer.benchmark.tsv"
+        f"{LOGS}/viewer/viewer.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,

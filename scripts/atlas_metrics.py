@@ -1,10 +1,9 @@
 """Rule atlas_metrics: the quality figures of one layer's atlases."""
-from activation_atlas.pipeline import metrics_stage
-from activation_atlas.runtime import ProgressLog
+from activation_atlas.runtime import ProgressLog, settings_of
+from activation_atlas.stages.atlas import Metrics, atlas_metrics
 
 if "snakemake" in globals():
     with ProgressLog(snakemake.log[0]) as log:
-        grids = snakemake.params.grids
-        metrics_stage(snakemake.input.card, snakemake.input.activations, snakemake.input.layout,
-                      dict(zip(grids, snakemake.input.cells)), dict(zip(grids, snakemake.input.icons)),
-                      snakemake.output[0], snakemake.wildcards.layer, snakemake.config, log)
+        atlas_metrics(snakemake.input.card, snakemake.input.activations, snakemake.input.layout,
+                      snakemake.input.cells, snakemake.input.icons, snakemake.output[0],
+                      settings_of(snakemake, Metrics), log)

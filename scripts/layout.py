@@ -1,8 +1,8 @@
 """Rule layout: UMAP of one layer's activations, normalised, plus a scatter plot."""
-from activation_atlas.pipeline import layout_stage
-from activation_atlas.runtime import ProgressLog
+from activation_atlas.runtime import ProgressLog, settings_of
+from activation_atlas.stages.layout import Layout, layout
 
 if "snakemake" in globals():
     with ProgressLog(snakemake.log[0]) as log:
-        layout_stage(snakemake.input[0], snakemake.output.layout, snakemake.output.scatter,
-                     snakemake.wildcards.layer, snakemake.config, log)
+        layout(snakemake.input[0], snakemake.output.layout, snakemake.output.scatter,
+               settings_of(snakemake, Layout), log)

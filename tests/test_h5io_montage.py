@@ -80,19 +80,21 @@ def write_icons_and_cells(tmp_path, rng, grid_size, n_icons, icon_px=8):
 
 
 def montage_config(**montage):
-    return {"montage": {"cell_px": 8, "background": [255, 255, 255], "density": "none", "density_floor": 0.2,
-                        "tile_px": 24, "max_image_px": 8192, **montage}}
+    from activation_atlas.stages.atlas import Montage
+
+    return Montage(**{"cell_px": 8, "background": [255, 255, 255], "density": "none", "density_floor": 0.2,
+                      "tile_px": 24, "max_image_px": 8192, **montage})
 
 
 @pytest.mark.parametrize("grid_size", [1, 3, 7])
 def test_tiles_put_together_are_the_atlas_image(tmp_path, rng, grid_size):
     from PIL import Image
 
-    from activation_atlas.pipeline import montage_stage
+    from activation_atlas.stages.atlas import montage
 
     icons, rows, cols = write_icons_and_cells(tmp_path, rng, grid_size, min(5, grid_size ** 2))
-    montage_stage(tmp_path / "icons.h5", tmp_path / "cells.h5", tmp_path / "atlas.png", tmp_path / "tiles",
-                  montage_config(), log=lambda _: None)
+    montage(tmp_path / "icons.h5", tmp_path / "cells.h5", tmp_path / "atlas.png", tmp_path / "tiles",
+            montage_config(), log=lambda _: None)
     expected = np.asarray(atlas_image(icons, rows, cols, grid_size, 8))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "atlas.png")), expected)
     tiles_per_side = -(-grid_size // 3)   # 24 px tiles of 8 px cells: 3 cells a side
@@ -107,11 +109,11 @@ def test_tiles_put_together_are_the_atlas_image(tmp_path, rng, grid_size):
 def test_an_atlas_larger_than_max_image_px_is_downscaled_from_its_tiles(tmp_path, rng):
     from PIL import Image
 
-    from activation_atlas.pipeline import montage_stage
+    from activation_atlas.stages.atlas import montage
 
     icons, rows, cols = write_icons_and_cells(tmp_path, rng, 10, 30)
-    montage_stage(tmp_path / "icons.h5", tmp_path / "cells.h5", tmp_path / "atlas.png", tmp_path / "tiles",
-                  montage_config(max_image_px=40), log=lambda _: None)
+    montage(tmp_path / "icons.h5", tmp_path / "cells.h5", tmp_path / "atlas.png", tmp_path / "tiles",
+            montage_config(max_image_px=40), log=lambda _: None)
     small = np.asarray(Image.open(tmp_path / "atlas.png"), dtype=np.float64)
     full = np.asarray(atlas_image(icons, rows, cols, 10, 8), dtype=np.float64)
     assert small.shape == (40, 40, 3)

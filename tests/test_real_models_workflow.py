@@ -119,7 +119,7 @@ def test_an_unknown_layer_of_a_downloaded_model_is_listed(tmp_path):
                   "layers": ["mixed9z"]}
         result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "1")
     assert result.returncode != 0
-    log = (workdir / "logs/models/v1/describe.log").read_text()
+    log = (workdir / "logs/model/v1/describe.log").read_text()
     assert "unknown layer(s) 'mixed9z'; valid layers: conv2d0, conv2d1, conv2d2, mixed3a" in log
 
 

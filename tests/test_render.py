@@ -61,21 +61,22 @@ def test_an_icon_does_not_depend_on_its_batch(tiny_model, dataset_images, rng):
 
 
 def test_icons_rendered_in_batch_aligned_chunks_are_bit_identical(tiny_model, dataset_images, rng):
-    from activation_atlas.pipeline import render_chunks
+    from activation_atlas.jobs import render_chunk_cells, render_chunk_count
 
     targets, module = cell_targets(tiny_model, dataset_images, "conv2", 6, rng)
     keys = [(0, i) for i in range(6)]
     s = settings(steps=6, attempts=2, batch_size=4)
     whole = render_icons(tiny_model, module, targets, keys, 1, s, log=lambda _: None)
-    # Two cells a job: 4 icon attempts, one whole batch each.
-    parts = [render_icons(tiny_model, module, targets[i:i + 2], keys[i:i + 2], 1, s, log=lambda _: None)
-             for i in range(0, 6, 2)]
+    # Two cells a job: 4 icon attempts, one whole batch each; the jobs as the workflow counts and slices them.
+    n_jobs = render_chunk_count(6, 2, 2, 4, "conv2")
+    assert n_jobs == 3 and render_chunk_count(7, 2, 2, 4, "conv2") == 4
+    chunks = [render_chunk_cells(chunk, 2) for chunk in range(n_jobs)]
+    parts = [render_icons(tiny_model, module, targets[c], keys[c], 1, s, log=lambda _: None) for c in chunks]
     for field in ("images", "objective", "fidelity", "attempt"):
         assert np.array_equal(getattr(whole, field), np.concatenate([getattr(p, field) for p in parts]))
-    config = {"render": {"cells_per_job": 2, "attempts": 2, "batch_size": 4}}
-    assert render_chunks(6, config, "conv2") == 3 and render_chunks(7, config, "conv2") == 4
+    assert render_chunk_cells(None, 2) == slice(None) and render_chunk_count(6, None, 2, 4, "conv2") == 1
     with pytest.raises(ValueError, match="multiple of batch_size"):
-        render_chunks(6, {"render": {"cells_per_job": 3, "attempts": 1, "batch_size": 4}}, "conv2")
+        render_chunk_count(6, 3, 1, 4, "conv2")
 
 
 def test_the_best_attempt_is_kept(tiny_model, dataset_images, rng):

@@ -21,32 +21,43 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
     from pathlib import Path
     import numpy as np, h5py
     from activation_atlas.h5io import create_h5, write_dataset
-    from activation_atlas import pipeline
+    from activation_atlas.formats.cells import read_cells
+    from activation_atlas.formats.model_card import write_card
     from activation_atlas.runtime import ProgressLog
+    from activation_atlas.stages.atlas import Metrics, Montage, atlas_metrics, montage
+    from activation_atlas.stages.cells import Binning, bin_cells
+    from activation_atlas.stages.class_atlas import Selection, class_cells
+    from activation_atlas.stages.layout import Layout, layout
 
     out = Path({out!r})
     rng = np.random.default_rng(0)
     config = {config!r}
+    umap = {{k: v for k, v in config["layout"].items() if k not in ("per_layer", "scatter_size")}}
     labels = np.repeat(np.arange(3), 40)
     acts = (rng.normal(size=(120, 8)) + labels[:, None] * 4).astype(np.float32)
     with create_h5(out / "acts.h5", "activations", layer="conv2", classes=["a", "b", "c"]) as f:
         write_dataset(f, "activations", acts, "activation", "row, channel")
         write_dataset(f, "label", labels, "class index", "row")
         write_dataset(f, "image_index", np.arange(120), "image", "row")
+        write_dataset(f, "attribution", acts[:, :3], "logit", "row, class")
     log = ProgressLog(None)
-    pipeline.layout_stage(out / "acts.h5", out / "layout.h5", out / "layout.png", "conv2", config, log)
-    (out / "model.json").write_text('{{"model": "m", "held_out_accuracy": 1.0, "classes": ["a", "b", "c"]}}')
-    pipeline.bin_stage(out / "acts.h5", out / "layout.h5", out / "model.json", out / "cells.h5", "conv2", 4,
-                       config, log)
-    cells = pipeline.read_cells(out / "cells.h5")
+    layout(out / "acts.h5", out / "layout.h5", out / "layout.png", Layout(0, "conv2", umap, 200), log)
+    write_card(out / "model.json", {{"model": "m", "kind": "user", "classes": ["a", "b", "c"], "layers": ["conv2"],
+                                     "held_out_accuracy": 1.0}})
+    bin_cells(out / "acts.h5", out / "layout.h5", out / "model.json", out / "cells.h5",
+              Binning(0, "conv2", 4, config["grid"]), log)
+    class_cells(out / "acts.h5", out / "model.json", out / "class_layout.h5", out / "class_layout.png",
+                out / "class_cells.h5", Selection(0, "conv2", ["a", "b"], umap, 200, 2, config["class_atlas"]), log)
+    cells = read_cells(out / "cells.h5")
     with create_h5(out / "icons.h5", "icons", layer="conv2", grid_size=4) as f:
         write_dataset(f, "row", cells.row, "cell", "icon")
         write_dataset(f, "col", cells.col, "cell", "icon")
         write_dataset(f, "icons", np.zeros((len(cells.row), 8, 8, 3), np.uint8), "uint8 RGB", "icon")
         write_dataset(f, "fidelity", np.ones(len(cells.row), np.float32), "cosine", "icon")
-    pipeline.montage_stage(out / "icons.h5", out / "cells.h5", out / "atlas.png", out / "tiles", config, log)
-    pipeline.metrics_stage(out / "model.json", out / "acts.h5", out / "layout.h5", {{4: out / "cells.h5"}},
-                           {{4: out / "icons.h5"}}, out / "metrics.json", "conv2", config, log)
+    montage(out / "icons.h5", out / "cells.h5", out / "atlas.png", out / "tiles", Montage(**config["montage"]), log)
+    metrics = config["metrics"]
+    atlas_metrics(out / "model.json", out / "acts.h5", out / "layout.h5", [out / "cells.h5"], [out / "icons.h5"],
+                  out / "metrics.json", Metrics(0, "conv2", [4], "cosine", **metrics), log)
     print("stages ran without torch")
 """)
 
@@ -60,6 +71,7 @@ def test_layout_environment_stages_run_without_torch(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stages ran without torch" in result.stdout
     assert (tmp_path / "atlas.png").exists() and (tmp_path / "metrics.json").exists()
+    assert (tmp_path / "class_cells.h5").exists()
 
 
 def test_layout_environment_provides_what_those_stages_import():

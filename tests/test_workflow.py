@@ -78,9 +78,9 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
     shard_logs = [(logs / RUN / "extract" / f"shard{k}.log").read_text() for k in range(shards)]
     assert f"(shard {shards} of {shards})" in shard_logs[-1]
     assert sum(int(re.findall(r"(\d+)/\d+ images \(", log)[-1]) for log in shard_logs) == n_images
-    assert "epoch 8/8" in next(logs.glob("models/*/train.log")).read_text()
-    assert "icon attempts" in (logs / RUN / "icons" / "conv3" / f"grid{GRIDS[0]}" / "chunk0.log").read_text()
-    timing = json.loads(next(logs.glob("models/*/timing.json")).read_text())
+    assert "epoch 8/8" in next(logs.glob("model/*/train.log")).read_text()
+    assert "icon attempts" in (logs / RUN / "render" / "conv3" / f"grid{GRIDS[0]}" / "chunk0.log").read_text()
+    timing = json.loads(next(logs.glob("model/*/timing.json")).read_text())
     assert timing["training_seconds"] > 0
 
 

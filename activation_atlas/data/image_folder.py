@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from activation_atlas.runtime import derive_seed
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -77,6 +79,24 @@ def subsample(folder: ImageFolder, max_images: int | None, seed: int, stratified
     chosen = np.sort(chosen)
     return ImageFolder(folder.root, folder.classes, tuple(folder.files[i] for i in chosen),
                        folder.labels[chosen])
+
+
+@dataclass(frozen=True)
+class ImageSelection:
+    """Which images of a folder a run uses (the dataset section's layout, max_images, stratified)."""
+    folder: str
+    layout: str
+    max_images: int | None
+    stratified: bool
+
+
+def select_images(selection: ImageSelection, seed: int, log) -> ImageFolder:
+    """The images to extract from: the folder's, subsampled to max_images with a seed derived from `seed`."""
+    folder = scan_image_folder(selection.folder, selection.layout)
+    chosen = subsample(folder, selection.max_images, derive_seed(seed, "subsample"), selection.stratified)
+    log(f"{len(chosen)} of {len(folder)} images in {selection.folder}"
+        + (f" ({len(folder.classes)} classes)" if folder.classes else " (unlabelled)"))
+    return chosen
 
 
 def load_image(path: Path, size: int, policy: str = "resize") -> np.ndarray:

@@ -8,6 +8,7 @@ normalisation is applied by a forward pre-hook, so its module names stay those o
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
     if kind == "torchvision":
         return build_torchvision(model_cfg["architecture"], model_cfg.get("weights"))
     if kind == "user":
+        add_python_path(model_cfg.get("python_path") or [])
         return build_user_model(model_cfg["factory"], model_cfg.get("kwargs") or {})
     raise ValueError(f"unknown model kind {kind!r}; valid kinds: {', '.join(MODEL_KINDS)}")
 
@@ -51,6 +53,14 @@ def build_torchvision(architecture: str, weights: str | None) -> nn.Module:
         raise ValueError(f"unknown weights {weights!r} for {architecture}; valid: "
                          f"{', '.join(['DEFAULT', *enum.__members__])}, none")
     return torchvision.models.get_model(architecture, weights=weights)
+
+
+def add_python_path(folders) -> None:
+    """Make a user model's package importable (model.python_path)."""
+    for folder in folders:
+        resolved = str(Path(folder).resolve())
+        if resolved not in sys.path:
+            sys.path.insert(0, resolved)
 
 
 def build_user_model(factory: str, kwargs: dict) -> nn.Module:

@@ -31,6 +31,18 @@ class RenderSettings:
     transforms: TransformSpec
     redirected_relu_steps: int = 0   # steps at the start that use the redirected ReLU gradient, if the model has one
 
+    @classmethod
+    def from_section(cls, render: dict) -> RenderSettings:
+        """The settings of a render config section resolved for one layer (its job-level keys,
+        whiten and cells_per_job, are the render stage's)."""
+        t = render["transforms"]
+        return cls(icon_size=render["icon_size"], steps=render["steps"], attempts=render["attempts"],
+                   lr=render["lr"], cossim_pow=render["cossim_pow"], batch_size=render["batch_size"],
+                   redirected_relu_steps=render["redirected_relu_steps"],
+                   transforms=TransformSpec(pad=t["pad"], jitters=tuple(t["jitters"]), scale_base=t["scale_base"],
+                                            scale_exponents=tuple(t["scale_exponents"]),
+                                            rotation_deg=t["rotation_deg"]))
+
 
 @dataclass
 class Icons:

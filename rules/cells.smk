@@ -8,6 +8,8 @@ checkpoint bin_cells:
         f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
     params:
         seed=config["seed"],
+        layer=lambda wildcards: wildcards.layer,
+        grid_size=lambda wildcards: int(wildcards.grid),
         grid=config["grid"],
     log:
         f"{LOGS}/cells/{{layer}}/grid{{grid}}.log",

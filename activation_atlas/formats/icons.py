@@ -1,0 +1,64 @@
+"""The icons file: the rendered icon of each kept cell of a grid, in the cells file's order
+(results/<run>/icons/<layer>/grid<G>.h5, written in chunks by the render jobs and merged)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from activation_atlas.h5io import H5Reader, create_h5, write_dataset
+
+# name: (unit, axes)
+DATASETS = {
+    "row": ("cell", "icon"),
+    "col": ("cell", "icon"),
+    "icons": ("uint8 RGB", "icon, y, x, channel"),
+    "objective": ("objective", "icon"),
+    "fidelity": ("cosine", "icon"),
+    "attempt": ("index", "icon"),
+}
+ATTRIBUTES = ("stage", "package_version", "layer", "grid_size", "seed", "config")
+
+
+def write_icons(path: Path | str, data: dict[str, np.ndarray], **provenance) -> None:
+    with create_h5(path, "icons", **provenance) as f:
+        for name, (unit, axes) in DATASETS.items():
+            write_dataset(f, name, data[name], unit, axes)
+
+
+def merge_icon_chunks(chunk_paths: list[Path | str], out_path: Path | str) -> int:
+    """One grid's icon chunks, concatenated in order (the same file for any number of chunks);
+    returns the number of icons."""
+    parts = {name: [] for name in DATASETS}
+    for path in chunk_paths:
+        with h5py.File(path, "r") as f:
+            provenance = {k: v for k, v in f.attrs.items() if k not in ("stage", "package_version")}
+            for name in DATASETS:
+                parts[name].append(f[name][:])
+    write_icons(out_path, {name: np.concatenate(arrays) for name, arrays in parts.items()}, **provenance)
+    return sum(len(rows) for rows in parts["row"])
+
+
+class IconsFile(H5Reader):
+    """An icons file open for reading; `icons` is the HDF5 dataset, read when sliced (tile by tile)."""
+
+    @property
+    def grid_size(self) -> int:
+        return int(self.file.attrs["grid_size"])
+
+    @property
+    def row(self) -> np.ndarray:
+        return self.file["row"][:]
+
+    @property
+    def col(self) -> np.ndarray:
+        return self.file["col"][:]
+
+    @property
+    def icons(self) -> h5py.Dataset:
+        return self.file["icons"]
+
+    @property
+    def fidelity(self) -> np.ndarray:
+        return self.file["fidelity"][:]

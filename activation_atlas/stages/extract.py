@@ -1,0 +1,60 @@
+"""Stage extract (rules/extract.smk): the dataset through the model, shard by shard, one activation
+file per layer; then each layer's shards merged."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
+from activation_atlas.extract import ImageBatches, extract_activations
+from activation_atlas.formats.activations import merge_shards
+from activation_atlas.formats.model_card import read_card
+from activation_atlas.jobs import shard_images
+from activation_atlas.models import layer_names, load_model
+from activation_atlas.models.capture import resolve_layers
+from activation_atlas.runtime import configure_torch, resolve_device
+
+
+@dataclass(frozen=True)
+class Extraction:
+    seed: int
+    device: str
+    layers: list[str]
+    shard: int
+    images: dict        # an ImageSelection
+    input_size: int     # side of the square images fed to the model
+    dataset: dict       # the dataset section (on_unreadable; recorded in the files)
+    model: dict         # the model section
+    extract: dict       # the extract section
+
+
+def extract(weights, model_card, out_paths: dict, settings: Extraction, threads: int, log) -> dict:
+    """Shard `shard` of extract.shards: its run of whole batches of the dataset, one file per layer."""
+    ex = settings.extract
+    configure_torch(threads, settings.seed)
+    device = resolve_device(settings.device)
+    folder = select_images(ImageSelection(**settings.images), settings.seed, log)
+    images = shard_images(len(folder), ex["batch_size"], settings.shard, ex["shards"])
+    model = load_model(settings.model, weights, len(read_card(model_card)["classes"]), device)
+    modules = resolve_layers(model, settings.layers, layer_names(model))
+    size, policy = settings.input_size, settings.model["resize"]
+    log(f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "
+        f"{settings.shard + 1} of {ex['shards']}) at {size} px on {device}")
+    # The number of shards is left out: the merged files are the same for any.
+    recorded = {k: v for k, v in ex.items() if k != "shards"}
+    provenance = {"seed": settings.seed, "model": settings.model["name"], "classes": list(folder.classes),
+                  "shard": [settings.shard, ex["shards"]],
+                  "config": {"dataset": settings.dataset, "model": settings.model, "extract": recorded}}
+    on_unreadable = settings.dataset["on_unreadable"]
+    batches = ImageBatches(lambda idx: read_batch(folder, idx, size, policy, on_unreadable, log),
+                           folder.labels, ex["batch_size"], images)
+    return extract_activations(
+        model, modules, batches, len(images), {layer: Path(p) for layer, p in out_paths.items()},
+        positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
+        seed=settings.seed, provenance=provenance, log=log, device=device, attribution=ex["attribution"],
+        attribution_top_k=ex["attribution_top_k"], autocast=ex["autocast"])
+
+
+def merge_activations(shard_paths, out_path, log) -> None:
+    rows = merge_shards([Path(p) for p in shard_paths], Path(out_path))
+    log(f"merged {len(shard_paths)} shard(s): {rows} activations in {out_path}")

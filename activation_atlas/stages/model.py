@@ -1,0 +1,78 @@
+"""Stage model (rules/model.smk): train the demo CNN, or load a model the workflow does not train;
+either way write the model card the later stages read."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from activation_atlas.data.image_folder import load_all, scan_image_folder
+from activation_atlas.formats.model_card import write_card
+from activation_atlas.models import build_model, class_names, layer_names, load_model
+from activation_atlas.models.demo_cnn import accuracy, train_demo_cnn
+from activation_atlas.runtime import configure_torch, derive_seed, write_bytes, write_json
+
+
+@dataclass(frozen=True)
+class Training:
+    seed: int
+    image_size: int    # the generated dataset's
+    model: dict        # the model section (kind demo_cnn)
+
+
+def train_model(dataset_dir, weights_out, card_out, timing_out, settings: Training, threads: int, log) -> None:
+    seed = derive_seed(settings.seed, "train")
+    configure_torch(threads, seed)
+    size = settings.image_size
+    train = scan_image_folder(Path(dataset_dir) / "train")
+    held_out = scan_image_folder(Path(dataset_dir) / "held_out")
+    if train.classes != held_out.classes:
+        raise ValueError(f"train classes {train.classes} differ from held-out classes {held_out.classes}")
+    log(f"loading {len(train)} training and {len(held_out)} held-out images of {size} px")
+    x_train, y_train = load_all(train, size), torch.from_numpy(train.labels)
+    x_held, y_held = load_all(held_out, size), torch.from_numpy(held_out.labels)
+    model = build_model(settings.model, num_classes=len(train.classes))
+    model = model.to(memory_format=torch.channels_last)
+    training = settings.model["train"]
+    history = train_demo_cnn(model, x_train, y_train, epochs=training["epochs"],
+                             batch_size=training["batch_size"], lr=training["lr"],
+                             seed=seed, log=log)
+    held_out_accuracy = accuracy(model, x_held, y_held)
+    train_accuracy = accuracy(model, x_train, y_train)
+    log(f"held-out accuracy {held_out_accuracy:.4f}, training accuracy {train_accuracy:.4f}")
+    buffer = io.BytesIO()   # a file object keeps the archive's inner name independent of the path
+    torch.save(model.state_dict(), buffer)
+    write_bytes(weights_out, buffer.getvalue())
+    write_card(card_out, {
+        "model": settings.model["name"], "kind": settings.model["kind"], "classes": list(train.classes),
+        "layers": [f"conv{k + 1}" for k in range(len(settings.model["channels"]))],
+        "held_out_accuracy": round(held_out_accuracy, 6), "train_accuracy": round(train_accuracy, 6),
+        "held_out_images": len(held_out), "train_images": len(train),
+        "loss_per_epoch": [round(x, 6) for x in history["loss_per_epoch"]],
+    })
+    # Wall time varies from run to run, so it lives beside the logs, not in resources/.
+    write_json(timing_out, {"training_seconds": round(history["seconds"], 3),
+                            "images_per_second": round(len(train) * training["epochs"]
+                                                       / history["seconds"], 1)})
+
+
+@dataclass(frozen=True)
+class Description:
+    model: dict         # the model section
+    layers: list[str]   # the layers atlases are made of: each must exist
+
+
+def describe_model(weights, card_out, settings: Description, log) -> None:
+    """The model card of a model the workflow does not train: its class names and layers, after
+    checking that the network builds and its weights load (torchvision fetches them here)."""
+    model = load_model(settings.model, weights)
+    layers = list(layer_names(model))
+    unknown = [layer for layer in settings.layers if layer not in layers]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
+    log(f"{settings.model['kind']} model {settings.model['name']} loaded; {len(layers)} layers")
+    write_card(card_out, {"model": settings.model["name"], "kind": settings.model["kind"],
+                          "classes": class_names(settings.model, []), "layers": layers,
+                          "held_out_accuracy": None})

@@ -1,0 +1,28 @@
+"""Stage viewer (rules/viewer.smk): the run's interactive page over every atlas it made."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from activation_atlas.data.image_folder import ImageSelection, select_images
+from activation_atlas.formats.model_card import read_card
+from activation_atlas.viewer import AtlasSource, PageOptions, write_viewer
+
+
+@dataclass(frozen=True)
+class Viewer:
+    seed: int
+    images: dict     # an ImageSelection: the images the activations came from
+    atlases: list    # per atlas {"id", "title", "levels": [[grid size, cells file, tile folder], ...]}
+    page: dict       # a PageOptions
+
+
+def viewer(run_dir, model_card, html_out, assets_out, settings: Viewer, log) -> None:
+    """The viewer page in the run folder: every layer's atlases as zoom levels, then each class atlas
+    and comparison."""
+    atlases = [AtlasSource(atlas["id"], atlas["title"],
+                           tuple((int(grid), Path(cells), Path(tiles)) for grid, cells, tiles in atlas["levels"]))
+               for atlas in settings.atlases]
+    folder = select_images(ImageSelection(**settings.images), settings.seed, log)
+    write_viewer(run_dir, atlases, read_card(model_card), folder.files, html_out, assets_out,
+                 PageOptions(**settings.page), log)
