@@ -150,13 +150,14 @@ def rule_times(run: str) -> dict:
     """Seconds per rule (summed over its jobs) from the benchmark TSVs of the last run."""
     times: dict[str, float] = {}
     logs = REPO / "logs"
-    groups = {"generate_dataset": logs.glob("datasets/*.benchmark.tsv"),
-              "train_model": logs.glob("models/*/train.benchmark.tsv"),
+    groups = {"generate_dataset": logs.glob("data/*/generate.benchmark.tsv"),
+              "train_model": logs.glob("model/*/train.benchmark.tsv"),
               "extract": (logs / run / "extract").glob("shard*.benchmark.tsv"),
               "merge_activations": (logs / run / "extract").glob("merge_*.benchmark.tsv"),
               "layout": (logs / run / "layout").glob("*.benchmark.tsv"),
               "bin_cells": (logs / run / "cells").rglob("*.benchmark.tsv"),
-              "render_icons": (logs / run / "icons").rglob("*.benchmark.tsv"),
+              "render_icons": (logs / run / "render").rglob("chunk*.benchmark.tsv"),
+              "merge_icons": (logs / run / "render").rglob("merge.benchmark.tsv"),
               "montage": (logs / run / "atlas").rglob("grid*.benchmark.tsv"),
               "atlas_metrics": (logs / run / "atlas").rglob("metrics.benchmark.tsv")}
     for rule, files in groups.items():
