@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 
+from activation_atlas.layout import lay_out
+
 
 def resolve_class(spec, class_names: list[str]) -> int:
     """A class given by name or index → its index; an unknown one is an error with close matches."""
@@ -70,6 +72,14 @@ def select_for_comparison(attribution: np.ndarray, attribution_class: np.ndarray
                       select_for_class(attribution, attribution_class, second, top_n))
 
 
+def select(attribution: np.ndarray, attribution_class: np.ndarray | None, indices: list[int],
+           top_n: int) -> np.ndarray:
+    """Sorted row indices of a class atlas (one class index) or of a comparison (two)."""
+    if len(indices) == 1:
+        return select_for_class(attribution, attribution_class, indices[0], top_n)
+    return select_for_comparison(attribution, attribution_class, *indices, top_n)
+
+
 def comparison_x(attribution: np.ndarray, attribution_class: np.ndarray | None, first: int,
                  second: int) -> np.ndarray:
     """Attribution to `first` minus attribution to `second`, divided by the largest absolute difference:
@@ -85,6 +95,14 @@ def comparison_layout(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     already in [0, 1] (a 1-D embedding of the activations)."""
     return np.column_stack([(np.asarray(x, dtype=np.float64) + 1.0) / 2.0,
                             np.asarray(y, dtype=np.float64)]).clip(0.0, 1.0).astype(np.float32)
+
+
+def lay_out_comparison(acts: np.ndarray, attribution: np.ndarray, attribution_class: np.ndarray | None,
+                       first: int, second: int, umap: dict, seed: int, log) -> tuple[np.ndarray, np.ndarray]:
+    """Raw coordinates (comparison_x, a 1-D UMAP) and atlas coordinates in [0, 1]² of a comparison."""
+    x = comparison_x(attribution, attribution_class, first, second)
+    y_raw, y = lay_out(acts, umap, seed, log, n_components=1)
+    return np.column_stack([x, y_raw[:, 0]]).astype(np.float32), comparison_layout(x, y[:, 0])
 
 
 def comparison_slug(pair) -> str:

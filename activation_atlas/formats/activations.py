@@ -173,3 +173,14 @@ class ActivationFile(H5Reader):
     @property
     def attribution_class(self) -> h5py.Dataset | None:
         return self.file.get("attribution_class")
+
+    def read_attributions(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """attribution, and attribution_class (None when every class is attributed), read whole."""
+        if self.attribution is None:
+            raise ValueError(f"{self.path} holds no attributions: class atlases need extract.attribution: true")
+        classes = self.attribution_class
+        return self.attribution[:], classes[:] if classes is not None else None
+
+    def read_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Activations, labels and image indices of the given rows."""
+        return self.activations[:][rows], self.labels[rows], self.image_index[rows]

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from activation_atlas.binning import bin_layout, cell_samples, summarise_attributions
-from activation_atlas.class_atlas import (comparison_layout, comparison_x, resolve_class, select_for_class,
-                                          select_for_comparison)
+from activation_atlas.class_atlas import lay_out_comparison, resolve_class, select
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import write_cells
 from activation_atlas.formats.layout import write_layout
@@ -29,35 +28,6 @@ class Selection:
     class_atlas: dict      # the class_atlas section: top_n, grid_size, min_count (recorded in the file)
 
 
-@dataclass
-class Selected:
-    """The selected rows of an activation file, with their attributions."""
-    acts: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    image_index: np.ndarray
-    attribution: np.ndarray
-    attribution_class: np.ndarray | None
-
-
-def select(activations_path, indices: list[int], description: str, top_n: int, log) -> Selected:
-    """The activations of class indices[0]'s atlas, or of either class's for a comparison."""
-    with ActivationFile(activations_path) as f:
-        if f.attribution is None:
-            raise ValueError(f"{activations_path} holds no attributions: class atlases need "
-                             f"extract.attribution: true")
-        attribution = f.attribution[:]
-        attribution_class = f.attribution_class[:] if f.attribution_class is not None else None
-        rows = (select_for_class(attribution, attribution_class, indices[0], top_n) if len(indices) == 1
-                else select_for_comparison(attribution, attribution_class, *indices, top_n))
-        log(f"{description}: {len(rows)} of {len(f)} activations selected")
-        if len(rows) < 3:
-            raise ValueError(f"only {len(rows)} activations selected for {description}: too few to lay out; "
-                             f"raise class_atlas.top_n")
-        return Selected(f.activations[:][rows], f.labels[rows], f.classes, f.image_index[rows], attribution[rows],
-                        attribution_class[rows] if attribution_class is not None else None)
-
-
 def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out, settings: Selection, log) -> None:
     """Select a class atlas's or a comparison's activations, lay them out and bin them.
 
@@ -73,30 +43,38 @@ def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out
         raise ValueError(f"class_atlas.comparisons: {settings.classes} names the same class twice")
     description = (f"{names[0]!r} vs {names[1]!r} in {layer}" if comparison
                    else f"class {names[0]!r} (index {indices[0]}) in {layer}")
-    chosen = select(activations_path, indices, description, ca["top_n"], log)
-    n = len(chosen.acts)
+    with ActivationFile(activations_path) as f:
+        attribution, attribution_class = f.read_attributions()
+        rows = select(attribution, attribution_class, indices, ca["top_n"])
+        log(f"{description}: {len(rows)} of {len(f)} activations selected")
+        if len(rows) < 3:
+            raise ValueError(f"only {len(rows)} activations selected for {description}: too few to lay out; "
+                             f"raise class_atlas.top_n")
+        acts, labels, image_index = f.read_rows(rows)
+        classes = f.classes
+    attribution = attribution[rows]
+    attribution_class = attribution_class[rows] if attribution_class is not None else None
+    n = len(acts)
     umap = dict(settings.umap, n_neighbors=min(settings.umap["n_neighbors"], n - 1))
     seed_names = ("comparison", layer, *indices) if comparison else ("class_atlas", layer, indices[0])
     seed = derive_seed(settings.seed, *seed_names)
     if comparison:
-        x = comparison_x(chosen.attribution, chosen.attribution_class, *indices)
-        y_raw, y = lay_out(chosen.acts, umap, seed, log, n_components=1)
-        raw, xy = np.column_stack([x, y_raw[:, 0]]).astype(np.float32), comparison_layout(x, y[:, 0])
+        raw, xy = lay_out_comparison(acts, attribution, attribution_class, *indices, umap, seed, log)
         provenance = {"layer": layer, "seed": settings.seed, "class_index": indices, "class_name": names,
                       "x_axis": f"attribution to {names[0]} minus to {names[1]}, normalised to [-1, 1] "
                                 f"(x = 0: {names[1]}, x = 1: {names[0]})",
                       "y_axis": "1-D UMAP of the activations"}
         title = f"{layer}: {names[1]} ← attribution → {names[0]} ({n} activations)"
     else:
-        raw, xy = lay_out(chosen.acts, umap, seed, log)
+        raw, xy = lay_out(acts, umap, seed, log)
         provenance = {"layer": layer, "seed": settings.seed, "class_index": indices[0], "class_name": names[0]}
         title = f"{layer}, class {names[0]}: {n} activations"
     write_layout(layout_out, raw, xy, umap, **provenance)
-    plot_layout(xy, chosen.labels, chosen.classes, scatter_out, title, settings.scatter_size)
-    cells = bin_layout(xy, chosen.acts, chosen.labels, ca["grid_size"], ca["min_count"], len(chosen.classes))
+    plot_layout(xy, labels, classes, scatter_out, title, settings.scatter_size)
+    cells = bin_layout(xy, acts, labels, ca["grid_size"], ca["min_count"], len(classes))
     log(f"grid {ca['grid_size']}: {len(cells.count)} cells kept")
     rng = np.random.default_rng(derive_seed(settings.seed, "samples", *seed_names))
-    samples = cell_samples(xy, cells, chosen.image_index, settings.samples_per_cell, rng)
-    attributions = summarise_attributions(xy, cells, chosen.attribution, chosen.attribution_class, logit_names)
-    write_cells(cells_out, cells, samples, attributions, ca["min_count"], classes=list(chosen.classes),
+    samples = cell_samples(xy, cells, image_index, settings.samples_per_cell, rng)
+    attributions = summarise_attributions(xy, cells, attribution, attribution_class, logit_names)
+    write_cells(cells_out, cells, samples, attributions, ca["min_count"], classes=list(classes),
                 config={"class_atlas": ca}, **provenance)
