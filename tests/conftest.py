@@ -52,7 +52,9 @@ def snakemake(workdir, *args, timeout=600):
 
 
 def run_ci_config(workdir):
-    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2")
+    """config/ci.yaml run in workdir, its temporary files kept (the rerun-contract test needs every
+    job's outputs)."""
+    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2", "--notemp")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
 
@@ -65,8 +67,8 @@ def tree_digest(root):
 
 @pytest.fixture(scope="session")
 def first_run(tmp_path_factory):
-    """A run of config/ci.yaml through Snakemake in a fresh copy of the workflow (shared by the workflow
-    and viewer tests)."""
+    """A run of config/ci.yaml through Snakemake in a fresh copy of the workflow (shared by the workflow,
+    formats, rerun-contract and viewer tests)."""
     return run_ci_config(copy_workflow(tmp_path_factory.mktemp("run") / "a"))
 
 

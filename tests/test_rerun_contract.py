@@ -1,7 +1,7 @@
 """The rerun contract: each rule's params hold exactly the settings its stage uses, so changing one
 config value makes Snakemake see changed params in exactly the jobs that read it, no more, no fewer.
 
-One run of config/ci.yaml with its temporary files kept (so every job's outputs exist); then, per
+The shared run of config/ci.yaml, its temporary files kept (so every job's outputs exist); then, per
 config key, Snakemake's --summary of the run under a config with only that key changed, whose status
 column says "params changed" for every output of a job whose params differ from those it ran with.
 (--list-changes params cannot serve: Snakemake 9.27 lists every output there, changed or not.)
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, snakemake
 
 CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 
@@ -69,10 +69,8 @@ def belongs_to(path: str, layer: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def kept_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "run")
-    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2", "--notemp")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+def kept_run(first_run):
+    workdir = first_run   # run with --notemp
     rows = summary(workdir, CONFIG)
     assert rows and not [row for row in rows if row[2] != "ok"], "an unchanged config must change nothing"
     return workdir, rows

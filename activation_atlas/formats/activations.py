@@ -23,8 +23,9 @@ DATASETS = {
 }
 # With attribution_top_k, attribution holds each row's values for the classes in attribution_class.
 TOP_K_ATTRIBUTION_AXES = "row, rank (class in attribution_class)"
+# shard: [k, K] in the shard files only.
 ATTRIBUTES = ("stage", "package_version", "layer", "seed", "model", "classes", "config", "spatial_size",
-              "positions_per_image", "exclude_edge", "attribution", "images", "unreadable_images")
+              "positions_per_image", "exclude_edge", "attribution", "images", "unreadable_images", "shard")
 # Attributes of a shard file only, or recomputed when the shards are merged.
 PER_SHARD_ATTRIBUTES = ("stage", "package_version", "images", "unreadable_images", "shard")
 
