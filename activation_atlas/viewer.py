@@ -60,10 +60,9 @@ def cell_scores(cells: CellSummary, top_k: int) -> tuple[np.ndarray, np.ndarray]
     return top, np.take_along_axis(scores, top, axis=1)
 
 
-def level_data(grid_size: int, cells_path: Path, tiles_dir: str, cell_px: int, tile_px: int, top_k: int,
+def level_data(grid_size: int, cells: CellSummary, tiles_dir: str, cell_px: int, tile_px: int, top_k: int,
                sample_ids: dict[int, int]) -> dict:
     """One zoom level: its tiles and per kept cell row, col, count, top classes and sample thumbnails."""
-    cells = read_cell_summary(cells_path)
     top, values = cell_scores(cells, top_k)
     tile_cells, tiles_per_side = tile_layout(grid_size, cell_px, tile_px)
     return {
@@ -79,12 +78,11 @@ def level_data(grid_size: int, cells_path: Path, tiles_dir: str, cell_px: int, t
     }
 
 
-def sample_image_indices(atlases: list[AtlasSource]) -> list[int]:
-    """The sorted distinct dataset images sampled by any cell of any atlas."""
+def sample_image_indices(summaries) -> list[int]:
+    """The sorted distinct dataset images sampled by any cell of the CellSummary's."""
     found: set[int] = set()
-    for atlas in atlases:
-        for _, cells_path, _ in atlas.levels:
-            found.update(int(i) for i in np.unique(read_cell_summary(cells_path).sample_images) if i >= 0)
+    for cells in summaries:
+        found.update(int(i) for i in np.unique(cells.sample_images) if i >= 0)
     return sorted(found)
 
 
@@ -110,20 +108,21 @@ def write_viewer(run_dir, atlases: list[AtlasSource], card: dict, dataset_paths:
     """Write viewer.html and its folder of script, style, data and sample sheets into the run folder."""
     run_dir = Path(run_dir)
     assets = Path(os.path.relpath(assets_out, run_dir)).as_posix()
+    summaries = {cells: read_cell_summary(cells) for atlas in atlases for _, cells, _ in atlas.levels}
     with atomic_output(assets_out) as partial:
         partial.mkdir()
-        images = sample_image_indices(atlases) if page.sample_px else []
+        images = sample_image_indices(summaries.values()) if page.sample_px else []
         sheets = write_thumbnail_sheets([dataset_paths[i] for i in images], page.sample_px, page.resize,
                                         partial, log) if images else 0
         sample_ids = {image: k for k, image in enumerate(images)}
         entries = []
         for atlas in atlases:
-            levels = [level_data(grid, cells, Path(os.path.relpath(tiles, run_dir)).as_posix(), page.cell_px,
-                                 page.tile_px, page.filter_top_k, sample_ids)
+            levels = [level_data(grid, summaries[cells], Path(os.path.relpath(tiles, run_dir)).as_posix(),
+                                 page.cell_px, page.tile_px, page.filter_top_k, sample_ids)
                       for grid, cells, tiles in sorted(atlas.levels)]
             entries.append({"id": atlas.id, "title": atlas.title, "levels": levels})
             log(f"{atlas.title}: {len(levels)} zoom level(s), {sum(len(l['row']) for l in levels)} icons")
-        first = read_cell_summary(atlases[0].levels[0][1])
+        first = summaries[atlases[0].levels[0][1]]
         attributed = first.mean_attribution is not None
         data = {
             "run": page.run,

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from activation_atlas.formats.model_card import read_card
 from activation_atlas.models.demo_cnn import DemoCNN, fold_batch_norm
 from activation_atlas.models.inceptionv1 import InceptionV1
 
@@ -145,6 +146,12 @@ def load_model(model_cfg: dict, weights: Path | str | None, num_classes: int | N
     if normalisation:
         model = add_input_normalisation(model, normalisation["mean"], normalisation["std"])
     return model.to(device=device, memory_format=torch.channels_last)
+
+
+def load_described_model(model_cfg: dict, weights: Path | str | None, model_card: Path | str,
+                         device: str = "cpu") -> nn.Module:
+    """load_model with as many logits as the model card names classes."""
+    return load_model(model_cfg, weights, len(read_card(model_card)["classes"]), device)
 
 
 def class_names(model_cfg: dict, dataset_classes: list[str]) -> list[str]:

@@ -8,9 +8,8 @@ from pathlib import Path
 from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.extract import ImageBatches, extract_activations
 from activation_atlas.formats.activations import merge_shards
-from activation_atlas.formats.model_card import read_card
 from activation_atlas.jobs import shard_images
-from activation_atlas.models import layer_names, load_model
+from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.runtime import configure_torch, resolve_device
 
@@ -35,7 +34,7 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     device = resolve_device(settings.device)
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
     images = shard_images(len(folder), ex["batch_size"], settings.shard, ex["shards"])
-    model = load_model(settings.model, weights, len(read_card(model_card)["classes"]), device)
+    model = load_described_model(settings.model, weights, model_card, device)
     modules = resolve_layers(model, settings.layers, layer_names(model))
     size, policy = settings.input_size, settings.model["resize"]
     log(f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "

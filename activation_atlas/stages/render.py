@@ -8,9 +8,8 @@ from activation_atlas.extract import layer_key
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import merge_icon_chunks, write_icons
-from activation_atlas.formats.model_card import read_card
 from activation_atlas.jobs import render_chunk_cells
-from activation_atlas.models import layer_names, load_model
+from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.render import RenderSettings, render_icons as invert
@@ -38,7 +37,7 @@ def render_icons(cells_path, activations_path, weights, model_card, icons_out, s
     cells = read_cells(cells_path)
     chosen = render_chunk_cells(settings.chunk, settings.render["cells_per_job"])
     rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]
-    model = load_model(settings.model, weights, len(read_card(model_card)["classes"]), device)
+    model = load_described_model(settings.model, weights, model_card, device)
     module = resolve_layers(model, [layer], layer_names(model))
     whitening = None
     if settings.render["whiten"]:
