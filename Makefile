@@ -1,5 +1,7 @@
 # `make demo`: install into .venv and run the default (offline) workflow.
-# `make test`: install into .venv and run the test suite.
+# `make test`: install into .venv and run the test suite; `make test SLURM=1` also runs the tests on a
+# real single-node SLURM cluster, in the same session (they compare the cluster's outputs with its
+# local run).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,7 +9,7 @@ BIN := $(VENV)/bin
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 68719476736
 
-.PHONY: install demo test test-slurm benchmark lint
+.PHONY: install demo test benchmark lint
 
 install: $(VENV)/.installed
 
@@ -19,14 +21,15 @@ $(VENV)/.installed: requirements.txt
 demo: install
 	$(BIN)/snakemake --cores all
 
-test: install
-	$(BIN)/python -m pytest -q tests --ignore=tests/slurm
-
-# The workflow on a real single-node SLURM cluster started on this machine (root, Debian's slurm-wlm,
+# The SLURM cluster is started on this machine and stopped afterwards (root, Debian's slurm-wlm,
 # slurmdbd, munge and mariadb-server: tests/slurm/cluster.sh install).
-test-slurm: install
+test: install
+ifeq ($(SLURM),1)
 	tests/slurm/cluster.sh start
-	$(BIN)/python -m pytest -q tests/slurm; status=$$?; tests/slurm/cluster.sh stop; exit $$status
+	$(BIN)/python -m pytest -q tests; status=$$?; tests/slurm/cluster.sh stop; exit $$status
+else
+	$(BIN)/python -m pytest -q tests --ignore=tests/slurm
+endif
 
 lint: install
 	$(BIN)/snakemake --lint

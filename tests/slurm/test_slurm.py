@@ -1,6 +1,6 @@
 """The workflow on a real SLURM cluster, through the SLURM executor plugin and profiles/slurm.
 
-Needs a running cluster with accounting: `tests/slurm/cluster.sh start` (as root; `make test-slurm`
+Needs a running cluster with accounting: `tests/slurm/cluster.sh start` (as root; `make test SLURM=1`
 does it all). The profile is the shipped one with its placeholders filled in for the local cluster.
 Checks: the tiny config runs to completion with byte-identical outputs to a local run, sacct lists
 every job as COMPLETED, a render job asking for a GPU is scheduled on the (fake) GPU, and a failing
