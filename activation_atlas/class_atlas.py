@@ -15,6 +15,8 @@ from activation_atlas.layout import lay_out
 
 def resolve_class(spec, class_names: list[str]) -> int:
     """A class given by name or index → its index; an unknown one is an error with close matches."""
+    if not class_names:
+        raise ValueError(f"class {spec!r}: the model card names no classes; rerun the model rule")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         index = int(spec)
         if not 0 <= index < len(class_names):

@@ -23,7 +23,7 @@ rule montage:
 
 rule atlas_metrics:
     input:
-        card=MODEL_CARD,
+        card=RUN_MODEL_CARD,
         activations=f"{RESULTS}/activations/{{layer}}.h5",
         layout=f"{RESULTS}/layout/{{layer}}.h5",
         cells=expand(f"{RESULTS}/cells/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),

@@ -38,6 +38,7 @@ use rule render_icons as class_icons with:
         activations=f"{RESULTS}/activations/{CLASS_LAYER}.h5",
         weights=MODEL_WEIGHTS,
         card=MODEL_CARD,
+        spectrum=spectrum_input(CLASS_LAYER),
     output:
         f"{CLASS_DIR}/icons.h5",
     params:

@@ -61,6 +61,8 @@ DATASET_ARCHIVE = (
 )
 MODEL_DIR = f"resources/models/{MODEL['name']}"
 MODEL_CARD = f"{MODEL_DIR}/model.json"
+# The model card with the model's accuracy on this run's images.
+RUN_MODEL_CARD = f"{RESULTS}/model.json"
 # Weights the workflow makes or fetches live in MODEL_DIR; a local checkpoint is used where it is;
 # torchvision fetches its own into TORCH_HOME.
 if MODEL["kind"] == "demo_cnn" or MODEL["url"]:
@@ -90,6 +92,7 @@ wildcard_constraints:
     grid=r"\d+",
     shard=r"\d+",
     chunk=r"\d+",
+    size=r"\d+",
     cls="|".join(re.escape(slug) for slug in CLASS_ATLASES) or "(?!)",
 
 
@@ -118,6 +121,12 @@ def image_selection():
 def render_settings(layer):
     """The render section resolved for one layer."""
     return layer_section(config, "render", layer)
+
+
+def spectrum_input(layer):
+    """The amplitude spectrum a layer's render jobs read (render.param maco), at its icon size."""
+    render = render_settings(layer)
+    return [f"{RESULTS}/spectrum/{render['icon_size']}px.h5"] if render["param"] == "maco" else []
 
 
 def icon_chunks(wildcards):

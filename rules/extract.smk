@@ -48,3 +48,23 @@ rule merge_activations:
         "../envs/torch.yaml"
     script:
         "../scripts/merge_activations.py"
+
+
+rule evaluate_model:
+    input:
+        activations=f"{RESULTS}/activations/{LAYERS[0]}.h5",
+        card=MODEL_CARD,
+    output:
+        RUN_MODEL_CARD,
+    log:
+        f"{LOGS}/extract/evaluate_model.log",
+    benchmark:
+        f"{LOGS}/extract/evaluate_model.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/evaluate_model.py"

@@ -50,11 +50,14 @@ else:
     rule describe_model:
         input:
             weights=MODEL_WEIGHTS,
+            dataset=dataset_input(),
         output:
             MODEL_CARD,
         params:
             model=MODEL,
             layers=LAYERS,
+            input_size=MODEL_INPUT_SIZE,
+            images=image_selection(),
         log:
             f"logs/model/{MODEL['name']}/describe.log",
         benchmark:

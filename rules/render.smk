@@ -4,6 +4,7 @@ rule render_icons:
         activations=f"{RESULTS}/activations/{{layer}}.h5",
         weights=MODEL_WEIGHTS,
         card=MODEL_CARD,
+        spectrum=lambda wildcards: spectrum_input(wildcards.layer),
     output:
         temp(f"{RESULTS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.h5"),
     params:
@@ -16,6 +17,7 @@ rule render_icons:
         # The icons file records the render section as configured.
         render_config=config["render"],
         model=MODEL,
+        input_size=MODEL_INPUT_SIZE,
     log:
         f"{LOGS}/render/{{layer}}/grid{{grid}}/chunk{{chunk}}.log",
     benchmark:
@@ -46,3 +48,28 @@ rule merge_icons:
         "../envs/layout.yaml"
     script:
         "../scripts/merge_icons.py"
+
+
+rule amplitude_spectrum:
+    input:
+        dataset=dataset_input(),
+    output:
+        f"{RESULTS}/spectrum/{{size}}px.h5",
+    params:
+        seed=config["seed"],
+        icon_size=lambda wildcards: int(wildcards.size),
+        images=image_selection(),
+        resize=MODEL["resize"],
+        on_unreadable=DATASET["on_unreadable"],
+        spectrum_images=config["render"]["spectrum_images"],
+    log:
+        f"{LOGS}/render/spectrum{{size}}px.log",
+    benchmark:
+        f"{LOGS}/render/spectrum{{size}}px.benchmark.tsv"
+    threads: 1
+    resources:
+        **torch_resources(mem_mb=4000, runtime=30),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/amplitude_spectrum.py"

@@ -5,5 +5,6 @@ from activation_atlas.stages.render import Rendering, render_icons
 if "snakemake" in globals():
     with ProgressLog(snakemake.log[0]) as log:
         weights = snakemake.input.weights[0] if snakemake.input.weights else None
+        spectrum = snakemake.input.spectrum[0] if snakemake.input.spectrum else None
         render_icons(snakemake.input.cells, snakemake.input.activations, weights, snakemake.input.card,
-                     snakemake.output[0], settings_of(snakemake, Rendering), snakemake.threads, log)
+                     spectrum, snakemake.output[0], settings_of(snakemake, Rendering), snakemake.threads, log)

@@ -31,7 +31,7 @@ def load_config(name: str) -> dict:
 
 
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "profiles",
-                  "activation_atlas"]
+                  "activation_atlas", "examples"]
 
 
 def copy_workflow(target):

@@ -185,3 +185,54 @@ def test_attribution_matches_a_finite_difference(tiny_model, tiny_dataset, tmp_p
             # Scaling h by (1 ± ε) changes logit c by ± ε · h·∂logit_c/∂h, to first order.
             expected = ((up - down) / (2 * eps)).numpy()[classes[row]]
             np.testing.assert_allclose(attribution[row], expected, rtol=2e-2, atol=2e-3)
+
+
+def activation_file_with_logits(path, classes, labels, logits, positions=2):
+    """A minimal activation file: `positions` rows per image with the image's label and logits."""
+    from activation_atlas.h5io import create_h5, write_dataset
+
+    rows = np.repeat(np.arange(len(labels)), positions)
+    with create_h5(path, "activations", layer="conv1", classes=classes) as f:
+        write_dataset(f, "activations", np.zeros((len(rows), 2), np.float32), "activation", "row, channel")
+        write_dataset(f, "image_index", rows, "index", "row")
+        write_dataset(f, "label", np.asarray(labels)[rows], "class index", "row")
+        write_dataset(f, "logits", np.asarray(logits, np.float32)[rows], "logit", "row, class")
+
+
+def card_with_classes(path, classes):
+    from activation_atlas.formats.model_card import write_card
+
+    write_card(path, {"model": "m", "kind": "user", "classes": classes, "layers": ["conv1"],
+                      "held_out_accuracy": None})
+
+
+def test_the_run_card_measures_accuracy_by_class_name_and_warns_near_chance(tmp_path):
+    from activation_atlas.stages.extract import evaluate_model
+
+    # The dataset's folders are the model's classes in another order: matched by name.
+    card_with_classes(tmp_path / "card.json", ["cat", "dog", "ship", "truck"])
+    logits = np.eye(4)[[1, 0, 3, 2, 2, 0]]           # predicts dog, cat, truck, ship, ship, cat
+    activation_file_with_logits(tmp_path / "good.h5", ["dog", "cat", "truck", "ship"], [0, 1, 2, 3, 3, 0], logits)
+    logged = []
+    evaluate_model(tmp_path / "good.h5", tmp_path / "card.json", tmp_path / "run.json", logged.append)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert (run["extracted_accuracy"], run["extracted_images"], run["chance_accuracy"]) == (round(5 / 6, 6), 6, 0.25)
+    assert not any("WARNING" in line for line in logged)
+    # Labels shifted by one class, as a wrong input pipeline scrambles predictions: near chance, warned.
+    activation_file_with_logits(tmp_path / "bad.h5", ["dog", "cat", "truck", "ship"], [1, 2, 3, 0, 0, 1], logits)
+    evaluate_model(tmp_path / "bad.h5", tmp_path / "card.json", tmp_path / "run_bad.json", logged.append)
+    assert json.loads((tmp_path / "run_bad.json").read_text())["extracted_accuracy"] == round(1 / 6, 6)
+    assert "WARNING: the model classifies the extracted images at near-chance accuracy" in logged[-1]
+    assert "check model.normalize / input_size / resize" in logged[-1]
+
+
+def test_the_run_card_leaves_accuracy_unmeasured_when_the_classes_do_not_name_the_logits(tmp_path):
+    from activation_atlas.stages.extract import evaluate_model
+
+    card_with_classes(tmp_path / "card.json", ["class_0", "class_1", "class_2"])
+    activation_file_with_logits(tmp_path / "a.h5", ["n01440764", "n02102040"], [0, 1], np.eye(3)[[0, 1]])
+    logged = []
+    evaluate_model(tmp_path / "a.h5", tmp_path / "card.json", tmp_path / "run.json", logged.append)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["extracted_accuracy"] is None and run["chance_accuracy"] is None and run["extracted_images"] == 2
+    assert "accuracy not measured: the dataset's classes (n01440764, n02102040) do not all name" in logged[0]

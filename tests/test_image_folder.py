@@ -70,7 +70,8 @@ def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):
     as is (a stand-in with the published file name, since nothing can be fetched here)."""
     import torchvision
 
-    from activation_atlas.models import build_model, class_names
+    from activation_atlas.models import build_model
+    from activation_atlas.models.labels import builtin_labels
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
@@ -82,4 +83,4 @@ def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):
     cfg = {"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET1K_V1"}
     model = build_model(cfg)
     torch.testing.assert_close(model.state_dict()["fc.weight"], stand_in["fc.weight"])
-    assert class_names(cfg, [])[:2] == ["tench", "goldfish"]
+    assert builtin_labels(cfg)[:2] == ["tench", "goldfish"]

@@ -1,6 +1,7 @@
 """Real-model paths through the whole workflow, offline: InceptionV1 weights and an Imagenette-style
 archive served over HTTP on 127.0.0.1 (download → verify → unpack → extract → atlas), and a user's
-own model with a DataParallel checkpoint on an image folder, configured by a config file alone."""
+own network trained elsewhere (a published CIFAR-10 ResNet-32 checkpoint) on real photographs, configured
+by a config file alone."""
 import hashlib
 import io
 import json
@@ -19,6 +20,8 @@ from conftest import REPO, copy_workflow, snakemake
 from http_server import Routes, serve
 
 IMAGENETTE_CLASSES = ("n01440764", "n02102040", "n02979186")
+# The published ResNet-32 and real CIFAR-10 photographs (tests/data/cifar10-resnet32/README.md).
+REAL = REPO / "tests" / "data" / "cifar10-resnet32"
 
 
 def stand_in_inception_weights() -> bytes:
@@ -123,39 +126,42 @@ def test_an_unknown_layer_of_a_downloaded_model_is_listed(tmp_path):
     assert "unknown layer(s) 'mixed9z'; valid layers: conv2d0, conv2d1, conv2d2, mixed3a" in log
 
 
-def test_user_model_with_data_parallel_checkpoint_on_an_image_folder(tmp_path):
-    import sys
-    sys.path.insert(0, str(REPO / "tests"))
-    from user_models import cifar_resnet
-
+def test_the_real_resnet32_on_real_photographs_with_class_atlases(tmp_path):
+    """config/cifar10-resnet32.yaml as shipped (a published checkpoint of an older PyTorch, by URL and
+    sha256; real CIFAR-10 JPEGs; class names from the folders; attribution on), served over HTTP,
+    with quick render settings."""
+    checkpoint = (REAL / "resnet32-d509ac18.th").read_bytes()
+    routes = Routes()
+    routes.files["/pretrained_models/resnet32-d509ac18.th"] = checkpoint
     workdir = copy_workflow(tmp_path / "w")
-    for label, name in enumerate(("cats", "dogs", "ships", "trucks")):
-        (workdir / "cifar" / name).mkdir(parents=True)
-        for i in range(25):
-            (workdir / "cifar" / name / f"{i:03d}.png").write_bytes(image_bytes(label, i, 32, "PNG"))
-    torch.manual_seed(0)
-    model = cifar_resnet(num_classes=4, width=8)
-    torch.save({"epoch": 10, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
-               workdir / "resnet.pt")
-    config = {
-        "run": "user-resnet", "seed": 2, "device": "cpu", "threads": 2,
-        "dataset": {"kind": "image_folder", "path": "cifar", "max_images": 80, "stratified": True},
-        "model": {"kind": "user", "name": "cifar-resnet", "factory": "user_models:cifar_resnet",
-                  "kwargs": {"num_classes": 4, "width": 8}, "python_path": [str(REPO / "tests")],
-                  "checkpoint": "resnet.pt", "input_size": 32, "resize": "resize"},
-        "layers": ["layer2", "layer3"],
-        "layout": {"n_neighbors": 8},
-        "grid": {"sizes": [3, 4], "min_count": 2},
-        "render": {"icon_size": 32, "steps": 8, "attempts": 1, "batch_size": 8,
-                   "transforms": {"pad": 4, "jitters": [1], "scale_base": 0.998, "scale_exponents": [20, 39],
-                                  "rotation_deg": 5}},
-        "montage": {"cell_px": 16},
-        "metrics": {"trustworthiness_sample": 50},
-    }
-    result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
+    config = yaml.safe_load((REPO / "config" / "cifar10-resnet32.yaml").read_text())
+    assert config["model"]["sha256"] == hashlib.sha256(checkpoint).hexdigest()
+    assert (REPO / config["dataset"]["path"]) == REAL / "images"
+    config["dataset"]["path"] = str(REAL / "images")     # the copy of the workflow has no tests/
+    with serve(routes) as base:
+        config["model"]["url"] = f"{base}/pretrained_models/resnet32-d509ac18.th"
+        config.update(layers=["layer2", "layer3"], grid={"sizes": [4], "min_count": 3},
+                      metrics={"trustworthiness_sample": 200})
+        config["render"].update(steps=24, attempts=1, batch_size=16)
+        config["class_atlas"].update(grid_size=3)
+        result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    with h5py.File(workdir / "results/user-resnet/activations/layer3.h5", "r") as f:
-        labels = f["label"][:]
-        assert f["activations"].shape == (80, 32)
-        assert np.bincount(labels).tolist() == [20, 20, 20, 20]     # stratified subsample
-    assert_atlases(workdir, "user-resnet", ["layer2", "layer3"], [3, 4])
+    run = workdir / "results" / "cifar10-resnet32"
+    card = json.loads((run / "model.json").read_text())
+    assert card["classes"][3] == "cat" and card["extracted_images"] == 300
+    assert card["extracted_accuracy"] >= 0.85, card["extracted_accuracy"]
+    assert_atlases(workdir, "cifar10-resnet32", ["layer2", "layer3"], [4])
+    for layer in ("layer2", "layer3"):
+        metrics = json.loads((run / "atlas" / layer / "metrics.json").read_text())
+        assert metrics["model_accuracy_on_extracted_images"] == card["extracted_accuracy"]
+        grid = metrics["grids"]["4"]
+        assert grid["cell_top_class_by"] == "attribution" and 0 <= grid["class_agreement"] <= 1
+    for name in ("cat", "cat_vs_dog"):
+        assert (run / "class_atlas" / name / "atlas.png").stat().st_size > 100
+    with h5py.File(run / "class_atlas" / "cat" / "cells.h5", "r") as f:
+        assert f.attrs["class_name"] == "cat"
+    with h5py.File(run / "activations" / "layer3.h5", "r") as f:
+        assert f["attribution"].shape == (1200, 10)       # 300 images × 4 positions, every class
+    assert (run / "viewer.html").exists()
+    describe_log = (workdir / "logs/model/cifar10-resnet32/describe.log").read_text()
+    assert "naming the model's 10 logits after the dataset's class folders" in describe_log

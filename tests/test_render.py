@@ -1,11 +1,14 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.optvis import param as param_module
 from activation_atlas.optvis.objectives import (centre_vectors, direction_objective, fidelity,
                                                 objective_directions, whitening_matrix)
-from activation_atlas.optvis.param import FourierImage
+from activation_atlas.optvis.param import FourierImage, MacoImage, image_parameterisation, mean_amplitude_spectrum
 from activation_atlas.optvis.render import RenderSettings, layer_centre, render_icons
 from activation_atlas.optvis.transforms import TransformSpec, apply_transforms, draw_transforms
 
@@ -48,6 +51,18 @@ def test_rendering_raises_the_objective_and_reaches_high_fidelity(tiny_model, da
     with torch.no_grad():
         measured = fidelity(layer_centre(tiny_model, module, icons), torch.from_numpy(targets))
     np.testing.assert_allclose(measured.numpy(), after.fidelity, atol=1e-5)
+
+
+def test_maco_rendering_raises_the_objective_with_the_datasets_amplitude(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv3", 4, rng)
+    amplitude = mean_amplitude_spectrum(dataset_images).numpy()
+    maco = dataclasses.replace(settings(steps=48), param="maco", lr=0.5)
+    keys = [(i,) for i in range(4)]
+    before = render_icons(tiny_model, module, targets, keys, 0, dataclasses.replace(maco, steps=1),
+                          log=lambda _: None, amplitude=amplitude)
+    after = render_icons(tiny_model, module, targets, keys, 0, maco, log=lambda _: None, amplitude=amplitude)
+    assert (after.objective > before.objective).all()
+    assert after.fidelity.mean() > 0.8, after.fidelity
 
 
 def test_an_icon_does_not_depend_on_its_batch(tiny_model, dataset_images, rng):
@@ -136,6 +151,28 @@ def test_transform_draws_respect_the_spec(rng):
 
 
 def test_fourier_image_is_in_range_and_starts_near_grey(rng):
-    image = FourierImage(torch.stack([FourierImage.initial_coefficients(rng, 24)]), 24).images()
+    image = FourierImage([rng], 24).images()
     assert image.shape == (1, 3, 24, 24)
     assert 0.4 < image.min().item() and image.max().item() < 0.6
+
+
+def test_maco_image_with_an_images_own_phase_is_that_image_standardised(rng):
+    """The amplitude spectrum and the phase parameterisation use the same colour space and FFT: an
+    image's own amplitude and phase give it back (standardised, through the sigmoid)."""
+    x = torch.from_numpy(rng.random((1, 3, 16, 16)).astype(np.float32))
+    image = MacoImage([rng], 16, mean_amplitude_spectrum(x))
+    decorrelated = torch.einsum("bchw,dc->bdhw", x.double(),
+                                torch.linalg.inv(torch.from_numpy(param_module.DECORRELATED_TO_RGB).double()))
+    image.phase.data = torch.angle(torch.fft.rfft2(decorrelated, norm="ortho")).float()
+    expected = torch.sigmoid((x - x.mean()) / (x.std() + 1e-4))
+    torch.testing.assert_close(image.images(), expected, atol=2e-4, rtol=0)
+    assert image.parameters == [image.phase]
+
+
+def test_maco_needs_a_spectrum_of_the_icon_size(rng):
+    with pytest.raises(ValueError, match="needs the dataset's amplitude spectrum"):
+        image_parameterisation("maco", [rng], 16, None)
+    with pytest.raises(ValueError, match=r"shape \(3, 8, 5\) does not fit 16 px icons"):
+        image_parameterisation("maco", [rng], 16, torch.ones(3, 8, 5))
+    with pytest.raises(ValueError, match="unknown render.param 'pixels'; valid: fourier, maco"):
+        image_parameterisation("pixels", [rng], 16, None)

@@ -34,8 +34,10 @@ CASES = [
     (("grid", "min_count"), 2, {"bin_cells"}, None),
     (("grid", "samples_per_cell"), 3, {"bin_cells", "class_cells"}, None),
     (("render", "steps"), 20, {"render_icons", "class_icons"}, None),
-    # The icons files record the whole render section, so every render job reads each layer's overrides.
-    (("render", "per_layer", "conv1", "icon_size"), 24, {"render_icons", "class_icons"}, None),
+    # The icons files record the whole render section, so every render job reads each layer's overrides
+    # (conv2: conv1 is rendered with maco, and its icon size also names the amplitude spectrum it reads).
+    (("render", "per_layer", "conv2", "icon_size"), 24, {"render_icons", "class_icons"}, None),
+    (("render", "spectrum_images"), 300, {"amplitude_spectrum", "render_icons", "class_icons"}, None),
     (("class_atlas", "top_n"), 50, {"class_cells"}, None),
     (("class_atlas", "grid_size"), 4, {"class_cells", "class_icons", "viewer"}, None),
     (("montage", "density"), "size", {"montage", "class_montage"}, None),

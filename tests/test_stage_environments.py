@@ -54,9 +54,13 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
         write_dataset(f, "col", cells.col, "cell", "icon")
         write_dataset(f, "icons", np.zeros((len(cells.row), 8, 8, 3), np.uint8), "uint8 RGB", "icon")
         write_dataset(f, "fidelity", np.ones(len(cells.row), np.float32), "cosine", "icon")
+        write_dataset(f, "icon_class", np.zeros(len(cells.row), np.int32), "class index", "icon")
     montage(out / "icons.h5", out / "cells.h5", out / "atlas.png", out / "tiles", Montage(**config["montage"]), log)
     metrics = config["metrics"]
-    atlas_metrics(out / "model.json", out / "acts.h5", out / "layout.h5", [out / "cells.h5"], [out / "icons.h5"],
+    write_card(out / "run_model.json", {{"model": "m", "kind": "user", "classes": ["a", "b", "c"],
+                                         "layers": ["conv2"], "held_out_accuracy": 1.0, "extracted_accuracy": 0.9,
+                                         "extracted_images": 120, "chance_accuracy": 0.333333}})
+    atlas_metrics(out / "run_model.json", out / "acts.h5", out / "layout.h5", [out / "cells.h5"], [out / "icons.h5"],
                   out / "metrics.json", Metrics(0, "conv2", [4], "cosine", **metrics), log)
     print("stages ran without torch")
 """)

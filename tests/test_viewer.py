@@ -100,7 +100,8 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     page.wait_for_function(TILES_LOADED)
     assert all(f"atlas/{LAYERS[-1]}/" in src for src in page.eval_on_selector_all(
         "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
-    target = CONFIG["class_atlas"]["classes"][0]
+    spec = CONFIG["class_atlas"]["classes"][0]     # a name or a logit index
+    target = card["classes"][spec] if isinstance(spec, int) else spec
     page.select_option("#class-filter", label=target)
     assert f"class={target}" in page.get_attribute("#view-link", "href")
     veiled = page.evaluate("""() => {
@@ -115,9 +116,9 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     page.screenshot(path=SCREENSHOTS / "3-class-filter.png")
 
     # A class atlas from the chooser.
-    page.select_option("#atlas-select", label=f"class {target} ({CONFIG['class_atlas']['layer'] or LAYERS[-1]})")
+    page.select_option("#atlas-select", label=f"class {spec} ({CONFIG['class_atlas']['layer'] or LAYERS[-1]})")
     page.wait_for_function(TILES_LOADED)
-    assert all(f"class_atlas/{target}/tiles/" in src for src in page.eval_on_selector_all(
+    assert all(f"class_atlas/{spec}/tiles/" in src for src in page.eval_on_selector_all(
         "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
     page.screenshot(path=SCREENSHOTS / "4-class-atlas.png")
     assert not problems and not restored_problems, problems + restored_problems

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from activation_atlas.settings import layer_section
 from conftest import REPO, copy_workflow, load_config, run_ci_config, snakemake, tree_digest
 
 CONFIG = load_config("config/ci.yaml")
@@ -70,10 +71,13 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
             with h5py.File(first_run / "results" / RUN / "cells" / layer / f"grid{grid}.h5", "r") as f:
                 render_jobs += -(-len(f["count"]) // CONFIG["render"]["cells_per_job"])
     assert render_jobs > len(LAYERS) * len(GRIDS)      # some grids really are split
-    # dataset, model, extract shards, per layer (merge, layout, metrics, per grid: bin, merge icons,
-    # montage), the render jobs, 3 per class atlas, the viewer
-    assert len(list(logs.rglob("*.benchmark.tsv"))) == \
-        1 + 1 + shards + len(LAYERS) * (3 + 3 * len(GRIDS)) + render_jobs + 3 * n_class_atlases + 1
+    maco_sizes = {section["icon_size"] for section in (layer_section(CONFIG, "render", layer) for layer in LAYERS)
+                  if section["param"] == "maco"}
+    # dataset, model, extract shards, the model's evaluation, per layer (merge, layout, metrics, per grid:
+    # bin, merge icons, montage), an amplitude spectrum per maco icon size, the render jobs, 3 per class
+    # atlas, the viewer
+    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 1 + shards + 1 + len(LAYERS) * (3 + 3 * len(GRIDS)) \
+        + len(maco_sizes) + render_jobs + 3 * n_class_atlases + 1
     n_images = CONFIG["dataset"]["train_per_class"] * 10
     shard_logs = [(logs / RUN / "extract" / f"shard{k}.log").read_text() for k in range(shards)]
     assert f"(shard {shards} of {shards})" in shard_logs[-1]
@@ -82,6 +86,38 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
     assert "icon attempts" in (logs / RUN / "render" / "conv3" / f"grid{GRIDS[0]}" / "chunk0.log").read_text()
     timing = json.loads(next(logs.glob("model/*/timing.json")).read_text())
     assert timing["training_seconds"] > 0
+
+
+def test_the_run_card_holds_the_models_accuracy_on_the_extracted_images(first_run):
+    results = first_run / "results" / RUN
+    card = json.loads((results / "model.json").read_text())
+    with h5py.File(results / "activations" / f"{LAYERS[0]}.h5", "r") as f:
+        _, first_rows = np.unique(f["image_index"][:], return_index=True)
+        labels, logits = f["label"][:][first_rows], f["logits"][:][first_rows]
+        assert json.loads(f.attrs["classes"]) == card["classes"]      # the demo model names its logits so
+    assert card["extracted_images"] == len(labels) == CONFIG["dataset"]["train_per_class"] * 10
+    assert card["extracted_accuracy"] == round(float(np.mean(logits.argmax(1) == labels)), 6)
+    assert card["chance_accuracy"] == 0.1
+    for layer in LAYERS:
+        metrics = json.loads((results / "atlas" / layer / "metrics.json").read_text())
+        assert metrics["model_accuracy_on_extracted_images"] == card["extracted_accuracy"]
+        for grid in GRIDS:
+            figures = metrics["grids"][str(grid)]
+            assert figures["cell_top_class_by"] == "attribution"
+            assert 0 <= figures["class_agreement"] <= 1 and 0 <= figures["pure_cells"] <= figures["cells_kept"]
+
+
+def test_a_maco_layer_is_rendered_from_the_datasets_amplitude_spectrum(first_run):
+    maco = [layer for layer in LAYERS if layer_section(CONFIG, "render", layer)["param"] == "maco"]
+    assert maco, "config/ci.yaml renders a layer with render.param maco"
+    size = layer_section(CONFIG, "render", maco[0])["icon_size"]
+    with h5py.File(first_run / "results" / RUN / "spectrum" / f"{size}px.h5", "r") as f:
+        amplitude = f["amplitude"][:]
+        assert amplitude.shape == (3, size, size // 2 + 1) and f.attrs["images"] == 400
+    assert np.isfinite(amplitude).all() and amplitude[:, 0, 0].max() > amplitude[:, 1:, 1:].mean()
+    with h5py.File(first_run / "results" / RUN / "icons" / maco[0] / f"grid{GRIDS[0]}.h5", "r") as f:
+        assert f["fidelity"][:].mean() > 0.5
+    assert "maco" in (first_run / "logs" / RUN / "render" / maco[0] / f"grid{GRIDS[0]}" / "chunk0.log").read_text()
 
 
 def test_cells_carry_attribution_and_top_classes(first_run):

@@ -3,8 +3,9 @@ import sys
 import pytest
 import torch
 
-from activation_atlas.models import (build_model, class_names, layer_names, load_checkpoint, load_model,
-                                     unwrap_state_dict)
+from activation_atlas.models import build_model, layer_names, load_model
+from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
+from activation_atlas.models.labels import builtin_labels, logit_names
 from activation_atlas.models.capture import resolve_layers
 from conftest import REPO
 
@@ -29,13 +30,49 @@ def test_model_key_wrapper_is_unwrapped():
     assert unwrap_state_dict({"model": {"state_dict": state}}) == state
 
 
-def test_a_mismatched_checkpoint_lists_missing_and_unexpected_keys(tmp_path):
+def test_a_checkpoint_that_does_not_fit_lists_missing_unexpected_and_wrong_shape_keys(tmp_path):
     state = build_model(USER).state_dict()
     state.pop("fc.bias")
     state["head.weight"] = torch.zeros(1)
+    state["fc.weight"] = torch.zeros(3, 3)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\]; unexpected keys \['head.weight'\]"):
+    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\]; unexpected keys \['head.weight'\]; "
+                                         r"wrong shapes \['fc.weight \(3, 3\) ≠ model \(10, 32\)'\]"):
         load_checkpoint(build_model(USER), tmp_path / "bad.pt")
+
+
+def test_a_state_dict_without_batch_norm_counters_loads_as_torch_loads_it(tmp_path):
+    """Batch norms saved before num_batches_tracked existed: torch's strict load accepts them."""
+    torch.manual_seed(1)
+    trained = build_model(USER)
+    old = {k: v for k, v in trained.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(old, tmp_path / "old.pt")
+    model = build_model(USER)
+    load_checkpoint(model, tmp_path / "old.pt")
+    torch.testing.assert_close(model.state_dict()["fc.weight"], trained.state_dict()["fc.weight"])
+    # Without the version metadata, torch still refuses a missing weight: so does the loader.
+    del old["stem.1.weight"]
+    torch.save(old, tmp_path / "older.pt")
+    with pytest.raises(ValueError, match=r"missing keys \['stem.1.weight'\]; unexpected keys \[\]"):
+        load_checkpoint(build_model(USER), tmp_path / "older.pt")
+
+
+def test_a_safetensors_checkpoint_loads_whatever_its_name(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(2)
+    trained = build_model(USER)
+    save_file(trained.state_dict(), str(tmp_path / "weights.pt"))   # the name the download rule gives it
+    model = load_model(USER, tmp_path / "weights.pt")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), trained.eval()(x))
+
+
+def test_a_pickled_whole_model_is_refused_with_how_to_save_a_state_dict(tmp_path):
+    torch.save(build_model(USER), tmp_path / "whole.pt")
+    with pytest.raises(ValueError, match=r"a whole model.*torch.save\(model.state_dict\(\), path\)"):
+        load_checkpoint(build_model(USER), tmp_path / "whole.pt")
 
 
 def test_a_checkpoint_without_tensors_is_rejected(tmp_path):
@@ -78,7 +115,46 @@ def test_unknown_torchvision_names_list_the_valid_ones():
         build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET9"})
 
 
-def test_class_names_by_model_kind():
-    names = class_names({"kind": "inceptionv1"}, [])
+def test_logit_names_by_model_kind(tmp_path):
+    logged = []
+    names = logit_names({"kind": "inceptionv1"}, 1008, [], logged.append)
     assert len(names) == 1008 and names[0] == "dummy" and names[1] == "kit fox"
-    assert class_names(USER, ["a", "b"]) == ["a", "b"]
+    assert logit_names(USER, 2, ["a", "b"], logged.append) == ["a", "b"]
+    assert "after the dataset's class folders" in logged[-1]
+    (tmp_path / "labels.txt").write_text("left\nright\n")
+    assert logit_names({**USER, "labels": str(tmp_path / "labels.txt")}, 2, [], logged.append) == ["left", "right"]
+    assert logit_names({**USER, "labels": ["x", "y"]}, 2, ["a", "b"], logged.append) == ["x", "y"]
+    with pytest.raises(ValueError, match="model.labels names 2 classes, but the model has 3 logits"):
+        logit_names({**USER, "labels": ["x", "y"]}, 3, [], logged.append)
+
+
+def test_a_user_model_with_other_logits_than_dataset_classes_gets_numbered_names_and_a_warning():
+    logged = []
+    names = logit_names(USER, 4, ["a", "b", "c"], logged.append)
+    assert names == ["class_0", "class_1", "class_2", "class_3"]
+    assert logged == ["WARNING: the model has 4 logits and the dataset 3 class folders, so the logits are named "
+                      "class_0 … class_3: name them with model.labels (a list of names, or a text file with "
+                      "one name a line)"]
+
+
+def test_describe_model_names_a_user_models_logits_class_k_when_the_folders_do_not_fit(tmp_path):
+    """Through the describe_model stage: 4 logits, 3 class folders → class_0..class_3 and the warning."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from activation_atlas.stages.model import Description, describe_model
+
+    for name in ("a", "b", "c"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / name / "0.png")
+    cfg = {**USER, "kwargs": {"width": 8, "num_classes": 4}, "name": "m", "labels": None, "normalize": None}
+    logged = []
+    describe_model(None, tmp_path / "model.json", Description(
+        model=cfg, layers=["layer3"], input_size=32,
+        images={"folder": str(tmp_path / "images"), "layout": "class_folders", "max_images": None,
+                "stratified": False}), logged.append)
+    card = json.loads((tmp_path / "model.json").read_text())
+    assert card["classes"] == ["class_0", "class_1", "class_2", "class_3"]
+    assert any(line.startswith("WARNING: the model has 4 logits and the dataset 3 class folders") for line in logged)

@@ -167,6 +167,16 @@ class ActivationFile(H5Reader):
     def image_index(self) -> np.ndarray:
         return self.file["image_index"][:]
 
+    def image_predictions(self, block_rows: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+        """The label and the model's top-1 logit of each extracted image, from its first row (every row
+        of an image has the same); logits are read in blocks of rows."""
+        logits = self.file["logits"]
+        top1 = np.concatenate([logits[start:start + block_rows].argmax(axis=1)
+                               for start in range(0, len(logits), block_rows)] or [np.zeros(0, np.int64)])
+        _, first = np.unique(self.image_index, return_index=True)
+        first = np.sort(first)
+        return self.labels[first], top1[first]
+
     @property
     def attribution(self) -> h5py.Dataset | None:
         return self.file.get("attribution")

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from activation_atlas.binning import CellAttributions, Cells
+from activation_atlas.formats.model_card import dataset_to_logits
 from activation_atlas.h5io import create_h5, write_dataset
 
 ATTRIBUTION_UNIT = "logit (h · ∂logit/∂h)"
@@ -54,6 +55,19 @@ def read_cells(path: Path | str) -> Cells:
         return Cells(grid_size=int(f.attrs["grid_size"]), row=f["row"][:], col=f["col"][:], count=f["count"][:],
                      mean=f["mean"][:], class_histogram=f["class_histogram"][:],
                      points_total=int(f.attrs["points_total"]))
+
+
+def read_top_class(path: Path | str, card_classes: list[str]) -> tuple[np.ndarray | None, str | None]:
+    """Each kept cell's top class as a logit index, and what chose it: its most attributed class
+    ("attribution"), else its most frequent label, where the dataset's classes name the card's logits
+    ("label"); (None, None) when neither can."""
+    with h5py.File(path, "r") as f:
+        if "top_classes" in f:
+            return f["top_classes"][:, 0].astype(np.int64), "attribution"
+        to_logit = dataset_to_logits(json.loads(f.attrs["classes"]), card_classes)
+        if to_logit is None:
+            return None, None
+        return to_logit[f["class_histogram"][:].argmax(axis=1)], "label"
 
 
 def count_cells(path: Path | str) -> int:

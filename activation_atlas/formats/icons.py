@@ -17,6 +17,7 @@ DATASETS = {
     "objective": ("objective", "icon"),
     "fidelity": ("cosine", "icon"),
     "attempt": ("index", "icon"),
+    "icon_class": ("class index", "icon; the model's top-1 class of the icon, fed at its input size"),
 }
 ATTRIBUTES = ("stage", "package_version", "layer", "grid_size", "seed", "config")
 
@@ -62,3 +63,7 @@ class IconsFile(H5Reader):
     @property
     def fidelity(self) -> np.ndarray:
         return self.file["fidelity"][:]
+
+    @property
+    def icon_class(self) -> np.ndarray:
+        return self.file["icon_class"][:]

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from activation_atlas.formats.model_card import read_card
+from activation_atlas.models.checkpoint import load_checkpoint
 from activation_atlas.models.demo_cnn import DemoCNN, fold_batch_norm
 from activation_atlas.models.inceptionv1 import InceptionV1
 
 MODEL_KINDS = ("demo_cnn", "inceptionv1", "torchvision", "user")
-LABEL_FILE_INCEPTIONV1 = Path(__file__).with_name("inceptionv1_labels.txt")
 # The input normalisation of torchvision's ImageNet classification weights.
 IMAGENET_NORMALISATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
@@ -78,36 +78,6 @@ def build_user_model(factory: str, kwargs: dict) -> nn.Module:
     return model
 
 
-def unwrap_state_dict(checkpoint) -> dict[str, torch.Tensor]:
-    """The state dict inside the common checkpoint wrappers: a dict holding 'state_dict' or 'model'
-    (possibly nested), and 'module.' prefixes left by DataParallel / DistributedDataParallel."""
-    state = checkpoint
-    while isinstance(state, dict) and any(k in state for k in ("state_dict", "model")) and not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        state = state["state_dict"] if "state_dict" in state else state["model"]
-    if isinstance(state, nn.Module):
-        state = state.state_dict()
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError("checkpoint holds no state dict (expected tensors, possibly under "
-                         "'state_dict' or 'model')")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
-def load_checkpoint(model: nn.Module, path: Path | str) -> None:
-    """Load a checkpoint strictly; a mismatch lists the missing and unexpected keys."""
-    state = unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong_shape:
-        raise ValueError(f"checkpoint {path} does not fit the model: missing keys {missing}; "
-                         f"unexpected keys {unexpected}; wrong shapes {wrong_shape}")
-    model.load_state_dict(state, strict=True)
-
-
 def layer_names(model: nn.Module) -> tuple[str, ...]:
     """The layers an atlas can be made of."""
     if isinstance(model, DemoCNN):
@@ -152,17 +122,3 @@ def load_described_model(model_cfg: dict, weights: Path | str | None, model_card
                          device: str = "cpu") -> nn.Module:
     """load_model with as many logits as the model card names classes."""
     return load_model(model_cfg, weights, len(read_card(model_card)["classes"]), device)
-
-
-def class_names(model_cfg: dict, dataset_classes: list[str]) -> list[str]:
-    """Names of the model's logits: InceptionV1's shipped label list, torchvision's weight metadata,
-    or the dataset's classes (demo and user models)."""
-    if model_cfg["kind"] == "inceptionv1":
-        labels = LABEL_FILE_INCEPTIONV1.read_text().splitlines()
-        return labels + [f"unused {i}" for i in range(len(labels), 1008)]
-    if model_cfg["kind"] == "torchvision" and model_cfg.get("weights") not in (None, "none"):
-        import torchvision
-        enum = torchvision.models.get_model_weights(model_cfg["architecture"])
-        return list(enum[model_cfg["weights"]].meta["categories"] if model_cfg["weights"] != "DEFAULT"
-                    else enum.DEFAULT.meta["categories"])
-    return list(dataset_classes)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from activation_atlas.models.capture import forward_to_layers
 from activation_atlas.optvis.objectives import (centre_vectors, direction_objective, fidelity,
                                                 objective_directions)
-from activation_atlas.optvis.param import FourierImage
+from activation_atlas.optvis.param import image_parameterisation
 from activation_atlas.optvis.transforms import TransformSpec, apply_transforms, draw_transforms
 
 
@@ -30,6 +31,7 @@ class RenderSettings:
     batch_size: int
     transforms: TransformSpec
     redirected_relu_steps: int = 0   # steps at the start that use the redirected ReLU gradient, if the model has one
+    param: str = "fourier"           # the image parameterisation (optvis/param.py)
 
     @classmethod
     def from_section(cls, render: dict) -> RenderSettings:
@@ -38,7 +40,7 @@ class RenderSettings:
         t = render["transforms"]
         return cls(icon_size=render["icon_size"], steps=render["steps"], attempts=render["attempts"],
                    lr=render["lr"], cossim_pow=render["cossim_pow"], batch_size=render["batch_size"],
-                   redirected_relu_steps=render["redirected_relu_steps"],
+                   redirected_relu_steps=render["redirected_relu_steps"], param=render["param"],
                    transforms=TransformSpec(pad=t["pad"], jitters=tuple(t["jitters"]), scale_base=t["scale_base"],
                                             scale_exponents=tuple(t["scale_exponents"]),
                                             rotation_deg=t["rotation_deg"]))
@@ -58,14 +60,12 @@ def layer_centre(model: nn.Module, layer: dict[str, nn.Module], images: torch.Te
     return centre_vectors(output)
 
 
-def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSettings, device):
+def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSettings, amplitude, device):
     """Optimise one batch of icons; returns images in [0, 1], final objectives and fidelities."""
-    n = settings.icon_size
-    initial = torch.stack([FourierImage.initial_coefficients(rng, n) for rng in rngs])
+    image = image_parameterisation(settings.param, rngs, settings.icon_size, amplitude, device)
     transforms = torch.from_numpy(np.stack([draw_transforms(rng, settings.transforms, settings.steps)
                                             for rng in rngs])).to(device)
-    image = FourierImage(initial, n, device)
-    optimizer = torch.optim.Adam([image.coefficients], lr=settings.lr)
+    optimizer = torch.optim.Adam(image.parameters, lr=settings.lr)
     redirect = getattr(model, "set_redirected_relu", None)
     for step in range(settings.steps):
         if redirect is not None:
@@ -89,8 +89,9 @@ def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSett
 
 def render_icons(model: nn.Module, layer: dict[str, nn.Module], targets: np.ndarray, icon_keys,
                  seed: int, settings: RenderSettings, whitening: np.ndarray | None = None,
-                 device: str = "cpu", log=print) -> Icons:
-    """Render one icon per row of targets (M, C); icon_keys[m] is a tuple of ints naming icon m."""
+                 device: str = "cpu", log=print, amplitude: np.ndarray | None = None) -> Icons:
+    """Render one icon per row of targets (M, C); icon_keys[m] is a tuple of ints naming icon m;
+    `amplitude` is the dataset's amplitude spectrum (render.param maco)."""
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
@@ -102,6 +103,7 @@ def render_icons(model: nn.Module, layer: dict[str, nn.Module], targets: np.ndar
     fidelities = np.zeros((m, settings.attempts), dtype=np.float32)
     target_tensor = torch.from_numpy(np.asarray(targets, dtype=np.float32)).to(device)
     whitening_tensor = torch.from_numpy(whitening).to(device) if whitening is not None else None
+    amplitude_tensor = torch.from_numpy(amplitude) if amplitude is not None else None
     start = time.perf_counter()
     for first in range(0, len(jobs), settings.batch_size):
         batch = jobs[first:first + settings.batch_size]
@@ -109,7 +111,8 @@ def render_icons(model: nn.Module, layer: dict[str, nn.Module], targets: np.ndar
         rngs = [np.random.default_rng([seed, *icon_keys[i], attempt]) for i, attempt in batch]
         batch_targets = target_tensor[icon_index]
         directions = objective_directions(batch_targets, whitening_tensor)
-        final, obj, fid = optimise_batch(model, layer, batch_targets, directions, rngs, settings, device)
+        final, obj, fid = optimise_batch(model, layer, batch_targets, directions, rngs, settings, amplitude_tensor,
+                                         device)
         pixels = (final.permute(0, 2, 3, 1) * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
         for row, (i, attempt) in enumerate(batch):
             images[i, attempt] = pixels[row]
@@ -120,3 +123,17 @@ def render_icons(model: nn.Module, layer: dict[str, nn.Module], targets: np.ndar
     best = objective.argmax(axis=1)
     rows = np.arange(m)
     return Icons(images[rows, best], objective[rows, best], fidelities[rows, best], best.astype(np.int32))
+
+
+def classify_icons(model: nn.Module, images: np.ndarray, input_size: int, batch_size: int,
+                   device: str = "cpu") -> np.ndarray:
+    """The model's top-1 class of each icon (M, n, n, 3) uint8, scaled to the model's input size."""
+    classes = []
+    with torch.no_grad():
+        for first in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[first:first + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255.0
+            if x.shape[-1] != input_size:
+                x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", antialias=True,
+                                  align_corners=False)
+            classes.append(model(x.contiguous(memory_format=torch.channels_last)).argmax(dim=1).cpu())
+    return torch.cat(classes).numpy().astype(np.int32) if classes else np.zeros(0, np.int32)

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from activation_atlas.formats.activations import ActivationFile
-from activation_atlas.formats.cells import read_cell_counts, read_cells
+from activation_atlas.formats.cells import read_cell_counts, read_cells, read_top_class
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import read_xy
 from activation_atlas.formats.model_card import read_card
@@ -78,10 +78,23 @@ class Metrics:
     trustworthiness_neighbors: int
 
 
-def atlas_metrics(model_card, activations_path, layout_path, cells_paths: list, icons_paths: list, metrics_out,
+# Cells at least this pure (their top label's share of their activations) count as "pure cells".
+PURE_CELL = 0.5
+
+
+def agreement(icon_class: np.ndarray, cell_class: np.ndarray | None, among: np.ndarray) -> float | None:
+    """The fraction of the icons `among` whose top class by the model is their cell's top class."""
+    if cell_class is None or not among.any():
+        return None
+    return round(float(np.mean(icon_class[among] == cell_class[among])), 6)
+
+
+def atlas_metrics(run_card, activations_path, layout_path, cells_paths: list, icons_paths: list, metrics_out,
                   settings: Metrics, log) -> None:
-    """Model accuracy, layout trustworthiness and per grid the cells kept, purity and icon fidelity;
-    cells_paths and icons_paths in the order of settings.grids."""
+    """Model accuracy, layout trustworthiness and per grid the cells kept, purity, icon fidelity and
+    class agreement (icons the model classifies as their cell's top class); cells_paths and icons_paths
+    in the order of settings.grids."""
+    card = read_card(run_card)
     with ActivationFile(activations_path) as f:
         acts = f.activations[:]
     xy = read_xy(layout_path)
@@ -91,19 +104,25 @@ def atlas_metrics(model_card, activations_path, layout_path, cells_paths: list, 
     grids = {}
     for grid_size, cells_path, icons_path in sorted(zip(settings.grids, cells_paths, icons_paths)):
         cells = read_cells(cells_path)
+        cell_class, chosen_by = read_top_class(cells_path, card["classes"])
         with IconsFile(icons_path) as icons:
-            fidelity = icons.fidelity
+            fidelity, icon_class = icons.fidelity, icons.icon_class
+        pure = cells.purity >= PURE_CELL
         grids[str(grid_size)] = {
             "cells_kept": int(len(cells.count)),
             "fraction_of_points_in_kept_cells": round(cells.kept_fraction, 6),
             "mean_cell_class_purity": round(float(cells.purity.mean()), 6) if len(cells.count) else None,
             "mean_icon_fidelity": round(float(fidelity.mean()), 6) if len(fidelity) else None,
             "min_icon_fidelity": round(float(fidelity.min()), 6) if len(fidelity) else None,
+            "cell_top_class_by": chosen_by,
+            "class_agreement": agreement(icon_class, cell_class, np.ones(len(icon_class), bool)),
+            "pure_cells": int(pure.sum()),
+            "class_agreement_in_pure_cells": agreement(icon_class, cell_class, pure),
         }
-    card = read_card(model_card)
     result = {
         "layer": settings.layer, "model": card["model"], "activations": int(len(acts)),
         "channels": int(acts.shape[1]), "model_held_out_accuracy": card["held_out_accuracy"],
+        "model_accuracy_on_extracted_images": card["extracted_accuracy"],
         "layout_trustworthiness": round(trust, 6),
         "trustworthiness_sample": int(min(settings.trustworthiness_sample, len(acts))),
         "grids": grids,

@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.extract import ImageBatches, extract_activations
-from activation_atlas.formats.activations import merge_shards
+from activation_atlas.formats.activations import ActivationFile, merge_shards
+from activation_atlas.formats.model_card import dataset_to_logits, read_card, write_card
 from activation_atlas.jobs import shard_images
 from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.labels import NAMING_HINT
 from activation_atlas.runtime import configure_torch, resolve_device
 
 
@@ -57,3 +61,32 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
 def merge_activations(shard_paths, out_path, log) -> None:
     rows = merge_shards([Path(p) for p in shard_paths], Path(out_path))
     log(f"merged {len(shard_paths)} shard(s): {rows} activations in {out_path}")
+
+
+def evaluate_model(activations_path, model_card, card_out, log) -> None:
+    """The run's model card: the model's card and its top-1 accuracy on the extracted images, where the
+    dataset's class names name its logits. Near-chance accuracy is warned of: the usual cause of an
+    atlas of noise is an input the model does not expect."""
+    card = read_card(model_card)
+    with ActivationFile(activations_path) as acts:
+        dataset_classes = acts.classes
+        labels, predicted = acts.image_predictions()
+    to_logit = dataset_to_logits(dataset_classes, card["classes"])
+    labelled = labels >= 0
+    accuracy = chance = None
+    if to_logit is None or not labelled.any():
+        log(f"accuracy not measured: the dataset's classes ({', '.join(dataset_classes[:5]) or 'none'}"
+            f"{', ...' if len(dataset_classes) > 5 else ''}) do not all name one of the model's logits; "
+            f"{NAMING_HINT}")
+    else:
+        accuracy = float(np.mean(to_logit[labels[labelled]] == predicted[labelled]))
+        chance = 1.0 / len(dataset_classes)
+        log(f"top-1 accuracy on the {int(labelled.sum())} extracted images: {accuracy:.4f} "
+            f"(chance {chance:.4f})")
+        if accuracy < 2 * chance:
+            log(f"WARNING: the model classifies the extracted images at near-chance accuracy ({accuracy:.4f}; "
+                f"chance {chance:.4f}). It is probably not seeing its inputs as it was trained to: check "
+                "model.normalize / input_size / resize. An atlas of such activations shows noise.")
+    write_card(card_out, {**card, "extracted_accuracy": None if accuracy is None else round(accuracy, 6),
+                          "extracted_images": int(labelled.sum()),
+                          "chance_accuracy": None if chance is None else round(chance, 6)})

@@ -10,7 +10,8 @@ import torch
 
 from activation_atlas.data.image_folder import load_all, scan_image_folder
 from activation_atlas.formats.model_card import write_card
-from activation_atlas.models import build_model, class_names, layer_names, load_model
+from activation_atlas.models import build_model, layer_names, load_model
+from activation_atlas.models.labels import count_logits, logit_names
 from activation_atlas.models.demo_cnn import accuracy, train_demo_cnn
 from activation_atlas.runtime import configure_torch, derive_seed, write_bytes, write_json
 
@@ -46,7 +47,8 @@ def train_model(dataset_dir, weights_out, card_out, timing_out, settings: Traini
     torch.save(model.state_dict(), buffer)
     write_bytes(weights_out, buffer.getvalue())
     write_card(card_out, {
-        "model": settings.model["name"], "kind": settings.model["kind"], "classes": list(train.classes),
+        "model": settings.model["name"], "kind": settings.model["kind"],
+        "classes": logit_names(settings.model, len(train.classes), list(train.classes), log),
         "layers": [f"conv{k + 1}" for k in range(len(settings.model["channels"]))],
         "held_out_accuracy": round(held_out_accuracy, 6), "train_accuracy": round(train_accuracy, 6),
         "held_out_images": len(held_out), "train_images": len(train),
@@ -62,17 +64,22 @@ def train_model(dataset_dir, weights_out, card_out, timing_out, settings: Traini
 class Description:
     model: dict         # the model section
     layers: list[str]   # the layers atlases are made of: each must exist
+    input_size: int     # side of the square images fed to the model
+    images: dict        # the ImageSelection atlases are made of (its class folders may name the logits)
 
 
 def describe_model(weights, card_out, settings: Description, log) -> None:
     """The model card of a model the workflow does not train: its class names and layers, after
-    checking that the network builds and its weights load (torchvision fetches them here)."""
+    checking that the network builds, its weights load (torchvision fetches them here) and it gives
+    logits for an image of input_size."""
     model = load_model(settings.model, weights)
     layers = list(layer_names(model))
     unknown = [layer for layer in settings.layers if layer not in layers]
     if unknown:
         raise ValueError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
-    log(f"{settings.model['kind']} model {settings.model['name']} loaded; {len(layers)} layers")
+    n_logits = count_logits(model, settings.input_size)
+    log(f"{settings.model['kind']} model {settings.model['name']} loaded: {len(layers)} layers, {n_logits} logits")
+    folder = scan_image_folder(settings.images["folder"], settings.images["layout"])
     write_card(card_out, {"model": settings.model["name"], "kind": settings.model["kind"],
-                          "classes": class_names(settings.model, []), "layers": layers,
-                          "held_out_accuracy": None})
+                          "classes": logit_names(settings.model, n_logits, list(folder.classes), log),
+                          "layers": layers, "held_out_accuracy": None})

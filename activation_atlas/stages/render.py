@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.extract import layer_key
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import merge_icon_chunks, write_icons
+from activation_atlas.formats.spectrum import read_spectrum, write_spectrum
 from activation_atlas.jobs import render_chunk_cells
 from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.optvis.objectives import whitening_matrix
-from activation_atlas.optvis.render import RenderSettings, render_icons as invert
-from activation_atlas.runtime import configure_torch, resolve_device
+from activation_atlas.optvis.param import mean_amplitude_spectrum
+from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons as invert
+from activation_atlas.runtime import configure_torch, derive_seed, resolve_device
 
 
 @dataclass(frozen=True)
@@ -26,11 +31,13 @@ class Rendering:
     render: dict          # the render section resolved for the layer
     render_config: dict   # the render section as configured, recorded in the icons file
     model: dict           # the model section
+    input_size: int       # side of the images the model is fed (icons are classified at it)
 
 
-def render_icons(cells_path, activations_path, weights, model_card, icons_out, settings: Rendering,
+def render_icons(cells_path, activations_path, weights, model_card, spectrum_path, icons_out, settings: Rendering,
                  threads: int, log) -> None:
-    """Icons of the kept cells of one grid, or of chunk `chunk` of them (render.cells_per_job each)."""
+    """Icons of the kept cells of one grid, or of chunk `chunk` of them (render.cells_per_job each);
+    spectrum_path: the amplitude spectrum at the icon size (render.param maco), else None."""
     configure_torch(threads, settings.seed)
     device = resolve_device(settings.device)
     layer, grid_size = settings.layer, settings.grid_size
@@ -45,13 +52,15 @@ def render_icons(cells_path, activations_path, weights, model_card, icons_out, s
             whitening = whitening_matrix(acts.activations[:])
     icon_settings = RenderSettings.from_section(settings.render)
     log(f"rendering {len(rows)} of {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
-        f"{icon_settings.icon_size} px, {icon_settings.steps} steps × {icon_settings.attempts} attempts, "
-        f"batches of {icon_settings.batch_size}")
+        f"{icon_settings.icon_size} px, {icon_settings.param} parameterisation, {icon_settings.steps} steps × "
+        f"{icon_settings.attempts} attempts, batches of {icon_settings.batch_size}")
     keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(rows, cols)]
-    icons = invert(model, module, means, keys, settings.seed, icon_settings, whitening, device, log)
+    amplitude = read_spectrum(spectrum_path) if spectrum_path else None
+    icons = invert(model, module, means, keys, settings.seed, icon_settings, whitening, device, log, amplitude)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
+    icon_class = classify_icons(model, icons.images, settings.input_size, icon_settings.batch_size, device)
     write_icons(icons_out, {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,
-                            "fidelity": icons.fidelity, "attempt": icons.attempt},
+                            "fidelity": icons.fidelity, "attempt": icons.attempt, "icon_class": icon_class},
                 layer=layer, grid_size=grid_size, seed=settings.seed, config={"render": settings.render_config})
 
 
@@ -59,3 +68,34 @@ def merge_icons(chunk_paths, icons_out, log) -> None:
     """One grid's icon chunks, concatenated in order (the same file for any number of chunks)."""
     n = merge_icon_chunks(chunk_paths, icons_out)
     log(f"merged {len(chunk_paths)} chunk(s): {n} icons in {icons_out}")
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    seed: int
+    icon_size: int
+    images: dict          # an ImageSelection
+    resize: str           # the model section's resize policy
+    on_unreadable: str
+    spectrum_images: int  # at most this many images, a seeded sample
+
+
+def amplitude_spectrum(spectrum_out, settings: Spectrum, log, batch_size: int = 256) -> None:
+    """The mean amplitude spectrum of (a seeded sample of) the run's images at the icon size."""
+    folder = select_images(ImageSelection(**settings.images), settings.seed, log)
+    rng = np.random.default_rng(derive_seed(settings.seed, "spectrum", settings.icon_size))
+    chosen = np.sort(rng.permutation(len(folder))[:settings.spectrum_images])
+    total, count = None, 0
+    for first in range(0, len(chosen), batch_size):
+        images, kept, _ = read_batch(folder, chosen[first:first + batch_size], settings.icon_size,
+                                     settings.resize, settings.on_unreadable, log)
+        if len(kept):
+            part = mean_amplitude_spectrum(images) * len(kept)
+            total = part if total is None else total + part
+            count += len(kept)
+        log(f"{min(first + batch_size, len(chosen))}/{len(chosen)} images")
+    if not count:
+        raise ValueError(f"no readable image in {settings.images['folder']} for the amplitude spectrum")
+    write_spectrum(spectrum_out, (total / count).numpy(), icon_size=settings.icon_size, images=count,
+                   seed=settings.seed, config={"render": {"spectrum_images": settings.spectrum_images}})
+    log(f"mean amplitude spectrum of {count} images at {settings.icon_size} px written")

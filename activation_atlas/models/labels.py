@@ -1,0 +1,72 @@
+"""Names of a model's logits.
+
+Every model kind gets one name per logit: `model.labels` when configured (a list, or a text file of
+one name a line); otherwise InceptionV1's shipped label list, torchvision's weight metadata, the
+dataset's class folders (a model trained on the dataset, or a user model with as many logits as the
+dataset has classes) or, failing all, class_0 … class_{K-1}.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+LABEL_FILE_INCEPTIONV1 = Path(__file__).with_name("inceptionv1_labels.txt")
+NAMING_HINT = "name them with model.labels (a list of names, or a text file with one name a line)"
+
+
+def count_logits(model: nn.Module, input_size: int) -> int:
+    """The length of the model's output for one image of input_size px."""
+    with torch.no_grad():
+        output = model(torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device))
+    if not isinstance(output, torch.Tensor) or output.ndim != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(f"the model's output for a batch of one image is {shape}; expected logits of shape "
+                         "(1, classes)")
+    return int(output.shape[1])
+
+
+def configured_labels(labels) -> list[str]:
+    """model.labels: a list of names, or the path of a text file with one name a line."""
+    if isinstance(labels, (list, tuple)):
+        return [str(name) for name in labels]
+    path = Path(labels)
+    if not path.is_file():
+        raise ValueError(f"model.labels {labels!r} is neither a list of names nor an existing text file")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def builtin_labels(model_cfg: dict) -> list[str] | None:
+    """The label list that comes with the model itself, if any."""
+    if model_cfg["kind"] == "inceptionv1":
+        labels = LABEL_FILE_INCEPTIONV1.read_text().splitlines()
+        return labels + [f"unused {i}" for i in range(len(labels), 1008)]
+    if model_cfg["kind"] == "torchvision" and model_cfg.get("weights") not in (None, "none"):
+        import torchvision
+
+        enum = torchvision.models.get_model_weights(model_cfg["architecture"])
+        weights = enum.DEFAULT if model_cfg["weights"] == "DEFAULT" else enum[model_cfg["weights"]]
+        return list(weights.meta["categories"])
+    return None
+
+
+def logit_names(model_cfg: dict, n_logits: int, dataset_classes: list[str], log) -> list[str]:
+    """One name for each of the model's n_logits logits."""
+    if model_cfg.get("labels") is not None:
+        names = configured_labels(model_cfg["labels"])
+        if len(names) != n_logits:
+            raise ValueError(f"model.labels names {len(names)} classes, but the model has {n_logits} logits")
+        return names
+    names = builtin_labels(model_cfg)
+    if names is not None:
+        return names
+    if model_cfg["kind"] == "demo_cnn":
+        return list(dataset_classes)
+    if dataset_classes and len(dataset_classes) == n_logits:
+        log(f"naming the model's {n_logits} logits after the dataset's class folders, in sorted order: "
+            f"{', '.join(dataset_classes[:10])}{', ...' if n_logits > 10 else ''}")
+        return list(dataset_classes)
+    log(f"WARNING: the model has {n_logits} logits and the dataset {len(dataset_classes)} class folders, so "
+        f"the logits are named class_0 … class_{n_logits - 1}: {NAMING_HINT}")
+    return [f"class_{k}" for k in range(n_logits)]
