@@ -14,6 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
+from activation_atlas.class_atlas import class_slug
 from activation_atlas.data.generated import class_specs, image_rng, render_image
 from activation_atlas.models.inceptionv1 import InceptionV1
 from conftest import REPO, copy_workflow, snakemake
@@ -84,7 +85,7 @@ def test_inceptionv1_and_imagenette_by_url_end_to_end(tmp_path):
             "model": {"kind": "inceptionv1", "name": "inceptionv1-standin",
                       "url": f"{base}/models/inception5h.pth", "input_size": 96},
             "layers": ["mixed3b", "mixed4a"],
-            "extract": {"batch_size": 16},
+            "extract": {"batch_size": 16, "attribution": True, "attribution_top_k": 2},
             "layout": {"n_neighbors": 8},
             "grid": {"sizes": [3], "min_count": 2},
             "render": {"icon_size": 48, "steps": 6, "attempts": 1, "batch_size": 8, "redirected_relu_steps": 3,
@@ -94,19 +95,30 @@ def test_inceptionv1_and_imagenette_by_url_end_to_end(tmp_path):
             "metrics": {"trustworthiness_sample": 30},
         }
         result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert routes.requests.count("/data/imagenette-mini.tgz") == 2
-    pin = workdir / "resources" / "models" / "inceptionv1-standin" / "weights.pt.sha256"
-    assert pin.read_text().split()[0] == hashlib.sha256(weights).hexdigest()
-    card = json.loads((workdir / "resources/models/inceptionv1-standin/model.json").read_text())
-    assert len(card["classes"]) == 1008 and "mixed5b" in card["layers"]
-    with h5py.File(workdir / "results/inception-http/activations/mixed3b.h5", "r") as f:
-        assert f.attrs["unreadable_images"] == 1 and f.attrs["images"] == 36
-        assert f["activations"].shape == (36, 480)
-        assert json.loads(f.attrs["classes"]) == list(IMAGENETTE_CLASSES)
-        assert f["logits"].shape[1] == 1008
-    assert "skipping unreadable image" in (workdir / "logs/inception-http/extract/shard0.log").read_text()
-    assert_atlases(workdir, "inception-http", ["mixed3b", "mixed4a"], [3])
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        assert routes.requests.count("/data/imagenette-mini.tgz") == 2
+        pin = workdir / "resources" / "models" / "inceptionv1-standin" / "weights.pt.sha256"
+        assert pin.read_text().split()[0] == hashlib.sha256(weights).hexdigest()
+        card = json.loads((workdir / "resources/models/inceptionv1-standin/model.json").read_text())
+        assert len(card["classes"]) == 1008 and "mixed5b" in card["layers"]
+        with h5py.File(workdir / "results/inception-http/activations/mixed3b.h5", "r") as f:
+            assert f.attrs["unreadable_images"] == 1 and f.attrs["images"] == 36
+            assert f["activations"].shape == (36, 480)
+            assert json.loads(f.attrs["classes"]) == list(IMAGENETTE_CLASSES)
+            assert f["logits"].shape[1] == 1008
+        assert "skipping unreadable image" in (workdir / "logs/inception-http/extract/shard0.log").read_text()
+        assert_atlases(workdir, "inception-http", ["mixed3b", "mixed4a"], [3])
+        # A class atlas by name on the 1008-class network: the class its stand-in weights predict most, taken
+        # from the run's own logits; the workflow resumes and adds it.
+        with h5py.File(workdir / "results/inception-http/activations/mixed4a.h5", "r") as f:
+            assert f["attribution"].shape == (36, 2) and f["attribution_class"].shape == (36, 2)
+            predicted = np.bincount(f["logits"][:].argmax(axis=1)).argmax()
+        name = card["classes"][predicted]
+        config["class_atlas"] = {"classes": [name], "top_n": 20, "grid_size": 2, "min_count": 1}
+        result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        with h5py.File(workdir / "results/inception-http/class_atlas" / class_slug(name) / "cells.h5", "r") as f:
+            assert f.attrs["class_name"] == name and f.attrs["class_index"] == predicted
 
 
 def test_an_unknown_layer_of_a_downloaded_model_is_listed(tmp_path):
