@@ -9,8 +9,9 @@ from activation_atlas.models.labels import builtin_labels, logit_names
 from activation_atlas.models.capture import resolve_layers
 from conftest import REPO
 
-sys.path.insert(0, str(REPO / "tests"))
-USER = {"kind": "user", "factory": "user_models:cifar_resnet", "kwargs": {"width": 8}}
+sys.path.insert(0, str(REPO / "examples"))
+# The example user model at its smallest depth (one block a stage).
+USER = {"kind": "user", "factory": "cifar_resnet:resnet", "kwargs": {"depth": 8}}
 
 
 def test_data_parallel_checkpoint_inside_state_dict_loads(tmp_path):
@@ -32,12 +33,12 @@ def test_model_key_wrapper_is_unwrapped():
 
 def test_a_checkpoint_that_does_not_fit_lists_missing_unexpected_and_wrong_shape_keys(tmp_path):
     state = build_model(USER).state_dict()
-    state.pop("fc.bias")
+    state.pop("linear.bias")
     state["head.weight"] = torch.zeros(1)
-    state["fc.weight"] = torch.zeros(3, 3)
+    state["linear.weight"] = torch.zeros(3, 3)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\]; unexpected keys \['head.weight'\]; "
-                                         r"wrong shapes \['fc.weight \(3, 3\) ≠ model \(10, 32\)'\]"):
+    with pytest.raises(ValueError, match=r"missing keys \['linear.bias'\]; unexpected keys \['head.weight'\]; "
+                                         r"wrong shapes \['linear.weight \(3, 3\) ≠ model \(10, 64\)'\]"):
         load_checkpoint(build_model(USER), tmp_path / "bad.pt")
 
 
@@ -49,11 +50,11 @@ def test_a_state_dict_without_batch_norm_counters_loads_as_torch_loads_it(tmp_pa
     torch.save(old, tmp_path / "old.pt")
     model = build_model(USER)
     load_checkpoint(model, tmp_path / "old.pt")
-    torch.testing.assert_close(model.state_dict()["fc.weight"], trained.state_dict()["fc.weight"])
+    torch.testing.assert_close(model.state_dict()["linear.weight"], trained.state_dict()["linear.weight"])
     # Without the version metadata, torch still refuses a missing weight: so does the loader.
-    del old["stem.1.weight"]
+    del old["bn1.weight"]
     torch.save(old, tmp_path / "older.pt")
-    with pytest.raises(ValueError, match=r"missing keys \['stem.1.weight'\]; unexpected keys \[\]"):
+    with pytest.raises(ValueError, match=r"missing keys \['bn1.weight'\]; unexpected keys \[\]"):
         load_checkpoint(build_model(USER), tmp_path / "older.pt")
 
 
@@ -82,16 +83,16 @@ def test_a_checkpoint_without_tensors_is_rejected(tmp_path):
 
 def test_bad_factories_are_explained():
     with pytest.raises(ValueError, match="must look like 'package.module:function'"):
-        build_model({"kind": "user", "factory": "user_models.cifar_resnet"})
+        build_model({"kind": "user", "factory": "cifar_resnet.resnet"})
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
-        build_model({"kind": "user", "factory": "user_models:nope"})
+        build_model({"kind": "user", "factory": "cifar_resnet:nope"})
 
 
 def test_user_model_layers_are_its_module_names_and_unknown_ones_are_listed():
     model = build_model(USER)
     names = layer_names(model)
     assert "layer2" in names and "layer3.0.conv2" in names
-    with pytest.raises(ValueError, match="unknown layer 'layer9'; valid layers: stem, stem.0"):
+    with pytest.raises(ValueError, match="unknown layer 'layer9'; valid layers: conv1, bn1, layer1"):
         resolve_layers(model, ["layer9"], names)
 
 
@@ -149,7 +150,7 @@ def test_describe_model_names_a_user_models_logits_class_k_when_the_folders_do_n
     for name in ("a", "b", "c"):
         (tmp_path / "images" / name).mkdir(parents=True)
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / name / "0.png")
-    cfg = {**USER, "kwargs": {"width": 8, "num_classes": 4}, "name": "m", "labels": None, "normalize": None}
+    cfg = {**USER, "kwargs": {"depth": 8, "num_classes": 4}, "name": "m", "labels": None, "normalize": None}
     logged = []
     describe_model(None, tmp_path / "model.json", Description(
         model=cfg, layers=["layer3"], input_size=32,

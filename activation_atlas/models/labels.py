@@ -51,6 +51,11 @@ def builtin_labels(model_cfg: dict) -> list[str] | None:
     return None
 
 
+def abbreviated(names: list[str], shown: int = 10) -> str:
+    """The first `shown` names, comma-separated, with "..." when there are more; "none" for none."""
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "") if names else "none"
+
+
 def logit_names(model_cfg: dict, n_logits: int, dataset_classes: list[str], log) -> list[str]:
     """One name for each of the model's n_logits logits."""
     if model_cfg.get("labels") is not None:
@@ -65,7 +70,7 @@ def logit_names(model_cfg: dict, n_logits: int, dataset_classes: list[str], log)
         return list(dataset_classes)
     if dataset_classes and len(dataset_classes) == n_logits:
         log(f"naming the model's {n_logits} logits after the dataset's class folders, in sorted order: "
-            f"{', '.join(dataset_classes[:10])}{', ...' if n_logits > 10 else ''}")
+            f"{abbreviated(dataset_classes)}")
         return list(dataset_classes)
     log(f"WARNING: the model has {n_logits} logits and the dataset {len(dataset_classes)} class folders, so "
         f"the logits are named class_0 … class_{n_logits - 1}: {NAMING_HINT}")

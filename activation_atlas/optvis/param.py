@@ -34,12 +34,17 @@ def to_rgb(decorrelated: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bchw,dc->bdhw", decorrelated, torch.from_numpy(DECORRELATED_TO_RGB).to(decorrelated.device))
 
 
-def mean_amplitude_spectrum(images: torch.Tensor) -> torch.Tensor:
-    """The mean amplitude spectrum (3, n, n//2+1) of images (N, 3, n, n) in [0, 1], in the decorrelated
-    colour space the images are parameterised in."""
+def amplitude_spectra(images: torch.Tensor) -> torch.Tensor:
+    """The amplitude spectra (N, 3, n, n//2+1), in double precision, of images (N, 3, n, n) in [0, 1], in
+    the decorrelated colour space the images are parameterised in."""
     rgb_to_decorrelated = torch.from_numpy(np.linalg.inv(DECORRELATED_TO_RGB))
     decorrelated = torch.einsum("bchw,dc->bdhw", images.double(), rgb_to_decorrelated.double())
-    return torch.fft.rfft2(decorrelated, norm="ortho").abs().mean(dim=0).float()
+    return torch.fft.rfft2(decorrelated, norm="ortho").abs()
+
+
+def mean_amplitude_spectrum(images: torch.Tensor) -> torch.Tensor:
+    """The mean amplitude spectrum (3, n, n//2+1) of images (N, 3, n, n) in [0, 1]."""
+    return amplitude_spectra(images).mean(dim=0).float()
 
 
 class FourierImage:

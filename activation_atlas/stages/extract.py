@@ -14,7 +14,7 @@ from activation_atlas.formats.model_card import dataset_to_logits, read_card, wr
 from activation_atlas.jobs import shard_images
 from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
-from activation_atlas.models.labels import NAMING_HINT
+from activation_atlas.models.labels import NAMING_HINT, abbreviated
 from activation_atlas.runtime import configure_torch, resolve_device
 
 
@@ -75,8 +75,8 @@ def evaluate_model(activations_path, model_card, card_out, log) -> None:
     labelled = labels >= 0
     accuracy = chance = None
     if to_logit is None or not labelled.any():
-        log(f"accuracy not measured: the dataset's classes ({', '.join(dataset_classes[:5]) or 'none'}"
-            f"{', ...' if len(dataset_classes) > 5 else ''}) do not all name one of the model's logits; "
+        log(f"accuracy not measured: the dataset's classes ({abbreviated(dataset_classes, 5)}) "
+            "do not all name one of the model's logits; "
             f"{NAMING_HINT}")
     else:
         accuracy = float(np.mean(to_logit[labels[labelled]] == predicted[labelled]))

@@ -16,7 +16,7 @@ from activation_atlas.jobs import render_chunk_cells
 from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.optvis.objectives import whitening_matrix
-from activation_atlas.optvis.param import mean_amplitude_spectrum
+from activation_atlas.optvis.param import amplitude_spectra
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons as invert
 from activation_atlas.runtime import configure_torch, derive_seed, resolve_device
 
@@ -90,12 +90,12 @@ def amplitude_spectrum(spectrum_out, settings: Spectrum, log, batch_size: int = 
         images, kept, _ = read_batch(folder, chosen[first:first + batch_size], settings.icon_size,
                                      settings.resize, settings.on_unreadable, log)
         if len(kept):
-            part = mean_amplitude_spectrum(images) * len(kept)
+            part = amplitude_spectra(images).sum(dim=0)
             total = part if total is None else total + part
             count += len(kept)
         log(f"{min(first + batch_size, len(chosen))}/{len(chosen)} images")
     if not count:
         raise ValueError(f"no readable image in {settings.images['folder']} for the amplitude spectrum")
-    write_spectrum(spectrum_out, (total / count).numpy(), icon_size=settings.icon_size, images=count,
+    write_spectrum(spectrum_out, (total / count).float().numpy(), icon_size=settings.icon_size, images=count,
                    seed=settings.seed, config={"render": {"spectrum_images": settings.spectrum_images}})
     log(f"mean amplitude spectrum of {count} images at {settings.icon_size} px written")
