@@ -22,6 +22,12 @@ if (
         "class_atlas.classes and class_atlas.comparisons need attributions: "
         "set extract.attribution: true"
     )
+if config["model"]["url"] and config["model"]["checkpoint"]:
+    raise ValueError(
+        f"model.url ({config['model']['url']}) and model.checkpoint ({config['model']['checkpoint']}) "
+        "are both set: give url to download the weights, or checkpoint for a file on disk "
+        "(set the other to null)"
+    )
 
 
 

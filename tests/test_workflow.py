@@ -196,6 +196,21 @@ def test_a_bad_config_key_stops_the_workflow_with_its_name(tmp_path):
     assert "'stepz' was unexpected" in result.stdout + result.stderr
 
 
+def test_the_resnet32_config_runs_offline_from_the_committed_checkpoint_as_the_readme_says():
+    """README: --config 'model={url: "", checkpoint: ...}' replaces the download by the committed file;
+    a url and a checkpoint together are refused, naming both."""
+    checkpoint = "tests/data/cifar10-resnet32/resnet32-d509ac18.th"
+    offline = snakemake(REPO, "--configfile", "config/cifar10-resnet32.yaml", "-n", "--forceall",
+                        "--config", f'model={{url: "", checkpoint: {checkpoint}}}')
+    assert offline.returncode == 0, offline.stdout[-3000:] + offline.stderr[-3000:]
+    assert "describe_model" in offline.stdout and "download_weights" not in offline.stdout
+    both = snakemake(REPO, "--configfile", "config/cifar10-resnet32.yaml", "-n", "--forceall",
+                     "--config", f"model={{checkpoint: {checkpoint}}}")
+    assert both.returncode != 0
+    assert (f"model.url (https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+            f"resnet32-d509ac18.th) and model.checkpoint ({checkpoint}) are both set") in both.stdout + both.stderr
+
+
 def test_lint_is_clean():
     result = snakemake(REPO, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
