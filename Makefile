@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 68719476736
 
-.PHONY: install demo test benchmark lint
+.PHONY: install browser demo test benchmark lint
 
 install: $(VENV)/.installed
 
@@ -18,12 +18,16 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
+# Chromium for the viewer's browser test: installed as root when missing, else the command to run.
+browser:
+	tests/browser.sh
+
 demo: install
 	$(BIN)/snakemake --cores all
 
 # The SLURM cluster is started on this machine and stopped afterwards (root, Debian's slurm-wlm,
 # slurmdbd, munge and mariadb-server: tests/slurm/cluster.sh install).
-test: install
+test: install browser
 ifeq ($(SLURM),1)
 	tests/slurm/cluster.sh start
 	$(BIN)/python -m pytest -q tests; status=$$?; tests/slurm/cluster.sh stop; exit $$status

@@ -5,6 +5,7 @@ Screenshots go to results/viewer-test/ for review."""
 import json
 import re
 import shutil
+import subprocess
 
 import h5py
 import pytest
@@ -23,7 +24,7 @@ TILES_LOADED = """() => {
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("the viewer test needs Chromium: apt-get install chromium (.ci/run installs it)")
+        pytest.fail("the viewer test needs Chromium: make test installs it as root; else apt-get install chromium")
     return path
 
 
@@ -122,3 +123,27 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
         "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
     page.screenshot(path=SCREENSHOTS / "4-class-atlas.png")
     assert not problems and not restored_problems, problems + restored_problems
+
+
+def test_make_test_installs_chromium_as_root_and_otherwise_says_how(tmp_path):
+    """tests/browser.sh (make test's first step) with no Chromium on the PATH: run by a user who is not
+    root it stops at once with the command to run; as root it runs apt-get. With Chromium it passes."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("id", "echo 1000"), ("apt-get", "exit 1")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    script = ["/bin/bash", str(REPO / "tests/browser.sh")]
+    missing = subprocess.run(script, env={"PATH": str(bin_dir)}, capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert "sudo apt-get install chromium fonts-dejavu-core" in missing.stderr
+    # As root it installs it (apt-get here records how it was called).
+    (bin_dir / "id").write_text("#!/bin/sh\necho 0\n")
+    (bin_dir / "apt-get").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/apt.log\n")
+    installed = subprocess.run(script, env={"PATH": str(bin_dir)}, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    assert (tmp_path / "apt.log").read_text() == "update -qq\ninstall -y -qq chromium fonts-dejavu-core\n"
+    (bin_dir / "chromium").write_text("#!/bin/sh\n")
+    (bin_dir / "chromium").chmod(0o755)
+    found = subprocess.run(script, env={"PATH": str(bin_dir)}, capture_output=True, text=True)
+    assert found.returncode == 0 and not found.stderr
