@@ -9,7 +9,12 @@ BIN := $(VENV)/bin
 export MALLOC_MMAP_THRESHOLD_ ?= 4294967296
 export MALLOC_TRIM_THRESHOLD_ ?= 68719476736
 
-.PHONY: install browser demo test benchmark lint
+# make report / make verify act on the run of CONFIG (default: the default run).
+CONFIG ?= config.yaml
+RUN = $(shell $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('run', 'demo'))" $(CONFIG))
+REFERENCE ?= reference/$(RUN)/MANIFEST.json
+
+.PHONY: install browser demo test report verify benchmark lint
 
 install: $(VENV)/.installed
 
@@ -24,6 +29,15 @@ browser:
 
 demo: install
 	$(BIN)/snakemake --cores all
+
+# The run's figures, metrics, model card, provenance and configuration in one file.
+report: install
+	$(BIN)/snakemake --configfile $(CONFIG) --report results/$(RUN)/report.zip
+
+# Makes (or completes) the run, then checks it against the committed reference manifest.
+verify: install
+	$(BIN)/snakemake --configfile $(CONFIG) --cores all
+	$(BIN)/python -m activation_atlas.verify results/$(RUN) $(REFERENCE)
 
 # The SLURM cluster is started on this machine and stopped afterwards (root, Debian's slurm-wlm,
 # slurmdbd, munge and mariadb-server: tests/slurm/cluster.sh install).

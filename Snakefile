@@ -12,6 +12,10 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+# `snakemake --report` (make report): the run's figures, metrics, model card and configuration.
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/model.smk"
@@ -22,6 +26,7 @@ include: "rules/render.smk"
 include: "rules/atlas.smk"
 include: "rules/class_atlas.smk"
 include: "rules/viewer.smk"
+include: "rules/report.smk"
 
 
 rule all:

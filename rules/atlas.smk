@@ -3,7 +3,13 @@ rule montage:
         icons=f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
         cells=f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
     output:
-        atlas=f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png",
+        atlas=report(
+            f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png",
+            caption="../report/atlas.rst",
+            category="Atlases",
+            subcategory="{layer}",
+            labels={"layer": "{layer}", "grid": "{grid} × {grid}"},
+        ),
         tiles=directory(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}"),
     params:
         **config["montage"],
@@ -29,7 +35,12 @@ rule atlas_metrics:
         cells=expand(f"{RESULTS}/cells/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),
         icons=expand(f"{RESULTS}/icons/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),
     output:
-        f"{RESULTS}/atlas/{{layer}}/metrics.json",
+        report(
+            f"{RESULTS}/atlas/{{layer}}/metrics.json",
+            caption="../report/metrics.rst",
+            category="Metrics",
+            labels={"layer": "{layer}"},
+        ),
     params:
         seed=config["seed"],
         layer=lambda wildcards: wildcards.layer,

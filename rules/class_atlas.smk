@@ -8,7 +8,12 @@ rule class_cells:
         card=MODEL_CARD,
     output:
         layout=f"{CLASS_DIR}/layout.h5",
-        scatter=f"{CLASS_DIR}/layout.png",
+        scatter=report(
+            f"{CLASS_DIR}/layout.png",
+            caption="../report/class_layout.rst",
+            category="Class atlases",
+            labels={"class atlas": "{cls}", "figure": "layout"},
+        ),
         cells=f"{CLASS_DIR}/cells.h5",
     params:
         seed=config["seed"],
@@ -57,7 +62,12 @@ use rule montage as class_montage with:
         icons=f"{CLASS_DIR}/icons.h5",
         cells=f"{CLASS_DIR}/cells.h5",
     output:
-        atlas=f"{CLASS_DIR}/atlas.png",
+        atlas=report(
+            f"{CLASS_DIR}/atlas.png",
+            caption="../report/class_atlas.rst",
+            category="Class atlases",
+            labels={"class atlas": "{cls}", "figure": "atlas"},
+        ),
         tiles=directory(f"{CLASS_DIR}/tiles"),
     log:
         f"{LOGS}/class_atlas/{{cls}}/montage.log",

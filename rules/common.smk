@@ -11,6 +11,7 @@ sys.path.insert(0, workflow.basedir)
 from activation_atlas.class_atlas import class_slug, comparison_slug
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.jobs import render_chunk_count
+from activation_atlas.provenance import workflow_facts
 from activation_atlas.settings import layer_section, umap_settings
 
 
@@ -193,4 +194,25 @@ def all_outputs():
         *expand(f"{RESULTS}/layout/{{layer}}.png", layer=LAYERS),
         *[f"{RESULTS}/class_atlas/{slug}/atlas.png" for slug in CLASS_ATLASES],
         *([f"{RESULTS}/viewer.html"] if config["viewer"]["enabled"] else []),
+        f"{RESULTS}/MANIFEST.json",
+        f"{LOGS}/provenance.json",
+    ]
+
+
+def kept_outputs():
+    """Every file and folder the run keeps in its results folder (all but temporary files): what its
+    manifest lists."""
+    class_layers = [CLASS_LAYER] if CLASS_ATLASES else []
+    per_class = ("layout.h5", "layout.png", "cells.h5", "icons.h5", "atlas.png", "tiles")
+    return [
+        RUN_MODEL_CARD,
+        *expand(f"{RESULTS}/activations/{{layer}}.h5", layer=LAYERS),
+        *expand(f"{RESULTS}/layout/{{layer}}.{{ext}}", layer=LAYERS, ext=["h5", "png"]),
+        *expand(f"{RESULTS}/{{kind}}/{{layer}}/grid{{grid}}.h5", kind=["cells", "icons"], layer=LAYERS, grid=GRIDS),
+        *expand(f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png", layer=LAYERS, grid=GRIDS),
+        *expand(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}", layer=LAYERS, grid=GRIDS),
+        *expand(f"{RESULTS}/atlas/{{layer}}/metrics.json", layer=LAYERS),
+        *[f"{RESULTS}/class_atlas/{slug}/{name}" for slug in CLASS_ATLASES for name in per_class],
+        *sorted({path for layer in LAYERS + class_layers for path in spectrum_input(layer)}),
+        *([f"{RESULTS}/viewer.html", f"{RESULTS}/viewer"] if config["viewer"]["enabled"] else []),
     ]

@@ -55,7 +55,7 @@ rule evaluate_model:
         activations=f"{RESULTS}/activations/{LAYERS[0]}.h5",
         card=MODEL_CARD,
     output:
-        RUN_MODEL_CARD,
+        report(RUN_MODEL_CARD, caption="../report/model_card.rst", category="Model", labels={"file": "model.json"}),
     log:
         f"{LOGS}/extract/evaluate_model.log",
     benchmark:

@@ -3,7 +3,12 @@ rule layout:
         f"{RESULTS}/activations/{{layer}}.h5",
     output:
         layout=f"{RESULTS}/layout/{{layer}}.h5",
-        scatter=f"{RESULTS}/layout/{{layer}}.png",
+        scatter=report(
+            f"{RESULTS}/layout/{{layer}}.png",
+            caption="../report/layout.rst",
+            category="Layouts",
+            labels={"layer": "{layer}"},
+        ),
     params:
         seed=config["seed"],
         layer=lambda wildcards: wildcards.layer,

@@ -31,7 +31,7 @@ def load_config(name: str) -> dict:
 
 
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "profiles",
-                  "activation_atlas", "examples"]
+                  "activation_atlas", "examples", "report"]
 
 
 def copy_workflow(target):

@@ -1,0 +1,184 @@
+"""A run's manifest (results/<run>/MANIFEST.json): every kept output file with its sha256 and size, and
+for the files that carry the run's findings the figures a reviewer compares when bytes differ (see
+activation_atlas.verify): counts, means, class compositions, image statistics."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+FORMAT = "activation-atlas manifest 1"
+MANIFEST_NAME = "MANIFEST.json"
+NEIGHBOURS = 10   # a layout point's class region: the classes of its nearest neighbours in 2-D
+BLOCK_ROWS = 1 << 16
+
+# Relative path (POSIX) → kind of figures; files of no kind are compared by their bytes alone.
+KINDS = (
+    (re.compile(r"^activations/[^/]+\.h5$"), "activations"),
+    (re.compile(r"^layout/[^/]+\.h5$"), "layout"),
+    (re.compile(r"^(cells/[^/]+/grid\d+|class_atlas/[^/]+/cells)\.h5$"), "cells"),
+    (re.compile(r"^(icons/[^/]+/grid\d+|class_atlas/[^/]+/icons)\.h5$"), "icons"),
+    (re.compile(r"\.json$"), "json"),
+    (re.compile(r"\.png$"), "image"),
+)
+
+
+def file_kind(relative: str) -> str | None:
+    return next((kind for pattern, kind in KINDS if pattern.search(relative)), None)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rounded(value: float) -> float:
+    return round(float(value), 6)
+
+
+def activation_figures(path: Path, run_dir: Path) -> dict:
+    with h5py.File(path, "r") as f:
+        acts = f["activations"]
+        total, squares = np.zeros(acts.shape[1]), np.zeros(acts.shape[1])
+        for start in range(0, acts.shape[0], BLOCK_ROWS):
+            block = acts[start:start + BLOCK_ROWS].astype(np.float64)
+            total += block.sum(axis=0)
+            squares += (block ** 2).sum(axis=0)
+        n = max(acts.shape[0], 1)
+        mean = total / n
+        return {"rows": int(acts.shape[0]), "channels": int(acts.shape[1]), "mean": rounded(mean.mean()),
+                "rms": rounded(np.sqrt(squares.sum() / (n * max(acts.shape[1], 1))))}
+
+
+def class_neighbour_agreement(xy: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    """Per class, the share of its points' NEIGHBOURS nearest layout neighbours of the same class: how
+    much of a region of its own the class has, whatever the layout's rotation or reflection."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(NEIGHBOURS, len(xy) - 1)
+    if k < 1:
+        return {}
+    _, index = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy)
+    same = (labels[index[:, 1:]] == labels[:, None]).mean(axis=1)
+    return {name: rounded(same[labels == c].mean()) for c, name in enumerate(classes) if (labels == c).any()}
+
+
+def layout_figures(path: Path, run_dir: Path) -> dict:
+    """Point count, and for a layer's layout its classes' neighbour agreement (labels from the layer's
+    activation file, whose rows it lays out)."""
+    with h5py.File(path, "r") as f:
+        xy = f["xy"][:]
+    figures = {"points": int(len(xy))}
+    activations = run_dir / "activations" / path.name
+    if path.parent.name == "layout" and activations.exists():
+        with h5py.File(activations, "r") as f:
+            labels, classes = f["label"][:], json.loads(f.attrs["classes"])
+        figures["class_neighbour_agreement"] = class_neighbour_agreement(xy, labels, classes)
+    return figures
+
+
+def cell_figures(path: Path, run_dir: Path) -> dict:
+    """Cells kept, the points in them, their mean purity and how many cells each class tops."""
+    with h5py.File(path, "r") as f:
+        count, histogram = f["count"][:], f["class_histogram"][:]
+        classes = json.loads(f.attrs["classes"])
+    top = histogram.argmax(axis=1) if len(count) else np.zeros(0, int)
+    purity = histogram.max(axis=1) / np.maximum(histogram.sum(axis=1), 1) if len(count) else np.zeros(0)
+    return {"cells": int(len(count)), "points_in_cells": int(count.sum()),
+            "mean_purity": rounded(purity.mean()) if len(purity) else None,
+            "cells_by_top_class": {name: int((top == c).sum()) for c, name in enumerate(classes)}}
+
+
+def icon_figures(path: Path, run_dir: Path) -> dict:
+    """Icon count and fidelity, and per icon its cell and mean colour (0–255): verify compares icons
+    one by one where two runs kept the same cells."""
+    with h5py.File(path, "r") as f:
+        fidelity, icons = f["fidelity"][:], f["icons"]
+        cells = np.stack([f["row"][:], f["col"][:]], axis=1)
+        mean_rgb = np.concatenate([icons[i:i + 256].mean(axis=(1, 2)) for i in range(0, len(icons), 256)]
+                                  or [np.zeros((0, icons.shape[-1]))])
+    return {"icons": int(len(fidelity)),
+            "mean_fidelity": rounded(fidelity.mean()) if len(fidelity) else None,
+            "min_fidelity": rounded(fidelity.min()) if len(fidelity) else None,
+            "mean_pixel": rounded(mean_rgb.mean()) if len(mean_rgb) else None,
+            "per_icon": {"cell": cells.tolist(), "mean_rgb": np.round(mean_rgb, 2).tolist()}}
+
+
+def flatten(value, prefix: str = "") -> dict:
+    """Every scalar inside value (dicts and lists, nested) by its dotted path; list items by index."""
+    if isinstance(value, list):
+        value = dict(enumerate(value))
+    if not isinstance(value, dict):
+        return {prefix[:-1]: value}
+    flat = {}
+    for key, item in value.items():
+        flat.update(flatten(item, f"{prefix}{key}."))
+    return flat
+
+
+def json_figures(path: Path, run_dir: Path) -> dict:
+    return flatten(json.loads(path.read_text()))
+
+
+def image_figures(path: Path, run_dir: Path) -> dict:
+    """Size, mode and per-channel mean and standard deviation of the pixels (0–255)."""
+    with Image.open(path) as image:
+        pixels = np.asarray(image, dtype=np.float64)
+        mode = image.mode
+    channels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+    return {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]), "mode": mode,
+            "mean": [rounded(v) for v in channels.mean(axis=(0, 1))],
+            "std": [rounded(v) for v in channels.std(axis=(0, 1))]}
+
+
+FIGURES = {"activations": activation_figures, "layout": layout_figures, "cells": cell_figures,
+           "icons": icon_figures, "json": json_figures, "image": image_figures}
+
+
+def file_entry(path: Path, run_dir: Path) -> dict:
+    relative = path.relative_to(run_dir).as_posix()
+    entry = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+    kind = file_kind(relative)
+    if kind is not None:
+        entry["kind"] = kind
+        entry["figures"] = FIGURES[kind](path, run_dir)
+    return entry
+
+
+def expand_files(paths) -> list[Path]:
+    """The files named, with the files inside the folders named, sorted."""
+    files = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.update(p for p in path.rglob("*") if p.is_file())
+        else:
+            files.add(path)
+    return sorted(files)
+
+
+def build_manifest(run_dir, paths, run: str, log=print) -> dict:
+    """The manifest of the output files and folders `paths` inside run_dir."""
+    run_dir = Path(run_dir)
+    files = expand_files(paths)
+    entries = {}
+    for i, path in enumerate(files, 1):
+        entries[path.relative_to(run_dir).as_posix()] = file_entry(path, run_dir)
+        if i % 200 == 0 or i == len(files):
+            log(f"{i}/{len(files)} files")
+    return {"format": FORMAT, "run": run, "files": entries}
+
+
+def read_manifest(path) -> dict:
+    manifest = json.loads(Path(path).read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a manifest of this workflow (format {manifest.get('format')!r}, "
+                         f"expected {FORMAT!r})")
+    return manifest

@@ -1,0 +1,48 @@
+# What a reviewer checks a run by: its provenance (outside results/, which stays byte-identical) and,
+# with `snakemake --report`, the run's figures and metrics (report/*.rst).
+
+
+rule provenance:
+    output:
+        report(
+            f"{LOGS}/provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"file": "provenance.json"},
+        ),
+    params:
+        # Commit, config hash, packages and CPU as the workflow sees them: any change reruns this rule.
+        workflow=workflow_facts(workflow.basedir, config),
+    log:
+        f"{LOGS}/provenance.log",
+    benchmark:
+        f"{LOGS}/provenance.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/provenance.py"
+
+
+rule manifest:
+    input:
+        kept_outputs(),
+    output:
+        f"{RESULTS}/MANIFEST.json",
+    params:
+        run=RUN,
+    log:
+        f"{LOGS}/manifest.log",
+    benchmark:
+        f"{LOGS}/manifest.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/manifest.py"

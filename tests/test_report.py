@@ -1,0 +1,133 @@
+"""What a reviewer checks a run by, on the shared run of config/ci.yaml: the Snakemake report holds every
+figure, the provenance records what the numbers depend on, the manifest lists every kept output, and
+verify tells identical, rounding and real changes apart."""
+import hashlib
+import json
+import re
+import shutil
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from activation_atlas.manifest import read_manifest
+from activation_atlas.provenance import config_sha256, git_state
+from activation_atlas.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, main, verify
+from conftest import REPO, load_config, snakemake
+
+CONFIG = load_config("config/ci.yaml")
+RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
+TEMPORARY = re.compile(r"^activations/shards/|/chunk\d+\.h5$")
+
+
+def figure_paths(run) -> list[str]:
+    """Every atlas, class atlas and layout image of the run, relative to the workflow's folder."""
+    return sorted(str(p.relative_to(run.parents[1])) for p in
+                  [*run.glob("atlas/*/grid*.png"), *run.glob("class_atlas/*/*.png"), *run.glob("layout/*.png")])
+
+
+@pytest.fixture(scope="module")
+def report_zip(first_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.zip"   # outside results/: that run stays as made
+    result = snakemake(first_run, "--configfile", "config/ci.yaml", "--report", str(out))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return zipfile.ZipFile(out)
+
+
+def test_the_report_holds_every_figure_metric_and_the_config(first_run, report_zip):
+    run = first_run / "results" / RUN
+    names = report_zip.namelist()
+    # The report stores each file under a folder named by a hash, with its own name.
+    stored = {hashlib.sha256(report_zip.read(name)).hexdigest() for name in names if "/data/raw/" in name}
+    figures = figure_paths(run)
+    assert len(figures) == len(LAYERS) * (len(GRIDS) + 1) + 2 * (len(CONFIG["class_atlas"]["classes"])
+                                                                 + len(CONFIG["class_atlas"]["comparisons"]))
+    for path in [*figures, f"results/{RUN}/model.json", f"logs/{RUN}/provenance.json",
+                 *(f"results/{RUN}/atlas/{layer}/metrics.json" for layer in LAYERS)]:
+        assert hashlib.sha256((first_run / path).read_bytes()).hexdigest() in stored, f"{path} is not in the report"
+    page = report_zip.read(next(n for n in names if n.endswith("report.html"))).decode()
+    assert "cells_per_job" in page and "Class atlases" in page
+
+
+def test_the_provenance_records_the_commit_config_packages_and_torchs_build(first_run):
+    facts = json.loads((first_run / "logs" / RUN / "provenance.json").read_text())
+    assert facts["workflow"]["config_sha256"] == config_sha256(CONFIG)
+    assert facts["workflow"]["code"] == {"commit": None, "uncommitted_changes": None}   # a copy outside git
+    job = facts["job"]
+    assert job["packages"]["torch"] == torch.__version__.split("+")[0]
+    assert job["torch"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert job["torch"]["threads"] >= 1 and job["cpu"]["model"]
+    assert any(library["internal_api"] == "openblas" for library in job["blas"])
+
+
+def test_git_state_names_the_checked_out_commit():
+    state = git_state(REPO)
+    if (REPO / ".git").exists():
+        assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and isinstance(state["uncommitted_changes"], bool)
+
+
+def test_the_manifest_lists_every_kept_output_with_its_hash_and_figures(first_run):
+    run = first_run / "results" / RUN
+    files = read_manifest(run / "MANIFEST.json")["files"]
+    on_disk = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()} - {"MANIFEST.json"}
+    assert set(files) == {p for p in on_disk if not TEMPORARY.search(p)}    # the run kept its temp files
+    for path, entry in files.items():
+        assert entry["sha256"] == hashlib.sha256((run / path).read_bytes()).hexdigest(), path
+    layer, grid = LAYERS[-1], GRIDS[-1]
+    metrics = json.loads((run / "atlas" / layer / "metrics.json").read_text())
+    figures = files[f"atlas/{layer}/metrics.json"]["figures"]
+    assert figures[f"grids.{grid}.mean_icon_fidelity"] == metrics["grids"][str(grid)]["mean_icon_fidelity"]
+    with h5py.File(run / "cells" / layer / f"grid{grid}.h5", "r") as f:
+        cells = files[f"cells/{layer}/grid{grid}.h5"]["figures"]
+        assert cells["cells"] == len(f["count"]) and sum(cells["cells_by_top_class"].values()) == len(f["count"])
+    agreement = files[f"layout/{layer}.h5"]["figures"]["class_neighbour_agreement"]
+    assert len(agreement) == 10 and all(0 <= v <= 1 for v in agreement.values())
+    image = files[f"atlas/{layer}/grid{grid}.png"]["figures"]
+    assert image["width"] == grid * CONFIG["montage"]["cell_px"]
+
+
+def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first_run, tmp_path, capsys):
+    run = first_run / "results" / RUN
+    reference = run / "MANIFEST.json"
+    assert main([str(run), str(reference)]) == 0
+    copy = tmp_path / RUN
+    shutil.copytree(run, copy)
+    layer, grid = LAYERS[-1], GRIDS[-1]
+    # Rounding: a metric moved in its fifth decimal, one pixel of an atlas nudged.
+    metrics_path = copy / "atlas" / layer / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["grids"][str(grid)]["mean_icon_fidelity"] += 1e-5
+    metrics_path.write_text(json.dumps(metrics))
+    atlas_path = copy / "atlas" / layer / f"grid{grid}.png"
+    pixels = np.array(Image.open(atlas_path))
+    pixels[0, 0] = 255 - pixels[0, 0]
+    Image.fromarray(pixels).save(atlas_path)
+    checks, extra = verify(copy, reference)
+    status = {check.path: check.status for check in checks}
+    assert status[f"atlas/{layer}/metrics.json"] == WITHIN and status[f"atlas/{layer}/grid{grid}.png"] == WITHIN
+    kept_temporary = {path for p in copy.rglob("*") if p.is_file() and TEMPORARY.search(path := p.relative_to(copy).as_posix())}
+    assert set(extra) == kept_temporary
+    assert main([str(copy), str(reference)]) == 0
+    # Real changes: one icon replaced, a metric changed, a tile gone.
+    icons_path = copy / "icons" / layer / f"grid{grid}.h5"
+    with h5py.File(icons_path, "r+") as f:
+        f["icons"][0] = 0 if f["icons"][0].mean() > 127 else 255
+    metrics["grids"][str(grid)]["mean_icon_fidelity"] -= 0.2
+    metrics_path.write_text(json.dumps(metrics))
+    tile = next((copy / "atlas" / layer / "tiles").rglob("*.png"))
+    tile.unlink()
+    checks, _ = verify(copy, reference)
+    status = {check.path: check.status for check in checks}
+    assert status[f"icons/{layer}/grid{grid}.h5"] == DIFFERS and status[f"atlas/{layer}/metrics.json"] == DIFFERS
+    assert status[tile.relative_to(copy).as_posix()] == MISSING
+    changed = {f"icons/{layer}/grid{grid}.h5", f"atlas/{layer}/metrics.json", f"atlas/{layer}/grid{grid}.png",
+               tile.relative_to(copy).as_posix()}
+    assert all(s == IDENTICAL for path, s in status.items() if path not in changed)
+    capsys.readouterr()
+    assert main([str(copy), str(reference)]) == 1
+    printed = capsys.readouterr().out
+    assert f"differs: icons/{layer}/grid{grid}.h5\n" in printed and "\n    per_icon.mean_rgb.0.0: " in printed
+    assert "2 differs, 1 missing" in printed
