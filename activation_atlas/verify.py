@@ -11,7 +11,7 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from activation_atlas.manifest import MANIFEST_NAME, file_entry, flatten, read_manifest
@@ -36,10 +36,30 @@ IDENTICAL, WITHIN, DIFFERS, MISSING = "identical", "within tolerance", "differs"
 
 
 @dataclass
+class Difference:
+    """A figure that is not equal in the two runs."""
+    name: str
+    reference: object
+    actual: object
+    tolerance: tuple[float, float]   # (absolute, relative to |reference|)
+    within: bool
+
+    def line(self) -> str:
+        absolute, relative = self.tolerance
+        return f"{self.name}: {self.reference} → {self.actual}" + (
+            "" if self.within else f" (tolerance {absolute} + {relative}×|ref|)")
+
+
+@dataclass
 class FileCheck:
     path: str
     status: str
-    details: list[str]
+    notes: list[str] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def details(self) -> list[str]:
+        return self.notes + [difference.line() for difference in self.differences]
 
 
 def tolerance(kind: str, name: str) -> tuple[float, float]:
@@ -50,38 +70,38 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def compare_figures(kind: str, reference: dict, actual: dict) -> tuple[bool, list[str]]:
-    """(all within tolerance, a line per figure that is not equal). Icons are compared one by one where
-    both runs kept the same cells, else by their totals alone."""
+def compare_figures(kind: str, reference: dict, actual: dict) -> tuple[list[str], list[Difference]]:
+    """(notes, the figures that are not equal). Icons are compared one by one where both runs kept the
+    same cells, else by their totals alone."""
     ref, act = flatten(reference), flatten(actual)
-    ok, lines = True, []
+    notes = []
     if kind == "icons" and reference.get("per_icon", {}).get("cell") != actual.get("per_icon", {}).get("cell"):
         ref, act = ({k: v for k, v in figures.items() if not k.startswith("per_icon.")} for figures in (ref, act))
-        lines.append("other cells kept: icons compared by count, fidelity and mean pixel only")
+        notes.append("other cells kept: icons compared by count, fidelity and mean pixel only")
+    differences = []
     for name in sorted(ref.keys() | act.keys()):
         a, b = ref.get(name), act.get(name)
-        if a == b:
-            continue
-        absolute, relative = tolerance(kind, name)
-        within = is_number(a) and is_number(b) and abs(a - b) <= absolute + relative * abs(a)
-        ok &= within
-        lines.append(f"{name}: {a} → {b}" + ("" if within else f" (tolerance {absolute} + {relative}×|ref|)"))
-    return ok, lines
+        if a != b:
+            absolute, relative = tolerance(kind, name)
+            within = is_number(a) and is_number(b) and abs(a - b) <= absolute + relative * abs(a)
+            differences.append(Difference(name, a, b, (absolute, relative), within))
+    return notes, differences
 
 
 def check_file(run_dir: Path, path: str, reference: dict) -> FileCheck:
     target = run_dir / path
     if not target.is_file():
-        return FileCheck(path, MISSING, [])
+        return FileCheck(path, MISSING)
     actual = file_entry(target, run_dir)
     if actual["sha256"] == reference["sha256"]:
-        return FileCheck(path, IDENTICAL, [])
+        return FileCheck(path, IDENTICAL)
     if "figures" not in reference or actual.get("kind") != reference.get("kind"):
         return FileCheck(path, DIFFERS, ["bytes differ and the file has no figures to compare"])
-    ok, lines = compare_figures(reference["kind"], reference["figures"], actual["figures"])
-    if ok and not lines:
-        lines = ["bytes differ; every figure equal"]
-    return FileCheck(path, WITHIN if ok else DIFFERS, lines)
+    notes, differences = compare_figures(reference["kind"], reference["figures"], actual["figures"])
+    if not differences:
+        notes.append("bytes differ; every figure equal")
+    status = WITHIN if all(d.within for d in differences) else DIFFERS
+    return FileCheck(path, status, notes, differences)
 
 
 def verify(run_dir, reference_manifest) -> tuple[list[FileCheck], list[str]]:
@@ -115,7 +135,7 @@ def main(argv=None) -> int:
     checks, extra = verify(args.run_dir, args.reference)
     print("\n".join(summary_lines(checks, extra)))
     if args.report:
-        args.report.write_text(json.dumps({"files": [c.__dict__ for c in checks], "not_in_reference": extra},
+        args.report.write_text(json.dumps({"files": [asdict(c) for c in checks], "not_in_reference": extra},
                                           indent=2))
     return 0 if all(c.status in (IDENTICAL, WITHIN) for c in checks) else 1
 
