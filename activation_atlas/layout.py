@@ -30,6 +30,27 @@ def pca_in_blocks(activations, n_components: int, block_rows: int = PCA_BLOCK_RO
                            for start, stop in bounds]).astype(np.float32)
 
 
+def cache_umap_kernels() -> int:
+    """Makes numba keep umap-learn's compiled kernels on disk (beside its sources, or numba's user-wide
+    cache where those are read-only), as it does for pynndescent's: most of them are compiled without,
+    which costs every layout job tens of seconds of JIT before its first point moves. numba keys the
+    cache on the code and the CPU, so a kernel is reused only where it would compile the same.
+    Returns how many kernels it covers."""
+    import umap.distances
+    import umap.layouts
+    import umap.sparse
+    import umap.spectral
+    import umap.umap_
+    import umap.utils
+    from numba.core.registry import CPUDispatcher
+
+    kernels = [kernel for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils, umap.distances, umap.sparse)
+               for kernel in vars(module).values() if isinstance(kernel, CPUDispatcher)]
+    for kernel in kernels:
+        kernel.enable_caching()
+    return len(kernels)
+
+
 def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int,
              pca_dims: int | None = None, low_memory: bool = False, verbose: bool = False,
              n_components: int = 2, backend: str = "umap-learn") -> np.ndarray:
@@ -57,6 +78,8 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
                            random_state=seed, verbose=verbose)
         return np.asarray(reducer.fit_transform(data), dtype=np.float32)
     import umap   # imported here: `import umap` costs seconds, and most of the package never needs it
+
+    cache_umap_kernels()
 
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                         random_state=seed, n_jobs=1, low_memory=low_memory, verbose=verbose,

@@ -18,9 +18,12 @@ NEIGHBOURS = 10   # a layout point's class region: the classes of its nearest ne
 BLOCK_ROWS = 1 << 16
 
 # Relative path (POSIX) → kind of figures; files of no kind are compared by their bytes alone.
+# "derived" files are views of others that carry figures (atlas tiles, the viewer's data and sheets):
+# listed with their hashes, not compared beyond their presence where bytes differ.
 KINDS = (
+    (re.compile(r"(^|/)tiles/|^viewer/|^viewer\.html$"), "derived"),
     (re.compile(r"^activations/[^/]+\.h5$"), "activations"),
-    (re.compile(r"^layout/[^/]+\.h5$"), "layout"),
+    (re.compile(r"^(layout/[^/]+|class_atlas/[^/]+/layout)\.h5$"), "layout"),
     (re.compile(r"^(cells/[^/]+/grid\d+|class_atlas/[^/]+/cells)\.h5$"), "cells"),
     (re.compile(r"^(icons/[^/]+/grid\d+|class_atlas/[^/]+/icons)\.h5$"), "icons"),
     (re.compile(r"\.json$"), "json"),
@@ -139,7 +142,7 @@ def image_figures(path: Path, run_dir: Path) -> dict:
             "std": [rounded(v) for v in channels.std(axis=(0, 1))]}
 
 
-FIGURES = {"activations": activation_figures, "layout": layout_figures, "cells": cell_figures,
+FIGURES = {"derived": lambda path, run_dir: {}, "activations": activation_figures, "layout": layout_figures, "cells": cell_figures,
            "icons": icon_figures, "json": json_figures, "image": image_figures}
 
 

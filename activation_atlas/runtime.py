@@ -55,14 +55,17 @@ class ProgressLog:
         return False
 
 
-def configure_torch(threads: int, seed: int) -> None:
-    """Deterministic kernels, a fixed thread count and a seeded global generator."""
+def configure_torch(threads: int, seed: int, log) -> None:
+    """Deterministic kernels, a fixed thread count and a seeded global generator; logs which vector
+    kernels torch runs (portable mode pins them, see activation_atlas.provenance)."""
     import torch
 
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    log(f"torch {torch.__version__}: {torch.backends.cpu.get_cpu_capability()} CPU kernels, "
+        f"{torch.get_num_threads()} threads")
 
 
 def resolve_device(requested: str) -> str:

@@ -36,6 +36,7 @@ VARIANTS = {
     "ONEDNN_MAX_CPU_ISA=SSE41": ({"ONEDNN_MAX_CPU_ISA": "SSE41"}, {}),
     "NUMBA_CPU_NAME=generic": ({"NUMBA_CPU_NAME": "generic"}, {}),
     "OPENBLAS_CORETYPE=Nehalem": ({"OPENBLAS_CORETYPE": "Nehalem"}, {}),
+    "NPY_DISABLE_CPU_FEATURES=X86_V3": ({"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4"}, {}),
 }
 
 

@@ -11,7 +11,7 @@ sys.path.insert(0, workflow.basedir)
 from activation_atlas.class_atlas import class_slug, comparison_slug
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.jobs import render_chunk_count
-from activation_atlas.provenance import workflow_facts
+from activation_atlas.provenance import PORTABLE_ENVIRONMENT, workflow_facts
 from activation_atlas.settings import layer_section, umap_settings
 
 
@@ -45,6 +45,11 @@ def sorted_keys(value):
 # a change of settings.
 config.update(sorted_keys(config))
 
+# Portable numerics: set here, before any job starts, so that every job inherits them (on a cluster
+# too: each job parses this file again).
+if config["portable"]:
+    os.environ.update(PORTABLE_ENVIRONMENT)
+
 # glibc returns torch's large per-batch buffers to the OS and faults them back in on every batch;
 # these thresholds keep them mapped (1.3-2x faster torch stages on CPU). Jobs inherit them.
 os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "4294967296")
@@ -68,6 +73,9 @@ DATASET_ARCHIVE = (
 )
 MODEL_DIR = f"resources/models/{MODEL['name']}"
 MODEL_CARD = f"{MODEL_DIR}/model.json"
+# How the run's numbers are computed (portable or native kernels): an input of the first jobs that
+# compute with floats, so that switching `portable` reruns them and everything after them.
+NUMERICS = f"{RESULTS}/numerics.json"
 # The model card with the model's accuracy on this run's images.
 RUN_MODEL_CARD = f"{RESULTS}/model.json"
 # Weights the workflow makes or fetches live in MODEL_DIR; a local checkpoint is used where it is;
@@ -205,6 +213,7 @@ def kept_outputs():
     class_layers = [CLASS_LAYER] if CLASS_ATLASES else []
     per_class = ("layout.h5", "layout.png", "cells.h5", "icons.h5", "atlas.png", "tiles")
     return [
+        NUMERICS,
         RUN_MODEL_CARD,
         *expand(f"{RESULTS}/activations/{{layer}}.h5", layer=LAYERS),
         *expand(f"{RESULTS}/layout/{{layer}}.{{ext}}", layer=LAYERS, ext=["h5", "png"]),

@@ -3,6 +3,7 @@ rule extract:
         dataset=dataset_input(),
         weights=MODEL_WEIGHTS,
         card=MODEL_CARD,
+        numerics=NUMERICS,
     output:
         temp(expand(f"{RESULTS}/activations/shards/{{{{shard}}}}/{{layer}}.h5", layer=LAYERS)),
     params:

@@ -3,6 +3,7 @@ if MODEL["kind"] == "demo_cnn":
     rule train_model:
         input:
             dataset=DATASET_DIR,
+            numerics=NUMERICS,
         output:
             weights=f"{MODEL_DIR}/weights.pt",
             card=MODEL_CARD,

@@ -53,6 +53,7 @@ rule merge_icons:
 rule amplitude_spectrum:
     input:
         dataset=dataset_input(),
+        numerics=NUMERICS,
     output:
         f"{RESULTS}/spectrum/{{size}}px.h5",
     params:

@@ -1,5 +1,5 @@
-# What a reviewer checks a run by: its provenance (outside results/, which stays byte-identical) and,
-# with `snakemake --report`, the run's figures and metrics (report/*.rst).
+# What a reviewer checks a run by: its provenance (outside results/, which stays byte-identical), its
+# manifest, its kernel mode (numerics) and, with `snakemake --report`, its figures (report/*.rst).
 
 
 rule provenance:
@@ -46,3 +46,23 @@ rule manifest:
         "../envs/layout.yaml"
     script:
         "../scripts/manifest.py"
+
+
+rule numerics:
+    output:
+        NUMERICS,
+    params:
+        portable=config["portable"],
+        environment=PORTABLE_ENVIRONMENT if config["portable"] else {},
+    log:
+        f"{LOGS}/numerics.log",
+    benchmark:
+        f"{LOGS}/numerics.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/numerics.py"

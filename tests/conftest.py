@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -46,9 +47,10 @@ def copy_workflow(target):
     return target
 
 
-def snakemake(workdir, *args, timeout=600):
+def snakemake(workdir, *args, timeout=600, env=None):
+    """Snakemake in workdir, with `env` added to this process's environment."""
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def run_ci_config(workdir):

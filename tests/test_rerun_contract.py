@@ -21,6 +21,8 @@ CASES = [
                     "atlas_metrics", "class_cells", "class_icons", "viewer"}, None),
     (("device",), "auto", {"extract", "render_icons", "class_icons"}, None),
     (("threads",), 2, set(), None),   # a job's resources, not a setting of any stage
+    # Its jobs' environment; numerics.json, an input of the first float-computing jobs, reruns the rest.
+    (("portable",), True, {"numerics"}, None),
     (("dataset", "train_per_class"), 41, {"generate_dataset", "extract"}, None),
     (("dataset", "max_images"), 300, {"extract", "viewer"}, None),
     (("model", "train", "epochs"), 9, {"train_model", "extract", "render_icons", "class_icons"}, None),

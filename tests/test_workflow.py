@@ -75,9 +75,9 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
                   if section["param"] == "maco"}
     # dataset, model, extract shards, the model's evaluation, per layer (merge, layout, metrics, per grid:
     # bin, merge icons, montage), an amplitude spectrum per maco icon size, the render jobs, 3 per class
-    # atlas, the viewer, the manifest, the provenance
+    # atlas, the viewer, the numerics, the manifest, the provenance
     assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 1 + shards + 1 + len(LAYERS) * (3 + 3 * len(GRIDS)) \
-        + len(maco_sizes) + render_jobs + 3 * n_class_atlases + 1 + 2
+        + len(maco_sizes) + render_jobs + 3 * n_class_atlases + 1 + 3
     n_images = CONFIG["dataset"]["train_per_class"] * 10
     shard_logs = [(logs / RUN / "extract" / f"shard{k}.log").read_text() for k in range(shards)]
     assert f"(shard {shards} of {shards})" in shard_logs[-1]
@@ -184,6 +184,34 @@ def test_two_runs_from_scratch_are_byte_identical(first_run, tmp_path):
     assert len(first_digest) > 100
     differing = [k for k in first_digest if first_digest[k] != second_digest.get(k)]
     assert first_digest.keys() == second_digest.keys() and not differing, differing
+
+
+def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_job_is_pinned(first_run, tmp_path):
+    """config/ci.yaml in portable mode up to one layer's layout and icons, once as it is and once with
+    torch, oneDNN and numpy capped as on a CPU without AVX-512 or AVX2: the same bytes, every torch job
+    on torch's baseline kernels, and not the native run's weights where this CPU has better kernels."""
+    targets = [f"results/{RUN}/layout/conv2.h5", f"results/{RUN}/icons/conv2/grid{GRIDS[0]}.h5"]
+    capped = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "NPY_DISABLE_CPU_FEATURES": "X86_V4"}
+    runs = {}
+    for name, env in (("as is", {}), ("capped", capped)):
+        workdir = copy_workflow(tmp_path / name.replace(" ", "_"))
+        result = snakemake(workdir, "--configfile", "config/ci.yaml", "--config", "portable=true", "--cores", "2",
+                           *targets, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        runs[name] = workdir
+        torch_logs = [*workdir.glob("logs/model/*/train.log"), *workdir.glob(f"logs/{RUN}/extract/shard*.log"),
+                      *workdir.glob(f"logs/{RUN}/render/conv2/grid{GRIDS[0]}/chunk*.log")]
+        assert len(torch_logs) > 1 + CONFIG["extract"]["shards"]   # training, extraction, rendering
+        for log in torch_logs:
+            assert re.search(r"torch \S+: DEFAULT CPU kernels", log.read_text()), log
+        numerics = json.loads((workdir / "results" / RUN / "numerics.json").read_text())
+        assert numerics["portable"] is True and numerics["environment"]["ATEN_CPU_CAPABILITY"] == "default"
+    digests = {name: tree_digest(workdir) for name, workdir in runs.items()}
+    assert len(digests["as is"]) > 10 and digests["as is"] == digests["capped"]
+    import torch
+    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":   # the native run used better kernels
+        weights = "resources/models/demo_cnn-ci/weights.pt"
+        assert digests["as is"][weights] != tree_digest(first_run)[weights]
 
 
 def test_a_bad_config_key_stops_the_workflow_with_its_name(tmp_path):

@@ -34,7 +34,7 @@ class Extraction:
 def extract(weights, model_card, out_paths: dict, settings: Extraction, threads: int, log) -> dict:
     """Shard `shard` of extract.shards: its run of whole batches of the dataset, one file per layer."""
     ex = settings.extract
-    configure_torch(threads, settings.seed)
+    configure_torch(threads, settings.seed, log)
     device = resolve_device(settings.device)
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
     images = shard_images(len(folder), ex["batch_size"], settings.shard, ex["shards"])

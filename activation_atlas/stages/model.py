@@ -25,7 +25,7 @@ class Training:
 
 def train_model(dataset_dir, weights_out, card_out, timing_out, settings: Training, threads: int, log) -> None:
     seed = derive_seed(settings.seed, "train")
-    configure_torch(threads, seed)
+    configure_torch(threads, seed, log)
     size = settings.image_size
     train = scan_image_folder(Path(dataset_dir) / "train")
     held_out = scan_image_folder(Path(dataset_dir) / "held_out")

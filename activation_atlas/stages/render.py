@@ -38,7 +38,7 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
                  threads: int, log) -> None:
     """Icons of the kept cells of one grid, or of chunk `chunk` of them (render.cells_per_job each);
     spectrum_path: the amplitude spectrum at the icon size (render.param maco), else None."""
-    configure_torch(threads, settings.seed)
+    configure_torch(threads, settings.seed, log)
     device = resolve_device(settings.device)
     layer, grid_size = settings.layer, settings.grid_size
     cells = read_cells(cells_path)

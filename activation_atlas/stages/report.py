@@ -26,3 +26,10 @@ def manifest(kept_outputs: list, manifest_out, run: str, log) -> None:
     built = build_manifest(out.parent, kept_outputs, run, log)
     write_json(out, built)
     log(f"{len(built['files'])} files in {out}")
+
+
+def numerics(portable: bool, environment: dict, numerics_out, log) -> None:
+    """Records the run's kernel mode: its results match those of other machines byte for byte only in
+    portable mode (README, Artifact evaluation)."""
+    write_json(numerics_out, {"portable": portable, "environment": environment})
+    log("portable kernels: " + (", ".join(f"{k}={v}" for k, v in environment.items()) if portable else "off"))
