@@ -4,7 +4,7 @@ capped with ATEN_CPU_CAPABILITY or ONEDNN_MAX_CPU_ISA, ...), each checked agains
 manifest as activation_atlas.verify checks a reviewer's run. The largest deviation of each kind of
 figure is what verify's tolerances must cover.
 
-  python benchmarks/reproducibility.py [--config config/ci.yaml] [--set portable=true] [--variants ...]
+  python benchmarks/reproducibility.py [--config config/ci.yaml] [--set portable=True] [--variants ...]
 
 Prints a Markdown table and writes logs/benchmarks/reproducibility[-<label>].json.
 """
@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "config" / "ci.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="--config values for the reference and every variant (e.g. portable=true)")
+                        help="--config values for the reference and every variant (e.g. portable=True)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--cores", default="2")
     parser.add_argument("--out", type=Path, default=REPO / "logs" / "benchmarks" / "reproducibility")

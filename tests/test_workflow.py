@@ -195,7 +195,7 @@ def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_j
     runs = {}
     for name, env in (("as is", {}), ("capped", capped)):
         workdir = copy_workflow(tmp_path / name.replace(" ", "_"))
-        result = snakemake(workdir, "--configfile", "config/ci.yaml", "--config", "portable=true", "--cores", "2",
+        result = snakemake(workdir, "--configfile", "config/ci.yaml", "--config", "portable=True", "--cores", "2",
                            *targets, env=env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         runs[name] = workdir
