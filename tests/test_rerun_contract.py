@@ -18,15 +18,16 @@ CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 # key path → value → (rules whose jobs read it, the one layer whose jobs alone read it or None)
 CASES = [
     (("seed",), 8, {"generate_dataset", "train_model", "extract", "layout", "bin_cells", "render_icons",
-                    "atlas_metrics", "class_cells", "class_icons", "viewer"}, None),
+                    "atlas_metrics", "class_cells", "class_icons", "viewer", "amplitude_spectrum"}, None),
     (("device",), "auto", {"extract", "render_icons", "class_icons"}, None),
     (("threads",), 2, set(), None),   # a job's resources, not a setting of any stage
     # Its jobs' environment; numerics.json, an input of the first float-computing jobs, reruns the rest.
     (("portable",), True, {"numerics"}, None),
     (("dataset", "train_per_class"), 41, {"generate_dataset", "extract"}, None),
-    (("dataset", "max_images"), 300, {"extract", "viewer"}, None),
+    (("dataset", "max_images"), 300, {"extract", "viewer", "amplitude_spectrum"}, None),
     (("model", "train", "epochs"), 9, {"train_model", "extract", "render_icons", "class_icons"}, None),
-    (("model", "resize"), "resize", {"train_model", "extract", "render_icons", "class_icons", "viewer"}, None),
+    (("model", "resize"), "resize", {"train_model", "extract", "render_icons", "class_icons", "viewer",
+                                     "amplitude_spectrum"}, None),
     (("extract", "positions_per_image"), 3, {"extract"}, None),
     (("layout", "n_neighbors"), 9, {"layout", "class_cells"}, None),
     (("layout", "min_dist"), 0.1, {"layout", "class_cells"}, None),
