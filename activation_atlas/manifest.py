@@ -106,8 +106,9 @@ def icon_figures(path: Path, run_dir: Path) -> dict:
     with h5py.File(path, "r") as f:
         fidelity, icons = f["fidelity"][:], f["icons"]
         cells = np.stack([f["row"][:], f["col"][:]], axis=1)
-        mean_rgb = np.concatenate([icons[i:i + 256].mean(axis=(1, 2)) for i in range(0, len(icons), 256)]
-                                  or [np.zeros((0, icons.shape[-1]))])
+        mean_rgb = np.zeros((len(icons), icons.shape[-1]))
+        for start in range(0, len(icons), 256):
+            mean_rgb[start:start + 256] = icons[start:start + 256].mean(axis=(1, 2))
     return {"icons": int(len(fidelity)),
             "mean_fidelity": rounded(fidelity.mean()) if len(fidelity) else None,
             "min_fidelity": rounded(fidelity.min()) if len(fidelity) else None,
@@ -146,14 +147,14 @@ FIGURES = {"derived": lambda path, run_dir: {}, "activations": activation_figure
            "icons": icon_figures, "json": json_figures, "image": image_figures}
 
 
+def kind_and_figures(path: Path, run_dir: Path) -> dict:
+    """{"kind", "figures"} for a file that carries figures, else {}."""
+    kind = file_kind(path.relative_to(run_dir).as_posix())
+    return {} if kind is None else {"kind": kind, "figures": FIGURES[kind](path, run_dir)}
+
+
 def file_entry(path: Path, run_dir: Path) -> dict:
-    relative = path.relative_to(run_dir).as_posix()
-    entry = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
-    kind = file_kind(relative)
-    if kind is not None:
-        entry["kind"] = kind
-        entry["figures"] = FIGURES[kind](path, run_dir)
-    return entry
+    return {"sha256": sha256_of(path), "bytes": path.stat().st_size, **kind_and_figures(path, run_dir)}
 
 
 def expand_files(paths) -> list[Path]:

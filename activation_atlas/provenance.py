@@ -68,8 +68,9 @@ def cpu() -> dict:
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
         return {"model": platform.processor() or platform.machine(), "flags": None, "logical_cpus": os.cpu_count()}
-    fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines()[:40] if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    first_processor = cpuinfo.read_text().split("\n\n", 1)[0]
+    fields = {key.strip(): value.strip() for key, value in
+              (line.split(":", 1) for line in first_processor.splitlines() if ":" in line)}
     flags = set(fields.get("flags", "").split())
     return {"model": fields.get("model name", platform.machine()), "flags": [f for f in CPU_FLAGS if f in flags],
             "logical_cpus": os.cpu_count()}

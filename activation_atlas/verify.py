@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from activation_atlas.manifest import MANIFEST_NAME, file_entry, flatten, read_manifest
+from activation_atlas.manifest import MANIFEST_NAME, flatten, kind_and_figures, read_manifest, sha256_of
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -121,9 +121,9 @@ def check_file(run_dir: Path, path: str, reference: dict) -> FileCheck:
     target = run_dir / path
     if not target.is_file():
         return FileCheck(path, MISSING)
-    actual = file_entry(target, run_dir)
-    if actual["sha256"] == reference["sha256"]:
+    if sha256_of(target) == reference["sha256"]:
         return FileCheck(path, IDENTICAL)
+    actual = kind_and_figures(target, run_dir)   # only where bytes differ: figures cost a read of the file
     if "figures" not in reference or actual.get("kind") != reference.get("kind"):
         return FileCheck(path, DIFFERS, ["bytes differ and the file has no figures to compare"])
     notes, differences = compare_figures(reference["kind"], reference["figures"], actual["figures"])
