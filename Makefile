@@ -14,7 +14,7 @@ CONFIG ?= config.yaml
 RUN = $(shell $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('run', 'demo'))" $(CONFIG))
 REFERENCE ?= reference/$(RUN)/MANIFEST.json
 
-.PHONY: install browser demo test report verify benchmark lint
+.PHONY: install browser demo test report verify docs benchmark lint
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,13 @@ report: install
 verify: install
 	$(BIN)/snakemake --configfile $(CONFIG) --cores all
 	$(BIN)/python -m activation_atlas.verify results/$(RUN) $(REFERENCE)
+
+# Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run and
+# config/cifar10-resnet32.yaml, offline (its committed checkpoint instead of the URL).
+RESNET32_OFFLINE = model={url: "", checkpoint: tests/data/cifar10-resnet32/resnet32-d509ac18.th}
+docs: install browser demo
+	$(BIN)/snakemake --configfile config/cifar10-resnet32.yaml --config '$(RESNET32_OFFLINE)' --cores all
+	$(BIN)/python docs/build.py
 
 # The SLURM cluster is started on this machine and stopped afterwards (root, Debian's slurm-wlm,
 # slurmdbd, munge and mariadb-server: tests/slurm/cluster.sh install).

@@ -1,13 +1,51 @@
 """Screenshot of a run's viewer, as in the README: headless Chromium (the system's), a view given as the
-viewer's own link (#atlas=...&zoom=...), the mouse over one cell so its tooltip shows.
+viewer's own link (#atlas=...&zoom=...), the mouse over one cell so its tooltip shows (by default the
+kept cell nearest the centre of the view, whatever the layout's orientation on this machine).
 
-    python docs/screenshot_viewer.py results/demo "#atlas=conv4&x=0.5&y=0.5&zoom=2" --cell 7 9 docs/demo-viewer.png
+    python docs/screenshot_viewer.py results/demo "#atlas=conv4&x=0.5&y=0.5&zoom=2" docs/demo-viewer.png
 """
 from __future__ import annotations
 
 import argparse
 import shutil
 from pathlib import Path
+
+SIZE = (1100, 760)
+
+
+def hovered_cell(cells: list[dict], centre: tuple[float, float], cell: tuple[int, int] | None) -> dict:
+    """The visible cell (row, col), or the one nearest the centre of the viewer's viewport."""
+    if cell is not None:
+        match = [c for c in cells if (c["row"], c["col"]) == tuple(cell)]
+        if not match:
+            raise SystemExit(f"cell {tuple(cell)} is not a kept cell in view")
+        return match[0]
+    if not cells:
+        raise SystemExit("no kept cell in view")
+    return min(cells, key=lambda c: (c["x"] - centre[0]) ** 2 + (c["y"] - centre[1]) ** 2)
+
+
+def screenshot(run_dir: Path, view: str, out: Path, cell: tuple[int, int] | None = None,
+               size: tuple[int, int] = SIZE) -> None:
+    from playwright.sync_api import sync_playwright
+
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser_path is None:
+        raise SystemExit("needs Chromium: apt-get install chromium (or run tests/browser.sh as root)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        page.goto((Path(run_dir) / "viewer.html").resolve().as_uri() + view)
+        page.wait_for_function("() => [...document.querySelectorAll('#tiles img')]"
+                               ".every((t) => t.complete && t.naturalWidth > 0)")
+        box = page.locator("#viewport").bounding_box()
+        centre = (box["width"] / 2, box["height"] / 2)
+        target = hovered_cell(page.evaluate("atlasViewer.visibleCells()"), centre, cell)
+        page.mouse.move(box["x"] + target["x"], box["y"] + target["y"])
+        page.locator("#tooltip").wait_for(state="visible")
+        page.wait_for_timeout(500)   # the thumbnails are CSS backgrounds: give them a moment
+        page.screenshot(path=out)
+        browser.close()
 
 
 def main():
@@ -17,31 +55,9 @@ def main():
     parser.add_argument("out", type=Path)
     parser.add_argument("--cell", type=int, nargs=2, metavar=("ROW", "COL"),
                         help="hover this cell of the grid in view (row from the bottom)")
-    parser.add_argument("--size", type=int, nargs=2, default=(1100, 760), metavar=("WIDTH", "HEIGHT"))
+    parser.add_argument("--size", type=int, nargs=2, default=SIZE, metavar=("WIDTH", "HEIGHT"))
     args = parser.parse_args()
-
-    from playwright.sync_api import sync_playwright
-
-    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser_path is None:
-        raise SystemExit("needs Chromium: apt-get install chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": args.size[0], "height": args.size[1]})
-        page.goto((args.run_dir / "viewer.html").resolve().as_uri() + args.view)
-        page.wait_for_function("() => [...document.querySelectorAll('#tiles img')]"
-                               ".every((t) => t.complete && t.naturalWidth > 0)")
-        if args.cell:
-            cells = page.evaluate("atlasViewer.visibleCells()")
-            match = [c for c in cells if (c["row"], c["col"]) == tuple(args.cell)]
-            if not match:
-                raise SystemExit(f"cell {args.cell} is not a kept cell in view")
-            box = page.locator("#viewport").bounding_box()
-            page.mouse.move(box["x"] + match[0]["x"], box["y"] + match[0]["y"])
-            page.locator("#tooltip").wait_for(state="visible")
-            page.wait_for_timeout(500)   # the thumbnails are CSS backgrounds: give them a moment
-        page.screenshot(path=args.out)
-        browser.close()
+    screenshot(args.run_dir, args.view, args.out, args.cell, tuple(args.size))
     print(f"wrote {args.out}")
 
 

@@ -1,0 +1,44 @@
+"""Regenerates every image under docs/ from the runs it shows (`make docs`, after the runs): the files
+of results/<run>/ that docs/sources.yaml names, copied unchanged, and the viewer screenshots.
+
+    python docs/build.py [--results results] [--docs docs]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import yaml
+
+from screenshot_viewer import screenshot
+
+DOCS = Path(__file__).resolve().parent
+
+
+def load_sources(path: Path = DOCS / "sources.yaml") -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def build(results: Path, docs: Path, sources: dict) -> None:
+    for name, source in sources["images"].items():
+        run_dir = results / source["run"]
+        if "file" in source:
+            if not (run_dir / source["file"]).is_file():
+                raise SystemExit(f"{run_dir / source['file']} is missing: run {sources['runs'][source['run']]} first")
+            shutil.copyfile(run_dir / source["file"], docs / name)
+        else:
+            screenshot(run_dir, source["viewer"], docs / name)
+        print(f"{docs / name} ← {run_dir / source.get('file', 'viewer.html' + source.get('viewer', ''))}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    args = parser.parse_args()
+    build(args.results, args.docs, load_sources())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The README's pictures are outputs of the workflow: every image under docs/ has a source in
+docs/sources.yaml and is byte for byte the file its run's reference manifest records (the manifest
+`make verify` checks a reviewer's run against); make docs makes them. (The ResNet-32 picture is also
+checked against a fresh run of its config: test_real_models_workflow.)"""
+import re
+import sys
+
+import pytest
+import yaml
+from PIL import Image
+
+from activation_atlas.manifest import read_manifest, sha256_of
+from conftest import REPO
+
+DOCS = REPO / "docs"
+sys.path.insert(0, str(DOCS))
+from build import build  # noqa: E402  (docs/build.py, what make docs runs)
+
+SOURCES = yaml.safe_load((DOCS / "sources.yaml").read_text())
+COPIED = sorted(name for name, source in SOURCES["images"].items() if "file" in source)
+
+
+def reference_entry(name: str) -> dict:
+    source = SOURCES["images"][name]
+    return read_manifest(REPO / "reference" / source["run"] / "MANIFEST.json")["files"][source["file"]]
+
+
+def test_every_image_under_docs_has_a_source_and_the_readme_shows_only_those():
+    assert {p.name for p in DOCS.glob("*.png")} == set(SOURCES["images"])
+    shown = set(re.findall(r"\(docs/([^)\s]+\.png)\)", (REPO / "README.md").read_text()))
+    assert shown and shown <= set(SOURCES["images"])
+    for run, config in SOURCES["runs"].items():
+        assert yaml.safe_load((REPO / config).read_text())["run"] == run
+        assert read_manifest(REPO / "reference" / run / "MANIFEST.json")["run"] == run
+
+
+@pytest.mark.parametrize("name", COPIED)
+def test_a_docs_image_is_the_file_its_runs_reference_manifest_records(name):
+    assert sha256_of(DOCS / name) == reference_entry(name)["sha256"], \
+        f"docs/{name} is not {SOURCES['images'][name]['file']} of the reference run: make docs"
+
+
+def test_make_docs_copies_each_named_file_unchanged_and_screenshots_the_viewer(first_run, tmp_path):
+    sources = {"runs": {"ci": "config/ci.yaml"},
+               "images": {"ci-atlas.png": {"run": "ci", "file": "atlas/conv3/grid6.png"},
+                          "ci-viewer.png": {"run": "ci", "viewer": "#atlas=conv3&x=0.5&y=0.5&zoom=2"}}}
+    build(first_run / "results", tmp_path, sources)
+    assert (tmp_path / "ci-atlas.png").read_bytes() == (first_run / "results/ci/atlas/conv3/grid6.png").read_bytes()
+    with Image.open(tmp_path / "ci-viewer.png") as shot:
+        assert shot.size == (1100, 760)
+    sources["images"] = {"gone.png": {"run": "ci", "file": "atlas/conv9/grid6.png"}}
+    with pytest.raises(SystemExit, match=r"atlas/conv9/grid6.png is missing: run config/ci.yaml first"):
+        build(first_run / "results", tmp_path, sources)
