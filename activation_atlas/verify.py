@@ -18,32 +18,39 @@ from activation_atlas.manifest import MANIFEST_NAME, flatten, kind_and_figures, 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """|actual − reference| ≤ absolute + relative·|reference| + ITEMS / n, where n is the reference's
-    figure `share_of` (the number of cells, icons... a share is taken over; its groups filled from the
-    figure's name): a share of few cells moves further when one cell changes than a share of many."""
+    """|actual − reference| ≤ absolute + relative·|reference| + ITEMS / n + (1 − purity)·|reference|,
+    where n is the reference's figure `share_of` (the number of cells, icons... a share is taken over;
+    its groups filled from the figure's name): a share of few cells moves further when one cell changes
+    than a share of many; and purity is its figure `purity_of`: a cell whose points are of mixed
+    classes changes its top class under rounding, so counts by top class move further the more mixed
+    the cells are."""
     absolute: float = 0.0
     relative: float = 0.0
     share_of: str | None = None
+    purity_of: str | None = None
 
     def allowed(self, reference, match: re.Match, figures: dict) -> float:
         allowed = self.absolute + self.relative * abs(reference)
         if self.share_of is not None:
             allowed += ITEMS / max(figures.get(self.share_of.format(*match.groups()), 0) or 1, 1)
+        if self.purity_of is not None:
+            allowed += (1 - figures.get(self.purity_of, 1.0)) * abs(reference)
         return allowed
 
 
 ITEMS = 2   # how many cells (icons, ...) may change sides between two runs that differ in rounding alone
-COUNT = Tolerance(2, 0.15)       # counts that follow the layout: cells kept, points in them, cells per class
-SHARE = Tolerance(0.03)          # accuracies, neighbourhoods, trustworthiness
-PIXEL = Tolerance(6.0)           # mean and spread of pixel values, 0–255
+COUNT = Tolerance(2, 0.15)       # counts that follow the layout: cells kept, points in them
+SHARE = Tolerance(0.03)          # accuracies, trustworthiness
+PIXEL = Tolerance(10.0)          # mean and spread of pixel values, 0–255 (a montage's follow its cells)
 # Where bytes differ, the figures of a file are compared by kind of file and figure name (first
 # match); a figure that matches none must be equal. They cover the spread measured between runs that
-# differ only in the order of float operations (benchmarks/reproducibility.py; README, Artifact
-# evaluation).
+# differ only in the order of float operations: config/ci.yaml and the default run under baseline
+# kernels (benchmarks/reproducibility.py; README, Artifact evaluation).
 TOLERANCES = {
     "activations": ((r"^(mean|rms)$", Tolerance(0.0, 0.02)),),
-    "layout": ((r"^class_neighbour_agreement\.", SHARE), (r"^points$", COUNT)),
-    "cells": ((r"^(cells|points_in_cells|cells_by_top_class\..+)$", COUNT),
+    "layout": ((r"^class_neighbour_agreement\.", Tolerance(0.06)), (r"^points$", COUNT)),
+    "cells": ((r"^(cells|points_in_cells)$", COUNT),
+              (r"^cells_by_top_class\..+$", Tolerance(2, 0.25, purity_of="mean_purity")),
               (r"^mean_purity$", Tolerance(0.03, 0.0, "cells"))),
     "icons": ((r"^icons$", COUNT), (r"^mean_fidelity$", Tolerance(0.03, 0.0, "icons")),
               (r"^min_fidelity$", Tolerance(0.1)), (r"^(mean_pixel|per_icon\.mean_rgb\..+)$", PIXEL)),

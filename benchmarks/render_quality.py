@@ -52,7 +52,7 @@ VARIANTS = {
     "cossim_pow 2": {"cossim_pow": 2},
     "steps ÷2": "half_steps",
     "steps ×2": "double_steps",
-    "attempts 1": {"attempts": 1},
+    "attempts 2": {"attempts": 2},
     "attempts 4": {"attempts": 4},
     "no transforms": {"transforms": NO_TRANSFORMS},
     "maco lr 0.5": {"param": "maco", "lr": 0.5},
