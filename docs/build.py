@@ -24,12 +24,14 @@ def build(results: Path, docs: Path, sources: dict) -> None:
     for name, source in sources["images"].items():
         run_dir = results / source["run"]
         if "file" in source:
-            if not (run_dir / source["file"]).is_file():
-                raise SystemExit(f"{run_dir / source['file']} is missing: run {sources['runs'][source['run']]} first")
-            shutil.copyfile(run_dir / source["file"], docs / name)
+            origin = run_dir / source["file"]
+            if not origin.is_file():
+                raise SystemExit(f"{origin} is missing: run {sources['runs'][source['run']]} first")
+            shutil.copyfile(origin, docs / name)
         else:
+            origin = f"{run_dir / 'viewer.html'}{source['viewer']}"
             screenshot(run_dir, source["viewer"], docs / name)
-        print(f"{docs / name} ← {run_dir / source.get('file', 'viewer.html' + source.get('viewer', ''))}")
+        print(f"{docs / name} ← {origin}")
 
 
 def main():

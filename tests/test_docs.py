@@ -14,9 +14,9 @@ from conftest import REPO
 
 DOCS = REPO / "docs"
 sys.path.insert(0, str(DOCS))
-from build import build  # noqa: E402  (docs/build.py, what make docs runs)
+from build import build, load_sources  # noqa: E402  (docs/build.py, what make docs runs)
 
-SOURCES = yaml.safe_load((DOCS / "sources.yaml").read_text())
+SOURCES = load_sources()
 COPIED = sorted(name for name, source in SOURCES["images"].items() if "file" in source)
 
 
