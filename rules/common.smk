@@ -5,31 +5,20 @@ import os
 import re
 import sys
 
-from snakemake.utils import validate
-
 sys.path.insert(0, workflow.basedir)
 from activation_atlas.class_atlas import class_slug, comparison_slug
+from activation_atlas.config_check import ConfigError, check_config
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.jobs import render_chunk_count
 from activation_atlas.provenance import PORTABLE_ENVIRONMENT, workflow_facts
 from activation_atlas.settings import layer_section, umap_settings
 
 
-validate(config, "../schemas/config.schema.yaml")
-if (
-    config["class_atlas"]["classes"] or config["class_atlas"]["comparisons"]
-) and not config["extract"]["attribution"]:
-    raise ValueError(
-        "class_atlas.classes and class_atlas.comparisons need attributions: "
-        "set extract.attribution: true"
-    )
-if config["model"]["url"] and config["model"]["checkpoint"]:
-    raise ValueError(
-        f"model.url ({config['model']['url']}) and model.checkpoint ({config['model']['checkpoint']}) "
-        "are both set: give url to download the weights, or checkpoint for a file on disk "
-        "(set the other to null)"
-    )
-
+# A bad value stops the workflow here, before any job, with one line naming the key.
+try:
+    check_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+except ConfigError as error:
+    sys.exit(f"config: {error}")
 
 
 def sorted_keys(value):

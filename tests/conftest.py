@@ -19,11 +19,11 @@ SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 
 def validated(config: dict) -> dict:
-    """The config with schema defaults filled in, as the Snakefile sees it."""
-    from snakemake.utils import validate
+    """The config with schema defaults filled in and checked, as the Snakefile sees it."""
+    from activation_atlas.config_check import check_config
 
     config = copy.deepcopy(config)
-    validate(config, str(SCHEMA))
+    check_config(config, SCHEMA)
     return config
 
 

@@ -1,7 +1,12 @@
-import pytest
-from snakemake.exceptions import WorkflowError
+import copy
+import re
+import subprocess
+import sys
 
-from conftest import load_config, validated
+import pytest
+
+from conftest import REPO, copy_workflow, load_config, validated
+from activation_atlas.config_check import ConfigError
 
 
 def test_defaults_are_filled_into_every_section():
@@ -12,23 +17,8 @@ def test_defaults_are_filled_into_every_section():
     assert config["layout"]["per_layer"] == {}
 
 
-def test_unknown_key_is_rejected_with_its_name():
-    with pytest.raises(WorkflowError, match="'n_neigbors' was unexpected"):
-        validated({"layout": {"n_neigbors": 5}})
-
-
-def test_unknown_top_level_key_is_rejected_with_its_name():
-    with pytest.raises(WorkflowError, match="'layres' was unexpected"):
-        validated({"layres": ["conv2"]})
-
-
-def test_invalid_value_names_the_valid_choices():
-    with pytest.raises(WorkflowError, match="'tpu' is not one of \\['auto', 'cpu', 'cuda'\\]"):
-        validated({"device": "tpu"})
-
-
 @pytest.mark.parametrize("name", ["config.yaml", "config/ci.yaml", "config/inceptionv1-imagenet.yaml",
-                                  "config/inceptionv1-imagenette.yaml"])
+                                  "config/inceptionv1-imagenette.yaml", "config/cifar10-resnet32.yaml"])
 def test_shipped_configs_are_valid(name):
     config = load_config(name)
     assert config["layers"]
@@ -38,3 +28,146 @@ def test_default_config_has_at_least_three_layers_and_several_grids():
     config = load_config("config.yaml")
     assert len(config["layers"]) >= 3
     assert len(config["grid"]["sizes"]) >= 2
+
+
+def merged(base: dict, change: dict) -> dict:
+    """base with change written over it, section by section."""
+    config = copy.deepcopy(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = merged(config[key], value)
+        else:
+            config[key] = value
+    return config
+
+
+def rejection(change: dict, replace: bool = False) -> str:
+    """The ConfigError of config/ci.yaml with change written over it (replace: its sections replace ci.yaml's)."""
+    import yaml
+
+    base = yaml.safe_load((REPO / "config/ci.yaml").read_text())
+    config = {**base, **change} if replace else merged(base, change)
+    with pytest.raises(ConfigError) as caught:
+        validated(config)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"run": ".."}, "run"), ({"run": "."}, "run"), ({"run": "a/b"}, "run"), ({"run": ".hidden"}, "run"),
+    ({"dataset": {"name": ".."}}, "dataset.name"), ({"model": {"name": "../models"}}, "model.name"),
+    ({"layers": ["conv1", ".."]}, "layers[1]"),
+])
+def test_names_that_become_paths_are_one_folder_name(change, key):
+    assert rejection(change) == (f"{key} = {change_value(change)!r}: must be one folder name: letters, digits, "
+                                 "'_', '-' and '.', not starting with '.'")
+
+
+def change_value(change: dict):
+    value = next(iter(change.values()))
+    while isinstance(value, dict):
+        value = next(iter(value.values()))
+    return value[-1] if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layres": ["conv2"]}, "unknown key layres at the top level; valid keys: run, seed, "),
+    ({"layout": {"n_neigbors": 5}}, "unknown key n_neigbors in layout; valid keys: n_neighbors, min_dist, "),
+    ({"device": "tpu"}, "device = 'tpu': must be one of 'auto', 'cpu', 'cuda'"),
+    ({"grid": {"sizes": [4, "x"]}}, "grid.sizes[1] = 'x': must be an integer"),
+    ({"seed": 2**70}, f"seed = {2**70}: must be at most 4294967295"),
+    ({"extract": {"shards": 1000000}}, "extract.shards = 1000000: must be at most 4096"),
+    ({"layout": {"metric": "nonsense"}}, "layout.metric = 'nonsense': must be one of 'cosine', "),
+])
+def test_a_schema_violation_is_one_line_naming_key_value_and_what_is_valid(change, message):
+    line = rejection(change)
+    assert line.startswith(message), line
+    assert "\n" not in line and len(line) < 400
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"model": {"kind": "torchvision", "name": "tv"}}, "model.architecture is required when model.kind is 'torchvision'"),
+    ({"model": {"kind": "user", "name": "mine"}}, "model.factory is required when model.kind is 'user'"),
+    ({"dataset": {"kind": "image_folder"}}, "dataset.path is required when dataset.kind is 'image_folder'"),
+    ({"dataset": {"kind": "download"}}, "dataset.url is required when dataset.kind is 'download'"),
+])
+def test_a_key_the_kind_needs_is_said_to_be_required(section, message):
+    assert rejection(section, replace=True) == message
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layers": ["conv1", "conv9"]}, "layers[1] = 'conv9': demo_cnn has no such layer; valid: conv1, conv2, conv3, conv4"),
+    ({"render": {"per_layer": {"conv4": {"steps": 3}}}},
+     "render.per_layer.conv4: 'conv4' is not one of the run's layers (conv1, conv2, conv3)"),
+    ({"layout": {"per_layer": {"conv9": {"metric": "cosine"}}}},
+     "layout.per_layer.conv9: 'conv9' is not one of the run's layers"),
+    ({"class_atlas": {"layer": "conv4"}}, "class_atlas.layer = 'conv4': not one of the run's layers"),
+    ({"class_atlas": {"classes": ["red_checks_dsic"]}},
+     "class_atlas.classes[0] = 'red_checks_dsic': unknown class 'red_checks_dsic'"),
+    ({"class_atlas": {"comparisons": [["red_checks_disc", 10]]}},
+     "class_atlas.comparisons[0][1] = 10: class index 10 is out of range: the model has 10 classes"),
+    ({"class_atlas": {"comparisons": [[3, 3]]}}, "class_atlas.comparisons[0] = [3, 3]: compares a class with itself"),
+    ({"extract": {"attribution": False}}, "class_atlas.classes and class_atlas.comparisons need attributions"),
+    ({"render": {"transforms": {"scale_exponents": [39, 20]}}},
+     "render.transforms.scale_exponents = [39, 20]: must be [low, high] with low ≤ high"),
+    ({"extract": {"shards": 401}}, "extract.shards = 401: more extraction jobs than the run's 400 images; valid: 1 to 400"),
+    ({"grid": {"min_count": 800}}, "grid.min_count = 800: no cell can hold more than that, the run has 800 "
+                                   "activations per layer; valid: 0 to 799"),
+    ({"dataset": {"subdir": "train"}},
+     "dataset.subdir applies only when dataset.kind is image_folder or download (dataset.kind is generated)"),
+    ({"model": {"architecture": "resnet18"}},
+     "model.architecture applies only when model.kind is torchvision (model.kind is demo_cnn)"),
+    ({"model": {"url": "http://127.0.0.1/w.pt"}},
+     "model.url applies only when model.kind is inceptionv1 or user (model.kind is demo_cnn)"),
+])
+def test_what_the_schema_cannot_say_is_checked_before_any_job(change, message):
+    line = rejection(change)
+    assert line.startswith(message), line
+    assert "\n" not in line
+
+
+def test_the_limits_follow_the_config_they_are_checked_in():
+    """400 images × 2 positions in ci.yaml: shards up to 400 and min_count up to 799 are accepted."""
+    import yaml
+
+    config = merged(yaml.safe_load((REPO / "config/ci.yaml").read_text()),
+                    {"extract": {"shards": 400}, "grid": {"min_count": 799}})
+    assert validated(config)["extract"]["shards"] == 400
+
+
+def snakemake_dry_run(workdir, *args):
+    return subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--quiet", "all", *args],
+                          cwd=workdir, capture_output=True, text=True, timeout=300)
+
+
+def test_snakemake_stops_on_a_bad_value_with_one_line_and_touches_nothing(tmp_path):
+    workdir = tmp_path / "workflow"
+    copy_workflow(workdir)
+    (workdir / "resources" / "models").mkdir(parents=True)
+    (workdir / "resources" / "models" / "kept.pt").write_bytes(b"weights")
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*") if ".snakemake" not in p.parts)
+    for args, message in [
+        (["--configfile", "config/ci.yaml", "--config", "dataset={name: ..}"], "config: dataset.name = '..': "),
+        (["--configfile", "config/ci.yaml", "--config", "bogus=1"], "config: unknown key bogus at the top level"),
+        (["--configfile", "config/ci.yaml", "--config", "layers=[conv1, conv9]"], "config: layers[1] = 'conv9'"),
+    ]:
+        result = snakemake_dry_run(workdir, *args)
+        assert result.returncode == 1
+        # Snakemake's own first line names the profile it applies; the error is the only other.
+        lines = [line for line in result.stderr.splitlines()
+                 if line.strip() and not line.startswith("Using workflow specific profile")]
+        assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    after = sorted(p.relative_to(workdir) for p in workdir.rglob("*") if ".snakemake" not in p.parts)
+    assert after == before
+
+
+def test_the_schema_admits_no_name_pattern_but_the_path_component_one():
+    """Every name in the schema that becomes a path uses the one checked pattern."""
+    from activation_atlas.config_check import PATH_COMPONENT
+
+    text = (REPO / "schemas" / "config.schema.yaml").read_text()
+    patterns = set(re.findall(r'pattern: "([^"]+)"', text))
+    assert patterns == {PATH_COMPONENT, "^[0-9a-fA-F]{64}$"}
+    for name in ["..", ".", ".x", "a/b", "a\\b", ""]:
+        assert not re.match(PATH_COMPONENT, name)
+    for name in ["demo", "layer3.0.conv1", "mixed4c_3x3", "shapes64", "x-1"]:
+        assert re.match(PATH_COMPONENT, name)

@@ -5,7 +5,7 @@ import torch
 
 from activation_atlas.models import build_model, layer_names, load_model
 from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
-from activation_atlas.models.labels import builtin_labels, logit_names
+from activation_atlas.labels import builtin_labels, logit_names
 from activation_atlas.models.capture import resolve_layers
 from conftest import REPO
 

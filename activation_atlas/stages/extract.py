@@ -14,7 +14,7 @@ from activation_atlas.formats.model_card import dataset_to_logits, read_card, wr
 from activation_atlas.jobs import shard_images
 from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
-from activation_atlas.models.labels import NAMING_HINT, abbreviated
+from activation_atlas.labels import NAMING_HINT, abbreviated
 from activation_atlas.runtime import configure_torch, resolve_device
 
 

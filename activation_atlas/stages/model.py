@@ -11,7 +11,7 @@ import torch
 from activation_atlas.data.image_folder import load_all, scan_image_folder
 from activation_atlas.formats.model_card import write_card
 from activation_atlas.models import build_model, layer_names, load_model
-from activation_atlas.models.labels import count_logits, logit_names
+from activation_atlas.labels import count_logits, logit_names
 from activation_atlas.models.demo_cnn import accuracy, train_demo_cnn
 from activation_atlas.runtime import configure_torch, derive_seed, write_bytes, write_json
 

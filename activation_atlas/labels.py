@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch import nn
-
-LABEL_FILE_INCEPTIONV1 = Path(__file__).with_name("inceptionv1_labels.txt")
+LABEL_FILE_INCEPTIONV1 = Path(__file__).parent / "models" / "inceptionv1_labels.txt"
 NAMING_HINT = "name them with model.labels (a list of names, or a text file with one name a line)"
 
 
-def count_logits(model: nn.Module, input_size: int) -> int:
+def count_logits(model, input_size: int) -> int:
     """The length of the model's output for one image of input_size px."""
+    import torch  # here: the config check reads label lists before any job, without torch
+
     with torch.no_grad():
         output = model(torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device))
     if not isinstance(output, torch.Tensor) or output.ndim != 2:
