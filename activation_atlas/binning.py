@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from activation_atlas.runtime import RunError
+
 
 def cell_coordinates(xy: np.ndarray, grid_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) of each point's cell; points must lie in [0, 1]²."""
     xy = np.asarray(xy, dtype=np.float64)
     if xy.size and (xy.min() < 0.0 or xy.max() > 1.0 or not np.isfinite(xy).all()):
-        raise ValueError("layout coordinates must lie in [0, 1]; normalise the layout first")
+        raise RunError("layout coordinates must lie in [0, 1]; normalise the layout first")
     cells = np.minimum(np.floor(xy * grid_size).astype(np.int64), grid_size - 1)
     return cells[:, 1], cells[:, 0]
 
@@ -60,6 +62,10 @@ def block_sums(values, slot: np.ndarray, n_slots: int, block_rows: int = BLOCK_R
     return sums
 
 
+class EmptyGrid(RunError):
+    """No cell of a grid holds enough points to be kept."""
+
+
 def bin_layout(xy: np.ndarray, activations, labels: np.ndarray, grid_size: int, min_count: int,
                n_classes: int) -> Cells:
     """Mean activation, count and class histogram of every cell holding more than min_count points.
@@ -68,14 +74,17 @@ def bin_layout(xy: np.ndarray, activations, labels: np.ndarray, grid_size: int, 
     sit in memory at once. Labels < 0 (unknown) are left out of the class histogram but not of the mean.
     """
     if grid_size < 1:
-        raise ValueError(f"grid size must be ≥ 1, got {grid_size}")
+        raise RunError(f"grid size must be ≥ 1, got {grid_size}")
     if len(xy) != len(activations) or len(xy) != len(labels):
-        raise ValueError(f"layout ({len(xy)}), activations ({len(activations)}) and labels "
-                         f"({len(labels)}) differ in length")
+        raise RunError(f"layout ({len(xy)}), activations ({len(activations)}) and labels "
+                       f"({len(labels)}) differ in length")
     row, col = cell_coordinates(xy, grid_size)
     flat = row * grid_size + col
     counts = np.bincount(flat, minlength=grid_size * grid_size)
     kept_ids = np.flatnonzero(counts > min_count)
+    if len(kept_ids) == 0:
+        raise EmptyGrid(f"no cell of the {grid_size}×{grid_size} grid holds more than {min_count} of the "
+                        f"{len(xy)} points (the fullest holds {counts.max(initial=0)})")
     slot_of_cell = np.full(grid_size * grid_size, -1, dtype=np.int64)
     slot_of_cell[kept_ids] = np.arange(len(kept_ids))
     slot = slot_of_cell[flat]

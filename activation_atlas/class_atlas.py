@@ -11,23 +11,24 @@ import re
 import numpy as np
 
 from activation_atlas.layout import lay_out
+from activation_atlas.runtime import RunError
 
 
 def resolve_class(spec, class_names: list[str]) -> int:
     """A class given by name or index → its index; an unknown one is an error with close matches."""
     if not class_names:
-        raise ValueError(f"class {spec!r}: the model card names no classes; rerun the model rule")
+        raise RunError(f"class {spec!r}: the model card names no classes; rerun the model rule")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         index = int(spec)
         if not 0 <= index < len(class_names):
-            raise ValueError(f"class index {index} is out of range: the model has {len(class_names)} classes")
+            raise RunError(f"class index {index} is out of range: the model has {len(class_names)} classes")
         return index
     if spec in class_names:
         return class_names.index(spec)
     close = [name for name in class_names if spec.lower() in name.lower()][:10]
     hint = f"; names containing it: {', '.join(close)}" if close else ""
-    raise ValueError(f"unknown class {spec!r}{hint}; valid: names from the model's label list or indices "
-                     f"0–{len(class_names) - 1}")
+    raise RunError(f"unknown class {spec!r}{hint}; valid: names from the model's label list or indices "
+                   f"0–{len(class_names) - 1}")
 
 
 def class_slug(name: str) -> str:

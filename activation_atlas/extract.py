@@ -20,6 +20,7 @@ from torch import nn
 from activation_atlas.attribution import attribute_positions
 from activation_atlas.formats.activations import LayerWriter, create_activation_file
 from activation_atlas.models.capture import capture_layers
+from activation_atlas.runtime import RunError
 
 
 def layer_key(layer: str) -> int:
@@ -44,8 +45,8 @@ def draw_positions(seed: int, layer: str, image_indices, k: int, height: int, wi
     image's positions are the same whatever batch or shard it is processed in, at no per-image cost.
     """
     if height - 2 * exclude_edge < 1 or width - 2 * exclude_edge < 1:
-        raise ValueError(f"exclude_edge={exclude_edge} leaves no position in layer {layer!r} "
-                         f"of spatial size {height}×{width}; use at most {(min(height, width) - 1) // 2}")
+        raise RunError(f"exclude_edge={exclude_edge} leaves no position in layer {layer!r} "
+                       f"of spatial size {height}×{width}; use at most {(min(height, width) - 1) // 2}")
     with np.errstate(over="ignore"):
         stream = splitmix64(np.uint64(seed) ^ splitmix64(np.uint64(layer_key(layer))))
         images = np.repeat(np.asarray(image_indices, dtype=np.uint64), k)

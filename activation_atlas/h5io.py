@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from activation_atlas import __version__
-from activation_atlas.runtime import atomic_output
+from activation_atlas.runtime import RunError, atomic_output
 
 
 @contextmanager
@@ -39,12 +39,23 @@ def write_dataset(f: h5py.File, name: str, data: np.ndarray | None, unit: str, a
     return dataset
 
 
+def open_h5(path: Path | str) -> h5py.File:
+    """An HDF5 file open for reading; one that cannot be read (truncated by a crash, damaged, not HDF5) is
+    a RunError naming it and what to do."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        reason = str(error).split("(", 1)[-1].rstrip(")") if "(" in str(error) else str(error)
+        raise RunError(f"{path} cannot be read as HDF5 ({reason}): it is damaged or incomplete; delete it and "
+                       "run again to have it made anew") from None
+
+
 class H5Reader:
     """An HDF5 file open for reading, closed when its `with` block ends."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.file = h5py.File(self.path, "r")
+        self.file = open_h5(self.path)
 
     def __enter__(self):
         return self

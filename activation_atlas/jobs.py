@@ -3,16 +3,18 @@ shards and render chunks. The workflow counts the jobs when it builds the DAG an
 share here, with the same arithmetic."""
 from __future__ import annotations
 
+from activation_atlas.runtime import RunError
+
 
 def shard_images(n_images: int, batch_size: int, shard: int, shards: int) -> range:
     """The images of shard `shard` of `shards`: a run of whole batches, so each image meets the same
     batch (same arithmetic) whatever the number of shards, and the merged files are identical."""
     if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} does not exist: shards are 0–{shards - 1}")
+        raise RunError(f"shard {shard} does not exist: shards are 0–{shards - 1}")
     n_batches = -(-n_images // batch_size)
     if shards > n_batches:
-        raise ValueError(f"extract.shards={shards} is more than the {n_batches} batches of {batch_size} images "
-                         f"to extract: use at most {n_batches} shards")
+        raise RunError(f"extract.shards={shards} is more than the {n_batches} batches of {batch_size} images "
+                       f"to extract: use at most {n_batches} shards")
     first, last = shard * n_batches // shards, (shard + 1) * n_batches // shards
     return range(min(first * batch_size, n_images), min(last * batch_size, n_images))
 
@@ -25,8 +27,8 @@ def render_chunk_count(n_cells: int, cells_per_job: int | None, attempts: int, b
         return 1
     if cells_per_job * attempts % batch_size:
         # Chunks that end mid-batch would batch icons differently from one job, and change their bits.
-        raise ValueError(f"render.cells_per_job={cells_per_job} for layer {layer}: cells_per_job × attempts "
-                         f"({cells_per_job * attempts}) must be a multiple of batch_size ({batch_size})")
+        raise RunError(f"render.cells_per_job={cells_per_job} for layer {layer}: cells_per_job × attempts "
+                       f"({cells_per_job * attempts}) must be a multiple of batch_size ({batch_size})")
     return max(1, -(-n_cells // cells_per_job))
 
 

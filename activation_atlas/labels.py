@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from activation_atlas.runtime import RunError
+
 LABEL_FILE_INCEPTIONV1 = Path(__file__).parent / "models" / "inceptionv1_labels.txt"
 NAMING_HINT = "name them with model.labels (a list of names, or a text file with one name a line)"
 
@@ -21,8 +23,8 @@ def count_logits(model, input_size: int) -> int:
         output = model(torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device))
     if not isinstance(output, torch.Tensor) or output.ndim != 2:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ValueError(f"the model's output for a batch of one image is {shape}; expected logits of shape "
-                         "(1, classes)")
+        raise RunError(f"the model's output for a batch of one image is {shape}; expected logits of shape "
+                       "(1, classes)")
     return int(output.shape[1])
 
 
@@ -32,7 +34,7 @@ def configured_labels(labels) -> list[str]:
         return [str(name) for name in labels]
     path = Path(labels)
     if not path.is_file():
-        raise ValueError(f"model.labels {labels!r} is neither a list of names nor an existing text file")
+        raise RunError(f"model.labels {labels!r} is neither a list of names nor an existing text file")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -60,7 +62,7 @@ def logit_names(model_cfg: dict, n_logits: int, dataset_classes: list[str], log)
     if model_cfg.get("labels") is not None:
         names = configured_labels(model_cfg["labels"])
         if len(names) != n_logits:
-            raise ValueError(f"model.labels names {len(names)} classes, but the model has {n_logits} logits")
+            raise RunError(f"model.labels names {len(names)} classes, but the model has {n_logits} logits")
         return names
     names = builtin_labels(model_cfg)
     if names is not None:

@@ -6,6 +6,8 @@ from contextlib import redirect_stdout
 
 import numpy as np
 
+from activation_atlas.runtime import RunError, atomic_output
+
 
 LAYOUT_BACKENDS = ("umap-learn", "cuml")
 PCA_BLOCK_ROWS = 1 << 16
@@ -59,10 +61,10 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
     points, and seeded but not bit-reproducible. `activations` may be an HDF5 dataset: with pca_dims
     it is reduced block by block and never read whole."""
     if backend not in LAYOUT_BACKENDS:
-        raise ValueError(f"unknown layout backend {backend!r}; valid: {', '.join(LAYOUT_BACKENDS)}")
+        raise RunError(f"unknown layout backend {backend!r}; valid: {', '.join(LAYOUT_BACKENDS)}")
     if len(activations) <= n_neighbors:
-        raise ValueError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} activations, "
-                         f"got {len(activations)}")
+        raise RunError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} activations, "
+                       f"got {len(activations)}")
     if pca_dims is not None and pca_dims < activations.shape[1]:
         data = pca_in_blocks(activations, pca_dims)
     else:
@@ -71,9 +73,9 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
         try:
             from cuml.manifold import UMAP as CumlUMAP
         except ImportError as error:
-            raise RuntimeError("layout.backend: cuml needs RAPIDS cuML and a CUDA GPU (see "
-                               "https://docs.rapids.ai/install); it is not installed here. Use layout.backend: "
-                               "umap-learn, or install cuML into the layout environment") from error
+            raise RunError("layout.backend: cuml needs RAPIDS cuML and a CUDA GPU (see "
+                           "https://docs.rapids.ai/install); it is not installed here. Use layout.backend: "
+                           "umap-learn, or install cuML into the layout environment") from error
         reducer = CumlUMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                            random_state=seed, verbose=verbose)
         return np.asarray(reducer.fit_transform(data), dtype=np.float32)
@@ -127,5 +129,6 @@ def plot_layout(xy: np.ndarray, labels: np.ndarray, classes: list[str], out, tit
     if len(classes) <= 20:
         ax.legend(fontsize=6, markerscale=4, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
-    fig.savefig(out, format="png", metadata={"Software": None})
+    with atomic_output(out) as partial:
+        fig.savefig(partial, format="png", metadata={"Software": None})
     plt.close(fig)

@@ -8,9 +8,11 @@ import json
 import re
 from pathlib import Path
 
-import h5py
 import numpy as np
 from PIL import Image
+
+from activation_atlas.h5io import open_h5
+from activation_atlas.runtime import RunError
 
 FORMAT = "activation-atlas manifest 1"
 MANIFEST_NAME = "MANIFEST.json"
@@ -48,7 +50,7 @@ def rounded(value: float) -> float:
 
 
 def activation_figures(path: Path, run_dir: Path) -> dict:
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         acts = f["activations"]
         total, squares = np.zeros(acts.shape[1]), np.zeros(acts.shape[1])
         for start in range(0, acts.shape[0], BLOCK_ROWS):
@@ -77,12 +79,12 @@ def class_neighbour_agreement(xy: np.ndarray, labels: np.ndarray, classes: list[
 def layout_figures(path: Path, run_dir: Path) -> dict:
     """Point count, and for a layer's layout its classes' neighbour agreement (labels from the layer's
     activation file, whose rows it lays out)."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         xy = f["xy"][:]
     figures = {"points": int(len(xy))}
     activations = run_dir / "activations" / path.name
     if path.parent.name == "layout" and activations.exists():
-        with h5py.File(activations, "r") as f:
+        with open_h5(activations) as f:
             labels, classes = f["label"][:], json.loads(f.attrs["classes"])
         figures["class_neighbour_agreement"] = class_neighbour_agreement(xy, labels, classes)
     return figures
@@ -90,7 +92,7 @@ def layout_figures(path: Path, run_dir: Path) -> dict:
 
 def cell_figures(path: Path, run_dir: Path) -> dict:
     """Cells kept, the points in them, their mean purity and how many cells each class tops."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         count, histogram = f["count"][:], f["class_histogram"][:]
         classes = json.loads(f.attrs["classes"])
     top = histogram.argmax(axis=1) if len(count) else np.zeros(0, int)
@@ -103,7 +105,7 @@ def cell_figures(path: Path, run_dir: Path) -> dict:
 def icon_figures(path: Path, run_dir: Path) -> dict:
     """Icon count and fidelity, and per icon its cell and mean colour (0–255): verify compares icons
     one by one where two runs kept the same cells."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         fidelity, icons = f["fidelity"][:], f["icons"]
         cells = np.stack([f["row"][:], f["col"][:]], axis=1)
         mean_rgb = np.zeros((len(icons), icons.shape[-1]))
@@ -183,6 +185,6 @@ def build_manifest(run_dir, paths, run: str, log=print) -> dict:
 def read_manifest(path) -> dict:
     manifest = json.loads(Path(path).read_text())
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a manifest of this workflow (format {manifest.get('format')!r}, "
-                         f"expected {FORMAT!r})")
+        raise RunError(f"{path} is not a manifest of this workflow (format {manifest.get('format')!r}, "
+                       f"expected {FORMAT!r})")
     return manifest

@@ -12,6 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+class RunError(ValueError):
+    """A problem with the run's settings or input files that its message explains (the key or file, the
+    value, what to do): reported as one line, without a traceback."""
+
+
 class ProgressLog:
     """Appends timestamped lines to a rule's log file (and stderr), flushed at once so a
     long step can be followed with `tail -f`."""
@@ -49,10 +54,17 @@ class ProgressLog:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is not None:
+        """A failed stage ends its process here, so that what went wrong is said once, in the log and
+        on stderr: a RunError as one line, anything else with its traceback."""
+        if exc is None or not isinstance(exc, Exception):
+            self.close()
+            return False
+        if isinstance(exc, RunError):
+            self(f"error: {exc}")
+        else:
             self("failed:\n" + "".join(traceback.format_exception(exc_type, exc, tb)))
         self.close()
-        return False
+        raise SystemExit(1)
 
 
 def configure_torch(threads: int, seed: int, log) -> None:
@@ -77,7 +89,7 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+        raise RunError("device: cuda was asked for, but torch sees no CUDA device: set device: auto or cpu")
     return requested
 
 
@@ -104,17 +116,31 @@ def remove_path(path: Path) -> None:
 def atomic_output(path: Path | str):
     """Yields a temporary path beside `path` (`<name>.partial`) to write a file or a folder at; it
     replaces `path` when the block completes and is removed when it fails, so an interrupted job
-    never leaves an output that looks finished."""
+    never leaves an output that looks finished. A file's bytes reach the disk before the rename, so
+    not even a power cut leaves an empty file under the final name."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_path(partial)
     try:
         yield partial
+        if partial.is_file():
+            with open(partial, "rb") as f:
+                os.fsync(f.fileno())
         remove_path(path)   # os.replace cannot replace a folder that holds files
         os.replace(partial, path)
+        sync_folder(path.parent)
     finally:
         remove_path(partial)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename in folder durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:

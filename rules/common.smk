@@ -5,12 +5,15 @@ import os
 import re
 import sys
 
+from snakemake.io import is_flagged
+
 sys.path.insert(0, workflow.basedir)
 from activation_atlas.class_atlas import class_slug, comparison_slug
 from activation_atlas.config_check import ConfigError, check_config
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.jobs import render_chunk_count
 from activation_atlas.provenance import PORTABLE_ENVIRONMENT, workflow_facts
+from activation_atlas.run_lock import clear_stale_lock
 from activation_atlas.settings import layer_section, umap_settings
 
 
@@ -19,6 +22,22 @@ try:
     check_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 except ConfigError as error:
     sys.exit(f"config: {error}")
+
+# After an interruption the same command resumes: the lock a killed run of this workflow left is
+# removed (profiles/default adds rerun-incomplete). Cluster jobs parse this file too; they must not.
+if workflow.is_main_process:
+    lock_note = clear_stale_lock()
+    if lock_note:
+        print(lock_note, file=sys.stderr)
+
+
+# A run interrupted after a temp file's consumers finished leaves the file behind, and no job of a
+# later run removes it. After a successful run, Snakemake's own rule (unless --notemp) decides again
+# for every job that makes temp files.
+onsuccess:
+    for job in workflow.dag.jobs:
+        if any(is_flagged(output, "temp") for output in job.output):
+            workflow.async_run(workflow.dag.handle_temp(job))
 
 
 def sorted_keys(value):

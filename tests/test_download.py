@@ -6,6 +6,7 @@ import zipfile
 import pytest
 
 from activation_atlas.data.download import ArchiveRefused, ChecksumMismatch, download, extract_archive
+from activation_atlas.runtime import RunError
 from http_server import Routes, serve
 
 PAYLOAD = bytes(range(256)) * 4096      # 1 MiB
@@ -63,7 +64,7 @@ def test_server_errors_are_retried_with_backoff(routes, tmp_path):
 
 def test_persistent_failure_gives_up_after_the_retries(routes, tmp_path):
     routes.failures["/file.bin"] = 10
-    with serve(routes) as base, pytest.raises(OSError, match="failed after 3 attempts"):
+    with serve(routes) as base, pytest.raises(RunError, match="failed after 3 attempts"):
         download(f"{base}/file.bin", tmp_path / "f.bin", retries=2, backoff=0.01, log=quiet)
     assert routes.requests.count("/file.bin") == 3
     assert list(tmp_path.iterdir()) == []
@@ -71,14 +72,14 @@ def test_persistent_failure_gives_up_after_the_retries(routes, tmp_path):
 
 def test_truncated_download_is_detected_and_retried(routes, tmp_path):
     routes.truncate.add("/file.bin")
-    with serve(routes) as base, pytest.raises(OSError, match="truncated"):
+    with serve(routes) as base, pytest.raises(RunError, match="truncated"):
         download(f"{base}/file.bin", tmp_path / "f.bin", retries=1, backoff=0.01, log=quiet)
     assert routes.requests.count("/file.bin") == 2
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_file_is_not_retried(routes, tmp_path):
-    with serve(routes) as base, pytest.raises(OSError, match="404"):
+    with serve(routes) as base, pytest.raises(RunError, match="failed: HTTP Error 404"):
         download(f"{base}/nothing.bin", tmp_path / "f.bin", retries=3, backoff=0.01, log=quiet)
     assert routes.requests == ["/nothing.bin"]
 

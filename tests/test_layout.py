@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from activation_atlas.layout import fit_umap, normalise_layout
+from activation_atlas.runtime import RunError
 
 
 def test_normalisation_clips_outliers_and_widens_the_percentile_range(rng):
@@ -46,7 +47,7 @@ def test_the_cuml_backend_is_used_only_when_installed_and_says_so_otherwise(rng)
 
     data = rng.normal(size=(50, 4)).astype(np.float32)
     if importlib.util.find_spec("cuml") is None:
-        with pytest.raises(RuntimeError, match="layout.backend: cuml needs RAPIDS cuML"):
+        with pytest.raises(RunError, match="layout.backend: cuml needs RAPIDS cuML"):
             fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="cuml")
     else:
         layout = fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="cuml")

@@ -1,7 +1,12 @@
 """The workflow end to end through Snakemake on config/ci.yaml: every output, its metrics, and
-byte-identical results from two independent runs."""
+byte-identical results from two independent runs, one of them killed and resumed."""
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import h5py
 import numpy as np
@@ -10,7 +15,7 @@ import yaml
 from PIL import Image
 
 from activation_atlas.settings import layer_section
-from conftest import REPO, copy_workflow, load_config, run_ci_config, snakemake, tree_digest
+from conftest import REPO, copy_workflow, load_config, snakemake, tree_digest
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
@@ -178,12 +183,31 @@ def test_atlases_are_also_written_as_tiles(first_run):
     assert (results / "viewer" / "data.js").read_text().startswith("window.ATLAS_VIEWER_DATA = ")
 
 
-def test_two_runs_from_scratch_are_byte_identical(first_run, tmp_path):
-    second = run_ci_config(copy_workflow(tmp_path / "b"))
-    first_digest, second_digest = tree_digest(first_run), tree_digest(second)
-    assert len(first_digest) > 100
-    differing = [k for k in first_digest if first_digest[k] != second_digest.get(k)]
-    assert first_digest.keys() == second_digest.keys() and not differing, differing
+def test_a_run_killed_and_resumed_by_the_same_command_has_the_bytes_of_an_uninterrupted_one(first_run, tmp_path):
+    """A second run of config/ci.yaml from scratch, all its processes killed (SIGKILL) once rendering has
+    begun, then the same command again: it resumes by itself (the killed run's lock removed, its
+    incomplete outputs remade), and ends with the bytes of the first, uninterrupted run, less the temp
+    files (the first run kept them with --notemp): none is left behind, nor any partial output."""
+    workdir = copy_workflow(tmp_path / "b")
+    command = [sys.executable, "-m", "snakemake", "--configfile", "config/ci.yaml", "--cores", "2"]
+    killed = subprocess.Popen(command, cwd=workdir, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not list(workdir.glob(f"results/{RUN}/icons/*/grid*/chunk*.h5")) and time.monotonic() < deadline:
+        assert killed.poll() is None, "the run ended before it was killed"
+        time.sleep(0.2)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert list(workdir.glob(".snakemake/locks/*.lock"))
+    resumed = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "removed the lock of an interrupted run" in resumed.stderr
+    first, second = tree_digest(first_run), tree_digest(workdir)
+    temp = re.compile(r"/activations/shards/|/icons/.*/chunk\d+\.h5$")
+    kept = {path: digest for path, digest in first.items() if not temp.search(path)}
+    assert len(kept) > 100 and len(kept) < len(first)
+    differing = sorted(path for path in kept.keys() | second.keys() if kept.get(path) != second.get(path))
+    assert not differing, differing
 
 
 def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_job_is_pinned(first_run, tmp_path):

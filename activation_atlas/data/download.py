@@ -8,8 +8,6 @@ file and every later download must match it (trust on first use).
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import tarfile
 import time
 import urllib.error
@@ -17,14 +15,16 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from activation_atlas.runtime import RunError, atomic_output, write_text
+
 CHUNK = 1 << 20
 
 
-class ChecksumMismatch(Exception):
+class ChecksumMismatch(RunError):
     """The downloaded bytes are not the expected ones; retrying will not help."""
 
 
-class ArchiveRefused(Exception):
+class ArchiveRefused(RunError):
     """An archive member would land outside the target folder (or is a link or device)."""
 
 
@@ -58,12 +58,9 @@ def download(url: str, dest: Path | str, *, sha256: str | None = None, pin_file:
     truncated transfer is retried up to `retries` times (waits backoff, 2·backoff, ...); a checksum
     mismatch is not. No file is left behind on failure.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
     pin = Path(pin_file) if pin_file is not None else None
     expected = sha256.lower() if sha256 else (pin.read_text().split()[0] if pin and pin.exists() else None)
-    try:
+    with atomic_output(dest) as partial:
         for attempt in range(1, retries + 2):
             try:
                 log(f"downloading {url} (attempt {attempt} of {retries + 1})")
@@ -71,21 +68,18 @@ def download(url: str, dest: Path | str, *, sha256: str | None = None, pin_file:
                 break
             except (urllib.error.URLError, OSError, TimeoutError) as error:
                 if isinstance(error, urllib.error.HTTPError) and error.code < 500:
-                    raise   # 4xx: the request is wrong; repeating it will not help
+                    # 4xx: the request is wrong; repeating it will not help
+                    raise RunError(f"download of {url} failed: {error}") from None
                 if attempt > retries:
-                    raise OSError(f"download of {url} failed after {attempt} attempts: {error}") from error
+                    raise RunError(f"download of {url} failed after {attempt} attempts: {error}") from None
                 wait = backoff * 2 ** (attempt - 1)
                 log(f"attempt {attempt} failed ({error}); retrying in {wait:.1f} s")
                 time.sleep(wait)
         if expected is not None and actual != expected:
             source = "the configured sha256" if sha256 else f"the pin file {pin}"
             raise ChecksumMismatch(f"sha256 of {url} is {actual}, but {source} expects {expected}")
-        os.replace(partial, dest)
-    finally:
-        partial.unlink(missing_ok=True)
     if expected is None and pin is not None:
-        pin.parent.mkdir(parents=True, exist_ok=True)
-        pin.write_text(f"{actual}  {url}\n")
+        write_text(pin, f"{actual}  {url}\n")
         log(f"no checksum given: recorded {actual} in {pin}; later downloads must match it")
     log(f"verified sha256 {actual}")
     return actual
@@ -124,11 +118,9 @@ def extract_archive(archive: Path | str, target: Path | str, log=print) -> Path:
     renamed when complete.
     """
     archive, target = Path(archive), Path(target)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    root = partial.resolve()
-    try:
+    with atomic_output(target) as partial:
+        partial.mkdir()
+        root = partial.resolve()
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:
                 for info in z.infolist():
@@ -145,11 +137,6 @@ def extract_archive(archive: Path | str, target: Path | str, log=print) -> Path:
                 t.extractall(root, filter="data")
                 count = len(members)
         else:
-            raise ValueError(f"{archive} is not a tar or zip archive")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(partial, target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+            raise RunError(f"{archive} is not a tar or zip archive")
     log(f"extracted {count} members of {archive.name} into {target}")
     return target

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from activation_atlas.runtime import RunError
+
 COLOURS = {
     "red": (0.90, 0.15, 0.12),
     "green": (0.15, 0.75, 0.20),
@@ -65,15 +67,15 @@ def class_specs(combinations=DEFAULT_CLASSES) -> list[ClassSpec]:
     specs = []
     for shape, colour, texture in combinations:
         if shape not in SHAPES:
-            raise ValueError(f"unknown shape {shape!r}; valid shapes: {', '.join(SHAPES)}")
+            raise RunError(f"unknown shape {shape!r}; valid shapes: {', '.join(SHAPES)}")
         if colour not in COLOURS:
-            raise ValueError(f"unknown colour {colour!r}; valid colours: {', '.join(COLOURS)}")
+            raise RunError(f"unknown colour {colour!r}; valid colours: {', '.join(COLOURS)}")
         if texture not in TEXTURES:
-            raise ValueError(f"unknown texture {texture!r}; valid textures: {', '.join(TEXTURES)}")
+            raise RunError(f"unknown texture {texture!r}; valid textures: {', '.join(TEXTURES)}")
         specs.append(ClassSpec(shape, colour, texture))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
-        raise ValueError(f"class combinations must be distinct, got {names}")
+        raise RunError(f"class combinations must be distinct, got {names}")
     # Labels follow the sorted folder names, as the image-folder reader assigns them.
     return sorted(specs, key=lambda s: s.name)
 
@@ -101,7 +103,7 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         angles = np.deg2rad([90.0, 210.0, 330.0])
         d = np.max([u * np.cos(a) + v * np.sin(a) for a in angles], axis=0) - 0.5
     else:
-        raise ValueError(f"unknown shape {shape!r}; valid shapes: {', '.join(SHAPES)}")
+        raise RunError(f"unknown shape {shape!r}; valid shapes: {', '.join(SHAPES)}")
     # d is in object units; a ramp of ~1.5 pixels anti-aliases the edge.
     return np.clip(0.5 - d / 0.06, 0.0, 1.0)
 
@@ -118,7 +120,7 @@ def texture_pattern(texture: str, u: np.ndarray, v: np.ndarray, period: float) -
         return (np.hypot(fu, fv) < 0.3).astype(np.float64)
     if texture == "checks":
         return ((np.floor(u / period) + np.floor(v / period)) % 2 == 0).astype(np.float64)
-    raise ValueError(f"unknown texture {texture!r}; valid textures: {', '.join(TEXTURES)}")
+    raise RunError(f"unknown texture {texture!r}; valid textures: {', '.join(TEXTURES)}")
 
 
 def cluttered_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -172,7 +174,7 @@ def generate_dataset(root: Path | str, seed: int, image_size: int, images_per_cl
     specs = class_specs(combinations)
     unknown = set(images_per_class) - set(SPLITS)
     if unknown:
-        raise ValueError(f"unknown split(s) {sorted(unknown)}; valid splits: {', '.join(SPLITS)}")
+        raise RunError(f"unknown split(s) {sorted(unknown)}; valid splits: {', '.join(SPLITS)}")
     rows = []
     for split in SPLITS:
         count = images_per_class.get(split, 0) * len(specs)

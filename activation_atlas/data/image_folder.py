@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from activation_atlas.runtime import derive_seed
+from activation_atlas.runtime import RunError, derive_seed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -39,24 +39,24 @@ def scan_image_folder(root: Path | str, layout: str = "class_folders") -> ImageF
     (label −1, no classes)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise RunError(f"image folder {root} does not exist")
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown image folder layout {layout!r}; valid: {', '.join(LAYOUTS)}")
+        raise RunError(f"unknown image folder layout {layout!r}; valid: {', '.join(LAYOUTS)}")
     if layout == "flat":
         files = image_files(root)
         classes, labels = (), [-1] * len(files)
     else:
         classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
         if not classes:
-            raise ValueError(f"image folder {root} has no class sub-folders (use layout: flat for a "
-                             f"folder of unlabelled images)")
+            raise RunError(f"image folder {root} has no class sub-folders (use layout: flat for a "
+                           f"folder of unlabelled images)")
         files, labels = [], []
         for label, name in enumerate(classes):
             found = image_files(root / name)
             files += found
             labels += [label] * len(found)
     if not files:
-        raise ValueError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise RunError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return ImageFolder(root, classes, tuple(files), np.asarray(labels, dtype=np.int64))
 
 
@@ -111,7 +111,7 @@ def load_image(path: Path, size: int, policy: str = "resize") -> np.ndarray:
             left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
             img = img.crop((left, top, left + size, top + size))
         elif policy != "resize":
-            raise ValueError(f"unknown resize policy {policy!r}; valid: {', '.join(RESIZE_POLICIES)}")
+            raise RunError(f"unknown resize policy {policy!r}; valid: {', '.join(RESIZE_POLICIES)}")
         elif img.size != (size, size):
             img = img.resize((size, size), Image.BILINEAR)
         return np.asarray(img, dtype=np.uint8)
@@ -137,7 +137,7 @@ def read_batch(folder: ImageFolder, indices, size: int, policy: str, on_unreadab
             kept.append(i)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             if on_unreadable == "fail":
-                raise ValueError(f"unreadable image {folder.files[i]}: {error}") from error
+                raise RunError(f"unreadable image {folder.files[i]}: {error}") from error
             log(f"skipping unreadable image {folder.files[i]}: {error}")
             skipped.append(folder.files[i])
     images = to_tensor(np.stack(pixels)) if pixels else torch.zeros(0, 3, size, size)

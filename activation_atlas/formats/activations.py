@@ -9,7 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from activation_atlas.h5io import H5Reader, create_h5, write_dataset
+from activation_atlas.h5io import H5Reader, create_h5, open_h5, write_dataset
+from activation_atlas.runtime import RunError
 
 # name: (dtype, unit, axes); attribution and attribution_class only with extract.attribution.
 DATASETS = {
@@ -106,7 +107,7 @@ def merge_shards(shard_paths: list[Path], out_path: Path, block_rows: int = 1 <<
     file, byte for byte, for any number of shards.
     """
     with ExitStack() as stack:
-        shards = [stack.enter_context(h5py.File(path, "r")) for path in shard_paths]
+        shards = [stack.enter_context(open_h5(path)) for path in shard_paths]
         provenance = {k: v for k, v in shards[0].attrs.items() if k not in PER_SHARD_ATTRIBUTES}
         total = sum(len(f["image_index"]) for f in shards)
         with create_h5(out_path, "activations", **provenance) as out:
@@ -188,7 +189,7 @@ class ActivationFile(H5Reader):
     def read_attributions(self) -> tuple[np.ndarray, np.ndarray | None]:
         """attribution, and attribution_class (None when every class is attributed), read whole."""
         if self.attribution is None:
-            raise ValueError(f"{self.path} holds no attributions: class atlases need extract.attribution: true")
+            raise RunError(f"{self.path} holds no attributions: class atlases need extract.attribution: true")
         classes = self.attribution_class
         return self.attribution[:], classes[:] if classes is not None else None
 

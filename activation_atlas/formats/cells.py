@@ -12,7 +12,7 @@ import numpy as np
 
 from activation_atlas.binning import CellAttributions, Cells
 from activation_atlas.formats.model_card import dataset_to_logits
-from activation_atlas.h5io import create_h5, write_dataset
+from activation_atlas.h5io import create_h5, open_h5, write_dataset
 
 ATTRIBUTION_UNIT = "logit (h · ∂logit/∂h)"
 # name: (unit, axes); the last four only when the activations carry attributions.
@@ -51,7 +51,7 @@ def write_cells(path: Path | str, cells: Cells, samples: np.ndarray, attribution
 
 
 def read_cells(path: Path | str) -> Cells:
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         return Cells(grid_size=int(f.attrs["grid_size"]), row=f["row"][:], col=f["col"][:], count=f["count"][:],
                      mean=f["mean"][:], class_histogram=f["class_histogram"][:],
                      points_total=int(f.attrs["points_total"]))
@@ -61,7 +61,7 @@ def read_top_class(path: Path | str, card_classes: list[str]) -> tuple[np.ndarra
     """Each kept cell's top class as a logit index, and what chose it: its most attributed class
     ("attribution"), else its most frequent label, where the dataset's classes name the card's logits
     ("label"); (None, None) when neither can."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         if "top_classes" in f:
             return f["top_classes"][:, 0].astype(np.int64), "attribution"
         to_logit = dataset_to_logits(json.loads(f.attrs["classes"]), card_classes)
@@ -71,13 +71,13 @@ def read_top_class(path: Path | str, card_classes: list[str]) -> tuple[np.ndarra
 
 
 def count_cells(path: Path | str) -> int:
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         return len(f["count"])
 
 
 def read_cell_counts(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row, column and activation count of each kept cell."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         return f["row"][:], f["col"][:], f["count"][:]
 
 
@@ -94,7 +94,7 @@ class CellSummary:
 
 
 def read_cell_summary(path: Path | str) -> CellSummary:
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         return CellSummary(row=f["row"][:], col=f["col"][:], count=f["count"][:],
                            class_histogram=f["class_histogram"][:], sample_images=f["sample_images"][:],
                            mean_attribution=f["mean_attribution"][:] if "mean_attribution" in f else None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from activation_atlas.h5io import H5Reader, create_h5, write_dataset
+from activation_atlas.h5io import H5Reader, create_h5, open_h5, write_dataset
 
 # name: (unit, axes)
 DATASETS = {
@@ -33,7 +33,7 @@ def merge_icon_chunks(chunk_paths: list[Path | str], out_path: Path | str) -> in
     returns the number of icons."""
     parts = {name: [] for name in DATASETS}
     for path in chunk_paths:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             provenance = {k: v for k, v in f.attrs.items() if k not in ("stage", "package_version")}
             for name in DATASETS:
                 parts[name].append(f[name][:])

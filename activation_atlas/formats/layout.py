@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from activation_atlas.h5io import create_h5, write_dataset
+from activation_atlas.h5io import create_h5, open_h5, write_dataset
 
 # name: (unit, axes)
 DATASETS = {
@@ -28,5 +27,5 @@ def write_layout(path: Path | str, raw: np.ndarray, xy: np.ndarray, umap: dict, 
 
 def read_xy(path: Path | str) -> np.ndarray:
     """(N, 2) normalised coordinates in [0, 1]²."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         return f["xy"][:]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activation_atlas.runtime import write_json
+from activation_atlas.runtime import RunError, write_json
 
 # Every card has these keys; held_out_accuracy is null for a model the workflow did not evaluate.
 KEYS = ("model", "kind", "classes", "layers", "held_out_accuracy")
@@ -23,7 +23,7 @@ def write_card(path: Path | str, card: dict) -> None:
     missing = [key for key in KEYS if key not in card]
     unknown = [key for key in card if key not in KEYS + TRAINING_KEYS + RUN_KEYS]
     if missing or unknown:
-        raise ValueError(f"model card {path}: missing keys {missing}, unknown keys {unknown}")
+        raise RunError(f"model card {path}: missing keys {missing}, unknown keys {unknown}")
     write_json(path, card)
 
 
@@ -31,7 +31,7 @@ def read_card(path: Path | str) -> dict:
     card = json.loads(Path(path).read_text())
     missing = [key for key in KEYS if key not in card]
     if missing:
-        raise ValueError(f"model card {path} lacks {', '.join(missing)}: rerun the model rule that made it")
+        raise RunError(f"model card {path} lacks {', '.join(missing)}: rerun the model rule that made it")
     return card
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from activation_atlas.h5io import create_h5, write_dataset
+from activation_atlas.h5io import create_h5, open_h5, write_dataset
 
 # name: (unit, axes)
 DATASETS = {
@@ -23,5 +22,5 @@ def write_spectrum(path: Path | str, amplitude: np.ndarray, **provenance) -> Non
 
 
 def read_spectrum(path: Path | str) -> np.ndarray:
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         return f["amplitude"][:]

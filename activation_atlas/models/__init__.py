@@ -18,6 +18,7 @@ from activation_atlas.formats.model_card import read_card
 from activation_atlas.models.checkpoint import load_checkpoint
 from activation_atlas.models.demo_cnn import DemoCNN, fold_batch_norm
 from activation_atlas.models.inceptionv1 import InceptionV1
+from activation_atlas.runtime import RunError
 
 MODEL_KINDS = ("demo_cnn", "inceptionv1", "torchvision", "user")
 # The input normalisation of torchvision's ImageNet classification weights.
@@ -36,7 +37,7 @@ def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
     if kind == "user":
         add_python_path(model_cfg.get("python_path") or [])
         return build_user_model(model_cfg["factory"], model_cfg.get("kwargs") or {})
-    raise ValueError(f"unknown model kind {kind!r}; valid kinds: {', '.join(MODEL_KINDS)}")
+    raise RunError(f"unknown model kind {kind!r}; valid kinds: {', '.join(MODEL_KINDS)}")
 
 
 def build_torchvision(architecture: str, weights: str | None) -> nn.Module:
@@ -46,13 +47,13 @@ def build_torchvision(architecture: str, weights: str | None) -> nn.Module:
 
     available = torchvision.models.list_models(module=torchvision.models)
     if architecture not in available:
-        raise ValueError(f"unknown torchvision model {architecture!r}; valid: {', '.join(available)}")
+        raise RunError(f"unknown torchvision model {architecture!r}; valid: {', '.join(available)}")
     if weights in (None, "none"):
         return torchvision.models.get_model(architecture, weights=None)
     enum = torchvision.models.get_model_weights(architecture)
     if weights not in enum.__members__ and weights != "DEFAULT":
-        raise ValueError(f"unknown weights {weights!r} for {architecture}; valid: "
-                         f"{', '.join(['DEFAULT', *enum.__members__])}, none")
+        raise RunError(f"unknown weights {weights!r} for {architecture}; valid: "
+                       f"{', '.join(['DEFAULT', *enum.__members__])}, none")
     return torchvision.models.get_model(architecture, weights=weights)
 
 
@@ -68,13 +69,13 @@ def build_user_model(factory: str, kwargs: dict) -> nn.Module:
     """Call `package.module:function(**kwargs)`."""
     module_name, sep, function_name = factory.partition(":")
     if not sep or not module_name or not function_name:
-        raise ValueError(f"model factory {factory!r} must look like 'package.module:function'")
+        raise RunError(f"model factory {factory!r} must look like 'package.module:function'")
     function = getattr(importlib.import_module(module_name), function_name, None)
     if function is None:
-        raise ValueError(f"model factory {factory!r}: {module_name} has no attribute {function_name!r}")
+        raise RunError(f"model factory {factory!r}: {module_name} has no attribute {function_name!r}")
     model = function(**kwargs)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model factory {factory!r} returned {type(model).__name__}, not a torch Module")
+        raise RunError(f"model factory {factory!r} returned {type(model).__name__}, not a torch Module")
     return model
 
 

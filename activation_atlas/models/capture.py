@@ -6,6 +6,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from activation_atlas.runtime import RunError
+
 
 class _StopForward(Exception):
     """Raised by a hook once every requested layer is captured, to skip the rest of the network."""
@@ -18,7 +20,7 @@ def resolve_layers(model: nn.Module, names, valid_names) -> dict[str, nn.Module]
     resolved = {}
     for name in names:
         if name not in valid or name not in modules:
-            raise ValueError(f"unknown layer {name!r}; valid layers: {', '.join(valid)}")
+            raise RunError(f"unknown layer {name!r}; valid layers: {', '.join(valid)}")
         resolved[name] = modules[name]
     return resolved
 

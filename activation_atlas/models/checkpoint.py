@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
+from activation_atlas.runtime import RunError
+
 STATE_DICT_HOW_TO = "save the weights with torch.save(model.state_dict(), path) and point the config at that file"
 
 
@@ -38,10 +40,14 @@ def read_checkpoint(path: Path | str):
         return OrderedDict(load_file(str(path), device="cpu"))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError) as error:   # a truncated or damaged file, not a checkpoint
+        raise RunError(f"checkpoint {path} cannot be read (torch said: {str(error).splitlines()[0]}): it is damaged, "
+                       "incomplete or not a torch file; if the workflow made it (under resources/), delete it and "
+                       "run again to have it made anew") from None
     except pickle.UnpicklingError as error:
-        raise ValueError(f"checkpoint {path} holds pickled objects other than tensors (a whole model, "
-                         f"saved with torch.save(model)?), which are not loaded: {STATE_DICT_HOW_TO}. "
-                         f"torch said: {str(error).splitlines()[0]}") from error
+        raise RunError(f"checkpoint {path} holds pickled objects other than tensors (a whole model, "
+                       f"saved with torch.save(model)?), which are not loaded: {STATE_DICT_HOW_TO}. "
+                       f"torch said: {str(error).splitlines()[0]}") from error
 
 
 def unwrap_state_dict(checkpoint) -> dict[str, torch.Tensor]:
@@ -53,8 +59,8 @@ def unwrap_state_dict(checkpoint) -> dict[str, torch.Tensor]:
             isinstance(v, torch.Tensor) for v in state.values()):
         state = state["state_dict"] if "state_dict" in state else state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError("checkpoint holds no state dict (expected tensors, possibly under "
-                         f"'state_dict' or 'model'): {STATE_DICT_HOW_TO}")
+        raise RunError("checkpoint holds no state dict (expected tensors, possibly under "
+                       f"'state_dict' or 'model'): {STATE_DICT_HOW_TO}")
     if state and all(k.startswith("module.") for k in state):
         state = copy.copy(state)   # the caller's checkpoint stays as it was
         consume_prefix_in_state_dict_if_present(state, "module.")
@@ -81,4 +87,4 @@ def load_checkpoint(model: nn.Module, path: Path | str) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ValueError(f"checkpoint {path} does not fit the model: {key_mismatch(model, state)}") from error
+        raise RunError(f"checkpoint {path} does not fit the model: {key_mismatch(model, state)}") from error

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from activation_atlas.runtime import RunError
+
 
 def conv_stage(in_channels: int, out_channels: int) -> nn.Sequential:
     """conv3×3 → batch norm → ReLU → 2×2 max-pool: the stage's output is its pooled activation."""
@@ -27,7 +29,7 @@ class DemoCNN(nn.Module):
     def __init__(self, channels=(32, 64, 128, 128), num_classes: int = 10):
         super().__init__()
         if len(channels) < 1:
-            raise ValueError("the demo CNN needs at least one stage")
+            raise RunError("the demo CNN needs at least one stage")
         widths = (3, *channels)
         for k in range(len(channels)):
             self.add_module(f"conv{k + 1}", conv_stage(widths[k], widths[k + 1]))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from activation_atlas.runtime import RunError
+
 PARAMS = ("fourier", "maco")
 # Square root of the colour correlation of natural (ImageNet) images, the constant published with
 # lucid's optvis (Apache-2.0); its columns are scaled to unit maximum norm.
@@ -76,7 +78,7 @@ class MacoImage:
 
     def __init__(self, rngs: list[np.random.Generator], size: int, amplitude: torch.Tensor, device="cpu"):
         if tuple(amplitude.shape) != (3, size, size // 2 + 1):
-            raise ValueError(f"amplitude spectrum of shape {tuple(amplitude.shape)} does not fit {size} px icons")
+            raise RunError(f"amplitude spectrum of shape {tuple(amplitude.shape)} does not fit {size} px icons")
         self.size = size
         shape = (3, size, size // 2 + 1)
         initial = np.stack([rng.uniform(-np.pi, np.pi, shape).astype(np.float32) for rng in rngs])
@@ -102,6 +104,6 @@ def image_parameterisation(param: str, rngs: list[np.random.Generator], size: in
         return FourierImage(rngs, size, device)
     if param == "maco":
         if amplitude is None:
-            raise ValueError("render.param maco needs the dataset's amplitude spectrum")
+            raise RunError("render.param maco needs the dataset's amplitude spectrum")
         return MacoImage(rngs, size, amplitude, device)
-    raise ValueError(f"unknown render.param {param!r}; valid: {', '.join(PARAMS)}")
+    raise RunError(f"unknown render.param {param!r}; valid: {', '.join(PARAMS)}")

@@ -15,7 +15,7 @@ from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import read_xy
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.montage import atlas_image, density_factors, tile_layout, tile_name, trustworthiness_on_sample
-from activation_atlas.runtime import atomic_output, derive_seed, write_bytes, write_json
+from activation_atlas.runtime import RunError, atomic_output, derive_seed, write_bytes, write_json
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def montage(icons_path, cells_path, atlas_out, tiles_out, settings: Montage, log
     with IconsFile(icons_path) as icons, atomic_output(tiles_out) as partial:
         grid_size, rows, cols = icons.grid_size, icons.row, icons.col
         if not (np.array_equal(rows, cell_rows) and np.array_equal(cols, cell_cols)):
-            raise ValueError(f"{icons_path} and {cells_path} hold different cells: re-run the render rule")
+            raise RunError(f"{icons_path} and {cells_path} hold different cells: re-run the render rule")
         factors = density_factors(counts, settings.density_floor)
         tile_cells, tiles_per_side = tile_layout(grid_size, cell_px, settings.tile_px)
         side = grid_size * cell_px

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from activation_atlas.binning import bin_layout, cell_samples, summarise_attributions
+from activation_atlas.binning import EmptyGrid, bin_layout, cell_samples, summarise_attributions
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import write_cells
 from activation_atlas.formats.layout import read_xy
 from activation_atlas.formats.model_card import read_card
-from activation_atlas.runtime import derive_seed
+from activation_atlas.runtime import RunError, derive_seed
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,11 @@ def bin_cells(activations_path, layout_path, model_card, cells_out, settings: Bi
     min_count, grid_size = settings.grid["min_count"], settings.grid_size
     with ActivationFile(activations_path) as acts:
         classes = acts.classes
-        cells = bin_layout(xy, acts.activations, acts.labels, grid_size, min_count, len(classes))
+        try:
+            cells = bin_layout(xy, acts.activations, acts.labels, grid_size, min_count, len(classes))
+        except EmptyGrid as error:
+            advice = f"lower grid.min_count or drop {grid_size} from grid.sizes"
+            raise RunError(f"{settings.layer}: {error}: {advice}") from None
         log(f"{settings.layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
             f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
         rng = np.random.default_rng(derive_seed(settings.seed, "samples", settings.layer, grid_size))

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from activation_atlas.binning import bin_layout, cell_samples, summarise_attributions
+from activation_atlas.binning import EmptyGrid, bin_layout, cell_samples, summarise_attributions
 from activation_atlas.class_atlas import lay_out_comparison, resolve_class, select
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import write_cells
 from activation_atlas.formats.layout import write_layout
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.layout import lay_out, plot_layout
-from activation_atlas.runtime import derive_seed
+from activation_atlas.runtime import RunError, derive_seed
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out
     names = [logit_names[index] for index in indices]
     comparison = len(indices) == 2
     if comparison and indices[0] == indices[1]:
-        raise ValueError(f"class_atlas.comparisons: {settings.classes} names the same class twice")
+        raise RunError(f"class_atlas.comparisons: {settings.classes} names the same class twice")
     description = (f"{names[0]!r} vs {names[1]!r} in {layer}" if comparison
                    else f"class {names[0]!r} (index {indices[0]}) in {layer}")
     with ActivationFile(activations_path) as f:
@@ -48,8 +48,8 @@ def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out
         rows = select(attribution, attribution_class, indices, ca["top_n"])
         log(f"{description}: {len(rows)} of {len(f)} activations selected")
         if len(rows) < 3:
-            raise ValueError(f"only {len(rows)} activations selected for {description}: too few to lay out; "
-                             f"raise class_atlas.top_n")
+            raise RunError(f"only {len(rows)} activations selected for {description}: too few to lay out; "
+                           f"raise class_atlas.top_n")
         acts, labels, image_index = f.read_rows(rows)
         classes = f.classes
     attribution = attribution[rows]
@@ -71,7 +71,10 @@ def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out
         title = f"{layer}, class {names[0]}: {n} activations"
     write_layout(layout_out, raw, xy, umap, **provenance)
     plot_layout(xy, labels, classes, scatter_out, title, settings.scatter_size)
-    cells = bin_layout(xy, acts, labels, ca["grid_size"], ca["min_count"], len(classes))
+    try:
+        cells = bin_layout(xy, acts, labels, ca["grid_size"], ca["min_count"], len(classes))
+    except EmptyGrid as error:
+        raise RunError(f"{title}: {error}: lower class_atlas.min_count or class_atlas.grid_size") from None
     log(f"grid {ca['grid_size']}: {len(cells.count)} cells kept")
     rng = np.random.default_rng(derive_seed(settings.seed, "samples", *seed_names))
     samples = cell_samples(xy, cells, image_index, settings.samples_per_cell, rng)

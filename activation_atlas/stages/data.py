@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from activation_atlas.data.download import download as fetch, extract_archive
 from activation_atlas.data.generated import generate_dataset as write_generated_dataset
+from activation_atlas.runtime import atomic_output
 
 
 @dataclass(frozen=True)
@@ -17,10 +18,11 @@ class GeneratedDataset:
 
 
 def generate_dataset(out_dir, settings: GeneratedDataset, log) -> None:
-    write_generated_dataset(out_dir, seed=settings.seed, image_size=settings.image_size,
-                            images_per_class={"train": settings.train_per_class,
-                                              "held_out": settings.held_out_per_class},
-                            log=log)
+    with atomic_output(out_dir) as partial:
+        write_generated_dataset(partial, seed=settings.seed, image_size=settings.image_size,
+                                images_per_class={"train": settings.train_per_class,
+                                                  "held_out": settings.held_out_per_class},
+                                log=log)
 
 
 @dataclass(frozen=True)

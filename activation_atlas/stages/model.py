@@ -13,7 +13,7 @@ from activation_atlas.formats.model_card import write_card
 from activation_atlas.models import build_model, layer_names, load_model
 from activation_atlas.labels import count_logits, logit_names
 from activation_atlas.models.demo_cnn import accuracy, train_demo_cnn
-from activation_atlas.runtime import configure_torch, derive_seed, write_bytes, write_json
+from activation_atlas.runtime import RunError, configure_torch, derive_seed, write_bytes, write_json
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def train_model(dataset_dir, weights_out, card_out, timing_out, settings: Traini
     train = scan_image_folder(Path(dataset_dir) / "train")
     held_out = scan_image_folder(Path(dataset_dir) / "held_out")
     if train.classes != held_out.classes:
-        raise ValueError(f"train classes {train.classes} differ from held-out classes {held_out.classes}")
+        raise RunError(f"train classes {train.classes} differ from held-out classes {held_out.classes}")
     log(f"loading {len(train)} training and {len(held_out)} held-out images of {size} px")
     x_train, y_train = load_all(train, size), torch.from_numpy(train.labels)
     x_held, y_held = load_all(held_out, size), torch.from_numpy(held_out.labels)
@@ -76,7 +76,7 @@ def describe_model(weights, card_out, settings: Description, log) -> None:
     layers = list(layer_names(model))
     unknown = [layer for layer in settings.layers if layer not in layers]
     if unknown:
-        raise ValueError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
+        raise RunError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
     n_logits = count_logits(model, settings.input_size)
     log(f"{settings.model['kind']} model {settings.model['name']} loaded: {len(layers)} layers, {n_logits} logits")
     folder = scan_image_folder(settings.images["folder"], settings.images["layout"])

@@ -18,7 +18,7 @@ from activation_atlas.models.capture import resolve_layers
 from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.param import amplitude_spectra
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons as invert
-from activation_atlas.runtime import configure_torch, derive_seed, resolve_device
+from activation_atlas.runtime import RunError, configure_torch, derive_seed, resolve_device
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def amplitude_spectrum(spectrum_out, settings: Spectrum, log, batch_size: int = 
             count += len(kept)
         log(f"{min(first + batch_size, len(chosen))}/{len(chosen)} images")
     if not count:
-        raise ValueError(f"no readable image in {settings.images['folder']} for the amplitude spectrum")
+        raise RunError(f"no readable image in {settings.images['folder']} for the amplitude spectrum")
     write_spectrum(spectrum_out, (total / count).float().numpy(), icon_size=settings.icon_size, images=count,
                    seed=settings.seed, config={"render": {"spectrum_images": settings.spectrum_images}})
     log(f"mean amplitude spectrum of {count} images at {settings.icon_size} px written")
