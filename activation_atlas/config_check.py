@@ -5,6 +5,7 @@ kind). Every problem is one line naming the key, the value given and what would 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 
@@ -33,7 +34,8 @@ KIND_ONLY_KEYS = {
 }
 # How the schema's bounds and types read in a message.
 BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-          "exclusiveMaximum": "less than", "minItems": "a list of at least", "maxItems": "a list of at most"}
+          "exclusiveMaximum": "less than", "minItems": "a list of at least", "maxItems": "a list of at most",
+          "maxLength": "at most"}
 TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
               "array": "a list", "object": "a mapping", "null": "null"}
 
@@ -42,7 +44,9 @@ class ConfigError(ValueError):
     """A configuration the workflow cannot run: the message names the key, the value and what is valid."""
 
 
+@functools.lru_cache(maxsize=4)
 def load_schema(path: Path | str) -> dict:
+    """The schema, read once per process (validation does not modify it)."""
     return yaml.safe_load(Path(path).read_text())
 
 
@@ -105,7 +109,7 @@ def schema_error_line(error, schema: dict) -> str:
         return f"{key} = {shown(error.instance)}: must be {PATH_COMPONENT_RULE}"
     bound = BOUNDS.get(error.validator)
     if bound:
-        items = " items" if error.validator.endswith("Items") else ""
+        items = {"minItems": " items", "maxItems": " items", "maxLength": " characters"}.get(error.validator, "")
         return f"{key} = {shown(error.instance)}: must be {bound} {shown(error.validator_value)}{items}"
     if error.validator == "enum":
         return f"{key} = {shown(error.instance)}: must be one of {', '.join(map(shown, error.validator_value))}"

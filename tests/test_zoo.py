@@ -1,12 +1,16 @@
+import hashlib
+import os
+import pickle
 import sys
 
 import pytest
 import torch
 
-from activation_atlas.models import build_model, layer_names, load_model
-from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
 from activation_atlas.labels import builtin_labels, logit_names
+from activation_atlas.models import build_model, check_published_hash, forced_weights_only, layer_names, load_model
 from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
+from activation_atlas.runtime import RunError
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "examples"))
@@ -114,6 +118,42 @@ def test_unknown_torchvision_names_list_the_valid_ones():
         build_model({"kind": "torchvision", "architecture": "resnet51", "weights": "none"})
     with pytest.raises(ValueError, match="unknown weights 'IMAGENET9' for resnet18; valid: DEFAULT, IMAGENET1K_V1"):
         build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET9"})
+
+
+def test_published_torchvision_weights_altered_in_the_cache_are_refused_not_loaded(tmp_path, monkeypatch):
+    """resnet18's IMAGENET1K_V1 file in $TORCH_HOME replaced by other bytes: refused, naming the file."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "none"}).state_dict(),
+               cached)
+    with pytest.raises(RunError, match=rf"^{cached} does not have the sha256 published in its name \(f37072fd…, "
+                                       r"it has [0-9a-f]{8}…\): it was altered or damaged; delete it"):
+        build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET1K_V1"})
+
+
+def test_a_weights_file_whose_bytes_have_its_published_hash_passes(tmp_path):
+    payload = b"published weights"
+    path = tmp_path / f"net-{hashlib.sha256(payload).hexdigest()[:8]}.pth"
+    path.write_bytes(payload)
+    check_published_hash(path)
+    path.write_bytes(payload + b"!")
+    with pytest.raises(RunError, match="does not have the sha256 published in its name"):
+        check_published_hash(path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("unpickled code ran",))
+
+
+def test_hub_loads_are_tensors_only_even_where_the_caller_asks_for_more(tmp_path):
+    """torch.hub passes weights_only=False; forced_weights_only makes torch.load refuse other objects."""
+    path = tmp_path / "model.pth"
+    torch.save({"w": torch.ones(2), "code": Payload()}, path)
+    with forced_weights_only(), pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=False)
+    assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ
 
 
 def test_logit_names_by_model_kind(tmp_path):

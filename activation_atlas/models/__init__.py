@@ -7,9 +7,14 @@ normalisation is applied by a forward pre-hook, so its module names stay those o
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import os
+import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -23,6 +28,8 @@ from activation_atlas.runtime import RunError
 MODEL_KINDS = ("demo_cnn", "inceptionv1", "torchvision", "user")
 # The input normalisation of torchvision's ImageNet classification weights.
 IMAGENET_NORMALISATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+# torch.hub's naming of published weights: <name>-<first hex digits of the file's sha256>.<ext>.
+HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")
 
 
 def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
@@ -42,7 +49,8 @@ def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
 
 def build_torchvision(architecture: str, weights: str | None) -> nn.Module:
     """torchvision's model by name; weights is the name of a member of its weights enum (fetched by
-    torchvision's own mechanism into $TORCH_HOME) or None/'none' for random initialisation."""
+    torchvision's own mechanism into $TORCH_HOME, its published hash checked on every load, unpickled
+    as tensors only) or None/'none' for random initialisation."""
     import torchvision
 
     available = torchvision.models.list_models(module=torchvision.models)
@@ -54,7 +62,43 @@ def build_torchvision(architecture: str, weights: str | None) -> nn.Module:
     if weights not in enum.__members__ and weights != "DEFAULT":
         raise RunError(f"unknown weights {weights!r} for {architecture}; valid: "
                        f"{', '.join(['DEFAULT', *enum.__members__])}, none")
-    return torchvision.models.get_model(architecture, weights=weights)
+    member = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(member.url).path).name
+    if cached.exists():   # torch.hub checks the hash only when it downloads
+        check_published_hash(cached)
+    with forced_weights_only():
+        return torchvision.models.get_model(architecture, weights=weights)
+
+
+def check_published_hash(path: Path) -> None:
+    """A torch.hub weights file is named <name>-<first hex digits of its sha256>.<ext>: its bytes must
+    still have that hash (a file replaced or damaged in the cache is refused, not loaded)."""
+    published = HUB_HASH.search(path.name)
+    if published is None:
+        raise RunError(f"{path}: its name carries no published hash (<name>-<sha256 prefix>.<ext>)")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(published.group(1)):
+        raise RunError(f"{path} does not have the sha256 published in its name ({published.group(1)}…, it has "
+                       f"{digest.hexdigest()[:len(published.group(1))]}…): it was altered or damaged; delete it "
+                       "to have it downloaded again")
+
+
+@contextmanager
+def forced_weights_only():
+    """torch.load loads tensors and plain containers only, whatever its caller asks (torch.hub, which
+    torchvision loads published weights with, would otherwise unpickle arbitrary objects)."""
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
 def add_python_path(folders) -> None:
