@@ -259,12 +259,25 @@ def check_model_source(config: dict) -> None:
                           "to null)")
 
 
+def check_paths(config: dict) -> None:
+    """Files and folders the config names exist (relative paths: from the working directory)."""
+    dataset, model = config["dataset"], config["model"]
+    if dataset["kind"] == "image_folder" and not Path(dataset["path"]).is_dir():
+        raise ConfigError(f"dataset.path = {shown(dataset['path'])}: no such folder")
+    if model["checkpoint"] and not Path(model["checkpoint"]).is_file():
+        raise ConfigError(f"model.checkpoint = {shown(model['checkpoint'])}: no such file")
+    for index, folder in enumerate(model["python_path"]):
+        if not Path(folder).is_dir():
+            raise ConfigError(f"model.python_path[{index}] = {shown(folder)}: no such folder")
+
+
 def check_config(config: dict, schema_path: Path | str) -> None:
     """Fill in the config's defaults and check it; raise ConfigError (one line) for the first problem."""
     given = copy.deepcopy(config)
     check_schema(config, load_schema(schema_path))
     check_kind_only_keys(given)
     check_model_source(config)
+    check_paths(config)
     check_layers(config)
     check_classes(config)
     check_ranges(config)

@@ -17,11 +17,23 @@ def test_defaults_are_filled_into_every_section():
     assert config["layout"]["per_layer"] == {}
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "config/ci.yaml", "config/inceptionv1-imagenet.yaml",
-                                  "config/inceptionv1-imagenette.yaml", "config/cifar10-resnet32.yaml"])
-def test_shipped_configs_are_valid(name):
+@pytest.mark.parametrize("name", ["config.yaml", "config/ci.yaml", "config/inceptionv1-imagenette.yaml",
+                                  "config/cifar10-resnet32.yaml"])
+def test_shipped_configs_are_valid(name, monkeypatch):
+    monkeypatch.chdir(REPO)
     config = load_config(name)
     assert config["layers"]
+
+
+def test_the_imagenet_config_is_valid_once_its_folder_is_set(tmp_path):
+    """It ships with a placeholder for the reader's own ImageNet folder, which the check names."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config/inceptionv1-imagenet.yaml").read_text())
+    with pytest.raises(ConfigError, match="^dataset.path = '/path/to/imagenet/train': no such folder$"):
+        validated(config)
+    config["dataset"]["path"] = str(tmp_path)
+    assert validated(config)["layers"]
 
 
 def test_default_config_has_at_least_three_layers_and_several_grids():
@@ -123,6 +135,18 @@ def test_what_the_schema_cannot_say_is_checked_before_any_job(change, message):
     line = rejection(change)
     assert line.startswith(message), line
     assert "\n" not in line
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"dataset": {"kind": "image_folder", "path": "no/such/folder"}}, "dataset.path = 'no/such/folder': no such folder"),
+    ({"model": {"kind": "user", "name": "mine", "factory": "m:f", "checkpoint": "no/such.pt"}},
+     "model.checkpoint = 'no/such.pt': no such file"),
+    ({"model": {"kind": "user", "name": "mine", "factory": "m:f", "python_path": ["examples", "nowhere"]}},
+     "model.python_path[1] = 'nowhere': no such folder"),
+])
+def test_files_and_folders_the_config_names_must_exist(section, message, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert rejection(section, replace=True) == message
 
 
 def test_the_limits_follow_the_config_they_are_checked_in():
