@@ -1,24 +1,73 @@
 """What portable mode costs: the config run from scratch with `portable` false and true, alternately,
 several rounds; the median wall time of each, their ratio, and per rule the median of the seconds its
-jobs took (Snakemake's benchmark files).
+jobs took (Snakemake's benchmark files). With --kernels, instead: the default run's heaviest torch
+work (a training step of its demo CNN, batch 64 at 64 px, forward and backward), timed in processes
+with native and with portable kernels, alternately.
 
-  python benchmarks/portable_cost.py [--config config/ci.yaml] [--rounds 3]
+  python benchmarks/portable_cost.py [--config config/ci.yaml] [--rounds 3] [--kernels]
 
-Prints a Markdown table and writes logs/benchmarks/portable_cost.json.
+Prints a Markdown table and writes logs/benchmarks/portable_cost.json (portable_kernels.json).
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import os
 import statistics
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from reproducibility import REPO, run_workflow
 
+from activation_atlas.provenance import PORTABLE_ENVIRONMENT
+
 MODES = {"native": "False", "portable": "True"}
+# Seconds per training step of the default run's demo CNN, printed by a process of its own (the kernel
+# caps are read when torch loads).
+TRAINING_STEPS = """
+import time, torch
+from activation_atlas.models.demo_cnn import DemoCNN
+torch.manual_seed(0)
+torch.set_num_threads(2)
+model = DemoCNN((32, 64, 128, 128))
+optimiser = torch.optim.Adam(model.parameters())
+x, y = torch.rand(64, 3, 64, 64), torch.randint(0, 10, (64,))
+def step():
+    optimiser.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimiser.step()
+for _ in range(3):
+    step()
+start = time.perf_counter()
+for _ in range(20):
+    step()
+print((time.perf_counter() - start) / 20)
+"""
+
+
+def seconds_per_training_step(env: dict) -> float:
+    result = subprocess.run([sys.executable, "-c", TRAINING_STEPS], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, **env}, check=True)
+    return float(result.stdout.split()[-1])
+
+
+def kernels(rounds: int, out: Path) -> None:
+    """Native and portable kernels side by side on the default run's training step, alternately."""
+    seconds = defaultdict(list)
+    for round_ in range(rounds):
+        for mode, env in (("native", {}), ("portable", PORTABLE_ENVIRONMENT)):
+            seconds[mode].append(seconds_per_training_step(env))
+            print(f"round {round_ + 1}, {mode}: {seconds[mode][-1]:.3f} s a step", file=sys.stderr, flush=True)
+    median = {mode: statistics.median(values) for mode, values in seconds.items()}
+    result = {"rounds": rounds, "seconds_per_step": seconds, "median": median,
+              "ratio": round(median["portable"] / median["native"], 3)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name("portable_kernels.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"| demo CNN training step (median of {rounds}) | {median['native']:.3f} s | "
+          f"{median['portable']:.3f} s | {result['ratio']:.2f} |")
 
 
 def seconds_per_rule(workdir: Path) -> dict:
@@ -41,7 +90,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cores", default="2")
     parser.add_argument("--out", type=Path, default=REPO / "logs" / "benchmarks" / "portable_cost")
+    parser.add_argument("--kernels", action="store_true")
     args = parser.parse_args()
+    if args.kernels:
+        kernels(args.rounds, args.out)
+        return
     wall, stages = defaultdict(list), defaultdict(lambda: defaultdict(list))
     for round_ in range(args.rounds):
         for mode, value in MODES.items():
