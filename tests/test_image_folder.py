@@ -66,8 +66,11 @@ def test_corrupt_images_are_skipped_or_fail_by_choice(tmp_path):
 
 
 def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):
-    """torchvision's own mechanism: a weights file already in $TORCH_HOME/hub/checkpoints is used
-    as is (a stand-in with the published file name, since nothing can be fetched here)."""
+    """torchvision's own mechanism: a weights file already in $TORCH_HOME/hub/checkpoints is used as is
+    when its bytes have the hash its name publishes. Nothing can be fetched here, so the stand-in is
+    published under its own hash: the weights' URL names it."""
+    import hashlib
+
     import torchvision
 
     from activation_atlas.models import build_model
@@ -79,7 +82,10 @@ def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):
     stand_in = torchvision.models.resnet18(weights=None).state_dict()
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    torch.save(stand_in, checkpoints / weights.url.rsplit("/", 1)[-1])
+    torch.save(stand_in, checkpoints / "stand-in.pth")
+    digest = hashlib.sha256((checkpoints / "stand-in.pth").read_bytes()).hexdigest()
+    (checkpoints / "stand-in.pth").rename(checkpoints / f"resnet18-{digest[:8]}.pth")
+    monkeypatch.setattr(weights.value, "url", f"https://download.pytorch.org/models/resnet18-{digest[:8]}.pth")
     cfg = {"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET1K_V1"}
     model = build_model(cfg)
     torch.testing.assert_close(model.state_dict()["fc.weight"], stand_in["fc.weight"])

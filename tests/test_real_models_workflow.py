@@ -124,7 +124,7 @@ def test_inceptionv1_and_imagenette_by_url_end_to_end(tmp_path):
             assert (np.sort(f["attribution_class"][:], axis=1) == np.sort(top2, axis=1)).all()
 
 
-def test_an_unknown_layer_of_a_downloaded_model_is_listed(tmp_path):
+def test_an_unknown_layer_of_a_model_to_download_is_listed_before_the_download(tmp_path):
     routes = Routes()
     routes.files["/models/inception5h.pth"] = stand_in_inception_weights()
     workdir = copy_workflow(tmp_path / "w")
@@ -137,8 +137,10 @@ def test_an_unknown_layer_of_a_downloaded_model_is_listed(tmp_path):
                   "layers": ["mixed9z"]}
         result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "1")
     assert result.returncode != 0
-    log = (workdir / "logs/model/v1/describe.log").read_text()
-    assert "unknown layer(s) 'mixed9z'; valid layers: conv2d0, conv2d1, conv2d2, mixed3a" in log
+    # InceptionV1's layers are known before running: refused before any job, nothing downloaded.
+    assert ("config: layers[0] = 'mixed9z': inceptionv1 has no such layer; valid: conv2d0, conv2d1, conv2d2, "
+            "mixed3a") in result.stderr
+    assert routes.requests == []
 
 
 def test_the_real_resnet32_on_real_photographs_makes_the_readmes_picture(tmp_path):

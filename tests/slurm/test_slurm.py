@@ -4,7 +4,7 @@ Needs a running cluster with accounting: `tests/slurm/cluster.sh start` (as root
 does it all). The profile is the shipped one with its placeholders filled in for the local cluster.
 Checks: the tiny config runs to completion with byte-identical outputs to a local run, sacct lists
 every job as COMPLETED, a render job asking for a GPU is scheduled on the (fake) GPU, and a failing
-rule is reported as FAILED with a non-zero exit.
+rule is reported as FAILED, with its one-line error, and a non-zero exit.
 """
 import datetime
 import os
@@ -93,11 +93,11 @@ def test_sacct_lists_every_job_completed_and_render_jobs_on_a_gpu(slurm_run):
 def test_a_failing_rule_is_reported_and_fails_the_run(slurm_run):
     workdir, profile, _, _ = slurm_run
     start = datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
-    # A class the model does not have: the class_cells job fails on the cluster.
-    result = snakemake_on_slurm(workdir, profile, "--config", "class_atlas={classes: [no_such_class]}",
-                                timeout=600)
+    # A GPU torch does not see (this cluster's is a fake one): the extraction jobs fail on the cluster, as
+    # the config check cannot know the nodes' GPUs.
+    result = snakemake_on_slurm(workdir, profile, "--config", "device=cuda", timeout=600)
     assert result.returncode != 0
     log = result.stdout + result.stderr
-    assert "FAILED" in log and "class_cells" in log, log[-5000:]
-    assert "unknown class 'no_such_class'" in log, log[-5000:]
+    assert "FAILED" in log and "extract" in log, log[-5000:]
+    assert "error: device: cuda was asked for, but torch sees no CUDA device" in log, log[-5000:]
     assert "FAILED" in {job["state"] for job in jobs_since(start)}
