@@ -127,11 +127,10 @@ def check_schema(config: dict, schema: dict) -> None:
         raise ConfigError(schema_error_line(error, schema))
 
 
-def check_kind_only_keys(given: dict) -> None:
-    """Keys the user set that the section's kind ignores."""
+def check_kind_only_keys(given: dict, config: dict) -> None:
+    """Keys the user set (`given`, before defaults) that the section's kind ignores."""
     for section, keys in KIND_ONLY_KEYS.items():
-        values = given.get(section) or {}
-        kind = values.get("kind", {"dataset": "generated", "model": "demo_cnn"}[section])
+        values, kind = given.get(section) or {}, config[section]["kind"]
         for key, kinds in keys.items():
             if key in values and values[key] not in (None, "", [], {}) and kind not in kinds:
                 raise ConfigError(f"{section}.{key} applies only when {section}.kind is {' or '.join(kinds)} "
@@ -275,7 +274,7 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     """Fill in the config's defaults and check it; raise ConfigError (one line) for the first problem."""
     given = copy.deepcopy(config)
     check_schema(config, load_schema(schema_path))
-    check_kind_only_keys(given)
+    check_kind_only_keys(given, config)
     check_model_source(config)
     check_paths(config)
     check_layers(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,10 @@ def run_ci_config(workdir):
     result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2", "--notemp")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
+
+
+# The outputs the rules mark temp() (extraction shards, render chunks), by path under a workflow folder.
+TEMPORARY = re.compile(r"/activations/shards/|/icons/.+/chunk\d+\.h5$")
 
 
 def tree_digest(root):

@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from activation_atlas.config_check import ConfigError, check_config, load_schema  # noqa: E402
+from conftest import copy_workflow, validated  # noqa: E402
 
 SCHEMA_PATH = REPO / "schemas" / "config.schema.yaml"
 BASE = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
@@ -52,13 +53,7 @@ def paths_of(value, prefix=()) -> list[tuple]:
     return found
 
 
-def filled(config: dict) -> dict:
-    config = copy.deepcopy(config)
-    check_config(config, SCHEMA_PATH)
-    return config
-
-
-FILLED = filled(BASE)
+FILLED = validated(BASE)
 PATHS = paths_of(FILLED)
 
 
@@ -188,8 +183,6 @@ def outcome(mutation_list, workdir: Path | None) -> tuple[str, str]:
 
 def main() -> None:
     from hypothesis import HealthCheck, given, seed, settings
-
-    from conftest import copy_workflow
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mutations", type=int, default=1000)

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from activation_atlas.settings import layer_section
-from conftest import REPO, copy_workflow, load_config, snakemake, tree_digest
+from conftest import REPO, TEMPORARY, copy_workflow, load_config, snakemake, tree_digest
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
@@ -203,8 +203,7 @@ def test_a_run_killed_and_resumed_by_the_same_command_has_the_bytes_of_an_uninte
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "removed the lock of an interrupted run" in resumed.stderr
     first, second = tree_digest(first_run), tree_digest(workdir)
-    temp = re.compile(r"/activations/shards/|/icons/.*/chunk\d+\.h5$")
-    kept = {path: digest for path, digest in first.items() if not temp.search(path)}
+    kept = {path: digest for path, digest in first.items() if not TEMPORARY.search(path)}
     assert len(kept) > 100 and len(kept) < len(first)
     differing = sorted(path for path in kept.keys() | second.keys() if kept.get(path) != second.get(path))
     assert not differing, differing

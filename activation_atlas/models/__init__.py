@@ -7,7 +7,6 @@ normalisation is applied by a forward pre-hook, so its module names stay those o
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import re
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from activation_atlas.formats.model_card import read_card
+from activation_atlas.manifest import sha256_of
 from activation_atlas.models.checkpoint import load_checkpoint
 from activation_atlas.models.demo_cnn import DemoCNN, fold_batch_norm
 from activation_atlas.models.inceptionv1 import InceptionV1
@@ -76,13 +76,10 @@ def check_published_hash(path: Path) -> None:
     published = HUB_HASH.search(path.name)
     if published is None:
         raise RunError(f"{path}: its name carries no published hash (<name>-<sha256 prefix>.<ext>)")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if not digest.hexdigest().startswith(published.group(1)):
+    digest = sha256_of(path)
+    if not digest.startswith(published.group(1)):
         raise RunError(f"{path} does not have the sha256 published in its name ({published.group(1)}…, it has "
-                       f"{digest.hexdigest()[:len(published.group(1))]}…): it was altered or damaged; delete it "
+                       f"{digest[:len(published.group(1))]}…): it was altered or damaged; delete it "
                        "to have it downloaded again")
 
 

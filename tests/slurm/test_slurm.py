@@ -8,21 +8,17 @@ rule is reported as FAILED, with its one-line error, and a non-zero exit.
 """
 import datetime
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, tree_digest
+from conftest import REPO, TEMPORARY, copy_workflow, tree_digest
 
 PARTITION = os.environ.get("SLURM_TEST_PARTITION", "debug")
 ACCOUNT = os.environ.get("SLURM_TEST_ACCOUNT", "atlas")
 PLACEHOLDERS = {"CPU_PARTITION": PARTITION, "GPU_PARTITION": PARTITION, "ACCOUNT": ACCOUNT}
-# The outputs the rules mark temp(): extraction shards and render chunks. The local run keeps them
-# (--notemp); the cluster run must have deleted them once merged.
-TEMPORARY = re.compile(r"/activations/shards/|/icons/.+/chunk\d+\.h5$")
 
 
 def local_profile(target) -> str:
