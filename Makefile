@@ -1,7 +1,7 @@
 # `make demo`: install into .venv and run the default (offline) workflow.
 # `make test`: install into .venv and run the test suite; `make test SLURM=1` also runs the tests on a
 # real single-node SLURM cluster, in the same session (they compare the cluster's outputs with its
-# local run).
+# local run). `make test-slow`: the slow tests, left out of `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,7 +14,7 @@ CONFIG ?= config.yaml
 RUN = $(shell $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('run', 'demo'))" $(CONFIG))
 REFERENCE ?= reference/$(RUN)/MANIFEST.json
 
-.PHONY: install browser demo test report verify docs benchmark lint
+.PHONY: install browser demo test test-slow report verify docs benchmark lint
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,11 @@ ifeq ($(SLURM),1)
 else
 	$(BIN)/python -m pytest -q tests --ignore=tests/slurm
 endif
+
+# The slow tests (minutes each, left out of `make test`): a run killed in every rule and resumed, and
+# accepted config mutations run for real.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow tests
 
 lint: install
 	$(BIN)/snakemake --lint

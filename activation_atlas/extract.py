@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from activation_atlas.attribution import attribute_positions
+from activation_atlas.data.image_folder import describe_upscaled
 from activation_atlas.formats.activations import LayerWriter, create_activation_file
 from activation_atlas.models.capture import capture_layers
 from activation_atlas.runtime import RunError
@@ -130,28 +131,33 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
             done += len(batch.indices)
             log(f"{done}/{n_images} images ({done / (time.perf_counter() - start):.0f} images/s)")
         unreadable = len(getattr(batches, "skipped", ()))
+        upscaled = getattr(batches, "upscaled", [])
         if done + unreadable != n_images:
             raise RuntimeError(f"expected {n_images} images, got {done} (+ {unreadable} unreadable)")
         if unreadable:
             log(f"{unreadable} unreadable images skipped")
+        if upscaled:
+            log(describe_upscaled(upscaled, batches.input_size))
         for writer in writers.values():
-            writer.finish(done, unreadable)
+            writer.finish(done, unreadable, len(upscaled))
     seconds = time.perf_counter() - start
     return {"shapes": shapes, "images_per_second": done / seconds, "seconds": seconds}
 
 
 class ImageBatches:
-    """Batches in dataset order. read(indices) returns (images, indices read, paths skipped); the
-    paths of skipped (unreadable) images collect in `skipped`."""
+    """Batches in dataset order. read(indices) returns a BatchRead at input_size px; the paths of
+    skipped (unreadable) images collect in `skipped`, those of images scaled up in `upscaled`."""
 
-    def __init__(self, read, labels: np.ndarray, batch_size: int, images: range | None = None):
-        self.read, self.labels, self.batch_size = read, labels, batch_size
+    def __init__(self, read, labels: np.ndarray, batch_size: int, input_size: int, images: range | None = None):
+        self.read, self.labels, self.batch_size, self.input_size = read, labels, batch_size, input_size
         self.images = range(len(labels)) if images is None else images
         self.skipped: list = []
+        self.upscaled: list = []
 
     def __iter__(self):
         for first in range(self.images.start, self.images.stop, self.batch_size):
-            images, kept, skipped = self.read(np.arange(first, min(first + self.batch_size, self.images.stop)))
-            self.skipped += skipped
-            if len(kept):
-                yield Batch(images, kept, self.labels[kept])
+            read = self.read(np.arange(first, min(first + self.batch_size, self.images.stop)))
+            self.skipped += read.skipped
+            self.upscaled += read.upscaled
+            if len(read.kept):
+                yield Batch(read.images, read.kept, self.labels[read.kept])

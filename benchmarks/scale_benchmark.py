@@ -95,7 +95,7 @@ def child_extract(args) -> dict:
     import torch
 
     from activation_atlas.data.generated import class_specs, image_rng, render_image
-    from activation_atlas.data.image_folder import to_tensor
+    from activation_atlas.data.image_folder import BatchRead, to_tensor
     from activation_atlas.extract import ImageBatches, extract_activations
     from activation_atlas.jobs import shard_images
     from activation_atlas.models.capture import resolve_layers
@@ -109,14 +109,14 @@ def child_extract(args) -> dict:
 
     def read(indices):
         pixels = np.stack([render_image(specs[labels[i]], image_rng(0, "train", int(i)), 64)[0] for i in indices])
-        return to_tensor(pixels), indices, []
+        return BatchRead(to_tensor(pixels), indices, [], [])
 
     images = shard_images(args.n, 128, args.shard, args.shards)
     layers = ["conv2", "conv3", "conv4"]
     out = {layer: args.layout.parent / f"extract{args.shard}_{layer}.h5" for layer in layers}
     start = time.perf_counter()
     extract_activations(model, resolve_layers(model, layers, list(model.stage_names)),
-                        ImageBatches(read, labels, 128, images), len(images), out, positions_per_image=1,
+                        ImageBatches(read, labels, 128, 64, images), len(images), out, positions_per_image=1,
                         exclude_edge=1, seed=0, provenance={"classes": []}, log=lambda _: None)
     return {"seconds": time.perf_counter() - start}
 

@@ -72,6 +72,20 @@ def tree_digest(root):
             for sub in ("results", "resources") for p in sorted((root / sub).rglob("*")) if p.is_file()}
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes a test; left out unless asked for with -m (make test-slow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests run only when a marker expression is given (pytest -m slow)."""
+    if config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(scope="session")
 def first_run(tmp_path_factory):
     """A run of config/ci.yaml through Snakemake in a fresh copy of the workflow (shared by the workflow,

@@ -3,8 +3,10 @@ before any job with one line that names a key, or accepted with a dry run that s
 nowhere outside its own folders. Anything else is a failure: a traceback, a rejection that names no
 key, a failing dry run, an output path that leaves the working directory.
 
-The test suite draws a few hundred of them (tests/test_config_fuzz.py); run as a script it draws as
-many as asked, dry-runs every accepted one and counts the outcomes:
+The test suite draws a few hundred of them (tests/test_config_fuzz.py), and its slow part runs a few
+accepted ones for real: each run then succeeds or fails on one error line, without a traceback, and
+changes no file but the outputs, logs and benchmarks of its jobs. Run as a script it draws as many as
+asked, dry-runs every accepted one and counts the outcomes:
 
   python tests/fuzz_config.py [--mutations 1000] [--seed 0] [--report logs/fuzz_config.json]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import re
 import subprocess
@@ -170,6 +173,46 @@ def dry_run(config: dict, workdir: Path) -> tuple[str, str]:
             if workdir.resolve() not in resolved.parents:
                 return "failure", f"an output outside the working directory: {output}"
     return "accepted", ""
+
+
+DECLARED_LINE = re.compile(r"^\s+(?:output|log|benchmark): (.+)$", re.M)
+ERROR_LINE = re.compile(r"^(?:.*\] )?error: .+$", re.M)
+
+
+def file_digests(root: Path, leave_out: Path | None = None) -> dict[str, str]:
+    """sha256 of every file under root by path, without leave_out and Snakemake's own records."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".snakemake" not in p.relative_to(root).parts
+            and (leave_out is None or leave_out not in p.parents)}
+
+
+def real_run(config: dict, workdir: Path, timeout: float = 1200) -> tuple[str, str]:
+    """The README's command on config in workdir (a fresh copy of the workflow, with neighbours in its
+    parent folder): ('ran', '') or ('failed on one line', the error) when it changed no file but the
+    outputs, logs and benchmarks its jobs declared, and none outside workdir; else ('failure', what)."""
+    (workdir / "fuzz.yaml").write_text(yaml.safe_dump(config))
+    outside_before, inside_before = file_digests(workdir.parent, workdir), file_digests(workdir)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "fuzz.yaml"], cwd=workdir,
+                            capture_output=True, text=True, timeout=timeout)
+    said = result.stdout + result.stderr
+    if file_digests(workdir.parent, workdir) != outside_before:
+        return "failure", "the run changed files outside its working directory"
+    declared = [Path(path) for paths in DECLARED_LINE.findall(said) for path in paths.split(", ")]
+    inside_after = file_digests(workdir)
+    touched = [path for path in inside_after.keys() | inside_before.keys()
+               if inside_after.get(path) != inside_before.get(path)]
+    undeclared = [path for path in touched
+                  if not any(Path(path) == d or d in Path(path).parents for d in declared)]
+    if undeclared:
+        return "failure", f"files changed that no job declared: {sorted(undeclared)[:5]}"
+    if "Traceback" in said:
+        return "failure", "a traceback: " + said[said.index("Traceback"):][:2000]
+    if result.returncode == 0:
+        return "ran", ""
+    errors = ERROR_LINE.findall(said)
+    if not errors:
+        return "failure", "failed without an error line: " + said[-2000:]
+    return "failed on one line", errors[0]
 
 
 def outcome(mutation_list, workdir: Path | None) -> tuple[str, str]:

@@ -1,11 +1,12 @@
 """Hypothesis mutates config/ci.yaml (tests/fuzz_config.py): every mutation is rejected before any job
 with one line that names a key, or accepted, and then Snakemake's dry run succeeds with every output
-inside the working directory. `python tests/fuzz_config.py --mutations 1000` runs many more."""
+inside the working directory; the slow test runs a few accepted ones for real.
+`python tests/fuzz_config.py --mutations 1000` runs many more."""
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from conftest import copy_workflow
-from fuzz_config import checked, dry_run, mutated, mutations
+from fuzz_config import checked, dry_run, mutated, mutations, real_run
 
 # Derandomized: the same mutations on every run of the suite, so a red CI is reproducible.
 FUZZ = settings(database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -30,3 +31,16 @@ def test_an_accepted_mutation_dry_runs_with_its_outputs_inside_the_working_direc
     assume(checked(config)[0] == "accepted")
     kind, detail = dry_run(config, workflow_copy)
     assert kind == "accepted", detail
+
+
+@pytest.mark.slow
+@settings(FUZZ, max_examples=3)
+@given(mutations)
+def test_an_accepted_mutation_runs_or_fails_on_one_line_and_changes_only_its_outputs(tmp_path_factory,
+                                                                                   mutation_list):
+    config = mutated(mutation_list)
+    assume(checked(config)[0] == "accepted")
+    root = tmp_path_factory.mktemp("fuzz_run")
+    (root / "neighbour.txt").write_text("a file beside the working directory")
+    kind, detail = real_run(config, copy_workflow(root / "workflow"))
+    assert kind in ("ran", "failed on one line"), detail

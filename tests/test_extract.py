@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from activation_atlas.data.image_folder import load_batch, scan_image_folder
+from activation_atlas.data.image_folder import BatchRead, load_batch, scan_image_folder
 from activation_atlas.extract import ImageBatches, draw_positions, extract_activations
 from activation_atlas.formats.activations import merge_shards
 from activation_atlas.jobs import shard_images
@@ -21,8 +21,8 @@ def run_extract(model, folder, out_dir, batch_size, k=2, edge=1, seed=11, images
     modules = resolve_layers(model, LAYERS, layer_names(model))
     paths = {layer: out_dir / f"{layer}.h5" for layer in LAYERS}
     images = range(len(folder)) if images is None else images
-    batches = ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, batch_size,
-                           images)
+    batches = ImageBatches(lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []), folder.labels,
+                           batch_size, 32, images)
     extract_activations(model, modules, batches, len(images), paths, positions_per_image=k,
                         attribution=attribution, autocast=autocast,
                         exclude_edge=edge, seed=seed, provenance={"seed": seed, "model": "tiny",
@@ -132,7 +132,8 @@ def test_failed_extraction_leaves_no_files(tiny_model, tiny_dataset, tmp_path):
     paths = {layer: tmp_path / f"{layer}.h5" for layer in LAYERS}
 
     def failing_batches():
-        yield next(iter(ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, 8)))
+        yield next(iter(ImageBatches(lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []),
+                                     folder.labels, 8, 32)))
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
@@ -163,7 +164,7 @@ def test_attribution_matches_a_finite_difference(tiny_model, tiny_dataset, tmp_p
     folder = scan_image_folder(tiny_dataset / "held_out")
     modules = resolve_layers(tiny_model, ["conv2", "conv3"], layer_names(tiny_model))
     paths = {layer: tmp_path / f"{layer}.h5" for layer in modules}
-    batches = ImageBatches(lambda idx: (load_batch(folder, idx, 32), idx, []), folder.labels, 16)
+    batches = ImageBatches(lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []), folder.labels, 16, 32)
     extract_activations(tiny_model, modules, batches, len(folder), paths, positions_per_image=1,
                         exclude_edge=1, seed=2, provenance={}, log=lambda _: None, attribution=True,
                         attribution_top_k=top_k)

@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from activation_atlas.data.image_folder import load_image, read_batch, scan_image_folder, subsample
+from activation_atlas.data.image_folder import (ImageSelection, describe_upscaled, load_image, read_batch,
+                                                scan_image_folder, select_images, subsample)
 
 
 def make_folder(root, counts, size=(20, 12)):
@@ -58,11 +59,39 @@ def test_corrupt_images_are_skipped_or_fail_by_choice(tmp_path):
     (folder_root / "class0" / "001.png").write_bytes(b"\x89PNG broken")
     folder = scan_image_folder(folder_root)
     messages = []
-    images, kept, skipped = read_batch(folder, [0, 1, 2], 8, "resize", "skip", messages.append)
+    images, kept, skipped, _ = read_batch(folder, [0, 1, 2], 8, "resize", "skip", messages.append)
     assert images.shape == (2, 3, 8, 8) and kept.tolist() == [0, 2]
     assert skipped == [folder.files[1]] and "001.png" in messages[0]
     with pytest.raises(ValueError, match="unreadable image .*001.png"):
         read_batch(folder, [0, 1, 2], 8, "resize", "fail", messages.append)
+
+
+def test_an_empty_class_folder_stays_a_class_and_is_warned_of(tmp_path):
+    root = make_folder(tmp_path / "images", [2, 0, 3])
+    folder = scan_image_folder(root)
+    assert folder.classes == ("class0", "class1", "class2") and folder.empty_classes == ("class1",)
+    assert folder.labels.tolist() == [0, 0, 2, 2, 2]   # class2 keeps its index
+    messages = []
+    chosen = select_images(ImageSelection(str(root), "class_folders", 3, True), 0, messages.append)
+    assert chosen.empty_classes == ("class1",)
+    assert [m for m in messages if m.startswith("warning: 1 class folder(s)") and "class1" in m]
+    messages.clear()
+    select_images(ImageSelection(str(make_folder(tmp_path / "full", [2, 2])), "class_folders", None, False), 0,
+                  messages.append)
+    assert not [m for m in messages if "warning" in m]
+
+
+def test_images_scaled_up_to_the_input_are_listed_with_their_size(tmp_path):
+    root = make_folder(tmp_path, [2], size=(20, 12))
+    Image.new("RGB", (1, 1)).save(root / "class0" / "tiny.png")
+    Image.new("RGB", (40, 40)).save(root / "class0" / "large.png")
+    folder = scan_image_folder(root)                 # 000.png, 001.png, large.png, tiny.png
+    read = read_batch(folder, [0, 1, 2, 3], 16, "resize_crop", "fail", lambda _: None)
+    assert read.images.shape == (4, 3, 16, 16)
+    assert read.upscaled == [(folder.files[0], (20, 12)), (folder.files[1], (20, 12)), (folder.files[3], (1, 1))]
+    line = describe_upscaled(read.upscaled, 16)
+    assert line.startswith("warning: 3 image(s) smaller than 16 px") and f"{folder.files[3]}, 1×1 px" in line
+    assert read_batch(folder, [2], 16, "resize", "fail", lambda _: None).upscaled == []
 
 
 def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):

@@ -190,21 +190,25 @@ def test_the_real_resnet32_on_real_photographs_makes_the_readmes_picture(tmp_pat
 
 
 def test_a_torchvision_model_without_weights_gets_numbered_class_names_and_class_atlases(tmp_path):
-    """torchvision's resnet18 (random weights: 1000 logits, no label list) on a 2-class image folder:
-    the logits are named class_k with a warning, attribution runs, and a class atlas is made by such a
-    name (the class the model predicts most in the run)."""
+    """torchvision's resnet18 (random weights: 1000 logits, no label list) on an image folder of 2
+    classes, an empty class folder and a 1×1 image in each class: the logits are named class_k with a
+    warning, attribution runs, and a class atlas is made by such a name (the class the model predicts
+    most in the run). The empty folder and the tiny images are warned of and counted in the
+    activation files, through the merge of two extraction shards."""
     workdir = copy_workflow(tmp_path / "w")
     for label, name in enumerate(("discs", "rings")):
         (workdir / "imgs" / name).mkdir(parents=True)
         for i in range(12):
             (workdir / "imgs" / name / f"{i}.png").write_bytes(image_bytes(label, i, 64, "PNG"))
+        Image.new("RGB", (1, 1), (200, 10, 10)).save(workdir / "imgs" / name / "tiny.png")   # last of its class
+    (workdir / "imgs" / "zempty").mkdir()
     config = {
         "run": "tv", "seed": 3, "device": "cpu", "threads": 2,
         "dataset": {"kind": "image_folder", "path": "imgs"},
         "model": {"kind": "torchvision", "name": "resnet18-random", "architecture": "resnet18", "weights": "none",
                   "input_size": 64},
         "layers": ["layer3"],
-        "extract": {"attribution": True, "attribution_top_k": 2},
+        "extract": {"attribution": True, "attribution_top_k": 2, "batch_size": 8, "shards": 2},
         "layout": {"n_neighbors": 5},
         "grid": {"sizes": [2], "min_count": 1},
         "render": {"icon_size": 32, "steps": 4, "attempts": 1, "batch_size": 8,
@@ -218,11 +222,18 @@ def test_a_torchvision_model_without_weights_gets_numbered_class_names_and_class
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     card = json.loads((workdir / "results/tv/model.json").read_text())
     assert card["classes"][:2] == ["class_0", "class_1"] and len(card["classes"]) == 1000
-    assert card["extracted_accuracy"] is None and card["extracted_images"] == 24
-    assert "WARNING: the model has 1000 logits and the dataset 2 class folders" in \
+    assert card["extracted_accuracy"] is None and card["extracted_images"] == 26
+    assert "WARNING: the model has 1000 logits and the dataset 3 class folders" in \
         (workdir / "logs/model/resnet18-random/describe.log").read_text()
+    for shard, tiny in ((0, "discs"), (1, "rings")):   # images 0-15 and 16-25
+        log = (workdir / f"logs/tv/extract/shard{shard}.log").read_text()
+        assert "warning: 1 class folder(s) of imgs hold no image: zempty" in log
+        assert f"warning: 1 image(s) smaller than 64 px on their shorter side were scaled up to the model's " \
+               f"input (the smallest: imgs/{tiny}/tiny.png, 1×1 px)" in log
     with h5py.File(workdir / "results/tv/activations/layer3.h5", "r") as f:
         predicted = int(np.bincount(f["logits"][:].argmax(axis=1)).argmax())
+        assert f.attrs["upscaled_images"] == 2 and f.attrs["images"] == 26
+        assert json.loads(f.attrs["empty_class_folders"]) == ["zempty"]
     config["class_atlas"] = {"classes": [f"class_{predicted}"], "top_n": 10, "grid_size": 2, "min_count": 1}
     result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -1,9 +1,11 @@
 """Reading image folders: the ImageNet layout <root>/<class>/<image> (labels from the sorted class
-names) or a flat folder of unlabelled images (label −1); seeded subsampling; unreadable images."""
+names) or a flat folder of unlabelled images (label −1); seeded subsampling; unreadable, tiny and
+missing images."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,6 +23,8 @@ class ImageFolder:
     classes: tuple[str, ...]
     files: tuple[Path, ...]
     labels: np.ndarray
+    # Class folders without an image: kept as classes, so that class indices follow the folder order.
+    empty_classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -50,14 +54,17 @@ def scan_image_folder(root: Path | str, layout: str = "class_folders") -> ImageF
         if not classes:
             raise RunError(f"image folder {root} has no class sub-folders (use layout: flat for a "
                            f"folder of unlabelled images)")
-        files, labels = [], []
+        files, labels, empty = [], [], []
         for label, name in enumerate(classes):
             found = image_files(root / name)
             files += found
             labels += [label] * len(found)
+            if not found:
+                empty.append(name)
     if not files:
         raise RunError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return ImageFolder(root, classes, tuple(files), np.asarray(labels, dtype=np.int64))
+    return ImageFolder(root, classes, tuple(files), np.asarray(labels, dtype=np.int64),
+                       tuple(empty) if layout != "flat" else ())
 
 
 def subsample(folder: ImageFolder, max_images: int | None, seed: int, stratified: bool) -> ImageFolder:
@@ -78,7 +85,7 @@ def subsample(folder: ImageFolder, max_images: int | None, seed: int, stratified
         chosen = rng.choice(len(folder), max_images, replace=False)
     chosen = np.sort(chosen)
     return ImageFolder(folder.root, folder.classes, tuple(folder.files[i] for i in chosen),
-                       folder.labels[chosen])
+                       folder.labels[chosen], folder.empty_classes)
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,28 @@ def select_images(selection: ImageSelection, seed: int, log) -> ImageFolder:
     chosen = subsample(folder, selection.max_images, derive_seed(seed, "subsample"), selection.stratified)
     log(f"{len(chosen)} of {len(folder)} images in {selection.folder}"
         + (f" ({len(folder.classes)} classes)" if folder.classes else " (unlabelled)"))
+    warn_of_empty_classes(folder, log)
     return chosen
+
+
+def warn_of_empty_classes(folder: ImageFolder, log) -> None:
+    if folder.empty_classes:
+        log(f"warning: {len(folder.empty_classes)} class folder(s) of {folder.root} hold no image: "
+            f"{', '.join(folder.empty_classes[:10])}{' ...' if len(folder.empty_classes) > 10 else ''} "
+            "(kept as classes, so that class indices follow the folder order; remove them if they are "
+            "not classes of the model)")
 
 
 def load_image(path: Path, size: int, policy: str = "resize") -> np.ndarray:
     """RGB uint8 (size, size, 3). resize: scale to size×size; resize_crop: scale the shorter side
     to size, then take the centre square."""
+    return load_image_and_size(path, size, policy)[0]
+
+
+def load_image_and_size(path: Path, size: int, policy: str = "resize") -> tuple[np.ndarray, tuple[int, int]]:
+    """load_image's pixels, and the image's own (width, height)."""
     with Image.open(path) as img:
+        original = img.size
         img = img.convert("RGB")
         if policy == "resize_crop":
             w, h = img.size
@@ -114,7 +136,7 @@ def load_image(path: Path, size: int, policy: str = "resize") -> np.ndarray:
             raise RunError(f"unknown resize policy {policy!r}; valid: {', '.join(RESIZE_POLICIES)}")
         elif img.size != (size, size):
             img = img.resize((size, size), Image.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
+        return np.asarray(img, dtype=np.uint8), original
 
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
@@ -127,21 +149,39 @@ def load_batch(folder: ImageFolder, indices, size: int, policy: str = "resize") 
     return to_tensor(np.stack([load_image(folder.files[i], size, policy) for i in indices]))
 
 
-def read_batch(folder: ImageFolder, indices, size: int, policy: str, on_unreadable: str, log):
+class BatchRead(NamedTuple):
+    images: torch.Tensor                              # (B, 3, size, size) float32 in [0, 1]
+    kept: np.ndarray                                  # the indices read
+    skipped: list[Path]                               # unreadable images
+    upscaled: list[tuple[Path, tuple[int, int]]]     # images smaller than size on their shorter side
+
+
+def read_batch(folder: ImageFolder, indices, size: int, policy: str, on_unreadable: str, log) -> BatchRead:
     """Like load_batch, but an unreadable or corrupt image is skipped (logged) when on_unreadable is
-    'skip', or raises naming the file when it is 'fail'. Returns (images, indices read, paths skipped)."""
-    pixels, kept, skipped = [], [], []
+    'skip', or raises naming the file when it is 'fail'; images scaled up to size are listed."""
+    pixels, kept, skipped, upscaled = [], [], [], []
     for i in indices:
         try:
-            pixels.append(load_image(folder.files[i], size, policy))
+            image, (width, height) = load_image_and_size(folder.files[i], size, policy)
+            pixels.append(image)
             kept.append(i)
+            if min(width, height) < size:
+                upscaled.append((folder.files[i], (width, height)))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             if on_unreadable == "fail":
                 raise RunError(f"unreadable image {folder.files[i]}: {error}") from error
             log(f"skipping unreadable image {folder.files[i]}: {error}")
             skipped.append(folder.files[i])
     images = to_tensor(np.stack(pixels)) if pixels else torch.zeros(0, 3, size, size)
-    return images, np.asarray(kept, dtype=np.int64), skipped
+    return BatchRead(images, np.asarray(kept, dtype=np.int64), skipped, upscaled)
+
+
+def describe_upscaled(upscaled: list[tuple[Path, tuple[int, int]]], size: int) -> str:
+    """One warning line for the images scaled up to the input size, naming the smallest."""
+    path, (width, height) = min(upscaled, key=lambda item: (min(item[1]), str(item[0])))
+    return (f"warning: {len(upscaled)} image(s) smaller than {size} px on their shorter side were scaled up "
+            f"to the model's input (the smallest: {path}, {width}×{height} px); their activations show "
+            "interpolation more than content")
 
 
 def load_all(folder: ImageFolder, size: int) -> torch.Tensor:

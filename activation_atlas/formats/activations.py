@@ -28,7 +28,7 @@ TOP_K_ATTRIBUTION_AXES = "row, rank (class in attribution_class)"
 ATTRIBUTES = ("stage", "package_version", "layer", "seed", "model", "classes", "config", "spatial_size",
               "positions_per_image", "exclude_edge", "attribution", "images", "unreadable_images", "shard")
 # Attributes of a shard file only, or recomputed when the shards are merged.
-PER_SHARD_ATTRIBUTES = ("stage", "package_version", "images", "unreadable_images", "shard")
+PER_SHARD_ATTRIBUTES = ("stage", "package_version", "images", "unreadable_images", "upscaled_images", "shard")
 
 
 def chunk_rows_for(n_rows: int, columns: int) -> int:
@@ -79,12 +79,15 @@ class LayerWriter:
         attrs["exclude_edge"] = exclude_edge
         attrs["attribution"] = attribution
 
-    def finish(self, images: int, unreadable_images: int) -> None:
-        """Trim the rows to those written and record how many images they came from."""
+    def finish(self, images: int, unreadable_images: int, upscaled_images: int = 0) -> None:
+        """Trim the rows to those written and record how many images they came from (and how many of
+        those were scaled up to the input size)."""
         for dataset in self.row_datasets:
             dataset.resize(self.filled, axis=0)
         self.f.attrs["images"] = images
         self.f.attrs["unreadable_images"] = unreadable_images
+        if upscaled_images:   # only then: a clean dataset's files stay as they were
+            self.f.attrs["upscaled_images"] = upscaled_images
 
     def write(self, acts, image_index, position, label, logits, attribution=None, attribution_class=None):
         rows = slice(self.filled, self.filled + len(acts))
@@ -125,6 +128,9 @@ def merge_shards(shard_paths: list[Path], out_path: Path, block_rows: int = 1 <<
                     start += len(block)
             out.attrs["images"] = sum(int(f.attrs["images"]) for f in shards)
             out.attrs["unreadable_images"] = sum(int(f.attrs["unreadable_images"]) for f in shards)
+            upscaled = sum(int(f.attrs.get("upscaled_images", 0)) for f in shards)
+            if upscaled:
+                out.attrs["upscaled_images"] = upscaled
     return total
 
 

@@ -48,9 +48,11 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     provenance = {"seed": settings.seed, "model": settings.model["name"], "classes": list(folder.classes),
                   "shard": [settings.shard, ex["shards"]],
                   "config": {"dataset": settings.dataset, "model": settings.model, "extract": recorded}}
+    if folder.empty_classes:   # only then: a clean dataset's files stay as they were
+        provenance["empty_class_folders"] = list(folder.empty_classes)
     on_unreadable = settings.dataset["on_unreadable"]
     batches = ImageBatches(lambda idx: read_batch(folder, idx, size, policy, on_unreadable, log),
-                           folder.labels, ex["batch_size"], images)
+                           folder.labels, ex["batch_size"], size, images)
     return extract_activations(
         model, modules, batches, len(images), {layer: Path(p) for layer, p in out_paths.items()},
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],

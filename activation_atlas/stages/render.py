@@ -87,12 +87,12 @@ def amplitude_spectrum(spectrum_out, settings: Spectrum, log, batch_size: int = 
     chosen = np.sort(rng.permutation(len(folder))[:settings.spectrum_images])
     total, count = None, 0
     for first in range(0, len(chosen), batch_size):
-        images, kept, _ = read_batch(folder, chosen[first:first + batch_size], settings.icon_size,
-                                     settings.resize, settings.on_unreadable, log)
-        if len(kept):
-            part = amplitude_spectra(images).sum(dim=0)
+        read = read_batch(folder, chosen[first:first + batch_size], settings.icon_size, settings.resize,
+                          settings.on_unreadable, log)
+        if len(read.kept):
+            part = amplitude_spectra(read.images).sum(dim=0)
             total = part if total is None else total + part
-            count += len(kept)
+            count += len(read.kept)
         log(f"{min(first + batch_size, len(chosen))}/{len(chosen)} images")
     if not count:
         raise RunError(f"no readable image in {settings.images['folder']} for the amplitude spectrum")
