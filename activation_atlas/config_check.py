@@ -29,7 +29,8 @@ KIND_ONLY_KEYS = {
         "channels": ["demo_cnn"], "train": ["demo_cnn"],
         "url": ["inceptionv1", "user"], "sha256": ["inceptionv1", "user"], "checkpoint": ["inceptionv1", "user"],
         "architecture": ["torchvision"], "weights": ["torchvision"],
-        "factory": ["user"], "kwargs": ["user"], "python_path": ["user"],
+        "factory": ["user"], "kwargs": ["user", "torchvision"], "python_path": ["user"],
+        "layer_grids": ["torchvision", "user"],
     },
 }
 # How the schema's bounds and types read in a message.
@@ -156,10 +157,12 @@ def check_layers(config: dict) -> None:
             if layer not in valid:
                 raise ConfigError(f"layers[{index}] = {shown(layer)}: {config['model']['kind']} has no such layer; "
                                   f"valid: {', '.join(valid)}")
-    for section in ("layout", "render"):
-        for layer in config[section]["per_layer"]:
+    for key, overrides in (("layout.per_layer", config["layout"]["per_layer"]),
+                           ("render.per_layer", config["render"]["per_layer"]),
+                           ("model.layer_grids", config["model"].get("layer_grids") or {})):
+        for layer in overrides:
             if layer not in config["layers"]:
-                raise ConfigError(f"{section}.per_layer.{layer}: {shown(layer)} is not one of the run's layers "
+                raise ConfigError(f"{key}.{layer}: {shown(layer)} is not one of the run's layers "
                                   f"({', '.join(config['layers'])}): add it to layers or remove the override")
     layer = config["class_atlas"]["layer"]
     if layer is not None and layer not in config["layers"]:

@@ -21,6 +21,7 @@ from activation_atlas.attribution import attribute_positions
 from activation_atlas.data.image_folder import describe_upscaled
 from activation_atlas.formats.activations import LayerWriter, create_activation_file
 from activation_atlas.models.capture import capture_layers
+from activation_atlas.models.grids import MAPS, LayerGrid
 from activation_atlas.runtime import RunError
 
 
@@ -77,15 +78,19 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                         out_paths: dict[str, Path], *, positions_per_image: int, exclude_edge: int,
                         seed: int, provenance: dict, log=print, channels_last: bool = True,
                         device: str = "cpu", attribution: bool = False,
-                        attribution_top_k: int | None = None, autocast: str | None = None) -> dict:
+                        attribution_top_k: int | None = None, autocast: str | None = None,
+                        grids: dict[str, LayerGrid] | None = None) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
+    `grids` reads each layer's output as a (B, C, H, W) map (models.grids; default: it is one), so a
+    position is a patch of a token layer's grid as it is a cell of a convolutional map.
     With `attribution`, each activation's attribution to the logits (see attribution.py) is stored
     too: for all classes, or the top-k classes by logit with their indices. With `autocast`
     ("bfloat16" or "float16") the model runs in mixed precision; the files still hold float32.
     Returns per-layer (channels, spatial size) and the throughput in images/s.
     """
     k = positions_per_image
+    grids = grids or {}
     writers: dict[str, LayerWriter] = {}
     shapes = {}
     done, start = 0, time.perf_counter()
@@ -106,14 +111,15 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
             with precision:
                 logits_tensor = model(x)
             logits = logits_tensor.detach().float().cpu().numpy()
-            positions = {layer: draw_positions(seed, layer, batch.indices, k, *outputs[layer].shape[2:],
+            maps = {layer: grids.get(layer, MAPS).as_maps(outputs[layer]) for layer in layer_modules}
+            positions = {layer: draw_positions(seed, layer, batch.indices, k, *maps[layer].shape[2:],
                                                exclude_edge).astype(np.int32)
                          for layer in layer_modules}
             if attribution:
                 attributions, attributed_classes = attribute_positions(
-                    logits_tensor, outputs, positions, k, attribution_top_k)
+                    logits_tensor, outputs, grids, positions, k, attribution_top_k)
             for layer in layer_modules:
-                output = outputs[layer].detach().cpu()
+                output = maps[layer].detach().cpu()
                 vectors = gather_positions(output, positions[layer], k)
                 if layer not in writers:
                     shapes[layer] = tuple(output.shape[1:])

@@ -88,6 +88,8 @@ MEANINGFUL = [
     (("model", "labels"), ["a", "b"]), (("extract", "attribution"), False), (("seed",), 4294967295),
     (("seed",), 4294967296), (("threads",), 1025), (("portable",), True), (("device",), "cuda"),
     (("layout", "metric"), "euclidean"), (("layout", "backend"), "cuml"), (("render", "param"), "maco"),
+    (("model", "layer_grids"), {"conv2": "tokens(prefix=1)"}), (("model", "layer_grids"), {"conv2": "tokens(1)"}),
+    (("model", "kwargs"), {"image_size": 64}),
 ]
 
 mutation = st.one_of(

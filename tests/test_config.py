@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, copy_workflow, load_config, validated
+from conftest import REPO, SCHEMA, copy_workflow, load_config, validated
 from activation_atlas.config_check import ConfigError
 
 
@@ -89,6 +89,8 @@ def change_value(change: dict):
     ({"seed": 2**70}, f"seed = {2**70}: must be at most 4294967295"),
     ({"extract": {"shards": 1000000}}, "extract.shards = 1000000: must be at most 4096"),
     ({"layout": {"metric": "nonsense"}}, "layout.metric = 'nonsense': must be one of 'cosine', "),
+    ({"model": {"kind": "torchvision", "name": "vit", "architecture": "vit_b_16",
+                "layer_grids": {"encoder.ln": "tokens(1)"}}}, "model.layer_grids.encoder.ln = 'tokens(1)': "),
 ])
 def test_a_schema_violation_is_one_line_naming_key_value_and_what_is_valid(change, message):
     line = rejection(change)
@@ -104,6 +106,15 @@ def test_a_schema_violation_is_one_line_naming_key_value_and_what_is_valid(chang
 ])
 def test_a_key_the_kind_needs_is_said_to_be_required(section, message):
     assert rejection(section, replace=True) == message
+
+
+def test_a_layer_grid_names_a_layer_of_the_run():
+    vit = {"model": {"kind": "torchvision", "name": "vit", "architecture": "vit_b_16",
+                     "layer_grids": {"encoder.ln": "tokens(prefix=1)"}},
+           "layers": ["encoder.layers.encoder_layer_1"], "layout": {}, "render": {}}
+    assert rejection(vit, replace=True) == ("model.layer_grids.encoder.ln: 'encoder.ln' is not one of the run's "
+                                            "layers (encoder.layers.encoder_layer_1): add it to layers or remove "
+                                            "the override")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -130,6 +141,8 @@ def test_a_key_the_kind_needs_is_said_to_be_required(section, message):
      "model.architecture applies only when model.kind is torchvision (model.kind is demo_cnn)"),
     ({"model": {"url": "http://127.0.0.1/w.pt"}},
      "model.url applies only when model.kind is inceptionv1 or user (model.kind is demo_cnn)"),
+    ({"model": {"layer_grids": {"conv2": "channels_last"}}},
+     "model.layer_grids applies only when model.kind is torchvision or user (model.kind is demo_cnn)"),
 ])
 def test_what_the_schema_cannot_say_is_checked_before_any_job(change, message):
     line = rejection(change)
@@ -185,12 +198,18 @@ def test_snakemake_stops_on_a_bad_value_with_one_line_and_touches_nothing(tmp_pa
 
 
 def test_the_schema_admits_no_name_pattern_but_the_path_component_one():
-    """Every name in the schema that becomes a path uses the one checked pattern."""
-    from activation_atlas.config_check import PATH_COMPONENT
+    """Every name in the schema that becomes a path uses the one checked pattern (the others: a sha256
+    and a layer grid, which name no path)."""
+    from activation_atlas.config_check import PATH_COMPONENT, load_schema
+    from activation_atlas.models.grids import GRID_SPEC
 
     text = (REPO / "schemas" / "config.schema.yaml").read_text()
-    patterns = set(re.findall(r'pattern: "([^"]+)"', text))
-    assert patterns == {PATH_COMPONENT, "^[0-9a-fA-F]{64}$"}
+    grid = load_schema(SCHEMA)["properties"]["model"]["properties"]["layer_grids"]["additionalProperties"]["pattern"]
+    patterns = {pattern.replace("\\\\", "\\") for pattern in re.findall(r'pattern: "([^"]+)"', text)}
+    assert patterns == {PATH_COMPONENT, "^[0-9a-fA-F]{64}$", grid}
+    for spec in ["maps", "channels_last", "vector", "tokens(prefix=1)", "tokens(prefix=12)", "tokens(1)", "../x",
+                 "maps ", "tokens(prefix=-1)"]:
+        assert bool(re.match(grid, spec)) == bool(GRID_SPEC.match(spec)), spec
     for name in ["..", ".", ".x", "a/b", "a\\b", ""]:
         assert not re.match(PATH_COMPONENT, name)
     for name in ["demo", "layer3.0.conv1", "mixed4c_3x3", "shapes64", "x-1"]:

@@ -29,7 +29,7 @@ def readme_format_rows() -> dict[str, tuple[set[str], set[str]]]:
 def declared(name: str) -> tuple[set[str], set[str]]:
     module = importlib.import_module(f"activation_atlas.formats.{name}")
     if name == "model_card":
-        return set(module.KEYS + module.TRAINING_KEYS + module.RUN_KEYS), set()
+        return set(module.KEYS + module.TRAINING_KEYS + module.GRID_KEYS + module.RUN_KEYS), set()
     return set(module.DATASETS), set(module.ATTRIBUTES)
 
 
@@ -54,10 +54,11 @@ def test_every_file_of_a_run_holds_what_its_format_declares(first_run):
                 assert {"unit", "axes"} <= set(dataset.attrs), f"{path}:{dataset.name}"
             seen.add(name)
     assert seen == set(FORMAT_OF_STAGE.values())
-    from activation_atlas.formats.model_card import RUN_KEYS
+    from activation_atlas.formats.model_card import GRID_KEYS, RUN_KEYS
 
     card = json.loads(next((first_run / "resources" / "models").glob("*/model.json")).read_text())
     keys, _ = declared("model_card")
-    assert set(card) == keys - set(RUN_KEYS)   # the demo model's card: every key, the training ones too
+    # The demo model's card: every key, the training ones too; its layers are all (B, C, H, W) maps.
+    assert set(card) == keys - set(RUN_KEYS) - set(GRID_KEYS)
     run_card = json.loads((results / "model.json").read_text())
     assert run_card == {**card, **{key: run_card[key] for key in RUN_KEYS}}

@@ -64,6 +64,24 @@ def docs_image_of(run: str, file: str) -> dict:
     return file_entry(REPO / "docs" / name, REPO / "docs")
 
 
+def small_image_folder_run(run: str, model: dict, layer: str, icon_size: int) -> dict:
+    """A run of a 2×2 grid of one layer of `model` on the image folder imgs/, with few, quick icons."""
+    return {
+        "run": run, "seed": 3, "device": "cpu", "threads": 2,
+        "dataset": {"kind": "image_folder", "path": "imgs"},
+        "model": model,
+        "layers": [layer],
+        "layout": {"n_neighbors": 5},
+        "grid": {"sizes": [2], "min_count": 1},
+        "render": {"icon_size": icon_size, "steps": 4, "attempts": 1, "batch_size": 8,
+                   "transforms": {"pad": 2, "jitters": [1], "scale_base": 0.998, "scale_exponents": [20, 39],
+                                  "rotation_deg": 5}},
+        "montage": {"cell_px": 16},
+        "metrics": {"trustworthiness_sample": 20, "trustworthiness_neighbors": 3},
+        "viewer": {"enabled": False},
+    }
+
+
 def write_config(workdir, config) -> str:
     (workdir / "run.yaml").write_text(yaml.safe_dump(config))
     return "run.yaml"
@@ -202,22 +220,10 @@ def test_a_torchvision_model_without_weights_gets_numbered_class_names_and_class
             (workdir / "imgs" / name / f"{i}.png").write_bytes(image_bytes(label, i, 64, "PNG"))
         Image.new("RGB", (1, 1), (200, 10, 10)).save(workdir / "imgs" / name / "tiny.png")   # last of its class
     (workdir / "imgs" / "zempty").mkdir()
-    config = {
-        "run": "tv", "seed": 3, "device": "cpu", "threads": 2,
-        "dataset": {"kind": "image_folder", "path": "imgs"},
-        "model": {"kind": "torchvision", "name": "resnet18-random", "architecture": "resnet18", "weights": "none",
-                  "input_size": 64},
-        "layers": ["layer3"],
-        "extract": {"attribution": True, "attribution_top_k": 2, "batch_size": 8, "shards": 2},
-        "layout": {"n_neighbors": 5},
-        "grid": {"sizes": [2], "min_count": 1},
-        "render": {"icon_size": 32, "steps": 4, "attempts": 1, "batch_size": 8,
-                   "transforms": {"pad": 2, "jitters": [1], "scale_base": 0.998, "scale_exponents": [20, 39],
-                                  "rotation_deg": 5}},
-        "montage": {"cell_px": 16},
-        "metrics": {"trustworthiness_sample": 20, "trustworthiness_neighbors": 3},
-        "viewer": {"enabled": False},
-    }
+    model = {"kind": "torchvision", "name": "resnet18-random", "architecture": "resnet18", "weights": "none",
+             "input_size": 64}
+    config = {**small_image_folder_run("tv", model, "layer3", 32),
+              "extract": {"attribution": True, "attribution_top_k": 2, "batch_size": 8, "shards": 2}}
     result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     card = json.loads((workdir / "results/tv/model.json").read_text())

@@ -14,6 +14,9 @@ from activation_atlas.runtime import RunError, write_json
 KEYS = ("model", "kind", "classes", "layers", "held_out_accuracy")
 # A card of a model the workflow trained (demo_cnn) also has these.
 TRAINING_KEYS = ("train_accuracy", "held_out_images", "train_images", "loss_per_epoch")
+# Only where an atlas layer does not give (B, C, H, W) maps: {layer: how it is read as one}
+# (models/grids.py: channels_last, vector, tokens(prefix=P)).
+GRID_KEYS = ("layer_grids",)
 # A run's card also has these: top-1 accuracy on the extracted images whose dataset class names a
 # logit (null when the dataset's classes do not name the model's logits), over how many images.
 RUN_KEYS = ("extracted_accuracy", "extracted_images", "chance_accuracy")
@@ -21,7 +24,7 @@ RUN_KEYS = ("extracted_accuracy", "extracted_images", "chance_accuracy")
 
 def write_card(path: Path | str, card: dict) -> None:
     missing = [key for key in KEYS if key not in card]
-    unknown = [key for key in card if key not in KEYS + TRAINING_KEYS + RUN_KEYS]
+    unknown = [key for key in card if key not in KEYS + TRAINING_KEYS + GRID_KEYS + RUN_KEYS]
     if missing or unknown:
         raise RunError(f"model card {path}: missing keys {missing}, unknown keys {unknown}")
     write_json(path, card)

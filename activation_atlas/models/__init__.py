@@ -40,24 +40,29 @@ def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
     if kind == "inceptionv1":
         return InceptionV1()
     if kind == "torchvision":
-        return build_torchvision(model_cfg["architecture"], model_cfg.get("weights"))
+        return build_torchvision(model_cfg["architecture"], model_cfg.get("weights"), model_cfg.get("kwargs") or {})
     if kind == "user":
         add_python_path(model_cfg.get("python_path") or [])
         return build_user_model(model_cfg["factory"], model_cfg.get("kwargs") or {})
     raise RunError(f"unknown model kind {kind!r}; valid kinds: {', '.join(MODEL_KINDS)}")
 
 
-def build_torchvision(architecture: str, weights: str | None) -> nn.Module:
-    """torchvision's model by name; weights is the name of a member of its weights enum (fetched by
-    torchvision's own mechanism into $TORCH_HOME, its published hash checked on every load, unpickled
-    as tensors only) or None/'none' for random initialisation."""
+def build_torchvision(architecture: str, weights: str | None, kwargs: dict | None = None) -> nn.Module:
+    """torchvision's model by name, built with `kwargs` (e.g. a ViT's image_size); weights is the name
+    of a member of its weights enum (fetched by torchvision's own mechanism into $TORCH_HOME, its
+    published hash checked on every load, unpickled as tensors only) or None/'none' for random
+    initialisation."""
     import torchvision
 
     available = torchvision.models.list_models(module=torchvision.models)
     if architecture not in available:
         raise RunError(f"unknown torchvision model {architecture!r}; valid: {', '.join(available)}")
+    kwargs = kwargs or {}
     if weights in (None, "none"):
-        return torchvision.models.get_model(architecture, weights=None)
+        try:
+            return torchvision.models.get_model(architecture, weights=None, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise RunError(f"model.kwargs = {kwargs}: torchvision's {architecture} refuses them: {error}") from None
     enum = torchvision.models.get_model_weights(architecture)
     if weights not in enum.__members__ and weights != "DEFAULT":
         raise RunError(f"unknown weights {weights!r} for {architecture}; valid: "
@@ -67,7 +72,11 @@ def build_torchvision(architecture: str, weights: str | None) -> nn.Module:
     if cached.exists():   # torch.hub checks the hash only when it downloads
         check_published_hash(cached)
     with forced_weights_only():
-        return torchvision.models.get_model(architecture, weights=weights)
+        try:
+            return torchvision.models.get_model(architecture, weights=weights, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise RunError(f"model.kwargs = {kwargs}: torchvision's {architecture} with weights {weights} refuses "
+                           f"them: {error}") from None
 
 
 def check_published_hash(path: Path) -> None:

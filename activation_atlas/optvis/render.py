@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from activation_atlas.models.capture import forward_to_layers
+from activation_atlas.models.grids import MAPS, LayerGrid
 from activation_atlas.optvis.objectives import (centre_vectors, direction_objective, fidelity,
                                                 objective_directions)
 from activation_atlas.optvis.param import image_parameterisation
@@ -54,13 +55,15 @@ class Icons:
     attempt: np.ndarray      # (M,) which attempt was kept
 
 
-def layer_centre(model: nn.Module, layer: dict[str, nn.Module], images: torch.Tensor) -> torch.Tensor:
-    """The (B, C) activations at the centre of the one layer in `layer`."""
+def layer_centre(model: nn.Module, layer: dict[str, nn.Module], images: torch.Tensor,
+                 grid: LayerGrid = MAPS) -> torch.Tensor:
+    """The (B, C) activations at the centre of the grid of the one layer in `layer`."""
     (output,) = forward_to_layers(model, layer, images).values()
-    return centre_vectors(output)
+    return centre_vectors(grid.as_maps(output))
 
 
-def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSettings, amplitude, device):
+def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSettings, amplitude, device,
+                   grid: LayerGrid):
     """Optimise one batch of icons; returns images in [0, 1], final objectives and fidelities."""
     image = image_parameterisation(settings.param, rngs, settings.icon_size, amplitude, device)
     transforms = torch.from_numpy(np.stack([draw_transforms(rng, settings.transforms, settings.steps)
@@ -71,7 +74,7 @@ def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSett
         if redirect is not None:
             redirect(step < settings.redirected_relu_steps)
         x = apply_transforms(image.images(), transforms[:, step], settings.transforms.pad)
-        acts = layer_centre(model, layer, x.contiguous(memory_format=torch.channels_last))
+        acts = layer_centre(model, layer, x.contiguous(memory_format=torch.channels_last), grid)
         # A sum, not a mean: each icon's gradient is independent of the batch it is in.
         loss = -direction_objective(acts, directions, settings.cossim_pow).sum()
         optimizer.zero_grad(set_to_none=True)
@@ -82,16 +85,18 @@ def optimise_batch(model, layer, targets, directions, rngs, settings: RenderSett
     with torch.no_grad():
         # Judge the icon as it will be stored: quantised to 8 bits.
         final = (image.images() * 255.0).round() / 255.0
-        acts = layer_centre(model, layer, final.contiguous(memory_format=torch.channels_last))
+        acts = layer_centre(model, layer, final.contiguous(memory_format=torch.channels_last), grid)
         objective = direction_objective(acts, directions, settings.cossim_pow)
         return final, objective, fidelity(acts, targets)
 
 
 def render_icons(model: nn.Module, layer: dict[str, nn.Module], targets: np.ndarray, icon_keys,
                  seed: int, settings: RenderSettings, whitening: np.ndarray | None = None,
-                 device: str = "cpu", log=print, amplitude: np.ndarray | None = None) -> Icons:
+                 device: str = "cpu", log=print, amplitude: np.ndarray | None = None,
+                 grid: LayerGrid = MAPS) -> Icons:
     """Render one icon per row of targets (M, C); icon_keys[m] is a tuple of ints naming icon m;
-    `amplitude` is the dataset's amplitude spectrum (render.param maco)."""
+    `amplitude` is the dataset's amplitude spectrum (render.param maco); `grid` reads the layer's output
+    as a map (models.grids)."""
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
@@ -112,7 +117,7 @@ def render_icons(model: nn.Module, layer: dict[str, nn.Module], targets: np.ndar
         batch_targets = target_tensor[icon_index]
         directions = objective_directions(batch_targets, whitening_tensor)
         final, obj, fid = optimise_batch(model, layer, batch_targets, directions, rngs, settings, amplitude_tensor,
-                                         device)
+                                         device, grid)
         pixels = (final.permute(0, 2, 3, 1) * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
         for row, (i, attempt) in enumerate(batch):
             images[i, attempt] = pixels[row]

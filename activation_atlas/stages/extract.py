@@ -14,6 +14,7 @@ from activation_atlas.formats.model_card import dataset_to_logits, read_card, wr
 from activation_atlas.jobs import shard_images
 from activation_atlas.models import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.grids import card_layer_grid
 from activation_atlas.labels import NAMING_HINT, abbreviated
 from activation_atlas.runtime import configure_torch, resolve_device
 
@@ -40,6 +41,8 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     images = shard_images(len(folder), ex["batch_size"], settings.shard, ex["shards"])
     model = load_described_model(settings.model, weights, model_card, device)
     modules = resolve_layers(model, settings.layers, layer_names(model))
+    card = read_card(model_card)
+    grids = {layer: card_layer_grid(card, layer) for layer in settings.layers}
     size, policy = settings.input_size, settings.model["resize"]
     log(f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "
         f"{settings.shard + 1} of {ex['shards']}) at {size} px on {device}")
@@ -57,7 +60,7 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
         model, modules, batches, len(images), {layer: Path(p) for layer, p in out_paths.items()},
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
         seed=settings.seed, provenance=provenance, log=log, device=device, attribution=ex["attribution"],
-        attribution_top_k=ex["attribution_top_k"], autocast=ex["autocast"])
+        attribution_top_k=ex["attribution_top_k"], autocast=ex["autocast"], grids=grids)
 
 
 def merge_activations(shard_paths, out_path, log) -> None:

@@ -12,6 +12,8 @@ from activation_atlas.data.image_folder import load_all, scan_image_folder
 from activation_atlas.formats.model_card import write_card
 from activation_atlas.models import build_model, layer_names, load_model
 from activation_atlas.labels import count_logits, logit_names
+from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.grids import decide_layer_grids
 from activation_atlas.models.demo_cnn import accuracy, train_demo_cnn
 from activation_atlas.runtime import RunError, configure_torch, derive_seed, write_bytes, write_json
 
@@ -79,7 +81,11 @@ def describe_model(weights, card_out, settings: Description, log) -> None:
         raise RunError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
     n_logits = count_logits(model, settings.input_size)
     log(f"{settings.model['kind']} model {settings.model['name']} loaded: {len(layers)} layers, {n_logits} logits")
+    grids = decide_layer_grids(model, resolve_layers(model, settings.layers, layers), settings.input_size,
+                               settings.model.get("layer_grids") or {})
+    for layer, grid in grids.items():
+        log(f"layer {layer} is read as {grid}")
     folder = scan_image_folder(settings.images["folder"], settings.images["layout"])
     write_card(card_out, {"model": settings.model["name"], "kind": settings.model["kind"],
                           "classes": logit_names(settings.model, n_logits, list(folder.classes), log),
-                          "layers": layers, "held_out_accuracy": None})
+                          "layers": layers, "held_out_accuracy": None, **({"layer_grids": grids} if grids else {})})

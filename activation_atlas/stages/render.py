@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.extract import layer_key
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import merge_icon_chunks, write_icons
+from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum, write_spectrum
 from activation_atlas.jobs import render_chunk_cells
 from activation_atlas.models import layer_names, load_described_model
-from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.models.grids import card_layer_grid
 from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.param import amplitude_spectra
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons as invert
@@ -46,6 +49,8 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
     rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]
     model = load_described_model(settings.model, weights, model_card, device)
     module = resolve_layers(model, [layer], layer_names(model))
+    grid = card_layer_grid(read_card(model_card), layer)
+    check_icon_size(model, module, settings.render["icon_size"], settings.input_size, device)
     whitening = None
     if settings.render["whiten"]:
         with ActivationFile(activations_path) as acts:
@@ -56,12 +61,24 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
         f"{icon_settings.attempts} attempts, batches of {icon_settings.batch_size}")
     keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(rows, cols)]
     amplitude = read_spectrum(spectrum_path) if spectrum_path else None
-    icons = invert(model, module, means, keys, settings.seed, icon_settings, whitening, device, log, amplitude)
+    icons = invert(model, module, means, keys, settings.seed, icon_settings, whitening, device, log, amplitude, grid)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
     icon_class = classify_icons(model, icons.images, settings.input_size, icon_settings.batch_size, device)
     write_icons(icons_out, {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,
                             "fidelity": icons.fidelity, "attempt": icons.attempt, "icon_class": icon_class},
                 layer=layer, grid_size=grid_size, seed=settings.seed, config={"render": settings.render_config})
+
+
+def check_icon_size(model, module, icon_size: int, input_size: int, device: str) -> None:
+    """Icons are optimised at their own size: a model made for one input size (a ViT) needs icons of it."""
+    if icon_size == input_size:
+        return
+    try:
+        forward_to_layers(model, module, torch.zeros(1, 3, icon_size, icon_size, device=device))
+    except Exception as error:   # the model's own check, said with what to do
+        raise RunError(f"render.icon_size = {icon_size}: the model does not take {icon_size} px images "
+                       f"({type(error).__name__}: {error}); set render.icon_size to its input size, "
+                       f"{input_size}") from None
 
 
 def merge_icons(chunk_paths, icons_out, log) -> None:

@@ -1,0 +1,148 @@
+"""How a layer's output is read as a grid of activation vectors: a (B, C, H, W) map.
+
+Convolutional layers give such maps. Other layers do not: a transformer block gives a token sequence
+(B, T, C), `prefix` leading tokens (a class token, register tokens) then an h×w grid of patch tokens
+row by row; Swin's blocks and some ConvNeXt layers give channels-last maps (B, H, W, C); pooled and
+linear layers give vectors (B, C), a 1×1 grid. The grid of each atlas layer is decided once, when the
+model is described: as the config names it (`model.layer_grids`), else from a probe pass with a square
+image; it is recorded in the model card (`layer_grids`: the layers that do not give (B, C, H, W) maps),
+which extraction and rendering read.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from activation_atlas.models.capture import capture_layers
+from activation_atlas.runtime import RunError
+
+GRID_SPEC = re.compile(r"^(?:maps|channels_last|vector|tokens\(prefix=(\d{1,3})\))$")
+GRID_SPECS = "maps, channels_last, vector, tokens(prefix=P)"
+# Leading tokens before the patch grid: a class token and up to 8 register tokens.
+MAX_PREFIX = 9
+
+
+@dataclass(frozen=True)
+class LayerGrid:
+    kind: str = "maps"        # maps | channels_last | vector | tokens
+    prefix: int = 0           # tokens: how many lead the patch grid
+
+    def __str__(self) -> str:
+        return f"tokens(prefix={self.prefix})" if self.kind == "tokens" else self.kind
+
+    def as_maps(self, output: torch.Tensor) -> torch.Tensor:
+        """The layer's output as (B, C, H, W), a view of it (gradients flow back through it)."""
+        if self.kind == "maps":
+            return output
+        if self.kind == "channels_last":
+            return output.permute(0, 3, 1, 2)
+        if self.kind == "vector":
+            return output[:, :, None, None]
+        patches = output[:, self.prefix:]
+        side = math.isqrt(patches.shape[1])
+        if side * side != patches.shape[1]:
+            raise RunError(f"a layer read as {self} gives {output.shape[1]} tokens: {patches.shape[1]} after the "
+                           "prefix are not a square grid of patches")
+        return patches.unflatten(1, (side, side)).permute(0, 3, 1, 2)
+
+
+MAPS = LayerGrid()
+
+
+def parse_grid(spec: str) -> LayerGrid:
+    match = GRID_SPEC.match(spec)
+    if match is None:
+        raise RunError(f"unknown layer grid {spec!r}; valid: {GRID_SPECS}")
+    if match.group(1) is not None:
+        return LayerGrid("tokens", int(match.group(1)))
+    return LayerGrid(spec)
+
+
+def grid_of_shape(shape: tuple[int, ...], larger: tuple[int, ...] | None = None) -> LayerGrid | None:
+    """The grid of an output of this shape, from a square input; None where the shape leaves it open.
+    `larger`: the shape from a larger input, which tells a 4-d output's spatial axes (those that grew)."""
+    if len(shape) == 2:
+        return LayerGrid("vector")
+    if len(shape) == 4:
+        _, a, b, c = shape
+        if larger is not None and len(larger) == 4:
+            grew = tuple(before != after for before, after in zip(shape[1:], larger[1:]))
+            return {(False, True, True): MAPS, (True, True, False): LayerGrid("channels_last")}.get(grew)
+        if b == c and a != b:
+            return MAPS
+        if a == b and b != c:
+            return LayerGrid("channels_last")
+        return None
+    if len(shape) == 3:
+        tokens = shape[1]
+        for prefix in range(min(MAX_PREFIX, tokens - 1) + 1):
+            if math.isqrt(tokens - prefix) ** 2 == tokens - prefix:
+                return LayerGrid("tokens", prefix)
+    return None
+
+
+def describe_output(output) -> str:
+    return f"a {type(output).__name__}, not a tensor"
+
+
+def output_shapes(model: nn.Module, modules: dict[str, nn.Module], input_size: int, device: str) -> dict:
+    """{layer: its output's shape, or what it gives instead of a tensor} for a grey square image."""
+    grey = torch.full((1, 3, input_size, input_size), 0.5, device=device)
+    with torch.no_grad(), capture_layers(modules) as outputs:
+        model(grey)
+    return {name: tuple(output.shape) if isinstance(output, torch.Tensor) else describe_output(output)
+            for name, output in outputs.items()}
+
+
+def is_cube(shape) -> bool:
+    """A 4-d output whose three axes after the batch have one size: its shape alone cannot tell a
+    channels-first from a channels-last map."""
+    return isinstance(shape, tuple) and len(shape) == 4 and len(set(shape[1:])) == 1
+
+
+def decide_layer_grids(model: nn.Module, modules: dict[str, nn.Module], input_size: int, configured: dict[str, str],
+                       device: str = "cpu") -> dict[str, str]:
+    """{layer: its grid} for the layers that do not give (B, C, H, W) maps: as configured, else from a
+    forward pass of a grey square image (a 4-d output whose axes are of one size is probed again at a
+    larger size, where the model allows it: the axes that grow are the spatial ones). A layer whose grid
+    cannot be decided, or whose configured grid does not fit its output, is an error naming it."""
+    shapes = output_shapes(model, modules, input_size, device)
+    larger = {}
+    if any(is_cube(shapes.get(name)) for name in modules if name not in configured):
+        try:
+            larger = output_shapes(model, modules, input_size + input_size // 2, device)
+        except Exception:   # a model made for one input size: its cube-shaped layers stay undecided
+            larger = {}
+    grids = {}
+    for name in modules:
+        shape = shapes.get(name, "not reached by a forward pass")
+        said = "×".join(map(str, shape)) if isinstance(shape, tuple) else shape
+        if name in configured:
+            grid = parse_grid(configured[name])
+            fits = isinstance(shape, tuple) and len(shape) == {"maps": 4, "channels_last": 4, "vector": 2,
+                                                               "tokens": 3}[grid.kind]
+            if not fits:
+                raise RunError(f"model.layer_grids.{name} = {grid}: the layer gives {said}")
+            try:
+                grid.as_maps(torch.zeros(shape))   # tokens: the patches after the prefix must be a square
+            except RunError as error:
+                raise RunError(f"model.layer_grids.{name} = {grid}: {error}") from None
+        else:
+            grid = grid_of_shape(shape, larger.get(name) if is_cube(shape) else None) \
+                if isinstance(shape, tuple) else None
+            if grid is None:
+                raise RunError(f"layer {name!r} gives {said}: how it maps to a grid of activation vectors cannot be "
+                               f"told from its shape; name it in the config, e.g. model.layer_grids: "
+                               f"{{{name}: tokens(prefix=1)}} (valid: {GRID_SPECS})")
+        if grid != MAPS:
+            grids[name] = str(grid)
+    return grids
+
+
+def card_layer_grid(card: dict, layer: str) -> LayerGrid:
+    """The grid of `layer` as its model card records it (not recorded: a (B, C, H, W) map)."""
+    return parse_grid(card.get("layer_grids", {}).get(layer, str(MAPS)))

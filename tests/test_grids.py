@@ -1,0 +1,179 @@
+"""Layers whose outputs are not (B, C, H, W) maps: token sequences, channels-last maps and vectors are
+read as grids (activation_atlas/models/grids.py), decided from a probe pass or named in the config."""
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from activation_atlas.data.image_folder import BatchRead
+from activation_atlas.extract import ImageBatches, draw_positions, extract_activations, gather_positions
+from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.grids import LayerGrid, decide_layer_grids, grid_of_shape, parse_grid
+from activation_atlas.optvis.render import layer_centre
+
+
+def hand_made_tokens(batch=2, prefix=1, side=3, channels=4) -> torch.Tensor:
+    """(B, prefix + side², C) tokens whose value says where it is: 1000·b + 100·row + 10·col + channel
+    for patch tokens (row by row), −1 for the prefix tokens."""
+    tokens = torch.full((batch, prefix + side * side, channels), -1.0)
+    for b in range(batch):
+        for row in range(side):
+            for col in range(side):
+                tokens[b, prefix + row * side + col] = torch.tensor(
+                    [1000 * b + 100 * row + 10 * col + c for c in range(channels)], dtype=torch.float32)
+    return tokens
+
+
+def test_a_token_layers_positions_are_its_patch_tokens():
+    tokens = hand_made_tokens()
+    maps = parse_grid("tokens(prefix=1)").as_maps(tokens)
+    assert maps.shape == (2, 4, 3, 3)
+    positions = draw_positions(5, "blocks.3", np.array([10, 11]), 4, *maps.shape[2:], exclude_edge=1)
+    assert (positions == 1).all()                     # a 3×3 grid less its edge: the centre patch only
+    positions = draw_positions(5, "blocks.3", np.array([10, 11]), 6, *maps.shape[2:], exclude_edge=0)
+    vectors = gather_positions(maps, positions, 6)
+    for i, (row, col) in enumerate(positions):
+        b = i // 6
+        assert vectors[i].tolist() == [1000 * b + 100 * row + 10 * col + c for c in range(4)]
+        assert vectors[i].tolist() == tokens[b, 1 + row * 3 + col].tolist()   # the token itself
+
+
+def test_channels_last_maps_and_vectors_read_as_maps():
+    nhwc = torch.arange(2 * 5 * 5 * 3, dtype=torch.float32).reshape(2, 5, 5, 3)
+    maps = parse_grid("channels_last").as_maps(nhwc)
+    assert maps.shape == (2, 3, 5, 5) and maps[1, 2, 4, 0] == nhwc[1, 4, 0, 2]
+    vectors = torch.randn(3, 7)
+    assert torch.equal(parse_grid("vector").as_maps(vectors)[:, :, 0, 0], vectors)
+    assert parse_grid("maps").as_maps(maps) is maps
+
+
+@pytest.mark.parametrize("shape, expected", [
+    ((1, 197, 768), "tokens(prefix=1)"), ((1, 196, 768), "tokens(prefix=0)"), ((1, 201, 384), "tokens(prefix=5)"),
+    ((1, 64, 8, 8), "maps"), ((1, 8, 8, 96), "channels_last"), ((1, 1000), "vector"), ((1, 7, 7, 7), None),
+    ((1, 3, 5, 7), None), ((1, 2, 3, 4, 5), None)])
+def test_grid_of_shape(shape, expected):
+    grid = grid_of_shape(shape)
+    assert (str(grid) if grid else None) == expected
+
+
+def test_a_cube_shaped_output_is_told_by_the_axes_that_grow():
+    assert grid_of_shape((1, 8, 8, 8), (1, 8, 12, 12)) == LayerGrid("maps")
+    assert grid_of_shape((1, 8, 8, 8), (1, 12, 12, 8)) == LayerGrid("channels_last")
+    assert grid_of_shape((1, 8, 8, 8), (1, 12, 12, 12)) is None
+
+
+def test_bad_grid_names_say_what_is_valid():
+    with pytest.raises(ValueError, match=r"unknown layer grid 'tokens\(1\)'; valid: maps, channels_last"):
+        parse_grid("tokens(1)")
+
+
+class TinyTokenNet(nn.Module):
+    """A patch embedding, a class token, one mixing block and a head: the shapes of a ViT."""
+
+    def __init__(self, dim=6, patch=4, classes=3):
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.block = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
+        self.cube = nn.Identity()
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        patches = self.embed(x)
+        self.cube(patches[:, :, :6, :6])   # a (B, 6, 6, 6) output
+        tokens = torch.cat([self.cls.expand(len(x), -1, -1), patches.flatten(2).transpose(1, 2)], dim=1)
+        tokens = tokens + self.block(tokens)
+        return self.head(tokens[:, 0])
+
+
+def test_grids_are_decided_from_a_probe_and_a_configured_grid_must_fit():
+    torch.manual_seed(0)
+    model = TinyTokenNet().eval()
+    names = ["embed", "block", "head"]
+    modules = resolve_layers(model, names, names)
+    assert decide_layer_grids(model, modules, 24, {}) == {"block": "tokens(prefix=1)", "head": "vector"}
+    # 36 patch tokens and a class token: prefix 0 leaves 37, not a square.
+    with pytest.raises(ValueError, match=r"model.layer_grids.block = tokens\(prefix=0\): .*37 after the prefix"):
+        decide_layer_grids(model, modules, 24, {"block": "tokens(prefix=0)"})
+    with pytest.raises(ValueError, match=r"model.layer_grids.head = channels_last: the layer gives 1×3"):
+        decide_layer_grids(model, modules, 24, {"head": "channels_last"})
+    cube = resolve_layers(model, ["cube"], ["cube"])
+    # 6 channels, 6×6 patches at 24 px; at 36 px the slice still cuts 6×6: the shape never tells.
+    with pytest.raises(ValueError, match=r"layer 'cube' gives 1×6×6×6: .*model.layer_grids: \{cube: "):
+        decide_layer_grids(model, cube, 24, {})
+    assert decide_layer_grids(model, cube, 24, {"cube": "channels_last"}) == {"cube": "channels_last"}
+
+
+def test_the_icon_objective_reads_the_centre_patch_of_a_token_layer():
+    torch.manual_seed(0)
+    model = TinyTokenNet().eval()
+    module = resolve_layers(model, ["block"], ["block"])
+    images = torch.rand(2, 3, 20, 20)                  # 5×5 patches: the centre is patch 12, token 13
+    captured = {}
+    handle = model.block.register_forward_hook(lambda _m, _i, out: captured.setdefault("out", out))
+    centre = layer_centre(model, module, images, parse_grid("tokens(prefix=1)"))
+    handle.remove()
+    assert torch.equal(centre, captured["out"][:, 13])
+
+
+def test_extraction_and_attribution_of_a_token_layer(tmp_path):
+    """The activation file of a token layer holds its patch tokens at the drawn patch positions, and
+    their attribution h·∂logit/∂h computed on the tokens themselves."""
+    torch.manual_seed(0)
+    model = TinyTokenNet().eval()
+    modules = resolve_layers(model, ["block"], ["block"])
+    grid = parse_grid("tokens(prefix=1)")
+    images = torch.rand(6, 3, 20, 20)
+    labels = np.zeros(6, dtype=np.int64)
+    batches = ImageBatches(lambda idx: BatchRead(images[idx], idx, [], []), labels, 4, 20)
+    path = tmp_path / "block.h5"
+    extract_activations(model, modules, batches, 6, {"block": path}, positions_per_image=2, exclude_edge=1,
+                        seed=3, provenance={}, log=lambda _: None, attribution=True, grids={"block": grid})
+    with h5py.File(path, "r") as f:
+        assert f.attrs["spatial_size"].tolist() == [5, 5]
+        acts, position, attribution = f["activations"][:], f["position"][:], f["attribution"][:]
+    assert ((position >= 1) & (position <= 3)).all()   # edge exclusion in patches
+    captured = {}
+    handle = model.block.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
+    logits = model(images)
+    handle.remove()
+    for row, (r, c) in enumerate(position):
+        token = captured["out"][row // 2, 1 + r * 5 + c]
+        np.testing.assert_allclose(acts[row], token.detach().numpy(), rtol=1e-5, atol=1e-6)   # other batches
+        for j in range(3):
+            (grad,) = torch.autograd.grad(logits[row // 2, j], captured["out"], retain_graph=True)
+            expected = (token * grad[row // 2, 1 + r * 5 + c]).sum().item()
+            assert attribution[row, j] == pytest.approx(expected, rel=1e-3, abs=1e-5)
+
+
+def test_icons_for_a_model_of_one_input_size_must_have_that_size():
+    import torchvision
+
+    from activation_atlas.stages.render import check_icon_size
+
+    vit = torchvision.models.vit_b_16(weights=None, image_size=32).eval()
+    block = resolve_layers(vit, ["encoder.layers.encoder_layer_0"], dict(vit.named_modules()))
+    check_icon_size(vit, block, 32, 32, "cpu")
+    with pytest.raises(ValueError, match=r"render.icon_size = 48: the model does not take 48 px images "
+                                         r"\(AssertionError: Wrong image height! .*set render.icon_size to its "
+                                         r"input size, 32"):
+        check_icon_size(vit, block, 48, 32, "cpu")
+
+
+@pytest.mark.parametrize("architecture, kwargs, expected", [
+    ("vit_b_16", {"image_size": 64}, {"encoder.layers.encoder_layer_2": "tokens(prefix=1)", "encoder.ln":
+                                      "tokens(prefix=1)", "heads": "vector"}),
+    ("swin_t", {}, {"features.0": "channels_last", "features.1": "channels_last", "features.3.1": "channels_last",
+                    "norm": "channels_last"}),
+    ("convnext_tiny", {}, {"classifier": "vector"}),
+])
+def test_the_grids_of_torchvisions_transformers_and_convnext(architecture, kwargs, expected):
+    import torchvision
+
+    model = torchvision.models.get_model(architecture, weights=None, **kwargs).eval()
+    layers = {"vit_b_16": ["encoder.layers.encoder_layer_2", "encoder.ln", "heads"],
+              "swin_t": ["features.0", "features.1", "features.3.1", "norm", "avgpool"],
+              "convnext_tiny": ["features.1", "features.3.0", "avgpool", "classifier"]}[architecture]
+    modules = resolve_layers(model, layers, dict(model.named_modules()))
+    assert decide_layer_grids(model, modules, 64, {}) == expected
