@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from activation_atlas.models.grids import MAPS, LayerGrid
+from activation_atlas.models.grids import LayerGrid
 
 
 def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], grids: dict[str, LayerGrid],
@@ -21,7 +21,7 @@ def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], 
     """Attributions of the sampled positions of each layer.
 
     logits (B, K) and outputs[layer] must come from one forward pass with autograd on; grids[layer]
-    (default: a map already) reads an output, and its gradient, as (B, C, H, W); positions[layer] is
+    reads an output, and its gradient, as (B, C, H, W); positions[layer] is
     (B·k, 2), k per image in batch order. Returns {layer: (B·k, K')} values and the (B·k, K') class
     indices (K' = K, or top_k).
     """
@@ -34,15 +34,14 @@ def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], 
     image = torch.arange(batch, device=logits.device).repeat_interleave(k)
     rows = {layer: torch.from_numpy(positions[layer][:, 0]).to(logits.device) for layer in layers}
     cols = {layer: torch.from_numpy(positions[layer][:, 1]).to(logits.device) for layer in layers}
-    grid = {layer: grids.get(layer, MAPS) for layer in layers}
-    sampled = {layer: grid[layer].as_maps(outputs[layer])[image, :, rows[layer], cols[layer]].detach()
+    sampled = {layer: grids[layer].as_maps(outputs[layer])[image, :, rows[layer], cols[layer]].detach()
                for layer in layers}
     values = {layer: torch.zeros(batch * k, classes.shape[1]) for layer in layers}
     for j in range(classes.shape[1]):
         target = logits.gather(1, classes[:, j:j + 1]).sum()
         grads = torch.autograd.grad(target, [outputs[layer] for layer in layers], retain_graph=True)
         for layer, grad in zip(layers, grads):
-            at_positions = grid[layer].as_maps(grad)[image, :, rows[layer], cols[layer]]
+            at_positions = grids[layer].as_maps(grad)[image, :, rows[layer], cols[layer]]
             values[layer][:, j] = (sampled[layer] * at_positions).sum(dim=1).float().cpu()
     class_index = classes.repeat_interleave(k, dim=0).cpu().numpy().astype(np.int32)
     return {layer: v.numpy() for layer, v in values.items()}, class_index

@@ -90,7 +90,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
     Returns per-layer (channels, spatial size) and the throughput in images/s.
     """
     k = positions_per_image
-    grids = grids or {}
+    grids = {layer: (grids or {}).get(layer, MAPS) for layer in layer_modules}
     writers: dict[str, LayerWriter] = {}
     shapes = {}
     done, start = 0, time.perf_counter()
@@ -111,7 +111,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
             with precision:
                 logits_tensor = model(x)
             logits = logits_tensor.detach().float().cpu().numpy()
-            maps = {layer: grids.get(layer, MAPS).as_maps(outputs[layer]) for layer in layer_modules}
+            maps = {layer: grids[layer].as_maps(outputs[layer]) for layer in layer_modules}
             positions = {layer: draw_positions(seed, layer, batch.indices, k, *maps[layer].shape[2:],
                                                exclude_edge).astype(np.int32)
                          for layer in layer_modules}

@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from activation_atlas.formats.model_card import read_card
 from activation_atlas.manifest import sha256_of
 from activation_atlas.models.checkpoint import load_checkpoint
 from activation_atlas.models.demo_cnn import DemoCNN, fold_batch_norm
@@ -59,23 +58,21 @@ def build_torchvision(architecture: str, weights: str | None, kwargs: dict | Non
         raise RunError(f"unknown torchvision model {architecture!r}; valid: {', '.join(available)}")
     kwargs = kwargs or {}
     if weights in (None, "none"):
-        try:
-            return torchvision.models.get_model(architecture, weights=None, **kwargs)
-        except (TypeError, ValueError) as error:
-            raise RunError(f"model.kwargs = {kwargs}: torchvision's {architecture} refuses them: {error}") from None
-    enum = torchvision.models.get_model_weights(architecture)
-    if weights not in enum.__members__ and weights != "DEFAULT":
-        raise RunError(f"unknown weights {weights!r} for {architecture}; valid: "
-                       f"{', '.join(['DEFAULT', *enum.__members__])}, none")
-    member = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(member.url).path).name
-    if cached.exists():   # torch.hub checks the hash only when it downloads
-        check_published_hash(cached)
+        weights = None
+    else:
+        enum = torchvision.models.get_model_weights(architecture)
+        if weights not in enum.__members__ and weights != "DEFAULT":
+            raise RunError(f"unknown weights {weights!r} for {architecture}; valid: "
+                           f"{', '.join(['DEFAULT', *enum.__members__])}, none")
+        member = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(member.url).path).name
+        if cached.exists():   # torch.hub checks the hash only when it downloads
+            check_published_hash(cached)
     with forced_weights_only():
         try:
             return torchvision.models.get_model(architecture, weights=weights, **kwargs)
         except (TypeError, ValueError) as error:
-            raise RunError(f"model.kwargs = {kwargs}: torchvision's {architecture} with weights {weights} refuses "
+            raise RunError(f"model.kwargs = {kwargs}: torchvision's {architecture} (weights {weights}) refuses "
                            f"them: {error}") from None
 
 
@@ -169,7 +166,6 @@ def load_model(model_cfg: dict, weights: Path | str | None, num_classes: int | N
     return model.to(device=device, memory_format=torch.channels_last)
 
 
-def load_described_model(model_cfg: dict, weights: Path | str | None, model_card: Path | str,
-                         device: str = "cpu") -> nn.Module:
-    """load_model with as many logits as the model card names classes."""
-    return load_model(model_cfg, weights, len(read_card(model_card)["classes"]), device)
+def load_described_model(model_cfg: dict, weights: Path | str | None, card: dict, device: str = "cpu") -> nn.Module:
+    """load_model with as many logits as the model card (read_card) names classes."""
+    return load_model(model_cfg, weights, len(card["classes"]), device)

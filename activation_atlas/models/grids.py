@@ -24,6 +24,8 @@ GRID_SPEC = re.compile(r"^(?:maps|channels_last|vector|tokens\(prefix=(\d{1,3})\
 GRID_SPECS = "maps, channels_last, vector, tokens(prefix=P)"
 # Leading tokens before the patch grid: a class token and up to 8 register tokens.
 MAX_PREFIX = 9
+# The dimensions of an output each kind of grid reads.
+DIMENSIONS = {"maps": 4, "channels_last": 4, "vector": 2, "tokens": 3}
 
 
 @dataclass(frozen=True)
@@ -85,17 +87,13 @@ def grid_of_shape(shape: tuple[int, ...], larger: tuple[int, ...] | None = None)
     return None
 
 
-def describe_output(output) -> str:
-    return f"a {type(output).__name__}, not a tensor"
-
-
 def output_shapes(model: nn.Module, modules: dict[str, nn.Module], input_size: int, device: str) -> dict:
     """{layer: its output's shape, or what it gives instead of a tensor} for a grey square image."""
     grey = torch.full((1, 3, input_size, input_size), 0.5, device=device)
     with torch.no_grad(), capture_layers(modules) as outputs:
         model(grey)
-    return {name: tuple(output.shape) if isinstance(output, torch.Tensor) else describe_output(output)
-            for name, output in outputs.items()}
+    return {name: tuple(output.shape) if isinstance(output, torch.Tensor)
+            else f"a {type(output).__name__}, not a tensor" for name, output in outputs.items()}
 
 
 def is_cube(shape) -> bool:
@@ -123,9 +121,7 @@ def decide_layer_grids(model: nn.Module, modules: dict[str, nn.Module], input_si
         said = "×".join(map(str, shape)) if isinstance(shape, tuple) else shape
         if name in configured:
             grid = parse_grid(configured[name])
-            fits = isinstance(shape, tuple) and len(shape) == {"maps": 4, "channels_last": 4, "vector": 2,
-                                                               "tokens": 3}[grid.kind]
-            if not fits:
+            if not (isinstance(shape, tuple) and len(shape) == DIMENSIONS[grid.kind]):
                 raise RunError(f"model.layer_grids.{name} = {grid}: the layer gives {said}")
             try:
                 grid.as_maps(torch.zeros(shape))   # tokens: the patches after the prefix must be a square

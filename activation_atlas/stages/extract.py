@@ -39,9 +39,9 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     device = resolve_device(settings.device)
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
     images = shard_images(len(folder), ex["batch_size"], settings.shard, ex["shards"])
-    model = load_described_model(settings.model, weights, model_card, device)
-    modules = resolve_layers(model, settings.layers, layer_names(model))
     card = read_card(model_card)
+    model = load_described_model(settings.model, weights, card, device)
+    modules = resolve_layers(model, settings.layers, layer_names(model))
     grids = {layer: card_layer_grid(card, layer) for layer in settings.layers}
     size, policy = settings.input_size, settings.model["resize"]
     log(f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "

@@ -47,9 +47,10 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
     cells = read_cells(cells_path)
     chosen = render_chunk_cells(settings.chunk, settings.render["cells_per_job"])
     rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]
-    model = load_described_model(settings.model, weights, model_card, device)
+    card = read_card(model_card)
+    model = load_described_model(settings.model, weights, card, device)
     module = resolve_layers(model, [layer], layer_names(model))
-    grid = card_layer_grid(read_card(model_card), layer)
+    grid = card_layer_grid(card, layer)
     check_icon_size(model, module, settings.render["icon_size"], settings.input_size, device)
     whitening = None
     if settings.render["whiten"]:
