@@ -39,11 +39,14 @@ verify: install
 	$(BIN)/snakemake --configfile $(CONFIG) --cores all
 	$(BIN)/python -m activation_atlas.verify results/$(RUN) $(REFERENCE)
 
-# Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run and
-# config/cifar10-resnet32.yaml, offline (its committed checkpoint instead of the URL).
+# Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run,
+# config/cifar10-resnet32.yaml offline (its committed checkpoint instead of the URL), the demo ViT and
+# the aligned atlas of the two.
 RESNET32_OFFLINE = model={url: "", checkpoint: tests/data/cifar10-resnet32/resnet32-d509ac18.th}
 docs: install browser demo
 	$(BIN)/snakemake --configfile config/cifar10-resnet32.yaml --config '$(RESNET32_OFFLINE)' --cores all
+	$(BIN)/snakemake --configfile config/demo-vit.yaml --cores all
+	$(BIN)/snakemake --configfile config/aligned-demo.yaml --cores all
 	$(BIN)/python docs/build.py
 
 # The SLURM cluster is started on this machine and stopped afterwards (root, Debian's slurm-wlm,

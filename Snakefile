@@ -12,24 +12,35 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-# `snakemake --report` (make report): the run's figures, metrics, model card and configuration.
-report: "report/workflow.rst"
+if "aligned" in config:
 
+    # An aligned atlas of two runs' layers (config/aligned-demo.yaml): it loads each run's workflow
+    # (this file, with that run's config) as a module.
+    include: "rules/aligned.smk"
 
-include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/model.smk"
-include: "rules/extract.smk"
-include: "rules/layout.smk"
-include: "rules/cells.smk"
-include: "rules/render.smk"
-include: "rules/atlas.smk"
-include: "rules/class_atlas.smk"
-include: "rules/viewer.smk"
-include: "rules/report.smk"
+    rule aligned_all:
+        input:
+            aligned_outputs(RESULTS, MEMBERS, GRIDS, VIEWER),
+        default_target: True
 
+else:
 
-rule all:
-    input:
-        all_outputs(),
-    default_target: True
+    # `snakemake --report` (make report): the run's figures, metrics, model card and configuration.
+    report: "report/workflow.rst"
+
+    include: "rules/common.smk"
+    include: "rules/data.smk"
+    include: "rules/model.smk"
+    include: "rules/extract.smk"
+    include: "rules/layout.smk"
+    include: "rules/cells.smk"
+    include: "rules/render.smk"
+    include: "rules/atlas.smk"
+    include: "rules/class_atlas.smk"
+    include: "rules/viewer.smk"
+    include: "rules/report.smk"
+
+    rule all:
+        input:
+            all_outputs(),
+        default_target: True

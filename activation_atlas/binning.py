@@ -169,3 +169,14 @@ def cell_samples(xy: np.ndarray, cells: Cells, image_index: np.ndarray, per_cell
         chosen = np.sort(rng.choice(images, size=min(per_cell, len(images)), replace=False))
         samples[k, :len(chosen)] = chosen
     return samples
+
+
+# Cells at least this pure (their top label's share of their activations) count as "pure cells".
+PURE_CELL = 0.5
+
+
+def agreement(icon_class: np.ndarray, cell_class: np.ndarray | None, among: np.ndarray) -> float | None:
+    """The fraction of the icons `among` whose top class by the model is their cell's top class."""
+    if cell_class is None or not among.any():
+        return None
+    return round(float(np.mean(icon_class[among] == cell_class[among])), 6)

@@ -5,19 +5,12 @@ kind). Every problem is one line naming the key, the value given and what would 
 from __future__ import annotations
 
 import copy
-import functools
-import json
 from pathlib import Path
 
-import yaml
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import best_match
+from activation_atlas.config_schema import ConfigError, check_schema, load_schema, shown
 
-# The one pattern of every name that becomes a folder or file name (run, dataset, model, layers):
-# a single path component, so no name can reach outside the run's own folders.
-PATH_COMPONENT = "^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
-PATH_COMPONENT_RULE = "one folder name: letters, digits, '_', '-' and '.', not starting with '.'"
-
+# The model kinds the workflow trains itself, on the generated dataset's train split.
+TRAINED_KINDS = ("demo_cnn", "demo_vit")
 # Keys that apply to some kinds only: set for another kind they would be ignored, so they are errors.
 KIND_ONLY_KEYS = {
     "dataset": {
@@ -26,106 +19,14 @@ KIND_ONLY_KEYS = {
         "subdir": ["image_folder", "download"],
     },
     "model": {
-        "channels": ["demo_cnn"], "train": ["demo_cnn"],
-        "url": ["inceptionv1", "user"], "sha256": ["inceptionv1", "user"], "checkpoint": ["inceptionv1", "user"],
-        "architecture": ["torchvision"], "weights": ["torchvision"],
-        "factory": ["user"], "kwargs": ["user", "torchvision"], "python_path": ["user"],
-        "layer_grids": ["torchvision", "user"],
+        "channels": ["demo_cnn"], "vit": ["demo_vit"], "train": list(TRAINED_KINDS),
+        "url": ["inceptionv1", "timm", "user"], "sha256": ["inceptionv1", "timm", "user"],
+        "checkpoint": ["inceptionv1", "timm", "user"],
+        "architecture": ["torchvision", "timm"], "weights": ["torchvision"],
+        "factory": ["user"], "kwargs": ["user", "torchvision", "timm"], "python_path": ["user"],
+        "layer_grids": ["torchvision", "timm", "user"],
     },
 }
-# How the schema's bounds and types read in a message.
-BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-          "exclusiveMaximum": "less than", "minItems": "a list of at least", "maxItems": "a list of at most",
-          "maxLength": "at most"}
-TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-              "array": "a list", "object": "a mapping", "null": "null"}
-
-
-class ConfigError(ValueError):
-    """A configuration the workflow cannot run: the message names the key, the value and what is valid."""
-
-
-@functools.lru_cache(maxsize=4)
-def load_schema(path: Path | str) -> dict:
-    """The schema, read once per process (validation does not modify it)."""
-    return yaml.safe_load(Path(path).read_text())
-
-
-def key_name(path) -> str:
-    """A location in the config as it is written: render.transforms.scale_exponents[1]."""
-    name = ""
-    for part in path:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name
-
-
-def shown(value) -> str:
-    """A config value as YAML would spell it (null, true, [1, 2]), shortened when long."""
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def filling_defaults(validator_class):
-    """The validator class, extended to write each property's schema default into the config where it
-    is missing (the config the rules see is complete)."""
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def properties_with_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for name, subschema in properties.items():
-                if "default" in subschema:
-                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return validators.extend(validator_class, {"properties": properties_with_defaults})
-
-
-def condition_of(error, schema: dict) -> str:
-    """For an error inside an if/then branch, the `if` it depends on, as 'model.kind is torchvision'."""
-    path = list(error.schema_path)
-    if "then" not in path:
-        return ""
-    node = schema
-    for part in path[: path.index("then")]:
-        node = node[part]
-    conditions = [f"{key_name([*error.absolute_path][:-1] + [name])} is {shown(rule['const'])}"
-                  for name, rule in node["if"].get("properties", {}).items() if "const" in rule]
-    return " and ".join(conditions)
-
-
-def schema_error_line(error, schema: dict) -> str:
-    """One line for a schema violation: the key, the value and what would be valid."""
-    key = key_name(error.absolute_path) or "the top level"
-    if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        valid = ", ".join(error.schema.get("properties", {}))
-        where = f"in {key}" if error.absolute_path else "at the top level"
-        return f"unknown key {', '.join(unknown)} {where}; valid keys: {valid}"
-    condition = condition_of(error, schema)
-    if condition and (error.validator == "required" or error.instance is None):
-        missing = key if error.validator != "required" else key_name(
-            [*error.absolute_path, error.message.split("'")[1]])
-        return f"{missing} is required when {condition}"
-    if error.validator == "pattern" and error.validator_value == PATH_COMPONENT:
-        return f"{key} = {shown(error.instance)}: must be {PATH_COMPONENT_RULE}"
-    bound = BOUNDS.get(error.validator)
-    if bound:
-        items = {"minItems": " items", "maxItems": " items", "maxLength": " characters"}.get(error.validator, "")
-        return f"{key} = {shown(error.instance)}: must be {bound} {shown(error.validator_value)}{items}"
-    if error.validator == "enum":
-        return f"{key} = {shown(error.instance)}: must be one of {', '.join(map(shown, error.validator_value))}"
-    if error.validator == "type":
-        kinds = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        return f"{key} = {shown(error.instance)}: must be {' or '.join(TYPE_NAMES.get(k, k) for k in kinds)}"
-    return f"{key} = {shown(error.instance)}: {error.message}"
-
-
-def check_schema(config: dict, schema: dict) -> None:
-    """Fill in the schema's defaults; raise ConfigError for the most relevant violation, if any."""
-    validator = filling_defaults(Draft202012Validator)(schema)
-    error = best_match(validator.iter_errors(config))
-    if error is not None:
-        raise ConfigError(schema_error_line(error, schema))
 
 
 def check_kind_only_keys(given: dict, config: dict) -> None:
@@ -142,6 +43,14 @@ def known_layers(model: dict) -> tuple[str, ...] | None:
     """The layers of a model whose names are known without building it."""
     if model["kind"] == "demo_cnn":
         return tuple(f"conv{k + 1}" for k in range(len(model["channels"])))
+    if model["kind"] == "demo_vit" and model["input_size"] is not None:
+        from activation_atlas.models import build_model, layer_names
+        from activation_atlas.runtime import RunError
+
+        try:
+            return layer_names(build_model(model, num_classes=1))
+        except RunError as error:   # a ViT these settings cannot build
+            raise ConfigError(str(error)) from None
     if model["kind"] == "inceptionv1":
         from activation_atlas.models.inceptionv1 import InceptionV1
 
@@ -182,7 +91,7 @@ def known_class_names(config: dict) -> list[str] | None:
             raise ConfigError(str(error)) from None
     if model["kind"] == "inceptionv1":
         return builtin_labels(model)
-    if model["kind"] == "demo_cnn" and dataset["kind"] == "generated":
+    if model["kind"] in TRAINED_KINDS and dataset["kind"] == "generated":
         from activation_atlas.data.generated import class_specs
 
         return sorted(spec.name for spec in class_specs())
@@ -253,6 +162,18 @@ def check_sizes(config: dict) -> None:
                           f"run has {points} activations per layer; valid: 0 to {points - 1}")
 
 
+def check_trained_model(config: dict) -> None:
+    """A model the workflow trains needs the generated dataset (and a ViT its input size)."""
+    model = config["model"]
+    if model["kind"] in TRAINED_KINDS and config["dataset"]["kind"] != "generated":
+        raise ConfigError(f"model.kind = {model['kind']} is trained by the workflow on the generated dataset, and "
+                          f"dataset.kind is {config['dataset']['kind']}: set dataset.kind: generated, or choose a "
+                          "model kind with weights (inceptionv1, torchvision, timm, user)")
+    if model["kind"] == "demo_vit" and model["input_size"] is None:
+        raise ConfigError("model.input_size is not set: demo_vit needs it (the side of the images its position "
+                          "embeddings are made for), e.g. the dataset's image_size")
+
+
 def check_model_source(config: dict) -> None:
     model = config["model"]
     if model["url"] and model["checkpoint"]:
@@ -280,6 +201,7 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     check_kind_only_keys(given, config)
     check_model_source(config)
     check_paths(config)
+    check_trained_model(config)
     check_layers(config)
     check_classes(config)
     check_ranges(config)

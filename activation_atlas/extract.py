@@ -39,23 +39,31 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def draw_positions(seed: int, layer: str, image_indices, k: int, height: int, width: int,
-                   exclude_edge: int) -> np.ndarray:
+                   exclude_edge: int, shared: bool = False) -> np.ndarray:
     """(len(image_indices)·k, 2) (row, col) positions, k per image, away from the border by
     exclude_edge cells.
 
     Each draw is a hash of (seed, layer, image index, draw number): a counter-based generator, so an
     image's positions are the same whatever batch or shard it is processed in, at no per-image cost.
+    `shared`: the draws leave the layer out and are scaled to the layer's grid, so that every layer, of
+    any model, drawn with one seed reads the same place of an image as near as its grid allows (the
+    layers of an aligned atlas).
     """
     if height - 2 * exclude_edge < 1 or width - 2 * exclude_edge < 1:
         raise RunError(f"exclude_edge={exclude_edge} leaves no position in layer {layer!r} "
                        f"of spatial size {height}×{width}; use at most {(min(height, width) - 1) // 2}")
     with np.errstate(over="ignore"):
-        stream = splitmix64(np.uint64(seed) ^ splitmix64(np.uint64(layer_key(layer))))
+        stream = splitmix64(np.uint64(seed) ^ splitmix64(np.uint64(0 if shared else layer_key(layer))))
         images = np.repeat(np.asarray(image_indices, dtype=np.uint64), k)
         draws = np.tile(np.arange(k, dtype=np.uint64), len(np.atleast_1d(image_indices)))
         counter = splitmix64(stream ^ splitmix64(images)) + draws * np.uint64(2)
-        rows = splitmix64(counter) % np.uint64(height - 2 * exclude_edge)
-        cols = splitmix64(counter + np.uint64(1)) % np.uint64(width - 2 * exclude_edge)
+        row_hash, col_hash = splitmix64(counter), splitmix64(counter + np.uint64(1))
+        rows_free, cols_free = np.uint64(height - 2 * exclude_edge), np.uint64(width - 2 * exclude_edge)
+        if shared:   # the top 32 bits as a fraction of the free span: the same fraction on every grid
+            rows = ((row_hash >> np.uint64(32)) * rows_free) >> np.uint64(32)
+            cols = ((col_hash >> np.uint64(32)) * cols_free) >> np.uint64(32)
+        else:
+            rows, cols = row_hash % rows_free, col_hash % cols_free
     return np.stack([rows, cols], axis=1).astype(np.int64) + exclude_edge
 
 
@@ -79,11 +87,12 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                         seed: int, provenance: dict, log=print, channels_last: bool = True,
                         device: str = "cpu", attribution: bool = False,
                         attribution_top_k: int | None = None, autocast: str | None = None,
-                        grids: dict[str, LayerGrid] | None = None) -> dict:
+                        grids: dict[str, LayerGrid] | None = None, shared_positions: bool = False) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
     `grids` reads each layer's output as a (B, C, H, W) map (models.grids; default: it is one), so a
-    position is a patch of a token layer's grid as it is a cell of a convolutional map.
+    position is a patch of a token layer's grid as it is a cell of a convolutional map; with
+    `shared_positions` every layer reads the same place of an image (draw_positions).
     With `attribution`, each activation's attribution to the logits (see attribution.py) is stored
     too: for all classes, or the top-k classes by logit with their indices. With `autocast`
     ("bfloat16" or "float16") the model runs in mixed precision; the files still hold float32.
@@ -113,7 +122,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
             logits = logits_tensor.detach().float().cpu().numpy()
             maps = {layer: grids[layer].as_maps(outputs[layer]) for layer in layer_modules}
             positions = {layer: draw_positions(seed, layer, batch.indices, k, *maps[layer].shape[2:],
-                                               exclude_edge).astype(np.int32)
+                                               exclude_edge, shared_positions).astype(np.int32)
                          for layer in layer_modules}
             if attribution:
                 attributions, attributed_classes = attribute_positions(
@@ -127,7 +136,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                     writers[layer] = LayerWriter(files[layer], n_images * k, output.shape[1],
                                                  logits.shape[1], n_attributed, attribution_top_k is not None)
                     writers[layer].describe_sampling(
-                        list(output.shape[2:]), k, exclude_edge,
+                        list(output.shape[2:]), k, exclude_edge, shared_positions,
                         "none" if not attribution else "all classes" if attribution_top_k is None
                         else f"top {attribution_top_k} classes by logit")
                 writers[layer].write(vectors, np.repeat(batch.indices, k), positions[layer],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from activation_atlas.config_check import TRAINED_KINDS
 from activation_atlas.runtime import RunError
 
 LABEL_FILE_INCEPTIONV1 = Path(__file__).parent / "models" / "inceptionv1_labels.txt"
@@ -67,7 +68,7 @@ def logit_names(model_cfg: dict, n_logits: int, dataset_classes: list[str], log)
     names = builtin_labels(model_cfg)
     if names is not None:
         return names
-    if model_cfg["kind"] == "demo_cnn":
+    if model_cfg["kind"] in TRAINED_KINDS:
         return list(dataset_classes)
     if dataset_classes and len(dataset_classes) == n_logits:
         log(f"naming the model's {n_logits} logits after the dataset's class folders, in sorted order: "

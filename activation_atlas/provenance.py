@@ -11,7 +11,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "umap-learn", "pynndescent", "numba",
+PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "umap-learn", "pynndescent", "numba",
             "llvmlite", "h5py", "pillow", "matplotlib", "safetensors", "snakemake")
 # Environment variables that change which kernels run, or how many threads split a reduction.
 NUMERIC_SETTINGS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR",

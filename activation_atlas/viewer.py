@@ -29,10 +29,13 @@ THUMBNAILS_PER_SHEET_SIDE = 16
 
 @dataclass(frozen=True)
 class AtlasSource:
-    """One entry of the viewer's atlas chooser: its zoom levels as (grid size, cells file, tile folder)."""
+    """One entry of the viewer's atlas chooser: its zoom levels as (grid size, cells file, tile folder);
+    `partner`: the id of an atlas on the same map (an aligned atlas's other member), which the page
+    switches to at the same view."""
     id: str
     title: str
     levels: tuple[tuple[int, Path, Path], ...]
+    partner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ def write_viewer(run_dir, atlases: list[AtlasSource], card: dict, dataset_paths:
             levels = [level_data(grid, summaries[cells], Path(os.path.relpath(tiles, run_dir)).as_posix(),
                                  page.cell_px, page.tile_px, page.filter_top_k, sample_ids)
                       for grid, cells, tiles in sorted(atlas.levels)]
-            entries.append({"id": atlas.id, "title": atlas.title, "levels": levels})
+            entries.append({"id": atlas.id, "title": atlas.title, "levels": levels,
+                            **({"partner": atlas.partner} if atlas.partner else {})})
             log(f"{atlas.title}: {len(levels)} zoom level(s), {sum(len(l['row']) for l in levels)} icons")
         first = summaries[atlases[0].levels[0][1]]
         attributed = first.mean_attribution is not None

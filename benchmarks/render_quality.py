@@ -1,5 +1,6 @@
-"""Render quality on a real network: the published CIFAR-10 ResNet-32 of config/cifar10-resnet32.yaml on
-real CIFAR-10 photographs.
+"""Render quality per setting: by default the published CIFAR-10 ResNet-32 of config/cifar10-resnet32.yaml
+on real CIFAR-10 photographs (its committed checkpoint, offline), or any run's config (--config: the
+demo ViT's, say).
 
 The workflow makes the layer's atlas at one grid size with the config's render settings (the ones
 under test); then every variant renders the same cells, in this one process, from the same seeds:
@@ -8,6 +9,7 @@ The config's own variant reproduces the workflow's icons exactly (checked); the 
 amplitude spectrum the workflow's amplitude_spectrum rule computes.
 
   python benchmarks/render_quality.py --images ../path/to/cifar10-images [--variants config,maco,...]
+  python benchmarks/render_quality.py --config config/demo-vit.yaml --layer encoder.layers.encoder_layer_3
 
 Figures are printed as a Markdown table and written to logs/benchmarks/render_quality.json.
 """
@@ -36,13 +38,15 @@ from activation_atlas.formats.model_card import read_card  # noqa: E402
 from activation_atlas.formats.spectrum import read_spectrum  # noqa: E402
 from activation_atlas.models import layer_names, load_described_model  # noqa: E402
 from activation_atlas.models.capture import resolve_layers  # noqa: E402
+from activation_atlas.models.grids import card_layer_grid  # noqa: E402
 from activation_atlas.optvis.objectives import whitening_matrix  # noqa: E402
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons  # noqa: E402
 from activation_atlas.settings import layer_section  # noqa: E402
-from activation_atlas.stages.atlas import PURE_CELL, agreement  # noqa: E402
+from activation_atlas.binning import PURE_CELL, agreement  # noqa: E402
 
 CONFIG = REPO / "config" / "cifar10-resnet32.yaml"
-CHECKPOINT = REPO / "tests" / "data" / "cifar10-resnet32" / "resnet32-d509ac18.th"
+# The local copy of a config's weights, used instead of its URL (by model name).
+CHECKPOINTS = {"cifar10-resnet32": REPO / "tests" / "data" / "cifar10-resnet32" / "resnet32-d509ac18.th"}
 NO_TRANSFORMS = {"pad": 0, "jitters": [], "scale_base": 1.0, "scale_exponents": [0, 0], "rotation_deg": 0}
 # name → changes to the layer's render section as configured
 VARIANTS = {
@@ -60,15 +64,27 @@ VARIANTS = {
 }
 
 
-def benchmark_config(images: Path, layer: str, grid: int, run: str) -> dict:
-    """The shipped config on `images`, with the local copy of its checkpoint, one layer and grid, no
-    class atlases or viewer."""
-    config = yaml.safe_load(CONFIG.read_text())
+def benchmark_config(config_path: Path, images: Path | None, layer: str, grid: int, run: str) -> dict:
+    """The config on `images` (where given), with the local copy of its checkpoint (where there is one),
+    one layer and grid, no class atlases or viewer; its per-layer overrides of other layers dropped."""
+    config = yaml.safe_load(config_path.read_text())
     config.update(run=run, layers=[layer], grid={**config["grid"], "sizes": [grid]},
                   class_atlas={"classes": [], "comparisons": []}, viewer={"enabled": False})
-    config["dataset"].update(path=str(images), name=f"{config['dataset']['name']}-{images.name}")
-    config["model"].update(url=None, sha256=None, checkpoint=str(CHECKPOINT))
+    for section in ("layout", "render"):
+        overrides = config.get(section, {}).get("per_layer", {})
+        config.setdefault(section, {})["per_layer"] = {k: v for k, v in overrides.items() if k == layer}
+    if images is not None:
+        config["dataset"].update(path=str(images), name=f"{config['dataset']['name']}-{images.name}")
+    if config["model"]["name"] in CHECKPOINTS:
+        config["model"].update(url=None, sha256=None, checkpoint=str(CHECKPOINTS[config["model"]["name"]]))
     return config
+
+
+def weights_of(config: dict) -> Path:
+    """The weights file the workflow loaded: the configured checkpoint, or the one it trained or fetched."""
+    if config["model"].get("checkpoint"):
+        return Path(config["model"]["checkpoint"])
+    return REPO / "resources" / "models" / config["model"]["name"] / "weights.pt"
 
 
 def variant_section(section: dict, change) -> dict:
@@ -81,14 +97,16 @@ def variant_section(section: dict, change) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, required=True, help="CIFAR-10 images in class folders")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the run's config (default: the ResNet-32's)")
+    parser.add_argument("--images", type=Path, help="images in class folders, for an image_folder dataset")
     parser.add_argument("--layer", default="layer3")
     parser.add_argument("--grid", type=int, default=10)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
     parser.add_argument("--cores", default="all")
     args = parser.parse_args()
     run = "render-quality"
-    config = benchmark_config(args.images.resolve(), args.layer, args.grid, run)
+    images = args.images.resolve() if args.images is not None else None
+    config = benchmark_config(args.config.resolve(), images, args.layer, args.grid, run)
     out_dir = REPO / "logs" / "benchmarks"
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path = out_dir / "render_quality_config.yaml"
@@ -108,8 +126,11 @@ def main() -> None:
     cell_class, chosen_by = read_top_class(cells_path, card["classes"])
     pure = cells.purity >= PURE_CELL
     model_dir = REPO / "resources" / "models" / config["model"]["name"]
-    model = load_described_model(config["model"], CHECKPOINT, model_dir / "model.json")
+    model_card = read_card(model_dir / "model.json")
+    model = load_described_model(config["model"], weights_of(config), model_card)
     module = resolve_layers(model, [args.layer], layer_names(model))
+    grid = card_layer_grid(model_card, args.layer)
+    input_size = config["model"]["input_size"] or config["dataset"].get("image_size") or 224
     with ActivationFile(results / "activations" / f"{args.layer}.h5") as acts:
         whitening = whitening_matrix(acts.activations[:])
     keys = [(layer_key(args.layer), args.grid, int(r), int(c)) for r, c in zip(cells.row, cells.col)]
@@ -123,9 +144,10 @@ def main() -> None:
         amplitude = read_spectrum(spectrum_path) if settings.param == "maco" else None
         start = time.perf_counter()
         icons = render_icons(model, module, cells.mean, keys, config["seed"], settings,
-                             whitening if section["whiten"] else None, log=lambda _: None, amplitude=amplitude)
+                             whitening if section["whiten"] else None, log=lambda _: None, amplitude=amplitude,
+                             grid=grid)
         seconds = time.perf_counter() - start
-        icon_class = classify_icons(model, icons.images, config["model"]["input_size"], settings.batch_size)
+        icon_class = classify_icons(model, icons.images, input_size, settings.batch_size)
         if name == "config":
             with IconsFile(results / "icons" / args.layer / f"grid{args.grid}.h5") as made:
                 assert np.array_equal(made.icons[:], icons.images), "the workflow's icons differ from this render"

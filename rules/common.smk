@@ -9,11 +9,12 @@ from snakemake.io import is_flagged
 
 sys.path.insert(0, workflow.basedir)
 from activation_atlas.class_atlas import class_slug, comparison_slug
-from activation_atlas.config_check import ConfigError, check_config
+from activation_atlas.config_check import TRAINED_KINDS, ConfigError, check_config
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.jobs import render_chunk_count
 from activation_atlas.provenance import PORTABLE_ENVIRONMENT, workflow_facts
 from activation_atlas.run_lock import clear_stale_lock
+from activation_atlas import settings
 from activation_atlas.settings import layer_section, umap_settings
 
 
@@ -73,7 +74,7 @@ DATASET = config["dataset"]
 MODEL = config["model"]
 RESULTS = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
-DATASET_DIR = f"resources/datasets/{DATASET['name']}"
+DATASET_DIR = settings.dataset_dir(config)
 DATASET_ARCHIVE = (
     f"resources/downloads/{os.path.basename(DATASET['url'].split('?')[0])}"
     if DATASET["kind"] == "download"
@@ -81,6 +82,8 @@ DATASET_ARCHIVE = (
 )
 MODEL_DIR = f"resources/models/{MODEL['name']}"
 MODEL_CARD = f"{MODEL_DIR}/model.json"
+# What training a model the workflow trains measured: its classes, accuracies and losses.
+MODEL_TRAINING = f"{MODEL_DIR}/training.json"
 # How the run's numbers are computed (portable or native kernels): an input of the first jobs that
 # compute with floats, so that switching `portable` reruns them and everything after them.
 NUMERICS = f"{RESULTS}/numerics.json"
@@ -88,7 +91,7 @@ NUMERICS = f"{RESULTS}/numerics.json"
 RUN_MODEL_CARD = f"{RESULTS}/model.json"
 # Weights the workflow makes or fetches live in MODEL_DIR; a local checkpoint is used where it is;
 # torchvision fetches its own into TORCH_HOME.
-if MODEL["kind"] == "demo_cnn" or MODEL["url"]:
+if MODEL["kind"] in TRAINED_KINDS or MODEL["url"]:
     MODEL_WEIGHTS = [f"{MODEL_DIR}/weights.pt"]
 elif MODEL["checkpoint"]:
     MODEL_WEIGHTS = [MODEL["checkpoint"]]
@@ -120,25 +123,15 @@ wildcard_constraints:
 
 
 def images_dir():
-    """The folder of images activations are extracted from."""
-    if DATASET["kind"] == "generated":
-        return f"{DATASET_DIR}/{config['extract']['split']}"
-    root = DATASET["path"] if DATASET["kind"] == "image_folder" else DATASET_DIR
-    return os.path.join(root, DATASET["subdir"]) if DATASET["subdir"] else root
+    return settings.images_dir(config)
 
 
 def dataset_input():
-    return DATASET["path"] if DATASET["kind"] == "image_folder" else DATASET_DIR
+    return settings.dataset_input(config)
 
 
 def image_selection():
-    """Which images of the dataset the run uses (an ImageSelection)."""
-    return {
-        "folder": images_dir(),
-        "layout": DATASET["layout"],
-        "max_images": DATASET["max_images"],
-        "stratified": DATASET["stratified"],
-    }
+    return settings.image_selection(config)
 
 
 def render_settings(layer):

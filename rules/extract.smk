@@ -69,3 +69,37 @@ rule evaluate_model:
         "../envs/torch.yaml"
     script:
         "../scripts/evaluate_model.py"
+
+
+# For an aligned atlas (rules/aligned.smk) that has this run as a member: one layer's activations at
+# positions shared with the other member (every image read at the same place by both networks). The
+# run's own rules never ask for it.
+rule extract_shared:
+    input:
+        dataset=dataset_input(),
+        weights=MODEL_WEIGHTS,
+        card=MODEL_CARD,
+        numerics=NUMERICS,
+    output:
+        f"{RESULTS}/aligned/activations/{{layer}}.h5",
+    params:
+        seed=config["seed"],
+        device=config["device"],
+        layers=lambda wildcards: [wildcards.layer],
+        shard=0,
+        images=image_selection(),
+        input_size=MODEL_INPUT_SIZE,
+        dataset=DATASET,
+        model=MODEL,
+        extract={**config["extract"], "shards": 1, "shared_positions": True},
+    log:
+        f"{LOGS}/aligned/extract_{{layer}}.log",
+    benchmark:
+        f"{LOGS}/aligned/extract_{{layer}}.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        **torch_resources(mem_mb=8000, runtime=120),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/extract.py"

@@ -1,4 +1,4 @@
-if MODEL["kind"] == "demo_cnn":
+if MODEL["kind"] in TRAINED_KINDS:
 
     rule train_model:
         input:
@@ -6,10 +6,10 @@ if MODEL["kind"] == "demo_cnn":
             numerics=NUMERICS,
         output:
             weights=f"{MODEL_DIR}/weights.pt",
-            card=MODEL_CARD,
+            training=MODEL_TRAINING,
         params:
             seed=config["seed"],
-            image_size=DATASET["image_size"],
+            input_size=MODEL_INPUT_SIZE,
             model=MODEL,
         log:
             log=f"logs/model/{MODEL['name']}/train.log",
@@ -24,49 +24,50 @@ if MODEL["kind"] == "demo_cnn":
         script:
             "../scripts/train_model.py"
 
-else:
+elif MODEL["url"]:
 
-    if MODEL["url"]:
-
-        rule download_weights:
-            output:
-                f"{MODEL_DIR}/weights.pt",
-            params:
-                url=MODEL["url"],
-                sha256=MODEL["sha256"],
-                pin=f"{MODEL_DIR}/weights.pt.sha256",
-            log:
-                f"logs/model/{MODEL['name']}/download.log",
-            benchmark:
-                f"logs/model/{MODEL['name']}/download.benchmark.tsv"
-            threads: 1
-            resources:
-                mem_mb=1000,
-                runtime=60,
-            conda:
-                "../envs/torch.yaml"
-            script:
-                "../scripts/download.py"
-
-    rule describe_model:
-        input:
-            weights=MODEL_WEIGHTS,
-            dataset=dataset_input(),
+    rule download_weights:
         output:
-            MODEL_CARD,
+            f"{MODEL_DIR}/weights.pt",
         params:
-            model=MODEL,
-            layers=LAYERS,
-            input_size=MODEL_INPUT_SIZE,
-            images=image_selection(),
+            url=MODEL["url"],
+            sha256=MODEL["sha256"],
+            pin=f"{MODEL_DIR}/weights.pt.sha256",
         log:
-            f"logs/model/{MODEL['name']}/describe.log",
+            f"logs/model/{MODEL['name']}/download.log",
         benchmark:
-            f"logs/model/{MODEL['name']}/describe.benchmark.tsv"
+            f"logs/model/{MODEL['name']}/download.benchmark.tsv"
         threads: 1
         resources:
-            **torch_resources(mem_mb=4000, runtime=30),
+            mem_mb=1000,
+            runtime=60,
         conda:
             "../envs/torch.yaml"
         script:
-            "../scripts/describe_model.py"
+            "../scripts/download.py"
+
+
+# A trained model's classes come from its training; another's from the dataset's class folders.
+rule describe_model:
+    input:
+        weights=MODEL_WEIGHTS,
+        training=[MODEL_TRAINING] if MODEL["kind"] in TRAINED_KINDS else [],
+        dataset=[] if MODEL["kind"] in TRAINED_KINDS else dataset_input(),
+    output:
+        MODEL_CARD,
+    params:
+        model=MODEL,
+        layers=LAYERS,
+        input_size=MODEL_INPUT_SIZE,
+        images=None if MODEL["kind"] in TRAINED_KINDS else image_selection(),
+    log:
+        f"logs/model/{MODEL['name']}/describe.log",
+    benchmark:
+        f"logs/model/{MODEL['name']}/describe.benchmark.tsv"
+    threads: 1
+    resources:
+        **torch_resources(mem_mb=4000, runtime=30),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/describe_model.py"

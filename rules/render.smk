@@ -74,3 +74,39 @@ rule amplitude_spectrum:
         "../envs/torch.yaml"
     script:
         "../scripts/amplitude_spectrum.py"
+
+
+# For an aligned atlas (rules/aligned.smk) that has this run as a member: the icons of the aligned
+# atlas's cells, rendered by this run's model with this run's render settings.
+rule aligned_icons:
+    input:
+        cells=f"results/{{aligned}}/members/{RUN}/{{layer}}/cells/grid{{grid}}.h5",
+        activations=f"{RESULTS}/aligned/activations/{{layer}}.h5",
+        weights=MODEL_WEIGHTS,
+        card=MODEL_CARD,
+        spectrum=lambda wildcards: spectrum_input(wildcards.layer),
+    output:
+        f"results/{{aligned}}/members/{RUN}/{{layer}}/icons/grid{{grid}}.h5",
+    wildcard_constraints:
+        aligned=r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
+    params:
+        seed=config["seed"],
+        device=config["device"],
+        layer=lambda wildcards: wildcards.layer,
+        grid_size=lambda wildcards: int(wildcards.grid),
+        chunk=None,
+        render=lambda wildcards: render_settings(wildcards.layer),
+        render_config=config["render"],
+        model=MODEL,
+        input_size=MODEL_INPUT_SIZE,
+    log:
+        f"logs/{{aligned}}/members/{RUN}/{{layer}}/render_grid{{grid}}.log",
+    benchmark:
+        f"logs/{{aligned}}/members/{RUN}/{{layer}}/render_grid{{grid}}.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        **torch_resources(mem_mb=6000, runtime=240),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/render_icons.py"

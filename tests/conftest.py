@@ -114,6 +114,17 @@ def first_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def aligned_run(first_run, tmp_path_factory):
+    """config/ci-aligned.yaml run in a copy of the CI run's workflow folder (so the CI CNN is not trained
+    again: the aligned run loads the CI run's own workflow, whose outputs are there)."""
+    workdir = tmp_path_factory.mktemp("aligned") / "a"
+    shutil.copytree(first_run, workdir, symlinks=True)
+    result = snakemake(workdir, "--configfile", "config/ci-aligned.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir, result
+
+
+@pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     from activation_atlas.data.generated import generate_dataset
 
@@ -126,13 +137,14 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_model(tiny_dataset):
     """A demo CNN (8-16-16-16 channels) trained briefly on the tiny dataset, in eval mode."""
     from activation_atlas.data.image_folder import load_all, scan_image_folder
-    from activation_atlas.models.demo_cnn import DemoCNN, train_demo_cnn
+    from activation_atlas.models.demo_cnn import DemoCNN
+    from activation_atlas.models.training import train_classifier
 
     torch.manual_seed(0)
     folder = scan_image_folder(tiny_dataset / "train")
     model = DemoCNN(channels=(8, 16, 16, 16), num_classes=len(folder.classes))
-    train_demo_cnn(model, load_all(folder, 32), torch.from_numpy(folder.labels), epochs=15,
-                   batch_size=32, lr=0.01, seed=0, log=lambda _: None)
+    train_classifier(model, load_all(folder, 32), torch.from_numpy(folder.labels), epochs=15,
+                     batch_size=32, lr=0.01, seed=0, log=lambda _: None)
     return model.eval()
 
 

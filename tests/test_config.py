@@ -18,7 +18,7 @@ def test_defaults_are_filled_into_every_section():
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "config/ci.yaml", "config/inceptionv1-imagenette.yaml",
-                                  "config/cifar10-resnet32.yaml"])
+                                  "config/cifar10-resnet32.yaml", "config/demo-vit.yaml", "config/ci-vit.yaml"])
 def test_shipped_configs_are_valid(name, monkeypatch):
     monkeypatch.chdir(REPO)
     config = load_config(name)
@@ -138,16 +138,30 @@ def test_a_layer_grid_names_a_layer_of_the_run():
     ({"dataset": {"subdir": "train"}},
      "dataset.subdir applies only when dataset.kind is image_folder or download (dataset.kind is generated)"),
     ({"model": {"architecture": "resnet18"}},
-     "model.architecture applies only when model.kind is torchvision (model.kind is demo_cnn)"),
+     "model.architecture applies only when model.kind is torchvision or timm (model.kind is demo_cnn)"),
     ({"model": {"url": "http://127.0.0.1/w.pt"}},
-     "model.url applies only when model.kind is inceptionv1 or user (model.kind is demo_cnn)"),
+     "model.url applies only when model.kind is inceptionv1 or timm or user (model.kind is demo_cnn)"),
     ({"model": {"layer_grids": {"conv2": "channels_last"}}},
-     "model.layer_grids applies only when model.kind is torchvision or user (model.kind is demo_cnn)"),
+     "model.layer_grids applies only when model.kind is torchvision or timm or user (model.kind is demo_cnn)"),
+    ({"model": {"vit": {"depth": 2}}}, "model.vit applies only when model.kind is demo_vit (model.kind is demo_cnn)"),
 ])
 def test_what_the_schema_cannot_say_is_checked_before_any_job(change, message):
     line = rejection(change)
     assert line.startswith(message), line
     assert "\n" not in line
+
+
+@pytest.mark.parametrize("model, message", [
+    ({}, "model.input_size is not set: demo_vit needs it (the side of the images its position embeddings are made for)"),
+    ({"input_size": 30}, "model.input_size = 30 is not a multiple of model.vit.patch_size = 8: the patches must tile "
+                         "the image"),
+    ({"input_size": 32, "vit": {"width": 30}}, "model.vit.width = 30 is not a multiple of model.vit.heads = 4"),
+    ({"input_size": 32}, "layers[0] = 'conv1': demo_vit has no such layer; valid: conv_proj, encoder, encoder.dropout, "
+                         "encoder.layers, encoder.layers.encoder_layer_0, encoder.layers.encoder_layer_0.ln_1, "),
+])
+def test_a_demo_vit_needs_an_input_size_its_patches_tile_and_layers_it_has(model, message):
+    line = rejection({"model": {"kind": "demo_vit", "name": "vit", **model}}, replace=True)
+    assert line.startswith(message), line
 
 
 @pytest.mark.parametrize("section, message", [
@@ -160,6 +174,13 @@ def test_what_the_schema_cannot_say_is_checked_before_any_job(change, message):
 def test_files_and_folders_the_config_names_must_exist(section, message, monkeypatch):
     monkeypatch.chdir(REPO)
     assert rejection(section, replace=True) == message
+
+
+def test_a_model_the_workflow_trains_needs_the_generated_dataset(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert rejection({"dataset": {"kind": "image_folder", "path": "examples"}}, replace=True) == (
+        "model.kind = demo_cnn is trained by the workflow on the generated dataset, and dataset.kind is image_folder: "
+        "set dataset.kind: generated, or choose a model kind with weights (inceptionv1, torchvision, timm, user)")
 
 
 def test_the_limits_follow_the_config_they_are_checked_in():
@@ -200,7 +221,7 @@ def test_snakemake_stops_on_a_bad_value_with_one_line_and_touches_nothing(tmp_pa
 def test_the_schema_admits_no_name_pattern_but_the_path_component_one():
     """Every name in the schema that becomes a path uses the one checked pattern (the others: a sha256
     and a layer grid, which name no path)."""
-    from activation_atlas.config_check import PATH_COMPONENT, load_schema
+    from activation_atlas.config_schema import PATH_COMPONENT, load_schema
     from activation_atlas.models.grids import GRID_SPEC
 
     text = (REPO / "schemas" / "config.schema.yaml").read_text()

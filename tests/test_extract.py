@@ -116,6 +116,21 @@ def test_positions_are_seeded_per_image_and_layer():
     assert a.min() >= 1 and a.max() <= 6
 
 
+def test_shared_positions_read_the_same_place_on_grids_of_any_size():
+    """Shared draws leave the layer out and scale one fraction of the free span to each grid: on a grid
+    twice as fine, a position falls in one of the two cells under the coarse grid's cell."""
+    images = np.arange(500)
+    coarse = draw_positions(3, "conv4", images, 2, 6, 6, 1, shared=True)
+    assert np.array_equal(coarse, draw_positions(3, "encoder.layers.encoder_layer_3", images, 2, 6, 6, 1, shared=True))
+    fine = draw_positions(3, "blocks.3", images, 2, 10, 10, 1, shared=True)   # free span 8 = 2 × 4
+    assert np.array_equal((fine - 1) // 2, coarse - 1)
+    assert coarse.min() == 1 and coarse.max() == 4 and fine.min() == 1 and fine.max() == 8
+    assert not np.array_equal(coarse, draw_positions(3, "conv4", images, 2, 6, 6, 1))   # not the per-layer draws
+    # Every cell of the free span is drawn about equally often.
+    counts = np.bincount((fine[:, 0] - 1) * 8 + fine[:, 1] - 1, minlength=64)
+    assert counts.min() > 0 and counts.max() < 3 * counts.mean()
+
+
 def test_edge_exclusion_that_leaves_nothing_is_an_error():
     with pytest.raises(ValueError, match="exclude_edge=2 leaves no position .* use at most 1"):
         draw_positions(0, "conv3", 0, 1, 4, 4, 2)

@@ -77,6 +77,7 @@ class TinyTokenNet(nn.Module):
         self.cls = nn.Parameter(torch.randn(1, 1, dim))
         self.block = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
         self.cube = nn.Identity()
+        self.sequence_first = nn.Identity()
         self.head = nn.Linear(dim, classes)
 
     def forward(self, x):
@@ -84,6 +85,7 @@ class TinyTokenNet(nn.Module):
         self.cube(patches[:, :, :6, :6])   # a (B, 6, 6, 6) output
         tokens = torch.cat([self.cls.expand(len(x), -1, -1), patches.flatten(2).transpose(1, 2)], dim=1)
         tokens = tokens + self.block(tokens)
+        self.sequence_first(tokens.transpose(0, 1))   # (T, B, C)
         return self.head(tokens[:, 0])
 
 
@@ -103,6 +105,10 @@ def test_grids_are_decided_from_a_probe_and_a_configured_grid_must_fit():
     with pytest.raises(ValueError, match=r"layer 'cube' gives 1×6×6×6: .*model.layer_grids: \{cube: "):
         decide_layer_grids(model, cube, 24, {})
     assert decide_layer_grids(model, cube, 24, {"cube": "channels_last"}) == {"cube": "channels_last"}
+    sequence_first = resolve_layers(model, ["sequence_first"], ["sequence_first"])
+    with pytest.raises(ValueError, match=r"^layer 'sequence_first' gives 37×1×6 for one image: its first axis is not "
+                                         r"the batch"):
+        decide_layer_grids(model, sequence_first, 24, {"sequence_first": "tokens(prefix=1)"})
 
 
 def test_the_icon_objective_reads_the_centre_patch_of_a_token_layer():

@@ -5,7 +5,8 @@ import torch
 
 from activation_atlas.models import build_model, layer_names, load_model
 from activation_atlas.models.capture import forward_to_layers, resolve_layers
-from activation_atlas.models.demo_cnn import accuracy, fold_batch_norm
+from activation_atlas.models.demo_cnn import fold_batch_norm
+from activation_atlas.models.training import accuracy
 
 
 def test_folding_batch_norm_keeps_every_layer_and_the_logits(tiny_model):
@@ -39,3 +40,28 @@ def test_the_tiny_model_learned_something(tiny_model, tiny_dataset):
 def test_unknown_model_kind_lists_the_valid_kinds():
     with pytest.raises(ValueError, match="unknown model kind 'resnet'; valid kinds: demo_cnn"):
         build_model({"kind": "resnet"}, 10)
+
+
+DEMO_VIT = {"kind": "demo_vit", "input_size": 32,
+            "vit": {"patch_size": 8, "depth": 2, "heads": 2, "width": 16, "mlp_width": 32}}
+
+
+def test_the_demo_vits_blocks_give_a_class_token_and_a_patch_grid():
+    from activation_atlas.models.grids import decide_layer_grids
+
+    model = load_model(DEMO_VIT, None, 5)
+    blocks = ["encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_1"]
+    assert set(blocks) <= set(layer_names(model))
+    grids = decide_layer_grids(model, resolve_layers(model, blocks, layer_names(model)), 32, {})
+    assert grids == {block: "tokens(prefix=1)" for block in blocks}
+
+
+def test_the_demo_vits_head_reads_the_mean_patch_token_of_the_last_block():
+    """Its logits follow the last block's patch tokens, not its class token (whose output nothing reads)."""
+    model = build_model(DEMO_VIT, 5).eval()
+    x = torch.rand(3, 3, 32, 32)
+    last = "encoder.layers.encoder_layer_1"
+    with torch.no_grad():
+        tokens = forward_to_layers(model, {last: model.get_submodule(last)}, x)[last]
+        expected = model.heads(model.encoder.ln(tokens)[:, 1:].mean(dim=1))
+        torch.testing.assert_close(model(x), expected)

@@ -1,34 +1,53 @@
 """Atlases of layers that are not (B, C, H, W) maps, through the workflow: a ViT block's patch tokens, a
-Swin block's channels-last map, and a ConvNeXt stage, of torchvision's models with random weights on a
-small image folder. Each layer's grid is decided from a probe pass and recorded in the model card; the
-activations are sampled on the patch grid and the icons read its centre patch. The ViT runs in the
-suite; Swin and ConvNeXt, whose grids test_grids checks on the same models, are slow tests (a minute
-each)."""
+Swin block's channels-last map, and a ConvNeXt stage, of torchvision's models with random weights, and a
+block of timm's ViT with weights from a checkpoint file, on a small image folder. Each layer's grid is
+decided from a probe pass and recorded in the model card; the activations are sampled on the patch grid
+and the icons read its centre patch. These are slow tests (about a minute each): in the suite, the demo
+ViT's blocks go through every stage in the aligned CI run (test_aligned), test_grids checks the grids of
+these models and test_zoo builds and loads timm's."""
 import json
 
 import h5py
 import pytest
+import torch
 
 from conftest import copy_workflow, snakemake
 from test_real_models_workflow import assert_atlases, image_bytes, small_image_folder_run, write_config
 
 MODELS = [
-    # (architecture, kwargs, layer, its grid in the card (None: a map), its grid's side at 64 px)
-    ("vit_b_16", {"image_size": 64}, "encoder.layers.encoder_layer_2", "tokens(prefix=1)", 4),
-    pytest.param("swin_t", {}, "features.3.1", "channels_last", 8, marks=pytest.mark.slow),
-    pytest.param("convnext_tiny", {}, "features.3.0", None, 8, marks=pytest.mark.slow),
+    # (kind, architecture, kwargs, layer, its grid in the card (None: a map), its grid's side at 64 px)
+    pytest.param("torchvision", "vit_b_16", {"image_size": 64}, "encoder.layers.encoder_layer_2", "tokens(prefix=1)", 4,
+                 marks=pytest.mark.slow),
+    pytest.param("timm", "vit_tiny_patch16_224", {"img_size": 64, "num_classes": 2}, "blocks.3", "tokens(prefix=1)", 4,
+                 marks=pytest.mark.slow),
+    pytest.param("torchvision", "swin_t", {}, "features.3.1", "channels_last", 8, marks=pytest.mark.slow),
+    pytest.param("torchvision", "convnext_tiny", {}, "features.3.0", None, 8, marks=pytest.mark.slow),
 ]
 
 
-@pytest.mark.parametrize("architecture, kwargs, layer, grid, side", MODELS, ids=["vit_b_16", "swin_t", "convnext_tiny"])
-def test_a_transformer_layer_makes_an_atlas_through_the_workflow(tmp_path, architecture, kwargs, layer, grid, side):
+def model_section(kind: str, architecture: str, kwargs: dict, workdir) -> dict:
+    """torchvision: random weights; timm: weights from a checkpoint of the model's own random
+    initialisation, seeded (the path of a researcher's own fine-tuned timm model)."""
+    section = {"kind": kind, "name": architecture, "architecture": architecture, "kwargs": kwargs, "input_size": 64}
+    if kind == "torchvision":
+        return {**section, "weights": "none"}
+    import timm
+
+    torch.manual_seed(0)
+    torch.save(timm.create_model(architecture, pretrained=False, **kwargs).state_dict(), workdir / "timm.pt")
+    return {**section, "checkpoint": "timm.pt"}
+
+
+@pytest.mark.parametrize("kind, architecture, kwargs, layer, grid, side", MODELS,
+                         ids=["vit_b_16", "timm_vit_tiny", "swin_t", "convnext_tiny"])
+def test_a_transformer_layer_makes_an_atlas_through_the_workflow(tmp_path, kind, architecture, kwargs, layer, grid,
+                                                                 side):
     workdir = copy_workflow(tmp_path / "w")
     for label, name in enumerate(("discs", "rings")):
         (workdir / "imgs" / name).mkdir(parents=True)
         for i in range(10):
             (workdir / "imgs" / name / f"{i}.png").write_bytes(image_bytes(label, i, 64, "PNG"))
-    model = {"kind": "torchvision", "name": architecture, "architecture": architecture, "weights": "none",
-             "kwargs": kwargs, "input_size": 64}
+    model = model_section(kind, architecture, kwargs, workdir)
     # A ViT takes only images of its image_size: the icons are made at it.
     config = {**small_image_folder_run("tf", model, layer, icon_size=64),
               "extract": {"positions_per_image": 2, "exclude_edge": 1}}

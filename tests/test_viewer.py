@@ -125,6 +125,41 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     assert not problems and not restored_problems, problems + restored_problems
 
 
+def test_an_aligned_atlas_switches_to_the_other_network_at_the_same_view(aligned_run, browser):
+    """config/ci-aligned.yaml's viewer: its two members in the chooser; zoomed in and panned on the
+    first, the switch shows the other network's tiles at the very same view, as does choosing the
+    partner from the chooser."""
+    workdir, _ = aligned_run
+    viewer = workdir / "results" / "ci-aligned" / "viewer.html"
+    page, problems = open_viewer(browser, viewer.as_uri())
+    assert page.locator("#atlas-select option").all_text_contents() == ["CNN conv3", "ViT block 2"]
+    switch = page.locator("#partner")
+    assert switch.is_visible() and switch.text_content() == "⇄ ViT block 2"
+    for _ in range(3):
+        page.click("#zoom-in")
+    box = page.locator("#viewport").bounding_box()
+    page.mouse.move(box["x"] + 500, box["y"] + 380)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 440, box["y"] + 330)
+    page.mouse.up()
+    view = page.evaluate("({...atlasViewer.state})")
+    assert view["zoom"] > 2 and view["x"] != 0.5
+    page.wait_for_function(TILES_LOADED)
+    cnn_tiles = page.eval_on_selector_all("#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))")
+    page.screenshot(path=SCREENSHOTS / "5-aligned-cnn.png")
+    switch.click()
+    page.wait_for_function(TILES_LOADED)
+    assert page.evaluate("({...atlasViewer.state})") == {**view, "atlas": 1}
+    vit_tiles = page.eval_on_selector_all("#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))")
+    assert all("members/ci-vit/encoder.layers.encoder_layer_1/" in src for src in vit_tiles)
+    assert [src.split("/tiles/")[1] for src in vit_tiles] == [src.split("/tiles/")[1] for src in cnn_tiles]
+    assert switch.text_content() == "⇄ CNN conv3" and "atlas=member1" in page.get_attribute("#view-link", "href")
+    page.screenshot(path=SCREENSHOTS / "6-aligned-vit.png")
+    page.select_option("#atlas-select", label="CNN conv3")   # the partner, from the chooser: same view
+    assert page.evaluate("({...atlasViewer.state})") == view
+    assert not problems, problems
+
+
 def test_make_test_installs_chromium_as_root_and_otherwise_says_how(tmp_path):
     """tests/browser.sh (make test's first step) with no Chromium on the PATH: run by a user who is not
     root it stops at once with the command to run; as root it runs apt-get. With Chromium it passes."""

@@ -78,10 +78,10 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
     assert render_jobs > len(LAYERS) * len(GRIDS)      # some grids really are split
     maco_sizes = {section["icon_size"] for section in (layer_section(CONFIG, "render", layer) for layer in LAYERS)
                   if section["param"] == "maco"}
-    # dataset, model, extract shards, the model's evaluation, per layer (merge, layout, metrics, per grid:
-    # bin, merge icons, montage), an amplitude spectrum per maco icon size, the render jobs, 3 per class
-    # atlas, the viewer, the numerics, the manifest, the provenance
-    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 1 + shards + 1 + len(LAYERS) * (3 + 3 * len(GRIDS)) \
+    # dataset, model (training, description), extract shards, the model's evaluation, per layer (merge,
+    # layout, metrics, per grid: bin, merge icons, montage), an amplitude spectrum per maco icon size, the
+    # render jobs, 3 per class atlas, the viewer, the numerics, the manifest, the provenance
+    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 2 + shards + 1 + len(LAYERS) * (3 + 3 * len(GRIDS)) \
         + len(maco_sizes) + render_jobs + 3 * n_class_atlases + 1 + 3
     n_images = CONFIG["dataset"]["train_per_class"] * 10
     shard_logs = [(logs / RUN / "extract" / f"shard{k}.log").read_text() for k in range(shards)]

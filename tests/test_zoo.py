@@ -1,17 +1,19 @@
 import hashlib
 import os
 import pickle
+import re
 import sys
 
 import pytest
 import torch
+import yaml
 
 from activation_atlas.labels import builtin_labels, logit_names
 from activation_atlas.models import build_model, check_published_hash, forced_weights_only, layer_names, load_model
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
 from activation_atlas.runtime import RunError
-from conftest import REPO
+from conftest import REPO, validated
 
 sys.path.insert(0, str(REPO / "examples"))
 # The example user model at its smallest depth (one block a stage).
@@ -120,6 +122,30 @@ def test_unknown_torchvision_names_list_the_valid_ones():
         build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET9"})
 
 
+def test_a_timm_model_loads_its_checkpoint_and_takes_its_pretrained_configs_normalisation(tmp_path):
+    """timm's ViT-Ti with a checkpoint of other weights than its own initialisation: the loaded model
+    gives the checkpoint's logits for [0, 1] input, normalised with timm's mean and std (0.5, 0.5)."""
+    import timm
+
+    kwargs = {"img_size": 32, "num_classes": 3}
+    torch.manual_seed(1)
+    trained = timm.create_model("vit_tiny_patch16_224", **kwargs).eval()
+    torch.save({"state_dict": trained.state_dict()}, tmp_path / "vit.pt")
+    model = load_model({"kind": "timm", "architecture": "vit_tiny_patch16_224", "kwargs": kwargs}, tmp_path / "vit.pt")
+    assert "blocks.11" in layer_names(model)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), trained((x - 0.5) / 0.5), atol=1e-5, rtol=1e-5)
+
+
+def test_timm_names_and_arguments_it_refuses_are_one_line_errors():
+    with pytest.raises(RunError, match=r"^unknown timm model 'vit_tiny_patch17_224'; timm has \d+ models "
+                                       r"\(timm.list_models\(\)\), the closest: vit_tiny_patch16_224, "):
+        build_model({"kind": "timm", "architecture": "vit_tiny_patch17_224"})
+    with pytest.raises(RunError, match=r"^model.kwargs = \{'depht': 3\}: timm's vit_tiny_patch16_224 refuses them: "):
+        build_model({"kind": "timm", "architecture": "vit_tiny_patch16_224", "kwargs": {"depht": 3}})
+
+
 def test_published_torchvision_weights_altered_in_the_cache_are_refused_not_loaded(tmp_path, monkeypatch):
     """resnet18's IMAGENET1K_V1 file in $TORCH_HOME replaced by other bytes: refused, naming the file."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -199,3 +225,26 @@ def test_describe_model_names_a_user_models_logits_class_k_when_the_folders_do_n
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["classes"] == ["class_0", "class_1", "class_2", "class_3"]
     assert any(line.startswith("WARNING: the model has 4 logits and the dataset 3 class folders") for line in logged)
+
+
+def readme_clip_recipe() -> dict:
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    return yaml.safe_load(next(block for block in blocks if "clip_zero_shot" in block))
+
+
+def test_the_readmes_clip_recipe_gives_zero_shot_logits_and_token_blocks(monkeypatch):
+    """README's CLIP recipe passes the config check; built as it says, with random weights (nothing is
+    fetched) at 64 px: one logit per class name, and the image tower's blocks it names read as a class
+    token and a patch grid."""
+    from activation_atlas.models.grids import decide_layer_grids
+
+    monkeypatch.chdir(REPO)
+    recipe = readme_clip_recipe()
+    checked = validated(recipe)
+    model_cfg = {**checked["model"], "kwargs": {**checked["model"]["kwargs"], "pretrained": None, "image_size": 64}}
+    model = load_model(model_cfg, None)
+    with torch.no_grad():
+        logits = model(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, len(recipe["model"]["labels"])) and torch.isfinite(logits).all()
+    grids = decide_layer_grids(model, resolve_layers(model, recipe["layers"], layer_names(model)), 64, {})
+    assert grids == {block: "tokens(prefix=1)" for block in recipe["layers"]}

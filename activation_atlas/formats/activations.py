@@ -25,9 +25,9 @@ DATASETS = {
 # With attribution_top_k, attribution holds each row's values for the classes in attribution_class.
 TOP_K_ATTRIBUTION_AXES = "row, rank (class in attribution_class)"
 # shard: [k, K] in the shard files only; upscaled_images and empty_class_folders only where not zero
-# or empty.
+# or empty; shared_positions only where true.
 ATTRIBUTES = ("stage", "package_version", "layer", "seed", "model", "classes", "config", "spatial_size",
-              "positions_per_image", "exclude_edge", "attribution", "images", "unreadable_images",
+              "positions_per_image", "exclude_edge", "shared_positions", "attribution", "images", "unreadable_images",
               "upscaled_images", "empty_class_folders", "shard")
 # Attributes of a shard file only, or recomputed when the shards are merged.
 PER_SHARD_ATTRIBUTES = ("stage", "package_version", "images", "unreadable_images", "upscaled_images", "shard")
@@ -74,11 +74,13 @@ class LayerWriter:
                              maxshape=(None, *shape[1:]), chunks=(self.chunk_rows, *shape[1:]))
 
     def describe_sampling(self, spatial_size: list[int], positions_per_image: int, exclude_edge: int,
-                          attribution: str) -> None:
+                          shared_positions: bool, attribution: str) -> None:
         attrs = self.f.attrs
         attrs["spatial_size"] = spatial_size
         attrs["positions_per_image"] = positions_per_image
         attrs["exclude_edge"] = exclude_edge
+        if shared_positions:   # only then: files of independently drawn positions stay as they were
+            attrs["shared_positions"] = True
         attrs["attribution"] = attribution
 
     def finish(self, images: int, unreadable_images: int, upscaled_images: int = 0) -> None:

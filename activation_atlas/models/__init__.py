@@ -1,12 +1,13 @@
 """The model zoo: building a configured network, loading its weights and naming its layers.
 
-Kinds: `demo_cnn` (trained by the workflow), `inceptionv1` (the paper's network), `torchvision`
-(any torchvision classification model by name) and `user` (a factory function of the user's own
-package plus a checkpoint). Every loaded model takes RGB in [0, 1]: a model's own input
+Kinds: `demo_cnn` and `demo_vit` (trained by the workflow), `inceptionv1` (the paper's network), `torchvision`
+(any torchvision classification model by name), `timm` (any timm model by name, weights from a file or a
+URL) and `user` (a factory function of the user's own package plus a checkpoint). Every loaded model takes RGB in [0, 1]: a model's own input
 normalisation is applied by a forward pre-hook, so its module names stay those of the network.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import re
@@ -21,10 +22,11 @@ from torch import nn
 from activation_atlas.manifest import sha256_of
 from activation_atlas.models.checkpoint import load_checkpoint
 from activation_atlas.models.demo_cnn import DemoCNN, fold_batch_norm
+from activation_atlas.models.demo_vit import build_demo_vit
 from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.runtime import RunError
 
-MODEL_KINDS = ("demo_cnn", "inceptionv1", "torchvision", "user")
+MODEL_KINDS = ("demo_cnn", "demo_vit", "inceptionv1", "torchvision", "timm", "user")
 # The input normalisation of torchvision's ImageNet classification weights.
 IMAGENET_NORMALISATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 # torch.hub's naming of published weights: <name>-<first hex digits of the file's sha256>.<ext>.
@@ -36,10 +38,14 @@ def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
     kind = model_cfg["kind"]
     if kind == "demo_cnn":
         return DemoCNN(channels=tuple(model_cfg["channels"]), num_classes=num_classes)
+    if kind == "demo_vit":
+        return build_demo_vit(model_cfg["input_size"], model_cfg["vit"], num_classes)
     if kind == "inceptionv1":
         return InceptionV1()
     if kind == "torchvision":
         return build_torchvision(model_cfg["architecture"], model_cfg.get("weights"), model_cfg.get("kwargs") or {})
+    if kind == "timm":
+        return build_timm(model_cfg["architecture"], model_cfg.get("kwargs") or {})
     if kind == "user":
         add_python_path(model_cfg.get("python_path") or [])
         return build_user_model(model_cfg["factory"], model_cfg.get("kwargs") or {})
@@ -74,6 +80,30 @@ def build_torchvision(architecture: str, weights: str | None, kwargs: dict | Non
         except (TypeError, ValueError) as error:
             raise RunError(f"model.kwargs = {kwargs}: torchvision's {architecture} (weights {weights}) refuses "
                            f"them: {error}") from None
+
+
+def build_timm(architecture: str, kwargs: dict) -> nn.Module:
+    """timm's model by name with random weights, built with `kwargs` (a ViT's img_size, num_classes...);
+    its weights come from model.checkpoint or model.url, as a user model's do."""
+    import timm
+
+    if not timm.is_model(architecture):
+        names = timm.list_models()
+        close = difflib.get_close_matches(architecture, names, n=8, cutoff=0.6) or names[:8]
+        raise RunError(f"unknown timm model {architecture!r}; timm has {len(names)} models (timm.list_models()), "
+                       f"the closest: {', '.join(close)}")
+    try:
+        return timm.create_model(architecture, pretrained=False, **kwargs)
+    except (TypeError, ValueError, AssertionError) as error:
+        raise RunError(f"model.kwargs = {kwargs}: timm's {architecture} refuses them: {error}") from None
+
+
+def timm_normalisation(model: nn.Module) -> dict | None:
+    """The mean and std a timm model's published weights were trained with (its pretrained config)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if "mean" not in cfg or "std" not in cfg:
+        return None
+    return {"mean": tuple(cfg["mean"]), "std": tuple(cfg["std"])}
 
 
 def check_published_hash(path: Path) -> None:
@@ -161,6 +191,8 @@ def load_model(model_cfg: dict, weights: Path | str | None, num_classes: int | N
     normalisation = model_cfg.get("normalize")
     if normalisation is None and model_cfg["kind"] == "torchvision":
         normalisation = IMAGENET_NORMALISATION
+    if normalisation is None and model_cfg["kind"] == "timm":
+        normalisation = timm_normalisation(model)
     if normalisation:
         model = add_input_normalisation(model, normalisation["mean"], normalisation["std"])
     return model.to(device=device, memory_format=torch.channels_last)

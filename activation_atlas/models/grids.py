@@ -119,6 +119,11 @@ def decide_layer_grids(model: nn.Module, modules: dict[str, nn.Module], input_si
     for name in modules:
         shape = shapes.get(name, "not reached by a forward pass")
         said = "×".join(map(str, shape)) if isinstance(shape, tuple) else shape
+        if isinstance(shape, tuple) and (not shape or shape[0] != 1):
+            # A sequence-first (T, B, C) output (nn.MultiheadAttention's default layout) read as (B, T, C)
+            # would give one token an image: refused.
+            raise RunError(f"layer {name!r} gives {said} for one image: its first axis is not the batch (a "
+                           "sequence-first transformer?); pick a layer whose output leads with the batch")
         if name in configured:
             grid = parse_grid(configured[name])
             if not (isinstance(shape, tuple) and len(shape) == DIMENSIONS[grid.kind]):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from activation_atlas.binning import PURE_CELL, agreement
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cell_counts, read_cells, read_top_class
 from activation_atlas.formats.icons import IconsFile
@@ -76,17 +77,6 @@ class Metrics:
     metric: str   # the layer's UMAP metric: trustworthiness is measured in it
     trustworthiness_sample: int
     trustworthiness_neighbors: int
-
-
-# Cells at least this pure (their top label's share of their activations) count as "pure cells".
-PURE_CELL = 0.5
-
-
-def agreement(icon_class: np.ndarray, cell_class: np.ndarray | None, among: np.ndarray) -> float | None:
-    """The fraction of the icons `among` whose top class by the model is their cell's top class."""
-    if cell_class is None or not among.any():
-        return None
-    return round(float(np.mean(icon_class[among] == cell_class[among])), 6)
 
 
 def atlas_metrics(run_card, activations_path, layout_path, cells_paths: list, icons_paths: list, metrics_out,

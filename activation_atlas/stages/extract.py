@@ -60,7 +60,8 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
         model, modules, batches, len(images), {layer: Path(p) for layer, p in out_paths.items()},
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
         seed=settings.seed, provenance=provenance, log=log, device=device, attribution=ex["attribution"],
-        attribution_top_k=ex["attribution_top_k"], autocast=ex["autocast"], grids=grids)
+        attribution_top_k=ex["attribution_top_k"], autocast=ex["autocast"], grids=grids,
+        shared_positions=ex.get("shared_positions", False))
 
 
 def merge_activations(shard_paths, out_path, log) -> None:

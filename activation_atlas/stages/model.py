@@ -1,8 +1,9 @@
-"""Stage model (rules/model.smk): train the demo CNN, or load a model the workflow does not train;
-either way write the model card the later stages read."""
+"""Stage model (rules/model.smk): train the demo CNN or the demo ViT, or load a model the workflow does
+not train; either way describe it in the model card the later stages read."""
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,21 +15,23 @@ from activation_atlas.models import build_model, layer_names, load_model
 from activation_atlas.labels import count_logits, logit_names
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.models.grids import decide_layer_grids
-from activation_atlas.models.demo_cnn import accuracy, train_demo_cnn
+from activation_atlas.models.training import accuracy, train_classifier
 from activation_atlas.runtime import RunError, configure_torch, derive_seed, write_bytes, write_json
 
 
 @dataclass(frozen=True)
 class Training:
     seed: int
-    image_size: int    # the generated dataset's
-    model: dict        # the model section (kind demo_cnn)
+    input_size: int    # the side the images are trained at (the model's input size)
+    model: dict        # the model section (a kind the workflow trains: demo_cnn, demo_vit)
 
 
-def train_model(dataset_dir, weights_out, card_out, timing_out, settings: Training, threads: int, log) -> None:
+def train_model(dataset_dir, weights_out, training_out, timing_out, settings: Training, threads: int, log) -> None:
+    """Train on the generated dataset's train split; write the weights and what the training measured
+    (the class names, accuracies and losses the model card takes over)."""
     seed = derive_seed(settings.seed, "train")
     configure_torch(threads, seed, log)
-    size = settings.image_size
+    size = settings.input_size
     train = scan_image_folder(Path(dataset_dir) / "train")
     held_out = scan_image_folder(Path(dataset_dir) / "held_out")
     if train.classes != held_out.classes:
@@ -39,19 +42,16 @@ def train_model(dataset_dir, weights_out, card_out, timing_out, settings: Traini
     model = build_model(settings.model, num_classes=len(train.classes))
     model = model.to(memory_format=torch.channels_last)
     training = settings.model["train"]
-    history = train_demo_cnn(model, x_train, y_train, epochs=training["epochs"],
-                             batch_size=training["batch_size"], lr=training["lr"],
-                             seed=seed, log=log)
+    history = train_classifier(model, x_train, y_train, epochs=training["epochs"],
+                               batch_size=training["batch_size"], lr=training["lr"], seed=seed, log=log)
     held_out_accuracy = accuracy(model, x_held, y_held)
     train_accuracy = accuracy(model, x_train, y_train)
     log(f"held-out accuracy {held_out_accuracy:.4f}, training accuracy {train_accuracy:.4f}")
     buffer = io.BytesIO()   # a file object keeps the archive's inner name independent of the path
     torch.save(model.state_dict(), buffer)
     write_bytes(weights_out, buffer.getvalue())
-    write_card(card_out, {
-        "model": settings.model["name"], "kind": settings.model["kind"],
-        "classes": logit_names(settings.model, len(train.classes), list(train.classes), log),
-        "layers": [f"conv{k + 1}" for k in range(len(settings.model["channels"]))],
+    write_json(training_out, {
+        "classes": list(train.classes),
         "held_out_accuracy": round(held_out_accuracy, 6), "train_accuracy": round(train_accuracy, 6),
         "held_out_images": len(held_out), "train_images": len(train),
         "loss_per_epoch": [round(x, 6) for x in history["loss_per_epoch"]],
@@ -67,14 +67,17 @@ class Description:
     model: dict         # the model section
     layers: list[str]   # the layers atlases are made of: each must exist
     input_size: int     # side of the square images fed to the model
-    images: dict        # the ImageSelection atlases are made of (its class folders may name the logits)
+    images: dict | None  # the ImageSelection atlases are made of (its class folders may name the logits);
+                         # None for a model the workflow trained (its training names its classes)
 
 
-def describe_model(weights, card_out, settings: Description, log) -> None:
-    """The model card of a model the workflow does not train: its class names and layers, after
-    checking that the network builds, its weights load (torchvision fetches them here) and it gives
-    logits for an image of input_size."""
-    model = load_model(settings.model, weights)
+def describe_model(weights, card_out, settings: Description, log, training=None) -> None:
+    """The model card: the model's class names, its layers and how each atlas layer's output is read as
+    a grid, after checking that the network builds, its weights load (torchvision fetches them here) and
+    it gives logits for an image of input_size. `training`: what train_model measured, for a model the
+    workflow trained (its classes, accuracies and losses go into the card)."""
+    measured = json.loads(Path(training).read_text()) if training is not None else None
+    model = load_model(settings.model, weights, len(measured["classes"]) if measured else None)
     layers = list(layer_names(model))
     unknown = [layer for layer in settings.layers if layer not in layers]
     if unknown:
@@ -85,7 +88,11 @@ def describe_model(weights, card_out, settings: Description, log) -> None:
                                settings.model.get("layer_grids") or {})
     for layer, grid in grids.items():
         log(f"layer {layer} is read as {grid}")
-    folder = scan_image_folder(settings.images["folder"], settings.images["layout"])
+    if measured is not None:
+        class_folders = measured.pop("classes")
+    else:
+        class_folders = list(scan_image_folder(settings.images["folder"], settings.images["layout"]).classes)
     write_card(card_out, {"model": settings.model["name"], "kind": settings.model["kind"],
-                          "classes": logit_names(settings.model, n_logits, list(folder.classes), log),
-                          "layers": layers, "held_out_accuracy": None, **({"layer_grids": grids} if grids else {})})
+                          "classes": logit_names(settings.model, n_logits, class_folders, log),
+                          "layers": layers, "held_out_accuracy": None, **(measured or {}),
+                          **({"layer_grids": grids} if grids else {})})

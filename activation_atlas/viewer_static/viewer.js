@@ -20,6 +20,20 @@
   const cellIndex = new Map();    // level → Map(row * grid + col → cell number)
 
   function atlas() { return DATA.atlases[state.atlas]; }
+  // An aligned atlas's other member: the same map, so the page switches to it at the same view.
+  function partnerOf(index) {
+    const id = DATA.atlases[index].partner;
+    return id === undefined ? -1 : DATA.atlases.findIndex((a) => a.id === id);
+  }
+  const partnerButton = DATA.atlases.some((a) => a.partner !== undefined) ? makePartnerButton() : null;
+  function makePartnerButton() {
+    const button = document.createElement("button");
+    button.id = "partner";
+    button.type = "button";
+    button.title = "The other network's atlas at this view";
+    document.querySelector("header .buttons").append(button);
+    return button;
+  }
   function width() { return viewport.clientWidth; }
   function height() { return viewport.clientHeight; }
   // Screen pixels per atlas unit at zoom 1: the atlas fits the viewport.
@@ -131,6 +145,11 @@
     drawTiles(level);
     drawOverlay(level);
     levelLabel.textContent = `grid ${level.grid}×${level.grid} · zoom ${state.zoom.toFixed(2)}×`;
+    if (partnerButton) {
+      const partner = partnerOf(state.atlas);
+      partnerButton.hidden = partner < 0;
+      if (partner >= 0) partnerButton.textContent = `⇄ ${DATA.atlases[partner].title}`;
+    }
     levelLabel.dataset.grid = String(level.grid);
     const hash = viewHash();
     viewLink.href = hash;
@@ -217,6 +236,17 @@
     state.zoom = 1;
   }
 
+  // Another atlas: at the same view if it is this one's partner, else fitted.
+  function showAtlas(index) {
+    const keepView = index === partnerOf(state.atlas);
+    state.atlas = index;
+    if (!keepView) fit();
+    clampView();
+    atlasSelect.value = String(index);
+    hideTooltip();
+    render();
+  }
+
   function restoreFromHash() {
     const params = new URLSearchParams(location.hash.slice(1));
     const index = DATA.atlases.findIndex((a) => a.id === params.get("atlas"));
@@ -235,12 +265,8 @@
   function setUp() {
     DATA.atlases.forEach((a, i) => atlasSelect.add(new Option(a.title, String(i))));
     DATA.classes.forEach((name, i) => classFilter.add(new Option(name, String(i))));
-    atlasSelect.addEventListener("change", () => {
-      state.atlas = Number(atlasSelect.value);
-      fit();
-      hideTooltip();
-      render();
-    });
+    atlasSelect.addEventListener("change", () => showAtlas(Number(atlasSelect.value)));
+    if (partnerButton) partnerButton.addEventListener("click", () => showAtlas(partnerOf(state.atlas)));
     classFilter.addEventListener("change", () => {
       state.cls = classFilter.value === "" ? -1 : Number(classFilter.value);
       render();

@@ -1,0 +1,258 @@
+# An aligned atlas (activation_atlas/aligned.py): two runs' layers on one map. Each member run's own
+# workflow is loaded as a module with its config, so its dataset, model and render settings are its
+# own; it provides the member's activations at shared positions and the icons of the aligned cells
+# (rules extract_shared and aligned_icons). The rules here need no model: the joint layout, the cells
+# of each member, the montages, the side-by-side image, the figures, the viewer and the manifest.
+import os
+import re
+import sys
+
+sys.path.insert(0, workflow.basedir)
+from activation_atlas.aligned import aligned_kept_outputs, aligned_outputs, check_aligned_config, member_named
+from activation_atlas.config_schema import ConfigError
+from activation_atlas.settings import dataset_input, image_selection
+
+
+try:
+    MEMBERS = check_aligned_config(config, os.path.join(workflow.basedir, "schemas"))
+except ConfigError as error:
+    sys.exit(f"config: {error}")
+
+RUN = config["run"]
+RESULTS = f"results/{RUN}"
+LOGS = f"logs/{RUN}"
+GRIDS = config["grid"]["sizes"]
+TITLES = [member.title for member in MEMBERS]
+VIEWER = config["viewer"]["enabled"]
+MEMBER_RUNS = list(dict.fromkeys(member.run for member in MEMBERS))
+
+
+# The member runs' workflows. Two runs of one dataset (or one model) both have rules that make it:
+# the first run's make it.
+module first:
+    snakefile:
+        os.path.join(workflow.basedir, "Snakefile")
+    config:
+        MEMBERS[0].given
+
+
+use rule * from first as first_*
+
+
+if len(MEMBER_RUNS) == 2:
+
+    module second:
+        snakefile:
+            os.path.join(workflow.basedir, "Snakefile")
+        config:
+            MEMBERS[1].given
+
+    use rule * from second as second_*
+
+    defined = {rule.name for rule in workflow.rules}
+    for shared_rule in ("generate_dataset", "download_dataset", "unpack_dataset", "train_model",
+                        "download_weights", "describe_model"):
+        if {f"first_{shared_rule}", f"second_{shared_rule}"} <= defined:
+            workflow.ruleorder(f"first_{shared_rule}", f"second_{shared_rule}")
+
+
+wildcard_constraints:
+    member_run="|".join(re.escape(member.run) for member in MEMBERS),
+    member_layer="|".join(re.escape(member.layer) for member in MEMBERS),
+    grid=r"\d+",
+
+
+MEMBER_DIR = f"{RESULTS}/members/{{member_run}}/{{member_layer}}"
+
+
+rule aligned_layout:
+    input:
+        [member.activations for member in MEMBERS],
+    output:
+        layout=f"{RESULTS}/layout.h5",
+        scatter=f"{RESULTS}/layout.png",
+    params:
+        seed=config["seed"],
+        titles=TITLES,
+        umap={k: v for k, v in config["layout"].items() if k != "scatter_size"},
+        scatter_size=config["layout"]["scatter_size"],
+    log:
+        f"{LOGS}/layout.log",
+    benchmark:
+        f"{LOGS}/layout.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/aligned_layout.py"
+
+
+rule aligned_cells:
+    input:
+        activations=lambda wildcards: member_named(MEMBERS, wildcards.member_run, wildcards.member_layer).activations,
+        layout=f"{RESULTS}/layout.h5",
+        card=lambda wildcards: member_named(MEMBERS, wildcards.member_run, wildcards.member_layer).card,
+    output:
+        f"{MEMBER_DIR}/cells/grid{{grid}}.h5",
+    params:
+        seed=config["seed"],
+        layer=lambda wildcards: wildcards.member_layer,
+        grid_size=lambda wildcards: int(wildcards.grid),
+        grid=config["grid"],
+    log:
+        f"{LOGS}/members/{{member_run}}/{{member_layer}}/cells_grid{{grid}}.log",
+    benchmark:
+        f"{LOGS}/members/{{member_run}}/{{member_layer}}/cells_grid{{grid}}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/bin_cells.py"
+
+
+rule aligned_montage:
+    input:
+        icons=f"{MEMBER_DIR}/icons/grid{{grid}}.h5",
+        cells=f"{MEMBER_DIR}/cells/grid{{grid}}.h5",
+    output:
+        atlas=f"{MEMBER_DIR}/atlas/grid{{grid}}.png",
+        tiles=directory(f"{MEMBER_DIR}/atlas/tiles/grid{{grid}}"),
+    params:
+        **config["montage"],
+    log:
+        f"{LOGS}/members/{{member_run}}/{{member_layer}}/montage_grid{{grid}}.log",
+    benchmark:
+        f"{LOGS}/members/{{member_run}}/{{member_layer}}/montage_grid{{grid}}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/montage.py"
+
+
+rule side_by_side:
+    input:
+        [f"{RESULTS}/{member.folder}/atlas/grid{{grid}}.png" for member in MEMBERS],
+    output:
+        f"{RESULTS}/atlas/grid{{grid}}.png",
+    params:
+        titles=TITLES,
+        background=config["montage"]["background"],
+    log:
+        f"{LOGS}/side_by_side_grid{{grid}}.log",
+    benchmark:
+        f"{LOGS}/side_by_side_grid{{grid}}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/side_by_side.py"
+
+
+rule aligned_metrics:
+    input:
+        icons=[f"{RESULTS}/{member.folder}/icons/grid{grid}.h5" for member in MEMBERS for grid in GRIDS],
+        cells=[f"{RESULTS}/{member.folder}/cells/grid{grid}.h5" for member in MEMBERS for grid in GRIDS],
+        cards=[member.card for member in MEMBERS],
+    output:
+        f"{RESULTS}/metrics.json",
+    params:
+        titles=TITLES,
+        grids=GRIDS,
+    log:
+        f"{LOGS}/metrics.log",
+    benchmark:
+        f"{LOGS}/metrics.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/aligned_metrics.py"
+
+
+rule aligned_viewer:
+    input:
+        card=MEMBERS[0].card,
+        dataset=dataset_input(MEMBERS[0].config),
+        cells=[f"{RESULTS}/{member.folder}/cells/grid{grid}.h5" for member in MEMBERS for grid in GRIDS],
+        tiles=[f"{RESULTS}/{member.folder}/atlas/tiles/grid{grid}" for member in MEMBERS for grid in GRIDS],
+    output:
+        html=f"{RESULTS}/viewer.html",
+        assets=directory(f"{RESULTS}/viewer"),
+    params:
+        seed=MEMBERS[0].config["seed"],
+        images=image_selection(MEMBERS[0].config),
+        atlases=[
+            {
+                "id": f"member{k}",
+                "title": member.title,
+                "partner": f"member{1 - k}",
+                "levels": [
+                    [
+                        grid,
+                        f"{RESULTS}/{member.folder}/cells/grid{grid}.h5",
+                        f"{RESULTS}/{member.folder}/atlas/tiles/grid{grid}",
+                    ]
+                    for grid in GRIDS
+                ],
+            }
+            for k, member in enumerate(MEMBERS)
+        ],
+        page={
+            "run": RUN,
+            "cell_px": config["montage"]["cell_px"],
+            "tile_px": config["montage"]["tile_px"],
+            "background": config["montage"]["background"],
+            "min_icon_px": config["viewer"]["min_icon_px"],
+            "sample_px": config["viewer"]["sample_px"],
+            "filter_top_k": config["viewer"]["filter_top_k"],
+            "resize": MEMBERS[0].config["model"]["resize"],
+        },
+    log:
+        f"{LOGS}/viewer.log",
+    benchmark:
+        f"{LOGS}/viewer.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/viewer.py"
+
+
+rule aligned_manifest:
+    input:
+        aligned_kept_outputs(RESULTS, MEMBERS, GRIDS, VIEWER),
+    output:
+        f"{RESULTS}/MANIFEST.json",
+    params:
+        run=RUN,
+    log:
+        f"{LOGS}/manifest.log",
+    benchmark:
+        f"{LOGS}/manifest.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/layout.yaml"
+    script:
+        "../scripts/manifest.py"
