@@ -57,7 +57,8 @@ def snakemake(workdir, *args, timeout=600, env=None):
 def run_ci_config(workdir):
     """config/ci.yaml run in workdir, its temporary files kept (the rerun-contract test needs every
     job's outputs)."""
-    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2", "--notemp")
+    # Minutes alone; the SLURM tests' runs share the cores with it at the start of a session.
+    result = snakemake(workdir, "--configfile", "config/ci.yaml", "--cores", "2", "--notemp", timeout=1500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
 
@@ -119,7 +120,7 @@ def aligned_run(first_run, tmp_path_factory):
     again: the aligned run loads the CI run's own workflow, whose outputs are there)."""
     workdir = tmp_path_factory.mktemp("aligned") / "a"
     shutil.copytree(first_run, workdir, symlinks=True)
-    result = snakemake(workdir, "--configfile", "config/ci-aligned.yaml", "--cores", "2")
+    result = snakemake(workdir, "--configfile", "config/ci-aligned.yaml", "--cores", "2", timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir, result
 
