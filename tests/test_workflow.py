@@ -183,6 +183,9 @@ def test_atlases_are_also_written_as_tiles(first_run):
     assert (results / "viewer" / "data.js").read_text().startswith("window.ATLAS_VIEWER_DATA = ")
 
 
+# Slow (two minutes, a whole CI run): CI stays under its 30 minutes. tests/test_kill_resume.py, also slow,
+# kills a run in every rule.
+@pytest.mark.slow
 def test_a_run_killed_and_resumed_by_the_same_command_has_the_bytes_of_an_uninterrupted_one(first_run, tmp_path):
     """A second run of config/ci.yaml from scratch, all its processes killed (SIGKILL) once rendering has
     begun, then the same command again: it resumes by itself (the killed run's lock removed, its
