@@ -52,7 +52,7 @@ def member_named(members: list[Member], run: str, layer: str) -> Member:
     return next(member for member in members if (member.run, member.layer) == (run, layer))
 
 
-def aligned_outputs(results: str, members: list[Member], grids: list[int], viewer: bool) -> list[str]:
+def aligned_outputs(results: str, grids: list[int], viewer: bool) -> list[str]:
     """What an aligned run makes: the side-by-side atlases, the joint layout's plot, the figures, the
     viewer and the manifest."""
     return [*(f"{results}/atlas/grid{grid}.png" for grid in grids), f"{results}/layout.png",

@@ -13,8 +13,9 @@ def layer_section(config: dict, section: str, layer: str) -> dict:
     return values
 
 
-def umap_settings(config: dict, layer: str) -> dict:
-    """The layer's UMAP settings: the layout section with its overrides, less the plot size."""
+def umap_settings(config: dict, layer: str | None = None) -> dict:
+    """The layer's UMAP settings: the layout section with its overrides, less the plot size (layer None:
+    no override, as for an aligned atlas's one layout)."""
     settings = layer_section(config, "layout", layer)
     del settings["scatter_size"]
     return settings
@@ -45,3 +46,20 @@ def image_selection(config: dict) -> dict:
     dataset = config["dataset"]
     return {"folder": images_dir(config), "layout": dataset["layout"], "max_images": dataset["max_images"],
             "stratified": dataset["stratified"]}
+
+
+def model_input_size(config: dict) -> int:
+    """The side of the images the model is fed: model.input_size, else the generated dataset's
+    image_size, else 224."""
+    if config["model"]["input_size"] is not None:
+        return config["model"]["input_size"]
+    return config["dataset"]["image_size"] if config["dataset"]["kind"] == "generated" else 224
+
+
+def viewer_page(config: dict, resize: str) -> dict:
+    """The viewer's PageOptions from a run's (or an aligned run's) montage and viewer sections;
+    `resize`: how the sample images are fitted to their thumbnails (the model's)."""
+    montage, viewer = config["montage"], config["viewer"]
+    return {"run": config["run"], "cell_px": montage["cell_px"], "tile_px": montage["tile_px"],
+            "background": montage["background"], "min_icon_px": viewer["min_icon_px"],
+            "sample_px": viewer["sample_px"], "filter_top_k": viewer["filter_top_k"], "resize": resize}

@@ -41,7 +41,7 @@ from activation_atlas.models.capture import resolve_layers  # noqa: E402
 from activation_atlas.models.grids import card_layer_grid  # noqa: E402
 from activation_atlas.optvis.objectives import whitening_matrix  # noqa: E402
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons  # noqa: E402
-from activation_atlas.settings import layer_section  # noqa: E402
+from activation_atlas.settings import layer_section, model_input_size  # noqa: E402
 from activation_atlas.binning import PURE_CELL, agreement  # noqa: E402
 
 CONFIG = REPO / "config" / "cifar10-resnet32.yaml"
@@ -130,7 +130,7 @@ def main() -> None:
     model = load_described_model(config["model"], weights_of(config), model_card)
     module = resolve_layers(model, [args.layer], layer_names(model))
     grid = card_layer_grid(model_card, args.layer)
-    input_size = config["model"]["input_size"] or config["dataset"].get("image_size") or 224
+    input_size = model_input_size(config)
     with ActivationFile(results / "activations" / f"{args.layer}.h5") as acts:
         whitening = whitening_matrix(acts.activations[:])
     keys = [(layer_key(args.layer), args.grid, int(r), int(c)) for r, c in zip(cells.row, cells.col)]

@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, workflow.basedir)
 from activation_atlas.aligned import aligned_kept_outputs, aligned_outputs, check_aligned_config, member_named
 from activation_atlas.config_schema import ConfigError
-from activation_atlas.settings import dataset_input, image_selection
+from activation_atlas.settings import dataset_input, image_selection, umap_settings, viewer_page
 
 
 try:
@@ -74,7 +74,7 @@ rule aligned_layout:
     params:
         seed=config["seed"],
         titles=TITLES,
-        umap={k: v for k, v in config["layout"].items() if k != "scatter_size"},
+        umap=umap_settings(config),
         scatter_size=config["layout"]["scatter_size"],
     log:
         f"{LOGS}/layout.log",
@@ -213,16 +213,7 @@ rule aligned_viewer:
             }
             for k, member in enumerate(MEMBERS)
         ],
-        page={
-            "run": RUN,
-            "cell_px": config["montage"]["cell_px"],
-            "tile_px": config["montage"]["tile_px"],
-            "background": config["montage"]["background"],
-            "min_icon_px": config["viewer"]["min_icon_px"],
-            "sample_px": config["viewer"]["sample_px"],
-            "filter_top_k": config["viewer"]["filter_top_k"],
-            "resize": MEMBERS[0].config["model"]["resize"],
-        },
+        page=viewer_page(config, MEMBERS[0].config["model"]["resize"]),
     log:
         f"{LOGS}/viewer.log",
     benchmark:

@@ -98,10 +98,7 @@ elif MODEL["checkpoint"]:
 else:
     MODEL_WEIGHTS = []
 # The side of the images the model is fed.
-if MODEL["input_size"] is not None:
-    MODEL_INPUT_SIZE = MODEL["input_size"]
-else:
-    MODEL_INPUT_SIZE = DATASET["image_size"] if DATASET["kind"] == "generated" else 224
+MODEL_INPUT_SIZE = settings.model_input_size(config)
 
 # Class atlases and comparisons, by wildcard value (a file-name-safe slug): the classes they show, as
 # configured (names or indices), one for a class atlas, two for a comparison.

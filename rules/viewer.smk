@@ -12,16 +12,7 @@ rule viewer:
         seed=config["seed"],
         images=image_selection(),
         atlases=viewer_atlases(),
-        page={
-            "run": RUN,
-            "cell_px": config["montage"]["cell_px"],
-            "tile_px": config["montage"]["tile_px"],
-            "background": config["montage"]["background"],
-            "min_icon_px": config["viewer"]["min_icon_px"],
-            "sample_px": config["viewer"]["sample_px"],
-            "filter_top_k": config["viewer"]["filter_top_k"],
-            "resize": MODEL["resize"],
-        },
+        page=settings.viewer_page(config, MODEL["resize"]),
     log:
         f"{LOGS}/viewer/viewer.log",
     benchmark:

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from activation_atlas.aligned import joint_vectors
+from activation_atlas.binning import PURE_CELL, agreement
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells, read_top_class
 from activation_atlas.formats.icons import IconsFile
@@ -16,7 +17,6 @@ from activation_atlas.formats.layout import write_layout
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.layout import lay_out, plot_layout
 from activation_atlas.runtime import RunError, derive_seed, write_bytes, write_json
-from activation_atlas.binning import PURE_CELL, agreement
 
 # Pixels between the two atlases, the height of the band of titles above them, and the titles' size.
 GAP_PX, TITLE_PX, FONT_PX = 16, 28, 18
