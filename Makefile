@@ -54,9 +54,9 @@ docs: install browser demo
 test: install browser
 ifeq ($(SLURM),1)
 	tests/slurm/cluster.sh start
-	$(BIN)/python -m pytest -q tests; status=$$?; tests/slurm/cluster.sh stop; exit $$status
+	$(BIN)/python -m pytest -q --durations=20 tests; status=$$?; tests/slurm/cluster.sh stop; exit $$status
 else
-	$(BIN)/python -m pytest -q tests --ignore=tests/slurm
+	$(BIN)/python -m pytest -q --durations=20 tests --ignore=tests/slurm
 endif
 
 # The slow tests (minutes each, left out of `make test`): a run killed in every rule and resumed, and

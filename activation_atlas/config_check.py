@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 
 from activation_atlas.config_schema import ConfigError, check_schema, load_schema, shown
+from activation_atlas.settings import layer_section
 
 # The model kinds the workflow trains itself, on the generated dataset's train split.
 TRAINED_KINDS = ("demo_cnn", "demo_vit")
@@ -135,6 +136,30 @@ def check_ranges(config: dict) -> None:
                               f"low ≤ high (scales are scale_base ** n, n drawn from low to high)")
 
 
+def check_stop_rules(config: dict) -> None:
+    """Each layer's stopping rule fits its steps and batches (optvis.render.StopRule)."""
+    for layer in config["layers"]:
+        render = layer_section(config, "render", layer)
+        stop = render["stop"]
+        if stop is None:
+            continue
+        key = (f"render.per_layer.{layer}.stop" if "stop" in config["render"]["per_layer"].get(layer, {})
+               else "render.stop")
+        window, prune_at, steps = stop["window"], stop.get("prune_at"), render["steps"]
+        if window >= steps:
+            raise ConfigError(f"{key}.window = {window}: must be less than the steps of layer {layer} ({steps}); "
+                              "an attempt is checked at the end of each window")
+        if prune_at is None:
+            continue
+        if prune_at % window or prune_at >= steps:
+            raise ConfigError(f"{key}.prune_at = {prune_at}: must be a multiple of window ({window}) and less than "
+                              f"the steps of layer {layer} ({steps})")
+        if render["batch_size"] % render["attempts"]:
+            raise ConfigError(f"{key}.prune_at is set and render.batch_size of layer {layer} ({render['batch_size']}) "
+                              f"is not a multiple of its attempts ({render['attempts']}): an icon's attempts are "
+                              "compared in one batch")
+
+
 def image_count(config: dict) -> int | None:
     """How many images the run extracts from, where known before any job runs."""
     dataset = config["dataset"]
@@ -205,4 +230,5 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     check_layers(config)
     check_classes(config)
     check_ranges(config)
+    check_stop_rules(config)
     check_sizes(config)

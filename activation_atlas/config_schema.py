@@ -89,6 +89,9 @@ def schema_error_line(error, schema: dict) -> str:
         missing = key if error.validator != "required" else key_name(
             [*error.absolute_path, error.message.split("'")[1]])
         return f"{missing} is required when {condition}"
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return f"{key_name([*error.absolute_path, missing])} is required"
     if error.validator == "pattern" and error.validator_value == PATH_COMPONENT:
         return f"{key} = {shown(error.instance)}: must be {PATH_COMPONENT_RULE}"
     bound = BOUNDS.get(error.validator)

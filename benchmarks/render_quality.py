@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from activation_atlas.models import layer_names, load_described_model  # noqa: E
 from activation_atlas.models.capture import resolve_layers  # noqa: E402
 from activation_atlas.models.grids import card_layer_grid  # noqa: E402
 from activation_atlas.optvis.objectives import whitening_matrix  # noqa: E402
-from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons  # noqa: E402
+from activation_atlas.optvis.render import RenderSettings, classify_icons, render_attempts  # noqa: E402
 from activation_atlas.settings import layer_section, model_input_size  # noqa: E402
 from activation_atlas.binning import PURE_CELL, agreement  # noqa: E402
 
@@ -95,76 +96,118 @@ def variant_section(section: dict, change) -> dict:
     return {**section, **change}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+@dataclass
+class LayerUnderTest:
+    """One layer of a run, its cells at one grid and all the renderer needs to draw their icons."""
+    config: dict
+    results: Path
+    layer: str
+    grid_size: int
+    model: torch.nn.Module
+    module: dict
+    grid: object                 # the layer's LayerGrid
+    input_size: int
+    cells: object                # the cells file's contents
+    cell_class: np.ndarray
+    chosen_by: str
+    pure: np.ndarray
+    whitening: np.ndarray
+    keys: list
+    spectrum_path: Path
+    configured: dict             # the layer's render section as configured
+
+    def render(self, section: dict, cells=slice(None), trace_every: int | None = None):
+        """Icons of the chosen cells under a render section; with trace_every, every attempt (Attempts)
+        with its trace."""
+        settings = RenderSettings.from_section(section)
+        amplitude = read_spectrum(self.spectrum_path) if settings.param == "maco" else None
+        attempts = render_attempts(self.model, self.module, self.cells.mean[cells], self.keys[cells],
+                                   self.config["seed"], settings, self.whitening if section["whiten"] else None,
+                                   log=lambda _: None, amplitude=amplitude, grid=self.grid, trace_every=trace_every)
+        return attempts if trace_every else attempts.best()
+
+    def scores(self, icons, cells=slice(None)) -> dict:
+        """Mean icon fidelity and class agreement (all cells, pure cells) of icons of the chosen cells."""
+        icon_class = classify_icons(self.model, icons.images, self.input_size, 64)
+        return {"mean_icon_fidelity": round(float(icons.fidelity.mean()), 4),
+                "class_agreement": agreement(icon_class, self.cell_class[cells], np.ones(len(icon_class), bool)),
+                "class_agreement_in_pure_cells": agreement(icon_class, self.cell_class[cells], self.pure[cells])}
+
+
+def prepare_layer(config_path: Path, images: Path | None, layer: str, grid_size: int, cores: str,
+                  run: str = "render-quality") -> LayerUnderTest:
+    """Make the layer's atlas at one grid (the workflow's icons, under the config's render settings)
+    and its amplitude spectrum with the workflow, as run `<run>-<the config's run>`, then load what
+    rendering its cells again needs."""
+    run = f"{run}-{yaml.safe_load(config_path.read_text())['run']}"
+    config = benchmark_config(config_path.resolve(), images.resolve() if images else None, layer, grid_size, run)
+    out_dir = REPO / "logs" / "benchmarks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / f"{run}.config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    validate(config, str(REPO / "schemas" / "config.schema.yaml"))   # the defaults, as the workflow sees them
+    results = REPO / "results" / run
+    metrics_path = results / "atlas" / layer / "metrics.json"
+    # The maco variants' amplitude spectrum, by the workflow's own rule.
+    spectrum_path = results / "spectrum" / f"{layer_section(config, 'render', layer)['icon_size']}px.h5"
+    subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", cores,
+                    str(metrics_path.relative_to(REPO)), str(spectrum_path.relative_to(REPO))], cwd=REPO, check=True)
+    card = read_card(results / "model.json")
+    cells_path = results / "cells" / layer / f"grid{grid_size}.h5"
+    cells = read_cells(cells_path)
+    cell_class, chosen_by = read_top_class(cells_path, card["classes"])
+    model_card = read_card(REPO / "resources" / "models" / config["model"]["name"] / "model.json")
+    model = load_described_model(config["model"], weights_of(config), model_card)
+    with ActivationFile(results / "activations" / f"{layer}.h5") as acts:
+        whitening = whitening_matrix(acts.activations[:])
+    torch.set_num_threads(config["threads"])
+    return LayerUnderTest(
+        config=config, results=results, layer=layer, grid_size=grid_size, model=model,
+        module=resolve_layers(model, [layer], layer_names(model)), grid=card_layer_grid(model_card, layer),
+        input_size=model_input_size(config), cells=cells, cell_class=cell_class, chosen_by=chosen_by,
+        pure=cells.purity >= PURE_CELL, whitening=whitening,
+        keys=np.array([(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)]),
+        spectrum_path=spectrum_path, configured=layer_section(config, "render", layer))
+
+
+def layer_parser(description: str) -> argparse.ArgumentParser:
+    """The options that choose the run, layer and grid under test (prepare_layer), and the cores."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", type=Path, default=CONFIG, help="the run's config (default: the ResNet-32's)")
     parser.add_argument("--images", type=Path, help="images in class folders, for an image_folder dataset")
     parser.add_argument("--layer", default="layer3")
     parser.add_argument("--grid", type=int, default=10)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
     parser.add_argument("--cores", default="all")
+    return parser
+
+
+def main() -> None:
+    parser = layer_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
     args = parser.parse_args()
-    run = "render-quality"
-    images = args.images.resolve() if args.images is not None else None
-    config = benchmark_config(args.config.resolve(), images, args.layer, args.grid, run)
-    out_dir = REPO / "logs" / "benchmarks"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path = out_dir / "render_quality_config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    validate(config, str(REPO / "schemas" / "config.schema.yaml"))   # the defaults, as the workflow sees them
-    results = REPO / "results" / run
-    metrics_path = results / "atlas" / args.layer / "metrics.json"
-    # The maco variants' amplitude spectrum, by the workflow's own rule.
-    spectrum_path = results / "spectrum" / f"{layer_section(config, 'render', args.layer)['icon_size']}px.h5"
-    subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", args.cores,
-                    str(metrics_path.relative_to(REPO)), str(spectrum_path.relative_to(REPO))], cwd=REPO, check=True)
-    workflow = json.loads(metrics_path.read_text())["grids"][str(args.grid)]
-
-    card = read_card(results / "model.json")
-    cells_path = results / "cells" / args.layer / f"grid{args.grid}.h5"
-    cells = read_cells(cells_path)
-    cell_class, chosen_by = read_top_class(cells_path, card["classes"])
-    pure = cells.purity >= PURE_CELL
-    model_dir = REPO / "resources" / "models" / config["model"]["name"]
-    model_card = read_card(model_dir / "model.json")
-    model = load_described_model(config["model"], weights_of(config), model_card)
-    module = resolve_layers(model, [args.layer], layer_names(model))
-    grid = card_layer_grid(model_card, args.layer)
-    input_size = model_input_size(config)
-    with ActivationFile(results / "activations" / f"{args.layer}.h5") as acts:
-        whitening = whitening_matrix(acts.activations[:])
-    keys = [(layer_key(args.layer), args.grid, int(r), int(c)) for r, c in zip(cells.row, cells.col)]
-    configured = layer_section(config, "render", args.layer)
-    torch.set_num_threads(config["threads"])
-
+    bench = prepare_layer(args.config, args.images, args.layer, args.grid, args.cores)
+    workflow = json.loads((bench.results / "atlas" / args.layer / "metrics.json").read_text())["grids"][str(args.grid)]
     rows = []
     for name in args.variants.split(","):
-        section = variant_section(configured, VARIANTS[name])
-        settings = RenderSettings.from_section(section)
-        amplitude = read_spectrum(spectrum_path) if settings.param == "maco" else None
+        section = variant_section(bench.configured, VARIANTS[name])
         start = time.perf_counter()
-        icons = render_icons(model, module, cells.mean, keys, config["seed"], settings,
-                             whitening if section["whiten"] else None, log=lambda _: None, amplitude=amplitude,
-                             grid=grid)
+        icons = bench.render(section)
         seconds = time.perf_counter() - start
-        icon_class = classify_icons(model, icons.images, input_size, settings.batch_size)
         if name == "config":
-            with IconsFile(results / "icons" / args.layer / f"grid{args.grid}.h5") as made:
+            with IconsFile(bench.results / "icons" / args.layer / f"grid{args.grid}.h5") as made:
                 assert np.array_equal(made.icons[:], icons.images), "the workflow's icons differ from this render"
-        row = {"variant": name, "mean_icon_fidelity": round(float(icons.fidelity.mean()), 4),
-               "class_agreement": agreement(icon_class, cell_class, np.ones(len(icon_class), bool)),
-               "class_agreement_in_pure_cells": agreement(icon_class, cell_class, pure),
-               "seconds_per_icon": round(seconds / len(icons.fidelity), 3),
+        row = {"variant": name, **bench.scores(icons), "seconds_per_icon": round(seconds / len(icons.fidelity), 3),
                "settings": {k: section[k] for k in ("param", "steps", "attempts", "lr", "cossim_pow", "whiten")}}
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    cells, pure = bench.cells, bench.pure
     report = {"layer": args.layer, "grid": args.grid, "cells": int(len(cells.count)), "pure_cells": int(pure.sum()),
-              "activations": int(cells.points_total), "cell_top_class_by": chosen_by,
-              "workflow_metrics": workflow, "threads": config["threads"], "variants": rows}
-    (out_dir / "render_quality.json").write_text(json.dumps(report, indent=2))
+              "activations": int(cells.points_total), "cell_top_class_by": bench.chosen_by,
+              "workflow_metrics": workflow, "threads": bench.config["threads"], "variants": rows}
+    (REPO / "logs" / "benchmarks" / "render_quality.json").write_text(json.dumps(report, indent=2))
     print(f"\n{args.layer}, grid {args.grid}: {len(cells.count)} cells ({int(pure.sum())} of purity ≥ {PURE_CELL}), "
-          f"{cells.points_total} activations; cell classes by {chosen_by}\n")
+          f"{cells.points_total} activations; cell classes by {bench.chosen_by}\n")
     print("| variant | mean icon fidelity | class agreement (all cells) | class agreement (pure cells) | s / icon |")
     print("|---|---|---|---|---|")
     for row in rows:

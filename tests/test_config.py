@@ -91,6 +91,9 @@ def change_value(change: dict):
     ({"layout": {"metric": "nonsense"}}, "layout.metric = 'nonsense': must be one of 'cosine', "),
     ({"model": {"kind": "torchvision", "name": "vit", "architecture": "vit_b_16",
                 "layer_grids": {"encoder.ln": "tokens(1)"}}}, "model.layer_grids.encoder.ln = 'tokens(1)': "),
+    ({"render": {"stop": {"window": 8}}}, "render.stop.min_gain is required"),
+    ({"render": {"stop": {"window": 8, "min_gain": 0.01, "prune_margin": -1}}},
+     "render.stop.prune_margin = -1: must be at least 0"),
 ])
 def test_a_schema_violation_is_one_line_naming_key_value_and_what_is_valid(change, message):
     line = rejection(change)
@@ -144,6 +147,17 @@ def test_a_layer_grid_names_a_layer_of_the_run():
     ({"model": {"layer_grids": {"conv2": "channels_last"}}},
      "model.layer_grids applies only when model.kind is torchvision or timm or user (model.kind is demo_cnn)"),
     ({"model": {"vit": {"depth": 2}}}, "model.vit applies only when model.kind is demo_vit (model.kind is demo_cnn)"),
+    ({"render": {"stop": {"window": 24, "min_gain": 0.01}}},
+     "render.stop.window = 24: must be less than the steps of layer conv1 (24); an attempt is checked at the end of "
+     "each window"),
+    ({"render": {"stop": {"window": 8, "min_gain": 0.0, "prune_at": 12}}},
+     "render.stop.prune_at = 12: must be a multiple of window (8) and less than the steps of layer conv1 (24)"),
+    ({"render": {"per_layer": {"conv2": {"stop": {"window": 4, "min_gain": 0.0, "prune_at": 24}}}}},
+     "render.per_layer.conv2.stop.prune_at = 24: must be a multiple of window (4) and less than the steps of layer "
+     "conv2 (24)"),
+    ({"render": {"attempts": 3, "stop": {"window": 4, "min_gain": 0.0, "prune_at": 8}}},
+     "render.stop.prune_at is set and render.batch_size of layer conv1 (8) is not a multiple of its attempts (3): "
+     "an icon's attempts are compared in one batch"),
 ])
 def test_what_the_schema_cannot_say_is_checked_before_any_job(change, message):
     line = rejection(change)

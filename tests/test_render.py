@@ -9,8 +9,11 @@ from activation_atlas.optvis import param as param_module
 from activation_atlas.optvis.objectives import (centre_vectors, direction_objective, fidelity,
                                                 objective_directions, whitening_matrix)
 from activation_atlas.optvis.param import FourierImage, MacoImage, image_parameterisation, mean_amplitude_spectrum
-from activation_atlas.optvis.render import RenderSettings, layer_centre, render_icons
+from activation_atlas.optvis.render import (RenderSettings, layer_centre, render_attempts,
+                                            render_icons)
+from activation_atlas.optvis.stopping import StopRule
 from activation_atlas.optvis.transforms import TransformSpec, apply_transforms, draw_transforms
+from activation_atlas.runtime import RunError
 
 SPEC = TransformSpec(pad=4, jitters=(1, 1), scale_base=0.998, scale_exponents=(20, 39), rotation_deg=10)
 
@@ -103,6 +106,104 @@ def test_the_best_attempt_is_kept(tiny_model, dataset_images, rng):
                        log=lambda _: None)
     assert (three.objective >= one.objective - 1e-6).all()
     assert set(three.attempt.tolist()) <= {0, 1, 2}
+
+
+NO_TRANSFORMS = TransformSpec(pad=0, jitters=(), scale_base=1.0, scale_exponents=(0, 0), rotation_deg=0)
+
+
+def test_a_stopped_attempt_is_the_attempt_run_for_its_steps(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 3, rng)
+    keys = [(2, i) for i in range(3)]
+    still = dataclasses.replace(settings(steps=40, attempts=2, batch_size=6), transforms=NO_TRANSFORMS)
+    # No gain is enough: every attempt stops at its second check, after 2 windows of 4 steps.
+    stopped = render_attempts(tiny_model, module, targets, keys, 3,
+                              dataclasses.replace(still, stop=StopRule(window=4, min_gain=10.0)), log=lambda _: None)
+    short = render_attempts(tiny_model, module, targets, keys, 3, dataclasses.replace(still, steps=8),
+                            log=lambda _: None)
+    assert (stopped.steps == 8).all() and not stopped.dropped.any()
+    # Held where it stopped, though Adam's momentum goes on: the same images as 8 steps and no rule.
+    assert np.array_equal(stopped.images, short.images)
+    assert stopped.best().steps.tolist() == [16, 16, 16]
+
+
+def test_an_attempt_stops_when_its_cosine_levels_off(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 4, rng)
+    keys = [(3, i) for i in range(4)]
+    full = settings(steps=96, attempts=1, batch_size=4)
+    stopping = dataclasses.replace(full, stop=StopRule(window=8, min_gain=0.01))
+    every_step = render_icons(tiny_model, module, targets, keys, 4, full, log=lambda _: None)
+    early = render_icons(tiny_model, module, targets, keys, 4, stopping, log=lambda _: None)
+    assert (early.steps < 96).all() and (early.steps % 8 == 0).all() and (early.steps >= 16).all()
+    assert early.fidelity.mean() > every_step.fidelity.mean() - 0.05
+
+
+def test_attempts_trailing_the_best_are_dropped_and_never_kept(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 3, rng)
+    keys = [(4, i) for i in range(3)]
+    rule = StopRule(window=4, min_gain=-1.0, prune_at=8, prune_margin=0.0)   # only the best goes on
+    attempts = render_attempts(tiny_model, module, targets, keys, 5,
+                               dataclasses.replace(settings(steps=24, attempts=3, batch_size=6), stop=rule),
+                               log=lambda _: None)
+    assert (attempts.dropped.sum(axis=1) == 2).all()
+    assert (attempts.steps[attempts.dropped] == 8).all() and (attempts.steps[~attempts.dropped] == 24).all()
+    kept = attempts.best()
+    assert not attempts.dropped[np.arange(3), kept.attempt].any()
+    assert kept.steps.tolist() == [24 + 8 + 8] * 3
+
+
+def test_a_stopping_rule_does_not_depend_on_the_batch(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 3, rng)
+    keys = [(6, i) for i in range(3)]
+    rule = StopRule(window=4, min_gain=0.01, prune_at=8, prune_margin=0.02)
+    base = dataclasses.replace(settings(steps=32, attempts=2), stop=rule)
+    alone = render_attempts(tiny_model, module, targets, keys, 7, dataclasses.replace(base, batch_size=2),
+                            log=lambda _: None)
+    together = render_attempts(tiny_model, module, targets, keys, 7, dataclasses.replace(base, batch_size=6),
+                               log=lambda _: None)
+    assert np.array_equal(alone.steps, together.steps) and np.array_equal(alone.dropped, together.dropped)
+    assert np.abs(alone.images.astype(int) - together.images.astype(int)).max() <= 1
+
+
+def test_icons_with_a_stopping_rule_are_bit_identical_run_to_run_and_chunk_to_chunk(tiny_model, dataset_images, rng):
+    from activation_atlas.jobs import render_chunk_cells
+
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 6, rng)
+    keys = [(7, i) for i in range(6)]
+    s = dataclasses.replace(settings(steps=32, attempts=2, batch_size=4),
+                            stop=StopRule(window=4, min_gain=0.01, prune_at=8, prune_margin=0.02))
+    whole = render_icons(tiny_model, module, targets, keys, 1, s, log=lambda _: None)
+    again = render_icons(tiny_model, module, targets, keys, 1, s, log=lambda _: None)
+    parts = [render_icons(tiny_model, module, targets[c], keys[c], 1, s, log=lambda _: None)
+             for c in (render_chunk_cells(chunk, 2) for chunk in range(3))]
+    assert whole.steps.sum() < 6 * 2 * 32   # the rule stopped some attempts
+    for field in ("images", "objective", "fidelity", "attempt", "steps"):
+        assert np.array_equal(getattr(whole, field), getattr(again, field)), field
+        assert np.array_equal(getattr(whole, field), np.concatenate([getattr(p, field) for p in parts])), field
+
+
+def test_a_trace_holds_every_steps_cosines_and_the_icons_on_the_way(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 2, rng)
+    keys = [(8, i) for i in range(2)]
+    s = settings(steps=12, attempts=2, batch_size=4)
+    traced = render_attempts(tiny_model, module, targets, keys, 9, s, log=lambda _: None, trace_every=4)
+    plain = render_attempts(tiny_model, module, targets, keys, 9, s, log=lambda _: None)
+    assert plain.trace is None and np.array_equal(traced.images, plain.images)
+    assert traced.trace.cosines.shape == (2, 2, 12) and traced.trace.snapshots.shape == (2, 2, 3, 32, 32, 3)
+    assert np.array_equal(traced.trace.snapshots[:, :, -1], traced.images)
+    eight = render_attempts(tiny_model, module, targets, keys, 9, dataclasses.replace(s, transforms=NO_TRANSFORMS),
+                            log=lambda _: None, trace_every=4)
+    short = render_attempts(tiny_model, module, targets, keys, 9,
+                            dataclasses.replace(s, transforms=NO_TRANSFORMS, steps=8), log=lambda _: None)
+    assert np.array_equal(eight.trace.snapshots[:, :, 1], short.images)
+    assert (eight.trace.cosines[..., -4:].mean(-1) > eight.trace.cosines[..., :4].mean(-1)).all()
+
+
+def test_dropping_attempts_needs_whole_icons_in_a_batch(tiny_model, dataset_images, rng):
+    targets, module = cell_targets(tiny_model, dataset_images, "conv2", 1, rng)
+    rule = StopRule(window=4, min_gain=0.0, prune_at=8)
+    with pytest.raises(RunError, match=r"batch_size \(4\) must be a multiple of attempts \(3\)"):
+        render_icons(tiny_model, module, targets, [(0,)], 0,
+                     dataclasses.replace(settings(steps=16, attempts=3, batch_size=4), stop=rule), log=lambda _: None)
 
 
 def test_objective_prefers_the_direction_and_penalises_angle():

@@ -56,6 +56,17 @@ def test_per_layer_overrides_reach_their_stage(first_run):
         assert f["icons"].shape[1:] == (32, 32, 3)
     with h5py.File(results / "layout" / "conv1.h5", "r") as f:
         assert json.loads(f.attrs["config"])["layout"]["metric"] == "euclidean"
+    # conv3's stopping rule: the steps each icon took are kept, and their mean is in the metrics.
+    with h5py.File(results / "icons" / "conv2" / f"grid{GRIDS[0]}.h5", "r") as f:
+        assert "steps" not in f
+    render = CONFIG["render"]
+    for grid in GRIDS:
+        with h5py.File(results / "icons" / "conv3" / f"grid{grid}.h5", "r") as f:
+            steps = f["steps"][:]
+        assert len(steps) and (steps <= render["steps"] * render["attempts"]).all()
+        assert steps.mean() < render["steps"] * render["attempts"]
+        metrics = json.loads((results / "atlas" / "conv3" / "metrics.json").read_text())
+        assert metrics["grids"][str(grid)]["mean_icon_steps"] == pytest.approx(steps.mean(), abs=1e-3)
 
 
 def test_activation_files_hold_every_image_of_the_split(first_run):

@@ -18,24 +18,29 @@ DATASETS = {
     "fidelity": ("cosine", "icon"),
     "attempt": ("index", "icon"),
     "icon_class": ("class index", "icon; the model's top-1 class of the icon, fed at its input size"),
+    "steps": ("optimisation steps", "icon; all its attempts together"),
 }
+OPTIONAL = ("steps",)   # written where the renderer had a stopping rule (render.stop)
 ATTRIBUTES = ("stage", "package_version", "layer", "grid_size", "seed", "config")
 
 
 def write_icons(path: Path | str, data: dict[str, np.ndarray], **provenance) -> None:
     with create_h5(path, "icons", **provenance) as f:
         for name, (unit, axes) in DATASETS.items():
-            write_dataset(f, name, data[name], unit, axes)
+            if name in data or name not in OPTIONAL:
+                write_dataset(f, name, data[name], unit, axes)
 
 
 def merge_icon_chunks(chunk_paths: list[Path | str], out_path: Path | str) -> int:
     """One grid's icon chunks, concatenated in order (the same file for any number of chunks);
     returns the number of icons."""
-    parts = {name: [] for name in DATASETS}
+    with open_h5(chunk_paths[0]) as f:
+        names = [name for name in DATASETS if name in f or name not in OPTIONAL]
+    parts = {name: [] for name in names}
     for path in chunk_paths:
         with open_h5(path) as f:
             provenance = {k: v for k, v in f.attrs.items() if k not in ("stage", "package_version")}
-            for name in DATASETS:
+            for name in names:
                 parts[name].append(f[name][:])
     write_icons(out_path, {name: np.concatenate(arrays) for name, arrays in parts.items()}, **provenance)
     return sum(len(rows) for rows in parts["row"])
@@ -67,3 +72,8 @@ class IconsFile(H5Reader):
     @property
     def icon_class(self) -> np.ndarray:
         return self.file["icon_class"][:]
+
+    @property
+    def steps(self) -> np.ndarray | None:
+        """Optimisation steps spent per icon; None where the renderer had no stopping rule."""
+        return self.file["steps"][:] if "steps" in self.file else None

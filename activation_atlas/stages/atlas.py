@@ -96,7 +96,7 @@ def atlas_metrics(run_card, activations_path, layout_path, cells_paths: list, ic
         cells = read_cells(cells_path)
         cell_class, chosen_by = read_top_class(cells_path, card["classes"])
         with IconsFile(icons_path) as icons:
-            fidelity, icon_class = icons.fidelity, icons.icon_class
+            fidelity, icon_class, steps = icons.fidelity, icons.icon_class, icons.steps
         pure = cells.purity >= PURE_CELL
         grids[str(grid_size)] = {
             "cells_kept": int(len(cells.count)),
@@ -109,6 +109,8 @@ def atlas_metrics(run_card, activations_path, layout_path, cells_paths: list, ic
             "pure_cells": int(pure.sum()),
             "class_agreement_in_pure_cells": agreement(icon_class, cell_class, pure),
         }
+        if steps is not None and len(steps):   # rendered with a stopping rule
+            grids[str(grid_size)]["mean_icon_steps"] = round(float(steps.mean()), 3)
     result = {
         "layer": settings.layer, "model": card["model"], "activations": int(len(acts)),
         "channels": int(acts.shape[1]), "model_held_out_accuracy": card["held_out_accuracy"],

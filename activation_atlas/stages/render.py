@@ -65,9 +65,14 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
     icons = invert(model, module, means, keys, settings.seed, icon_settings, whitening, device, log, amplitude, grid)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
     icon_class = classify_icons(model, icons.images, settings.input_size, icon_settings.batch_size, device)
-    write_icons(icons_out, {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,
-                            "fidelity": icons.fidelity, "attempt": icons.attempt, "icon_class": icon_class},
-                layer=layer, grid_size=grid_size, seed=settings.seed, config={"render": settings.render_config})
+    data = {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,
+            "fidelity": icons.fidelity, "attempt": icons.attempt, "icon_class": icon_class}
+    if icon_settings.stop is not None:
+        budget = len(rows) * icon_settings.steps * icon_settings.attempts
+        log(f"optimisation steps: {icons.steps.sum()} of {budget} ({icons.steps.sum() / max(budget, 1):.0%})")
+        data["steps"] = icons.steps
+    write_icons(icons_out, data, layer=layer, grid_size=grid_size, seed=settings.seed,
+                config={"render": settings.render_config})
 
 
 def check_icon_size(model, module, icon_size: int, input_size: int, device: str) -> None:
