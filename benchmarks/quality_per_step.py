@@ -34,8 +34,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from activation_atlas.optvis.objectives import direction_objective, fidelity, objective_directions  # noqa: E402
-from activation_atlas.optvis.render import Attempts, Trace, classify_icons, layer_centre  # noqa: E402
+from activation_atlas.binning import agreement  # noqa: E402
+from activation_atlas.optvis.objectives import objective_directions  # noqa: E402
+from activation_atlas.optvis.render import Attempts, Trace, classify_icons, judge_icons  # noqa: E402
 from activation_atlas.optvis.stopping import StopRule, StopTracker  # noqa: E402
 from benchmarks.render_quality import layer_parser, prepare_layer  # noqa: E402
 
@@ -94,14 +95,13 @@ def snapshot_scores(bench, section: dict, chosen: np.ndarray, snapshots: np.ndar
     targets = torch.from_numpy(np.repeat(bench.cells.mean[chosen].astype(np.float32), a * k, axis=0))
     whitening = torch.from_numpy(bench.whitening) if section["whiten"] else None
     objective, fid = [], []
-    with torch.no_grad():
-        for first in range(0, len(flat), batch):
-            images = torch.from_numpy(flat[first:first + batch]).permute(0, 3, 1, 2).float() / 255.0
-            acts = layer_centre(bench.model, bench.module, images.contiguous(memory_format=torch.channels_last),
-                                bench.grid)
-            part = targets[first:first + batch]
-            objective.append(direction_objective(acts, objective_directions(part, whitening), section["cossim_pow"]))
-            fid.append(fidelity(acts, part))
+    for first in range(0, len(flat), batch):
+        images = torch.from_numpy(flat[first:first + batch]).permute(0, 3, 1, 2).float() / 255.0
+        part = targets[first:first + batch]
+        scores = judge_icons(bench.model, bench.module, images, part, objective_directions(part, whitening),
+                             section["cossim_pow"], bench.grid)
+        objective.append(scores[0])
+        fid.append(scores[1])
     classes = classify_icons(bench.model, flat, bench.input_size, batch)
     shape = (m, a, k)
     return torch.cat(objective).numpy().reshape(shape), torch.cat(fid).numpy().reshape(shape), classes.reshape(shape)
@@ -112,9 +112,8 @@ def kept_scores(bench, chosen, objective, fid, classes, dropped=None) -> dict:
     objective = np.where(dropped, -np.inf, objective) if dropped is not None else objective
     best = objective.argmax(axis=1)
     rows = np.arange(len(best))
-    cell_class = bench.cell_class[chosen]
     return {"mean_icon_fidelity": round(float(fid[rows, best].mean()), 4),
-            "class_agreement": round(float((classes[rows, best] == cell_class).mean()), 4)}
+            "class_agreement": agreement(classes[rows, best], bench.cell_class[chosen], np.ones(len(best), bool))}
 
 
 def simulate_rule(stop: dict, cosines: np.ndarray, every: int) -> tuple[np.ndarray, np.ndarray]:

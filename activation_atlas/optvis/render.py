@@ -128,11 +128,13 @@ def optimise_batch(model, layer, targets, directions, rngs, icon_of_row, setting
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if tracker is not None or trace_every:
+            cosine = F.cosine_similarity(acts.detach(), step_directions, dim=1)
         if tracker is not None:
             tracker.hold_stopped(image.parameters)
-            tracker.record(step, F.cosine_similarity(acts.detach(), step_directions, dim=1), image.parameters)
+            tracker.record(step, cosine, image.parameters)
         if trace_every:
-            cosines.append(F.cosine_similarity(acts.detach(), step_directions, dim=1).cpu())
+            cosines.append(cosine.cpu())
             if (step + 1) % trace_every == 0:
                 snapshots.append(quantised_pixels(image.images().detach()))
     if redirect is not None:
@@ -142,10 +144,17 @@ def optimise_batch(model, layer, targets, directions, rngs, icon_of_row, setting
     with torch.no_grad():
         # Judge the icon as it will be stored: quantised to 8 bits.
         final = (image.images() * 255.0).round() / 255.0
-        acts = layer_centre(model, layer, final.contiguous(memory_format=torch.channels_last), grid)
-        objective = direction_objective(acts, directions, settings.cossim_pow)
+    objective, fidelities = judge_icons(model, layer, final, targets, directions, settings.cossim_pow, grid)
     trace = (torch.stack(cosines, dim=1).numpy(), np.stack(snapshots, axis=1)) if trace_every else None
-    return final, objective, fidelity(acts, targets), steps_run, dropped, trace
+    return final, objective, fidelities, steps_run, dropped, trace
+
+
+def judge_icons(model, layer, images: torch.Tensor, targets: torch.Tensor, directions: torch.Tensor,
+                cossim_pow: float, grid: LayerGrid) -> tuple[torch.Tensor, torch.Tensor]:
+    """The objective and fidelity of finished icons (B, 3, n, n) in [0, 1], untransformed."""
+    with torch.no_grad():
+        acts = layer_centre(model, layer, images.contiguous(memory_format=torch.channels_last), grid)
+        return direction_objective(acts, directions, cossim_pow), fidelity(acts, targets)
 
 
 def quantised_pixels(images: torch.Tensor) -> np.ndarray:
