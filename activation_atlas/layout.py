@@ -9,7 +9,9 @@ import numpy as np
 from activation_atlas.runtime import RunError, atomic_output
 
 
-LAYOUT_BACKENDS = ("umap-learn", "cuml")
+LAYOUT_BACKENDS = ("umap-learn", "umap-learn-threaded-knn", "cuml")
+# umap-learn's own threshold: below it, it computes every distance (exact, cheap) rather than search.
+EXACT_NEIGHBOURS_BELOW = 4096
 PCA_BLOCK_ROWS = 1 << 16
 
 
@@ -53,13 +55,31 @@ def cache_umap_kernels() -> int:
     return len(kernels)
 
 
+def threaded_knn(data: np.ndarray, n_neighbors: int, metric: str, seed: int, low_memory: bool, threads: int,
+                 verbose: bool) -> tuple:
+    """umap-learn's own nearest-neighbour search (pynndescent), on `threads` threads. pynndescent splits
+    its work into as many fixed parts as threads and merges them in order, so the graph is the same
+    from run to run for a thread count, though not across thread counts."""
+    import numba
+    from umap.umap_ import nearest_neighbors
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        raise RunError(f"threads = {threads}: the layout's nearest-neighbour search is split into that many "
+                       f"parts, and numba allows {numba.config.NUMBA_NUM_THREADS} here; set NUMBA_NUM_THREADS="
+                       f"{threads} or lower threads (the layout's bytes depend on it)")
+    return nearest_neighbors(data, n_neighbors, metric, {}, False, np.random.RandomState(seed),
+                             low_memory=low_memory, use_pynndescent=True, n_jobs=threads, verbose=verbose)
+
+
 def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int,
              pca_dims: int | None = None, low_memory: bool = False, verbose: bool = False,
-             n_components: int = 2, backend: str = "umap-learn") -> np.ndarray:
+             n_components: int = 2, backend: str = "umap-learn", knn_threads: int = 1) -> np.ndarray:
     """UMAP embedding (N, n_components) float32, seeded. umap-learn is exact for a seed (which makes it
-    single-threaded); backend "cuml" runs RAPIDS cuML's UMAP on the GPU, much faster at a million
-    points, and seeded but not bit-reproducible. `activations` may be an HDF5 dataset: with pca_dims
-    it is reduced block by block and never read whole."""
+    single-threaded); "umap-learn-threaded-knn" is umap-learn given its nearest neighbours searched on
+    knn_threads threads (exact for a seed and a thread count; below EXACT_NEIGHBOURS_BELOW points both
+    compute every distance); backend "cuml" runs RAPIDS cuML's UMAP on
+    the GPU, much faster at a million points, and seeded but not bit-reproducible. `activations` may be
+    an HDF5 dataset: with pca_dims it is reduced block by block and never read whole."""
     if backend not in LAYOUT_BACKENDS:
         raise RunError(f"unknown layout backend {backend!r}; valid: {', '.join(LAYOUT_BACKENDS)}")
     if len(activations) <= n_neighbors:
@@ -82,10 +102,12 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
     import umap   # imported here: `import umap` costs seconds, and most of the package never needs it
 
     cache_umap_kernels()
-
+    knn = (None, None, None)
+    if backend == "umap-learn-threaded-knn" and len(data) >= EXACT_NEIGHBOURS_BELOW:
+        knn = threaded_knn(data, n_neighbors, metric, seed, low_memory, knn_threads, verbose)
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                         random_state=seed, n_jobs=1, low_memory=low_memory, verbose=verbose,
-                        tqdm_kwds={"disable": True})
+                        tqdm_kwds={"disable": True}, precomputed_knn=knn)
     return reducer.fit_transform(data).astype(np.float32)
 
 

@@ -18,7 +18,17 @@ def umap_settings(config: dict, layer: str | None = None) -> dict:
     no override, as for an aligned atlas's one layout)."""
     settings = layer_section(config, "layout", layer)
     del settings["scatter_size"]
+    if settings["backend"] == "umap-learn-threaded-knn":
+        # Its neighbour graph depends on how many parts the search is split into: the config's threads,
+        # whatever the scheduler grants, and recorded with the layout.
+        settings["knn_threads"] = config["threads"]
     return settings
+
+
+def layout_threads(umap: dict) -> int:
+    """Threads a layout job asks for: those its nearest-neighbour search runs on (a seeded UMAP's
+    optimisation runs on one)."""
+    return umap.get("knn_threads", 1)
 
 
 def dataset_dir(config: dict) -> str:

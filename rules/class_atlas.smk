@@ -27,7 +27,7 @@ rule class_cells:
         f"{LOGS}/class_atlas/{{cls}}/cells.log",
     benchmark:
         f"{LOGS}/class_atlas/{{cls}}/cells.benchmark.tsv"
-    threads: 1
+    threads: layout_threads(umap_settings(config, CLASS_LAYER))
     resources:
         mem_mb=4000,
         runtime=60,

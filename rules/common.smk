@@ -15,7 +15,7 @@ from activation_atlas.jobs import render_chunk_count
 from activation_atlas.provenance import PORTABLE_ENVIRONMENT, workflow_facts
 from activation_atlas.run_lock import clear_stale_lock
 from activation_atlas import settings
-from activation_atlas.settings import layer_section, umap_settings
+from activation_atlas.settings import layer_section, layout_threads, umap_settings
 
 
 # A bad value stops the workflow here, before any job, with one line naming the key.

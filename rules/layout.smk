@@ -18,8 +18,8 @@ rule layout:
         f"{LOGS}/layout/{{layer}}.log",
     benchmark:
         f"{LOGS}/layout/{{layer}}.benchmark.tsv"
-    # A seeded UMAP runs on one thread whatever it is given.
-    threads: 1
+    # A seeded UMAP optimises on one thread; umap-learn-threaded-knn searches neighbours on `threads`.
+    threads: lambda wildcards: layout_threads(umap_settings(config, wildcards.layer))
     resources:
         mem_mb=8000,
         runtime=120,

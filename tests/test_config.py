@@ -232,6 +232,22 @@ def test_snakemake_stops_on_a_bad_value_with_one_line_and_touches_nothing(tmp_pa
     assert after == before
 
 
+def test_layout_jobs_ask_for_the_threads_their_neighbour_search_is_split_into(tmp_path):
+    workdir = tmp_path / "workflow"
+    copy_workflow(workdir)
+
+    def layout_threads(*config):
+        result = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--cores", "4", "--configfile",
+                                 "config/ci.yaml", "--config", "threads=3", *config], cwd=workdir,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        jobs = [job for job in result.stdout.split("\n\n") if "rule layout:" in job or "rule class_cells:" in job]
+        return sorted(int(re.search(r"threads: (\d+)", job).group(1)) if "threads:" in job else 1 for job in jobs)
+
+    assert layout_threads() == [1] * 5   # 3 layers, 2 class atlases
+    assert layout_threads("layout={backend: umap-learn-threaded-knn}") == [3] * 5
+
+
 def test_the_schema_admits_no_name_pattern_but_the_path_component_one():
     """Every name in the schema that becomes a path uses the one checked pattern (the others: a sha256
     and a layer grid, which name no path)."""

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from activation_atlas.layout import fit_umap, normalise_layout
+from activation_atlas.layout import fit_umap, normalise_layout, threaded_knn
 from activation_atlas.runtime import RunError
+from activation_atlas.settings import layout_threads, umap_settings
 
 
 def test_normalisation_clips_outliers_and_widens_the_percentile_range(rng):
@@ -52,8 +53,45 @@ def test_the_cuml_backend_is_used_only_when_installed_and_says_so_otherwise(rng)
     else:
         layout = fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="cuml")
         assert layout.shape == (50, 2)
-    with pytest.raises(ValueError, match="valid: umap-learn, cuml"):
+    with pytest.raises(ValueError, match="valid: umap-learn, umap-learn-threaded-knn, cuml"):
         fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="tsne")
+
+
+def test_the_threaded_knn_layout_is_the_same_bytes_run_to_run_and_as_trustworthy_as_one_thread(rng):
+    from sklearn.manifold import trustworthiness
+
+    # 6,000 points: above 4,096, where umap-learn itself would search approximately too.
+    centres = rng.normal(size=(12, 32)) * 3
+    data = (centres[rng.integers(0, 12, 6000)] + rng.normal(size=(6000, 32))).astype(np.float32)
+    umap = dict(n_neighbors=15, min_dist=0.1, metric="cosine", seed=3)
+    threaded = [fit_umap(data, backend="umap-learn-threaded-knn", knn_threads=2, **umap) for _ in range(2)]
+    assert threaded[0].tobytes() == threaded[1].tobytes()
+    one_thread = fit_umap(data, **umap)
+    sample = rng.choice(6000, 2000, replace=False)
+    trust = [trustworthiness(data[sample], xy[sample], n_neighbors=15, metric="cosine")
+             for xy in (threaded[0], one_thread)]
+    assert trust[0] > 0.9 and trust[0] > trust[1] - 0.01, trust
+
+
+def test_the_threaded_knn_search_is_split_as_the_config_says_and_refuses_more_parts_than_numba_has(rng):
+    import numba
+
+    threaded = {"threads": 3, "layout": {"backend": "umap-learn-threaded-knn", "scatter_size": 800,
+                                         "per_layer": {"conv1": {"min_dist": 0.2}}}}
+    assert layout_threads(umap_settings(threaded, "conv1")) == 3 == umap_settings(threaded, "conv1")["knn_threads"]
+    one = {"threads": 3, "layout": {"backend": "umap-learn", "scatter_size": 800}}
+    assert layout_threads(umap_settings(one, "conv1")) == 1 and "knn_threads" not in umap_settings(one, "conv1")
+    too_many = numba.config.NUMBA_NUM_THREADS + 1
+    with pytest.raises(RunError, match=f"threads = {too_many}: .* numba allows {too_many - 1} here; set "
+                                       f"NUMBA_NUM_THREADS={too_many} or lower threads"):
+        threaded_knn(rng.normal(size=(50, 4)).astype(np.float32), 5, "euclidean", 0, False, too_many, False)
+
+
+def test_below_umap_learns_exact_threshold_the_threaded_backend_is_umap_learn(rng):
+    data = rng.normal(size=(300, 8)).astype(np.float32)
+    umap = dict(n_neighbors=10, min_dist=0.1, metric="euclidean", seed=1)
+    assert np.array_equal(fit_umap(data, backend="umap-learn-threaded-knn", knn_threads=2, **umap),
+                          fit_umap(data, **umap))
 
 
 def test_pca_in_blocks_matches_pca_and_handles_a_short_last_block(rng):
