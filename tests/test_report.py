@@ -115,7 +115,8 @@ def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first
     icons_path = copy / "icons" / layer / f"grid{grid}.h5"
     with h5py.File(icons_path, "r+") as f:
         f["icons"][0] = 0 if f["icons"][0].mean() > 127 else 255
-    metrics["grids"][str(grid)]["mean_icon_fidelity"] -= 0.2
+    # The lowest fidelity: its tolerance (0.1) does not grow as the cells kept get fewer.
+    metrics["grids"][str(grid)]["min_icon_fidelity"] -= 0.2
     metrics_path.write_text(json.dumps(metrics))
     tile = next((copy / "atlas" / layer / "tiles").rglob("*.png"))
     tile.unlink()
