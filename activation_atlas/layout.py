@@ -77,9 +77,9 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
     """UMAP embedding (N, n_components) float32, seeded. umap-learn is exact for a seed (which makes it
     single-threaded); "umap-learn-threaded-knn" is umap-learn given its nearest neighbours searched on
     knn_threads threads (exact for a seed and a thread count; below EXACT_NEIGHBOURS_BELOW points both
-    compute every distance); backend "cuml" runs RAPIDS cuML's UMAP on
-    the GPU, much faster at a million points, and seeded but not bit-reproducible. `activations` may be
-    an HDF5 dataset: with pca_dims it is reduced block by block and never read whole."""
+    compute every distance); "cuml" runs RAPIDS cuML's UMAP on the GPU, much faster at a million
+    points, and seeded but not bit-reproducible. `activations` may be an HDF5 dataset: with pca_dims it
+    is reduced block by block and never read whole."""
     if backend not in LAYOUT_BACKENDS:
         raise RunError(f"unknown layout backend {backend!r}; valid: {', '.join(LAYOUT_BACKENDS)}")
     if len(activations) <= n_neighbors:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,12 @@ TRUST_NEIGHBORS = 15
 
 
 def child_layout(method: str, data_path: Path, out_path: Path, threads: int) -> dict:
+    """Lays the data out with one method; its progress (printed) goes to stderr, the run's log."""
+    with redirect_stdout(sys.stderr):
+        return timed_layout(method, data_path, out_path, threads)
+
+
+def timed_layout(method: str, data_path: Path, out_path: Path, threads: int) -> dict:
     data = np.load(data_path)
     start = time.perf_counter()
     if method == "opentsne":
