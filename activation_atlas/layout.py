@@ -9,7 +9,8 @@ import numpy as np
 from activation_atlas.runtime import RunError, atomic_output
 
 
-LAYOUT_BACKENDS = ("umap-learn", "umap-learn-threaded-knn", "cuml")
+THREADED_KNN_BACKEND = "umap-learn-threaded-knn"
+LAYOUT_BACKENDS = ("umap-learn", THREADED_KNN_BACKEND, "cuml")
 # umap-learn's own threshold: below it, it computes every distance (exact, cheap) rather than search.
 EXACT_NEIGHBOURS_BELOW = 4096
 PCA_BLOCK_ROWS = 1 << 16
@@ -103,7 +104,7 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
 
     cache_umap_kernels()
     knn = (None, None, None)
-    if backend == "umap-learn-threaded-knn" and len(data) >= EXACT_NEIGHBOURS_BELOW:
+    if backend == THREADED_KNN_BACKEND and len(data) >= EXACT_NEIGHBOURS_BELOW:
         knn = threaded_knn(data, n_neighbors, metric, seed, low_memory, knn_threads, verbose)
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                         random_state=seed, n_jobs=1, low_memory=low_memory, verbose=verbose,

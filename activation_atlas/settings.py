@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from activation_atlas.layout import THREADED_KNN_BACKEND
+
 
 def layer_section(config: dict, section: str, layer: str) -> dict:
     """A config section with the layer's entry of its `per_layer` overrides applied (and no per_layer)."""
@@ -18,7 +20,7 @@ def umap_settings(config: dict, layer: str | None = None) -> dict:
     no override, as for an aligned atlas's one layout)."""
     settings = layer_section(config, "layout", layer)
     del settings["scatter_size"]
-    if settings["backend"] == "umap-learn-threaded-knn":
+    if settings["backend"] == THREADED_KNN_BACKEND:
         # Its neighbour graph depends on how many parts the search is split into: the config's threads,
         # whatever the scheduler grants, and recorded with the layout.
         settings["knn_threads"] = config["threads"]

@@ -74,32 +74,29 @@ def run_child(method: str, data_path: Path, out_path: Path, threads: int, log_pa
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def reduced_activations(n: int, pca_dims: int | None, tmp: Path) -> tuple[Path, np.ndarray, float]:
-    """The activations reduced by PCA as the layout stage reduces them (saved for the children), a
-    seeded sample of the full ones for trustworthiness, and the seconds PCA took."""
+def reduced_activations(n: int, pca_dims: int | None, tmp: Path) -> tuple[Path, Path, float]:
+    """Synthetic activations (kept for trustworthiness), reduced by PCA as the layout stage reduces
+    them and saved for the children, and the seconds PCA took."""
     import h5py
 
     from activation_atlas.layout import pca_in_blocks
 
     acts_path = tmp / f"acts{n}.h5"
     synthetic_activations(acts_path, n)
-    sample = np.sort(np.random.default_rng(SEED).choice(n, min(n, TRUST_SAMPLE), replace=False))
     with h5py.File(acts_path, "r") as f:
-        acts = f["activations"]
         start = time.perf_counter()
-        data = pca_in_blocks(acts, pca_dims) if pca_dims else acts[:]
+        data = pca_in_blocks(f["activations"], pca_dims) if pca_dims else f["activations"][:]
         pca_seconds = time.perf_counter() - start if pca_dims else 0.0
-        full_sample = acts[sample]
-    acts_path.unlink()
     data_path = tmp / f"data{n}.npy"
     np.save(data_path, data)
-    return data_path, full_sample, pca_seconds
+    return acts_path, data_path, pca_seconds
 
 
-def measure(method: str, n: int, data_path: Path, full_sample: np.ndarray, args, tmp: Path) -> dict:
-    from sklearn.manifold import trustworthiness
+def measure(method: str, n: int, acts_path: Path, data_path: Path, args, tmp: Path) -> dict:
+    import h5py
 
-    sample = np.sort(np.random.default_rng(SEED).choice(n, min(n, TRUST_SAMPLE), replace=False))
+    from activation_atlas.montage import trustworthiness_on_sample
+
     runs, digests = [], []
     for repeat in range(args.repeats):
         out_path = tmp / f"{method}.npy"
@@ -107,12 +104,12 @@ def measure(method: str, n: int, data_path: Path, full_sample: np.ndarray, args,
         runs.append(run_child(method, data_path, out_path, args.threads, log_path))
         xy = np.load(out_path)
         digests.append(hashlib.sha256(xy.tobytes()).hexdigest())
-    trust = trustworthiness(full_sample.astype(np.float64), xy[sample].astype(np.float64),
-                            n_neighbors=TRUST_NEIGHBORS, metric="cosine")
+    with h5py.File(acts_path, "r") as f:
+        trust = trustworthiness_on_sample(f["activations"], xy, TRUST_SAMPLE, TRUST_NEIGHBORS, "cosine", SEED)
     seconds = [run["seconds"] for run in runs]
     return {"method": method, "n": n, "pca_dims": args.pca_dims, "threads": args.threads,
             "seconds": seconds, "median_seconds": statistics.median(seconds),
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs), "trustworthiness": float(trust),
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs), "trustworthiness": trust,
             "same_bytes": len(set(digests)) == 1, "sha256": digests[0]}
 
 
@@ -136,10 +133,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for n in args.sizes:
-            data_path, full_sample, pca_seconds = reduced_activations(n, args.pca_dims or None, tmp)
+            acts_path, data_path, pca_seconds = reduced_activations(n, args.pca_dims or None, tmp)
             print(f"N={n}: PCA to {args.pca_dims or 'no'} dims {pca_seconds:.0f} s", flush=True)
             for method in args.methods:
-                row = measure(method, n, data_path, full_sample, args, tmp)
+                row = measure(method, n, acts_path, data_path, args, tmp)
                 row["pca_seconds"] = pca_seconds
                 report.append(row)
                 print(f"  {method}: {row['median_seconds']:.0f} s (runs: "
