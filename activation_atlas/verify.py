@@ -164,9 +164,11 @@ def summary_lines(checks: list[FileCheck], extra: list[str]) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m activation_atlas.verify", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="the run's folder, results/<run>")
-    parser.add_argument("reference", type=Path, help="the reference MANIFEST.json")
+    parser.add_argument("reference", type=Path, help="the reference MANIFEST.json, or the folder holding it")
     parser.add_argument("--report", type=Path, help="also write each file's check as JSON here")
     args = parser.parse_args(argv)
+    if args.reference.is_dir():
+        args.reference = args.reference / MANIFEST_NAME
     for path in (args.run_dir, args.reference):
         if not path.exists():
             parser.error(f"{path} does not exist")

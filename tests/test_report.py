@@ -93,6 +93,10 @@ def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first
     run = first_run / "results" / RUN
     reference = run / "MANIFEST.json"
     assert main([str(run), str(reference)]) == 0
+    assert main([str(run), str(run)]) == 0    # the folder that holds the reference manifest
+    with pytest.raises(SystemExit):
+        main([str(run), str(tmp_path)])
+    assert f"{tmp_path / 'MANIFEST.json'} does not exist" in capsys.readouterr().err
     copy = tmp_path / RUN
     shutil.copytree(run, copy)
     layer, grid = LAYERS[-1], GRIDS[-1]
