@@ -1,7 +1,8 @@
 # `make demo`: install into .venv and run the default (offline) workflow.
 # `make test`: install into .venv and run the test suite; `make test SLURM=1` also runs the tests on a
 # real single-node SLURM cluster, in the same session (they compare the cluster's outputs with its
-# local run). `make test-slow`: the slow tests, left out of `make test`.
+# local run). `make test-unit`: the tests that run no Snakemake (about a minute). `make test-slow`:
+# the slow tests, left out of `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,18 +15,20 @@ CONFIG ?= config.yaml
 RUN = $(shell $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('run', 'demo'))" $(CONFIG))
 REFERENCE ?= reference/$(RUN)/MANIFEST.json
 
-.PHONY: install browser demo test test-slow report verify docs benchmark lint
+.PHONY: install browser demo test test-unit test-slow report verify docs benchmark lint
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The pinned requirements, then the package itself, editable (its dependencies are those pins).
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 # Chromium for the viewer's browser test: installed as root when missing, else the command to run.
 browser:
-	tests/browser.sh
+	tools/browser.sh
 
 demo: install
 	$(BIN)/snakemake --cores all
@@ -47,17 +50,21 @@ docs: install browser demo
 	$(BIN)/snakemake --configfile config/cifar10-resnet32.yaml --config '$(RESNET32_OFFLINE)' --cores all
 	$(BIN)/snakemake --configfile config/demo-vit.yaml --cores all
 	$(BIN)/snakemake --configfile config/aligned-demo.yaml --cores all
-	$(BIN)/python docs/build.py
+	$(BIN)/python -m tools.docs_images
 
 # The SLURM cluster is started on this machine and stopped afterwards (root, Debian's slurm-wlm,
-# slurmdbd, munge and mariadb-server: tests/slurm/cluster.sh install).
+# slurmdbd, munge and mariadb-server: tools/slurm_cluster.sh install).
 test: install browser
 ifeq ($(SLURM),1)
-	tests/slurm/cluster.sh start
-	$(BIN)/python -m pytest -q --durations=20 tests; status=$$?; tests/slurm/cluster.sh stop; exit $$status
+	tools/slurm_cluster.sh start
+	$(BIN)/python -m pytest -q --durations=20 tests; status=$$?; tools/slurm_cluster.sh stop; exit $$status
 else
 	$(BIN)/python -m pytest -q --durations=20 tests --ignore=tests/slurm
 endif
+
+# The fast loop: every test that does not run Snakemake.
+test-unit: install
+	$(BIN)/python -m pytest -q --durations=10 -m "not slow and not workflow" tests --ignore=tests/slurm
 
 # The slow tests (minutes each, left out of `make test`): a run killed in every rule and resumed, and
 # accepted config mutations run for real.
@@ -68,4 +75,4 @@ lint: install
 	$(BIN)/snakemake --lint
 
 benchmark: install demo
-	$(BIN)/python benchmarks/run_benchmarks.py
+	$(BIN)/python -m benchmarks.run_benchmarks

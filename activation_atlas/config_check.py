@@ -8,31 +8,26 @@ import copy
 from pathlib import Path
 
 from activation_atlas.config_schema import ConfigError, check_schema, load_schema, shown
+from activation_atlas.models.kinds import KINDS, kind_only_keys, kinds_taking, model_kind
+from activation_atlas.models.labels import abbreviated, builtin_labels, configured_labels
 from activation_atlas.settings import layer_section
 
-# The model kinds the workflow trains itself, on the generated dataset's train split.
-TRAINED_KINDS = ("demo_cnn", "demo_vit")
-# Keys that apply to some kinds only: set for another kind they would be ignored, so they are errors.
-KIND_ONLY_KEYS = {
-    "dataset": {
-        "image_size": ["generated"], "train_per_class": ["generated"], "held_out_per_class": ["generated"],
-        "path": ["image_folder"], "url": ["download"], "sha256": ["download"],
-        "subdir": ["image_folder", "download"],
-    },
-    "model": {
-        "channels": ["demo_cnn"], "vit": ["demo_vit"], "train": list(TRAINED_KINDS),
-        "url": ["inceptionv1", "timm", "user"], "sha256": ["inceptionv1", "timm", "user"],
-        "checkpoint": ["inceptionv1", "timm", "user"],
-        "architecture": ["torchvision", "timm"], "weights": ["torchvision"],
-        "factory": ["user"], "kwargs": ["user", "torchvision", "timm"], "python_path": ["user"],
-        "layer_grids": ["torchvision", "timm", "user"],
-    },
+# Dataset keys that apply to some kinds only. (The model's are declared by the model kinds.)
+DATASET_KIND_ONLY_KEYS = {
+    "image_size": ["generated"], "train_per_class": ["generated"], "held_out_per_class": ["generated"],
+    "path": ["image_folder"], "url": ["download"], "sha256": ["download"], "subdir": ["image_folder", "download"],
 }
 
 
+def kind_only_keys_by_section() -> dict[str, dict[str, list[str]]]:
+    """For each section with kinds, the keys that apply to some kinds only and those kinds."""
+    return {"dataset": DATASET_KIND_ONLY_KEYS, "model": {key: kinds_taking(key) for key in kind_only_keys()}}
+
+
 def check_kind_only_keys(given: dict, config: dict) -> None:
-    """Keys the user set (`given`, before defaults) that the section's kind ignores."""
-    for section, keys in KIND_ONLY_KEYS.items():
+    """Keys the user set (`given`, before defaults) that the section's kind ignores: set for another
+    kind they would be ignored, so they are errors."""
+    for section, keys in kind_only_keys_by_section().items():
         values, kind = given.get(section) or {}, config[section]["kind"]
         for key, kinds in keys.items():
             if key in values and values[key] not in (None, "", [], {}) and kind not in kinds:
@@ -41,22 +36,9 @@ def check_kind_only_keys(given: dict, config: dict) -> None:
 
 
 def known_layers(model: dict) -> tuple[str, ...] | None:
-    """The layers of a model whose names are known without building it."""
-    if model["kind"] == "demo_cnn":
-        return tuple(f"conv{k + 1}" for k in range(len(model["channels"])))
-    if model["kind"] == "demo_vit" and model["input_size"] is not None:
-        from activation_atlas.models import build_model, layer_names
-        from activation_atlas.runtime import RunError
-
-        try:
-            return layer_names(build_model(model, num_classes=1))
-        except RunError as error:   # a ViT these settings cannot build
-            raise ConfigError(str(error)) from None
-    if model["kind"] == "inceptionv1":
-        from activation_atlas.models.inceptionv1 import InceptionV1
-
-        return InceptionV1.layer_names()
-    return None
+    """The layers of a model whose names are known without loading its weights."""
+    known = model_kind(model["kind"]).known_layers
+    return known(model) if known is not None else None
 
 
 def check_layers(config: dict) -> None:
@@ -82,17 +64,16 @@ def check_layers(config: dict) -> None:
 
 def known_class_names(config: dict) -> list[str] | None:
     """The names of the model's logits where they are known before any job runs."""
-    from activation_atlas.labels import builtin_labels, configured_labels
-
     model, dataset = config["model"], config["dataset"]
     if model["labels"] is not None:
         try:
             return configured_labels(model["labels"])
         except ValueError as error:
             raise ConfigError(str(error)) from None
-    if model["kind"] == "inceptionv1":
+    kind = model_kind(model["kind"])
+    if kind.labels_checked_before_jobs:
         return builtin_labels(model)
-    if model["kind"] in TRAINED_KINDS and dataset["kind"] == "generated":
+    if kind.trained and dataset["kind"] == "generated":
         from activation_atlas.data.generated import class_specs
 
         return sorted(spec.name for spec in class_specs())
@@ -111,7 +92,6 @@ def check_classes(config: dict) -> None:
               for i, pair in enumerate(section["comparisons"]) for j, spec in enumerate(pair)]
     if names is not None:
         from activation_atlas.class_atlas import resolve_class
-        from activation_atlas.labels import abbreviated
 
         for key, spec in given:
             try:
@@ -187,16 +167,17 @@ def check_sizes(config: dict) -> None:
                           f"run has {points} activations per layer; valid: 0 to {points - 1}")
 
 
-def check_trained_model(config: dict) -> None:
-    """A model the workflow trains needs the generated dataset (and a ViT its input size)."""
+def check_model_kind(config: dict) -> None:
+    """A model the workflow trains needs the generated dataset; and what the kind itself requires."""
     model = config["model"]
-    if model["kind"] in TRAINED_KINDS and config["dataset"]["kind"] != "generated":
+    kind = model_kind(model["kind"])
+    if kind.trained and config["dataset"]["kind"] != "generated":
+        with_weights = ", ".join(name for name, other in KINDS.items() if not other.trained)
         raise ConfigError(f"model.kind = {model['kind']} is trained by the workflow on the generated dataset, and "
                           f"dataset.kind is {config['dataset']['kind']}: set dataset.kind: generated, or choose a "
-                          "model kind with weights (inceptionv1, torchvision, timm, user)")
-    if model["kind"] == "demo_vit" and model["input_size"] is None:
-        raise ConfigError("model.input_size is not set: demo_vit needs it (the side of the images its position "
-                          "embeddings are made for), e.g. the dataset's image_size")
+                          f"model kind with weights ({with_weights})")
+    if kind.check is not None:
+        kind.check(config)
 
 
 def check_model_source(config: dict) -> None:
@@ -226,7 +207,7 @@ def check_config(config: dict, schema_path: Path | str) -> None:
     check_kind_only_keys(given, config)
     check_model_source(config)
     check_paths(config)
-    check_trained_model(config)
+    check_model_kind(config)
     check_layers(config)
     check_classes(config)
     check_ranges(config)

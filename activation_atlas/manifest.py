@@ -3,7 +3,6 @@ for the files that carry the run's findings the figures a reviewer compares when
 activation_atlas.verify): counts, means, class compositions, image statistics."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from activation_atlas.h5io import open_h5
-from activation_atlas.runtime import RunError
+from activation_atlas.runtime import RunError, sha256_of
 
 FORMAT = "activation-atlas manifest 1"
 MANIFEST_NAME = "MANIFEST.json"
@@ -35,14 +34,6 @@ KINDS = (
 
 def file_kind(relative: str) -> str | None:
     return next((kind for pattern, kind in KINDS if pattern.search(relative)), None)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def rounded(value: float) -> float:

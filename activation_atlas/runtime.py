@@ -2,6 +2,7 @@
 stable JSON."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +16,15 @@ from pathlib import Path
 class RunError(ValueError):
     """A problem with the run's settings or input files that its message explains (the key or file, the
     value, what to do): reported as one line, without a traceback."""
+
+
+def sha256_of(path: Path | str) -> str:
+    """The sha256 of a file's bytes, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class ProgressLog:

@@ -14,7 +14,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from activation_atlas.manifest import MANIFEST_NAME, flatten, kind_and_figures, read_manifest, sha256_of
+from activation_atlas.manifest import MANIFEST_NAME, flatten, kind_and_figures, read_manifest
+from activation_atlas.runtime import sha256_of
 
 @dataclass(frozen=True)
 class Tolerance:

@@ -11,8 +11,8 @@ paper config's time depends on, and that time computed from them.
 - the paper config's expected time: 1M images, nine layouts, and `--icons` icons at 1,024 steps × 4
   attempts (× `--step-fraction` where a stopping rule is used).
 
-  python benchmarks/gpu_check.py                          # on the GPU: ≈ 5 minutes
-  python benchmarks/gpu_check.py --device cpu --quick     # the same code on the CPU in a minute (CI)
+  python -m benchmarks.gpu_check                          # on the GPU: ≈ 5 minutes
+  python -m benchmarks.gpu_check --device cpu --quick     # the same code on the CPU in a minute (CI)
 
 Prints one JSON line per figure, then a summary; writes logs/benchmarks/gpu_check.json (--out).
 """
@@ -33,14 +33,13 @@ import yaml
 from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from activation_atlas.config_schema import check_schema, load_schema  # noqa: E402
-from activation_atlas.extract import Batch, extract_activations  # noqa: E402
-from activation_atlas.models import layer_names  # noqa: E402
-from activation_atlas.models.capture import resolve_layers  # noqa: E402
-from activation_atlas.models.inceptionv1 import InceptionV1  # noqa: E402
-from activation_atlas.optvis.render import RenderSettings, render_icons  # noqa: E402
+from activation_atlas.config_schema import check_schema, load_schema
+from activation_atlas.extract import Batch, extract_activations
+from activation_atlas.models.loading import layer_names
+from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.inceptionv1 import InceptionV1
+from activation_atlas.optvis.render import RenderSettings, render_icons
 
 PAPER_CONFIG = REPO / "config" / "inceptionv1-imagenet.yaml"
 # full: batch sizes, sizes and step counts of each measurement; quick: the same code in seconds.

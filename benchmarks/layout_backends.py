@@ -10,8 +10,8 @@ clustered and non-negative like a ReLU layer's: scale_benchmark.py):
 Trustworthiness (scikit-learn, 15 neighbours, cosine) is measured against the full 512-d activations
 on a seeded sample of 5,000 points.
 
-    python benchmarks/layout_backends.py --sizes 100000 --repeats 3
-    python benchmarks/layout_backends.py --sizes 1000000 --pca-dims 50
+    python -m benchmarks.layout_backends --sizes 100000 --repeats 3
+    python -m benchmarks.layout_backends --sizes 1000000 --pca-dims 50
 
 Figures are printed and written to logs/benchmarks/layout_backends.json; each run's own progress
 (umap-learn's and openTSNE's timestamps) to logs/benchmarks/layout_backends/.
@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from scale_benchmark import peak_rss_mb, synthetic_activations   # noqa: E402 (beside this file)
+from benchmarks.scale_benchmark import peak_rss_mb, synthetic_activations
 
 METHODS = ("umap-learn", "umap-learn-threaded-knn", "opentsne")
 SEED = 0
@@ -67,7 +66,7 @@ def timed_layout(method: str, data_path: Path, out_path: Path, threads: int) -> 
 
 def run_child(method: str, data_path: Path, out_path: Path, threads: int, log_path: Path) -> dict:
     with open(log_path, "w") as log:
-        result = subprocess.run([sys.executable, __file__, "--child", method, str(data_path), str(out_path),
+        result = subprocess.run([sys.executable, "-m", __spec__.name, "--child", method, str(data_path), str(out_path),
                                  str(threads)], stdout=subprocess.PIPE, stderr=log, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{method} failed: see {log_path}")

@@ -4,7 +4,7 @@ jobs took (Snakemake's benchmark files). With --kernels, instead: the default ru
 work (a training step of its demo CNN, batch 64 at 64 px, forward and backward), timed in processes
 with native and with portable kernels, alternately.
 
-  python benchmarks/portable_cost.py [--config config/ci.yaml] [--rounds 3] [--kernels]
+  python -m benchmarks.portable_cost [--config config/ci.yaml] [--rounds 3] [--kernels]
 
 Prints a Markdown table and writes logs/benchmarks/portable_cost.json (portable_kernels.json).
 """
@@ -20,7 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from reproducibility import REPO, run_workflow
+from benchmarks.reproducibility import REPO, run_workflow
 
 from activation_atlas.provenance import PORTABLE_ENVIRONMENT
 

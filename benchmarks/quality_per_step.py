@@ -14,8 +14,8 @@ render settings, keeping every step's cosine to the objective's direction and th
 The rules given with --check then run for real at each budget, beside the budget run to the end
 (below the paper's budget on --check-cells cells, a second seeded sample).
 
-  python benchmarks/quality_per_step.py --config config.yaml --layer conv4
-  python benchmarks/quality_per_step.py --images ../path/to/cifar10-images          # the ResNet-32, layer3
+  python -m benchmarks.quality_per_step --config config.yaml --layer conv4
+  python -m benchmarks.quality_per_step --images ../path/to/cifar10-images          # the ResNet-32, layer3
 
 Figures are printed as Markdown tables and written to logs/benchmarks/quality_per_step-<model>-<layer>.json.
 """
@@ -32,13 +32,12 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from activation_atlas.binning import agreement  # noqa: E402
-from activation_atlas.optvis.objectives import objective_directions  # noqa: E402
-from activation_atlas.optvis.render import Attempts, Trace, classify_icons, judge_icons  # noqa: E402
-from activation_atlas.optvis.stopping import StopRule, StopTracker  # noqa: E402
-from benchmarks.render_quality import layer_parser, prepare_layer  # noqa: E402
+from activation_atlas.binning import agreement
+from activation_atlas.optvis.objectives import objective_directions
+from activation_atlas.optvis.render import Attempts, Trace, classify_icons, judge_icons
+from activation_atlas.optvis.stopping import StopRule, StopTracker
+from benchmarks.render_quality import layer_parser, prepare_layer
 
 PAPER_BUDGET = (1024, 4)   # steps × attempts of the original's icons
 STEP_COUNTS = (64, 128, 256, 512, 1024)

@@ -8,8 +8,8 @@ mean icon fidelity, class agreement over all cells and over cells of purity ≥ 
 The config's own variant reproduces the workflow's icons exactly (checked); the maco variants use the
 amplitude spectrum the workflow's amplitude_spectrum rule computes.
 
-  python benchmarks/render_quality.py --images ../path/to/cifar10-images [--variants config,maco,...]
-  python benchmarks/render_quality.py --config config/demo-vit.yaml --layer encoder.layers.encoder_layer_3
+  python -m benchmarks.render_quality --images ../path/to/cifar10-images [--variants config,maco,...]
+  python -m benchmarks.render_quality --config config/demo-vit.yaml --layer encoder.layers.encoder_layer_3
 
 Figures are printed as a Markdown table and written to logs/benchmarks/render_quality.json.
 """
@@ -29,21 +29,20 @@ import yaml
 from snakemake.utils import validate
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from activation_atlas.extract import layer_key  # noqa: E402
-from activation_atlas.formats.activations import ActivationFile  # noqa: E402
-from activation_atlas.formats.cells import read_cells, read_top_class  # noqa: E402
-from activation_atlas.formats.icons import IconsFile  # noqa: E402
-from activation_atlas.formats.model_card import read_card  # noqa: E402
-from activation_atlas.formats.spectrum import read_spectrum  # noqa: E402
-from activation_atlas.models import layer_names, load_described_model  # noqa: E402
-from activation_atlas.models.capture import resolve_layers  # noqa: E402
-from activation_atlas.models.grids import card_layer_grid  # noqa: E402
-from activation_atlas.optvis.objectives import whitening_matrix  # noqa: E402
-from activation_atlas.optvis.render import RenderSettings, classify_icons, render_attempts  # noqa: E402
-from activation_atlas.settings import layer_section, model_input_size  # noqa: E402
-from activation_atlas.binning import PURE_CELL, agreement  # noqa: E402
+from activation_atlas.extract import layer_key
+from activation_atlas.formats.activations import ActivationFile
+from activation_atlas.formats.cells import read_cells, read_top_class
+from activation_atlas.formats.icons import IconsFile
+from activation_atlas.formats.model_card import read_card
+from activation_atlas.formats.spectrum import read_spectrum
+from activation_atlas.models.loading import layer_names, load_described_model
+from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.grids import card_layer_grid
+from activation_atlas.optvis.objectives import whitening_matrix
+from activation_atlas.optvis.render import RenderSettings, classify_icons, render_attempts
+from activation_atlas.settings import layer_section, model_input_size
+from activation_atlas.binning import PURE_CELL, agreement
 
 CONFIG = REPO / "config" / "cifar10-resnet32.yaml"
 # The local copy of a config's weights, used instead of its URL (by model name).

@@ -4,7 +4,7 @@ capped with ATEN_CPU_CAPABILITY or ONEDNN_MAX_CPU_ISA, ...), each checked agains
 manifest as activation_atlas.verify checks a reviewer's run. The largest deviation of each kind of
 figure is what verify's tolerances must cover.
 
-  python benchmarks/reproducibility.py [--config config/ci.yaml] [--set portable=True] [--variants ...]
+  python -m benchmarks.reproducibility [--config config/ci.yaml] [--set portable=True] [--variants ...]
 
 Prints a Markdown table and writes logs/benchmarks/reproducibility[-<label>].json.
 """
@@ -22,10 +22,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from activation_atlas.manifest import file_kind  # noqa: E402
-from activation_atlas.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, verify  # noqa: E402
+from activation_atlas.manifest import file_kind
+from activation_atlas.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, verify
 
 # name → (environment variables, --config values)
 VARIANTS = {

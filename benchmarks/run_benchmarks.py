@@ -5,7 +5,7 @@
 (b) rendering: icons/s of batched feature inversion vs one icon at a time, for several batch sizes;
 (c) the wall time of each rule of the last default run, from its benchmark TSVs under logs/.
 
-Run from the repository root after `make demo`:  python benchmarks/run_benchmarks.py
+Run from the repository root after `make demo`:  python -m benchmarks.run_benchmarks
 Figures are printed and written to logs/benchmarks/benchmarks.json.
 """
 from __future__ import annotations
@@ -24,14 +24,13 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from activation_atlas.extract import Batch, extract_activations  # noqa: E402
-from activation_atlas.models import layer_names, load_model  # noqa: E402
-from activation_atlas.models.capture import forward_to_layers, resolve_layers  # noqa: E402
-from activation_atlas.models.demo_cnn import DemoCNN  # noqa: E402
-from activation_atlas.optvis.render import RenderSettings, render_icons  # noqa: E402
-from activation_atlas.settings import layer_section  # noqa: E402
+from activation_atlas.extract import Batch, extract_activations
+from activation_atlas.models.loading import layer_names, load_model
+from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.models.demo_cnn import DemoCNN
+from activation_atlas.optvis.render import RenderSettings, render_icons
+from activation_atlas.settings import layer_section
 
 
 def demo_model(config: dict) -> torch.nn.Module:

@@ -6,8 +6,8 @@ synthetic activations (N × 512 float32, clustered and non-negative like a ReLU 
 activation file layout; extraction runs the demo CNN (random weights: the cost is the same) on images
 drawn by the dataset generator in memory.
 
-    python benchmarks/scale_benchmark.py                       # N = 10k, 100k, 1M
-    python benchmarks/scale_benchmark.py --sizes 10000 100000  # a quicker run
+    python -m benchmarks.scale_benchmark                       # N = 10k, 100k, 1M
+    python -m benchmarks.scale_benchmark --sizes 10000 100000  # a quicker run
 
 Figures are printed and written to logs/benchmarks/scale.json.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 CHANNELS = 512
 
 
@@ -122,7 +121,7 @@ def child_extract(args) -> dict:
 
 
 def run_child(*argv) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", *map(str, argv)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", __spec__.name, "--child", *map(str, argv)], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -130,7 +129,7 @@ def run_child(*argv) -> dict:
 
 def run_children_in_parallel(argvs) -> tuple[float, list[dict]]:
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, __file__, "--child", *map(str, argv)], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-m", __spec__.name, "--child", *map(str, argv)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for argv in argvs]
     results = []
     for proc in procs:

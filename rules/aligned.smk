@@ -7,7 +7,6 @@ import os
 import re
 import sys
 
-sys.path.insert(0, workflow.basedir)
 from activation_atlas.aligned import aligned_kept_outputs, aligned_outputs, check_aligned_config, member_named
 from activation_atlas.config_schema import ConfigError
 from activation_atlas.settings import dataset_input, image_selection, umap_settings, viewer_page

@@ -7,11 +7,11 @@ import sys
 
 from snakemake.io import is_flagged
 
-sys.path.insert(0, workflow.basedir)
 from activation_atlas.class_atlas import class_slug, comparison_slug
-from activation_atlas.config_check import TRAINED_KINDS, ConfigError, check_config
+from activation_atlas.config_check import ConfigError, check_config
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.jobs import render_chunk_count
+from activation_atlas.models.kinds import model_kind
 from activation_atlas.provenance import PORTABLE_ENVIRONMENT, workflow_facts
 from activation_atlas.run_lock import clear_stale_lock
 from activation_atlas import settings
@@ -81,6 +81,8 @@ DATASET_ARCHIVE = (
     else None
 )
 MODEL_DIR = f"resources/models/{MODEL['name']}"
+# Whether the workflow trains the model (on the generated dataset) rather than loading its weights.
+MODEL_TRAINED = model_kind(MODEL["kind"]).trained
 MODEL_CARD = f"{MODEL_DIR}/model.json"
 # What training a model the workflow trains measured: its classes, accuracies and losses.
 MODEL_TRAINING = f"{MODEL_DIR}/training.json"
@@ -91,7 +93,7 @@ NUMERICS = f"{RESULTS}/numerics.json"
 RUN_MODEL_CARD = f"{RESULTS}/model.json"
 # Weights the workflow makes or fetches live in MODEL_DIR; a local checkpoint is used where it is;
 # torchvision fetches its own into TORCH_HOME.
-if MODEL["kind"] in TRAINED_KINDS or MODEL["url"]:
+if MODEL_TRAINED or MODEL["url"]:
     MODEL_WEIGHTS = [f"{MODEL_DIR}/weights.pt"]
 elif MODEL["checkpoint"]:
     MODEL_WEIGHTS = [MODEL["checkpoint"]]

@@ -1,4 +1,4 @@
-if MODEL["kind"] in TRAINED_KINDS:
+if MODEL_TRAINED:
 
     rule train_model:
         input:
@@ -51,15 +51,15 @@ elif MODEL["url"]:
 rule describe_model:
     input:
         weights=MODEL_WEIGHTS,
-        training=[MODEL_TRAINING] if MODEL["kind"] in TRAINED_KINDS else [],
-        dataset=[] if MODEL["kind"] in TRAINED_KINDS else dataset_input(),
+        training=[MODEL_TRAINING] if MODEL_TRAINED else [],
+        dataset=[] if MODEL_TRAINED else dataset_input(),
     output:
         MODEL_CARD,
     params:
         model=MODEL,
         layers=LAYERS,
         input_size=MODEL_INPUT_SIZE,
-        images=None if MODEL["kind"] in TRAINED_KINDS else image_selection(),
+        images=None if MODEL_TRAINED else image_selection(),
     log:
         f"logs/model/{MODEL['name']}/describe.log",
     benchmark:

@@ -13,7 +13,7 @@ from PIL import Image
 from activation_atlas.aligned import check_aligned_config, joint_vectors
 from activation_atlas.config_schema import ConfigError
 from activation_atlas.manifest import read_manifest
-from conftest import REPO, load_config
+from tools.runs import REPO, load_config
 
 ALIGNED = yaml.safe_load((REPO / "config/ci-aligned.yaml").read_text())
 RUN, GRIDS = ALIGNED["run"], ALIGNED["grid"]["sizes"]
@@ -86,6 +86,7 @@ def test_an_aligned_config_that_cannot_align_is_one_line_naming_the_key(change, 
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.workflow
 def test_the_aligned_ci_run_lays_out_bins_and_renders_both_networks_on_one_map(aligned_run):
     workdir, result = aligned_run
     results = workdir / "results" / RUN

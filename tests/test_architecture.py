@@ -3,7 +3,7 @@ stages above the algorithm and format modules and never importing one another, s
 import ast
 import re
 
-from conftest import REPO
+from tools.runs import REPO
 
 PACKAGE = REPO / "activation_atlas"
 

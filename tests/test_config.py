@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, SCHEMA, copy_workflow, load_config, validated
+from tools.runs import REPO, SCHEMA, copy_workflow, load_config, validated
 from activation_atlas.config_check import ConfigError
 
 
@@ -141,11 +141,11 @@ def test_a_layer_grid_names_a_layer_of_the_run():
     ({"dataset": {"subdir": "train"}},
      "dataset.subdir applies only when dataset.kind is image_folder or download (dataset.kind is generated)"),
     ({"model": {"architecture": "resnet18"}},
-     "model.architecture applies only when model.kind is torchvision or timm (model.kind is demo_cnn)"),
+     "model.architecture applies only when model.kind is timm or torchvision (model.kind is demo_cnn)"),
     ({"model": {"url": "http://127.0.0.1/w.pt"}},
      "model.url applies only when model.kind is inceptionv1 or timm or user (model.kind is demo_cnn)"),
     ({"model": {"layer_grids": {"conv2": "channels_last"}}},
-     "model.layer_grids applies only when model.kind is torchvision or timm or user (model.kind is demo_cnn)"),
+     "model.layer_grids applies only when model.kind is timm or torchvision or user (model.kind is demo_cnn)"),
     ({"model": {"vit": {"depth": 2}}}, "model.vit applies only when model.kind is demo_vit (model.kind is demo_cnn)"),
     ({"render": {"stop": {"window": 24, "min_gain": 0.01}}},
      "render.stop.window = 24: must be less than the steps of layer conv1 (24); an attempt is checked at the end of "
@@ -194,7 +194,7 @@ def test_a_model_the_workflow_trains_needs_the_generated_dataset(monkeypatch):
     monkeypatch.chdir(REPO)
     assert rejection({"dataset": {"kind": "image_folder", "path": "examples"}}, replace=True) == (
         "model.kind = demo_cnn is trained by the workflow on the generated dataset, and dataset.kind is image_folder: "
-        "set dataset.kind: generated, or choose a model kind with weights (inceptionv1, torchvision, timm, user)")
+        "set dataset.kind: generated, or choose a model kind with weights (inceptionv1, timm, torchvision, user)")
 
 
 def test_the_limits_follow_the_config_they_are_checked_in():
@@ -211,6 +211,7 @@ def snakemake_dry_run(workdir, *args):
                           cwd=workdir, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.workflow
 def test_snakemake_stops_on_a_bad_value_with_one_line_and_touches_nothing(tmp_path):
     workdir = tmp_path / "workflow"
     copy_workflow(workdir)
@@ -232,6 +233,7 @@ def test_snakemake_stops_on_a_bad_value_with_one_line_and_touches_nothing(tmp_pa
     assert after == before
 
 
+@pytest.mark.workflow
 def test_layout_jobs_ask_for_the_threads_their_neighbour_search_is_split_into(tmp_path):
     workdir = tmp_path / "workflow"
     copy_workflow(workdir)

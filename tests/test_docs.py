@@ -3,18 +3,15 @@ docs/sources.yaml and is byte for byte the file its run's reference manifest rec
 `make verify` checks a reviewer's run against); make docs makes them. (The ResNet-32 picture is also
 checked against a fresh run of its config: test_real_models_workflow.)"""
 import re
-import sys
 
 import pytest
 import yaml
 from PIL import Image
 
-from activation_atlas.manifest import read_manifest, sha256_of
-from conftest import REPO
-
-DOCS = REPO / "docs"
-sys.path.insert(0, str(DOCS))
-from build import build, load_sources  # noqa: E402  (docs/build.py, what make docs runs)
+from activation_atlas.manifest import read_manifest
+from activation_atlas.runtime import sha256_of
+from tools.docs_images import DOCS, build, load_sources
+from tools.runs import REPO
 
 SOURCES = load_sources()
 COPIED = sorted(name for name, source in SOURCES["images"].items() if "file" in source)
@@ -40,6 +37,7 @@ def test_a_docs_image_is_the_file_its_runs_reference_manifest_records(name):
         f"docs/{name} is not {SOURCES['images'][name]['file']} of the reference run: make docs"
 
 
+@pytest.mark.workflow
 def test_make_docs_copies_each_named_file_unchanged_and_screenshots_the_viewer(first_run, tmp_path):
     sources = {"runs": {"ci": "config/ci.yaml"},
                "images": {"ci-atlas.png": {"run": "ci", "file": "atlas/conv3/grid6.png"},

@@ -7,7 +7,7 @@ import pytest
 
 from activation_atlas.data.download import ArchiveRefused, ChecksumMismatch, download, extract_archive
 from activation_atlas.runtime import RunError
-from http_server import Routes, serve
+from tools.http_server import Routes, serve
 
 PAYLOAD = bytes(range(256)) * 4096      # 1 MiB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

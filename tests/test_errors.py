@@ -11,7 +11,7 @@ from activation_atlas.binning import bin_layout
 from activation_atlas.formats.layout import read_xy, write_layout
 from activation_atlas.models.checkpoint import read_checkpoint
 from activation_atlas.runtime import RunError
-from conftest import REPO
+from tools.runs import REPO
 
 
 def stage_process(body: str, tmp_path) -> subprocess.CompletedProcess:

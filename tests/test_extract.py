@@ -10,7 +10,7 @@ from activation_atlas.data.image_folder import BatchRead, load_batch, scan_image
 from activation_atlas.extract import ImageBatches, draw_positions, extract_activations
 from activation_atlas.formats.activations import merge_shards
 from activation_atlas.jobs import shard_images
-from activation_atlas.models import layer_names
+from activation_atlas.models.loading import layer_names
 from activation_atlas.models.capture import forward_to_layers, resolve_layers
 
 LAYERS = ["conv1", "conv2", "conv3"]

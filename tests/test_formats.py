@@ -5,8 +5,9 @@ import json
 import re
 
 import h5py
+import pytest
 
-from conftest import REPO, load_config
+from tools.runs import REPO, load_config
 
 FORMAT_OF_STAGE = {"activations": "activations", "layout": "layout", "cells": "cells", "icons": "icons",
                    "spectrum": "spectrum"}
@@ -41,6 +42,7 @@ def test_the_readme_describes_every_format_as_its_module_declares_it():
         assert (datasets, attributes) == declared(name), name
 
 
+@pytest.mark.workflow
 def test_every_file_of_a_run_holds_what_its_format_declares(first_run):
     results = first_run / "results" / load_config("config/ci.yaml")["run"]
     seen = set()

@@ -13,9 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_the_gpu_check_runs_on_the_cpu_and_estimates_the_paper_config(tmp_path):
     out = tmp_path / "gpu_check.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--quick",
                            "--icons", "1000", "--step-fraction", "0.5", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
     for name in ("decode_resize_images_per_s", "extract_float32_images_per_s", "extract_bfloat16_images_per_s",
@@ -32,6 +32,6 @@ def test_the_gpu_check_runs_on_the_cpu_and_estimates_the_paper_config(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a GPU")
 def test_the_gpu_check_says_when_there_is_no_gpu(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path / "x")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 1 and "no CUDA device is visible" in done.stderr

@@ -102,8 +102,8 @@ def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):
 
     import torchvision
 
-    from activation_atlas.models import build_model
-    from activation_atlas.labels import builtin_labels
+    from activation_atlas.models.loading import build_model
+    from activation_atlas.models.labels import builtin_labels
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1

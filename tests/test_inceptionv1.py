@@ -5,7 +5,7 @@ import torch
 
 from activation_atlas.models.capture import forward_to_layers, resolve_layers
 from activation_atlas.models.inceptionv1 import InceptionV1, RedirectedReLU
-from conftest import REPO
+from tools.runs import REPO
 
 REFERENCE = REPO.parent / "shared" / "reference"
 SHAPES = REPO / "activation_atlas" / "models" / "inceptionv1_state_dict_shapes.json"

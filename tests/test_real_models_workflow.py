@@ -18,8 +18,11 @@ from activation_atlas.data.generated import class_specs, image_rng, render_image
 from activation_atlas.manifest import file_entry
 from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.verify import IDENTICAL, WITHIN, check_file
-from conftest import REPO, copy_workflow, snakemake
-from http_server import Routes, serve
+from tools.runs import REPO, copy_workflow, snakemake
+from tools.http_server import Routes, serve
+
+# Every test here runs Snakemake.
+pytestmark = pytest.mark.workflow
 
 IMAGENETTE_CLASSES = ("n01440764", "n02102040", "n02979186")
 # The published ResNet-32 and real CIFAR-10 photographs (tests/data/cifar10-resnet32/README.md).

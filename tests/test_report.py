@@ -16,7 +16,7 @@ from PIL import Image
 from activation_atlas.manifest import read_manifest
 from activation_atlas.provenance import config_sha256, git_state
 from activation_atlas.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, compare_figures, main, verify
-from conftest import REPO, load_config, snakemake
+from tools.runs import REPO, load_config, snakemake
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
@@ -37,6 +37,7 @@ def report_zip(first_run, tmp_path_factory):
     return zipfile.ZipFile(out)
 
 
+@pytest.mark.workflow
 def test_the_report_holds_every_figure_metric_and_the_config(first_run, report_zip):
     run = first_run / "results" / RUN
     names = report_zip.namelist()
@@ -52,6 +53,7 @@ def test_the_report_holds_every_figure_metric_and_the_config(first_run, report_z
     assert "cells_per_job" in page and "Class atlases" in page
 
 
+@pytest.mark.workflow
 def test_the_provenance_records_the_commit_config_packages_and_torchs_build(first_run):
     facts = json.loads((first_run / "logs" / RUN / "provenance.json").read_text())
     assert facts["workflow"]["config_sha256"] == config_sha256(CONFIG)
@@ -69,6 +71,7 @@ def test_git_state_names_the_checked_out_commit():
         assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and isinstance(state["uncommitted_changes"], bool)
 
 
+@pytest.mark.workflow
 def test_the_manifest_lists_every_kept_output_with_its_hash_and_figures(first_run):
     run = first_run / "results" / RUN
     files = read_manifest(run / "MANIFEST.json")["files"]
@@ -89,6 +92,7 @@ def test_the_manifest_lists_every_kept_output_with_its_hash_and_figures(first_ru
     assert image["width"] == grid * CONFIG["montage"]["cell_px"]
 
 
+@pytest.mark.workflow
 def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first_run, tmp_path, capsys):
     run = first_run / "results" / RUN
     reference = run / "MANIFEST.json"

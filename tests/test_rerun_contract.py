@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, snakemake
+from tools.runs import REPO, snakemake
+
+# Every test here runs Snakemake.
+pytestmark = pytest.mark.workflow
 
 CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from activation_atlas import run_lock
-from conftest import REPO
+from tools.runs import REPO
 
 
 @pytest.fixture

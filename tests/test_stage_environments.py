@@ -6,7 +6,7 @@ import textwrap
 
 import yaml
 
-from conftest import REPO
+from tools.runs import REPO
 
 STAGES_WITHOUT_TORCH = textwrap.dedent("""
     import sys
@@ -17,7 +17,6 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
                 raise ModuleNotFoundError(f"No module named {{name!r}}")
 
     sys.meta_path.insert(0, NoTorch())
-    sys.path.insert(0, {repo!r})
     from pathlib import Path
     import numpy as np, h5py
     from activation_atlas.h5io import create_h5, write_dataset
@@ -67,11 +66,11 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
 
 
 def test_layout_environment_stages_run_without_torch(tmp_path):
-    from conftest import validated
+    from tools.runs import validated
     config = validated({"layout": {"n_neighbors": 10}, "montage": {"cell_px": 8},
                         "metrics": {"trustworthiness_sample": 100}})
-    script = STAGES_WITHOUT_TORCH.format(repo=str(REPO), out=str(tmp_path), config=config)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    script = STAGES_WITHOUT_TORCH.format(out=str(tmp_path), config=config)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stages ran without torch" in result.stdout
     assert (tmp_path / "atlas.png").exists() and (tmp_path / "metrics.json").exists()

@@ -11,8 +11,11 @@ import h5py
 import pytest
 import torch
 
-from conftest import copy_workflow, snakemake
+from tools.runs import copy_workflow, snakemake
 from test_real_models_workflow import assert_atlases, image_bytes, small_image_folder_run, write_config
+
+# Every test here runs Snakemake.
+pytestmark = pytest.mark.workflow
 
 MODELS = [
     # (kind, architecture, kwargs, layer, its grid in the card (None: a map), its grid's side at 64 px)

@@ -10,7 +10,7 @@ import subprocess
 import h5py
 import pytest
 
-from conftest import REPO, load_config
+from tools.runs import REPO, load_config
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
@@ -51,6 +51,7 @@ def open_viewer(browser, url: str):
     return page, problems
 
 
+@pytest.mark.workflow
 def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     viewer = first_run / "results" / RUN / "viewer.html"
@@ -125,6 +126,7 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     assert not problems and not restored_problems, problems + restored_problems
 
 
+@pytest.mark.workflow
 def test_an_aligned_atlas_switches_to_the_other_network_at_the_same_view(aligned_run, browser):
     """config/ci-aligned.yaml's viewer: its two members in the chooser; zoomed in and panned on the
     first, the switch shows the other network's tiles at the very same view, as does choosing the
@@ -161,14 +163,14 @@ def test_an_aligned_atlas_switches_to_the_other_network_at_the_same_view(aligned
 
 
 def test_make_test_installs_chromium_as_root_and_otherwise_says_how(tmp_path):
-    """tests/browser.sh (make test's first step) with no Chromium on the PATH: run by a user who is not
+    """tools/browser.sh (make test's first step) with no Chromium on the PATH: run by a user who is not
     root it stops at once with the command to run; as root it runs apt-get. With Chromium it passes."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, body in (("id", "echo 1000"), ("apt-get", "exit 1")):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    script = ["/bin/bash", str(REPO / "tests/browser.sh")]
+    script = ["/bin/bash", str(REPO / "tools/browser.sh")]
     missing = subprocess.run(script, env={"PATH": str(bin_dir)}, capture_output=True, text=True)
     assert missing.returncode == 1
     assert "sudo apt-get install chromium fonts-dejavu-core" in missing.stderr

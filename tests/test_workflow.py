@@ -15,7 +15,10 @@ import yaml
 from PIL import Image
 
 from activation_atlas.settings import layer_section
-from conftest import REPO, TEMPORARY, copy_workflow, load_config, snakemake, tree_digest
+from tools.runs import REPO, TEMPORARY, copy_workflow, load_config, snakemake, tree_digest
+
+# Every test here runs Snakemake.
+pytestmark = pytest.mark.workflow
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]

@@ -2,22 +2,22 @@ import hashlib
 import os
 import pickle
 import re
-import sys
 
 import pytest
 import torch
 import yaml
 
-from activation_atlas.labels import builtin_labels, logit_names
-from activation_atlas.models import build_model, check_published_hash, forced_weights_only, layer_names, load_model
+from activation_atlas.models.labels import builtin_labels, logit_names
+from activation_atlas.models.kinds.torchvision import check_published_hash, forced_weights_only
+from activation_atlas.models.loading import build_model, layer_names, load_model
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
 from activation_atlas.runtime import RunError
-from conftest import REPO, validated
+from tools.runs import REPO, validated
 
-sys.path.insert(0, str(REPO / "examples"))
-# The example user model at its smallest depth (one block a stage).
-USER = {"kind": "user", "factory": "cifar_resnet:resnet", "kwargs": {"depth": 8}}
+# The example user model at its smallest depth (one block a stage), made importable as a user's is.
+EXAMPLES = [str(REPO / "examples")]
+USER = {"kind": "user", "factory": "cifar_resnet:resnet", "kwargs": {"depth": 8}, "python_path": EXAMPLES}
 
 
 def test_data_parallel_checkpoint_inside_state_dict_loads(tmp_path):
@@ -89,9 +89,9 @@ def test_a_checkpoint_without_tensors_is_rejected(tmp_path):
 
 def test_bad_factories_are_explained():
     with pytest.raises(ValueError, match="must look like 'package.module:function'"):
-        build_model({"kind": "user", "factory": "cifar_resnet.resnet"})
+        build_model({"kind": "user", "factory": "cifar_resnet.resnet", "python_path": EXAMPLES})
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
-        build_model({"kind": "user", "factory": "cifar_resnet:nope"})
+        build_model({"kind": "user", "factory": "cifar_resnet:nope", "python_path": EXAMPLES})
 
 
 def test_user_model_layers_are_its_module_names_and_unknown_ones_are_listed():

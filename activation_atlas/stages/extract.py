@@ -12,10 +12,10 @@ from activation_atlas.extract import ImageBatches, extract_activations
 from activation_atlas.formats.activations import ActivationFile, merge_shards
 from activation_atlas.formats.model_card import dataset_to_logits, read_card, write_card
 from activation_atlas.jobs import shard_images
-from activation_atlas.models import layer_names, load_described_model
+from activation_atlas.models.loading import layer_names, load_described_model
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.models.grids import card_layer_grid
-from activation_atlas.labels import NAMING_HINT, abbreviated
+from activation_atlas.models.labels import NAMING_HINT, abbreviated
 from activation_atlas.runtime import configure_torch, resolve_device
 
 

@@ -15,7 +15,7 @@ from activation_atlas.formats.icons import merge_icon_chunks, write_icons
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum, write_spectrum
 from activation_atlas.jobs import render_chunk_cells
-from activation_atlas.models import layer_names, load_described_model
+from activation_atlas.models.loading import layer_names, load_described_model
 from activation_atlas.models.capture import forward_to_layers, resolve_layers
 from activation_atlas.models.grids import card_layer_grid
 from activation_atlas.optvis.objectives import whitening_matrix

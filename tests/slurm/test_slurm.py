@@ -1,6 +1,6 @@
 """The workflow on a real SLURM cluster, through the SLURM executor plugin and profiles/slurm.
 
-Needs a running cluster with accounting: `tests/slurm/cluster.sh start` (as root; `make test SLURM=1`
+Needs a running cluster with accounting: `tools/slurm_cluster.sh start` (as root; `make test SLURM=1`
 does it all). The profile is the shipped one with its placeholders filled in for the local cluster.
 Checks: the tiny config runs to completion with byte-identical outputs to a local run, sacct lists
 every job as COMPLETED, a render job asking for a GPU is scheduled on the (fake) GPU, and a failing
@@ -17,7 +17,10 @@ import time
 import pytest
 import yaml
 
-from conftest import REPO, TEMPORARY, copy_workflow, tree_digest
+from tools.runs import REPO, TEMPORARY, copy_workflow, tree_digest
+
+# Every test here runs Snakemake.
+pytestmark = pytest.mark.workflow
 
 PARTITION = os.environ.get("SLURM_TEST_PARTITION", "debug")
 ACCOUNT = os.environ.get("SLURM_TEST_ACCOUNT", "atlas")
@@ -100,7 +103,7 @@ class SlurmRuns(threading.Thread):
 def cluster():
     said = cluster_answers()
     if said is not None:
-        pytest.fail(f"no SLURM cluster answers (start one: tests/slurm/cluster.sh start): {said}")
+        pytest.fail(f"no SLURM cluster answers (start one: tools/slurm_cluster.sh start): {said}")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Regenerates every image under docs/ from the runs it shows (`make docs`, after the runs): the files
 of results/<run>/ that docs/sources.yaml names, copied unchanged, and the viewer screenshots.
 
-    python docs/build.py [--results results] [--docs docs]
+    python -m tools.docs_images [--results results] [--docs docs]
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from screenshot_viewer import screenshot
+from tools.screenshot_viewer import screenshot
 
-DOCS = Path(__file__).resolve().parent
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def load_sources(path: Path = DOCS / "sources.yaml") -> dict:

@@ -1,18 +1,17 @@
 """Names of a model's logits.
 
 Every model kind gets one name per logit: `model.labels` when configured (a list, or a text file of
-one name a line); otherwise InceptionV1's shipped label list, torchvision's weight metadata, the
-dataset's class folders (a model trained on the dataset, or a user model with as many logits as the
-dataset has classes) or, failing all, class_0 … class_{K-1}.
+one name a line); otherwise the names its kind ships (InceptionV1's list, torchvision's weight
+metadata), the dataset's class folders (a model trained on the dataset, or a user model with as many
+logits as the dataset has classes) or, failing all, class_0 … class_{K-1}.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from activation_atlas.config_check import TRAINED_KINDS
+from activation_atlas.models.kinds import model_kind
 from activation_atlas.runtime import RunError
 
-LABEL_FILE_INCEPTIONV1 = Path(__file__).parent / "models" / "inceptionv1_labels.txt"
 NAMING_HINT = "name them with model.labels (a list of names, or a text file with one name a line)"
 
 
@@ -40,17 +39,9 @@ def configured_labels(labels) -> list[str]:
 
 
 def builtin_labels(model_cfg: dict) -> list[str] | None:
-    """The label list that comes with the model itself, if any."""
-    if model_cfg["kind"] == "inceptionv1":
-        labels = LABEL_FILE_INCEPTIONV1.read_text().splitlines()
-        return labels + [f"unused {i}" for i in range(len(labels), 1008)]
-    if model_cfg["kind"] == "torchvision" and model_cfg.get("weights") not in (None, "none"):
-        import torchvision
-
-        enum = torchvision.models.get_model_weights(model_cfg["architecture"])
-        weights = enum.DEFAULT if model_cfg["weights"] == "DEFAULT" else enum[model_cfg["weights"]]
-        return list(weights.meta["categories"])
-    return None
+    """The label list that comes with the model itself (its kind's), if any."""
+    shipped = model_kind(model_cfg["kind"]).shipped_labels
+    return shipped(model_cfg) if shipped is not None else None
 
 
 def abbreviated(names: list[str], shown: int = 10) -> str:
@@ -68,7 +59,7 @@ def logit_names(model_cfg: dict, n_logits: int, dataset_classes: list[str], log)
     names = builtin_labels(model_cfg)
     if names is not None:
         return names
-    if model_cfg["kind"] in TRAINED_KINDS:
+    if model_kind(model_cfg["kind"]).trained:
         return list(dataset_classes)
     if dataset_classes and len(dataset_classes) == n_logits:
         log(f"naming the model's {n_logits} logits after the dataset's class folders, in sorted order: "

@@ -2,9 +2,9 @@
 # A single-node SLURM cluster with accounting (munge, MariaDB, slurmdbd, slurmctld, slurmd) on this
 # machine, for the workflow's cluster test. Debian 12 packages; run as root.
 #
-#   tests/slurm/cluster.sh install   apt-get the packages (once)
-#   tests/slurm/cluster.sh start     configure and start the daemons; prints the partition and account
-#   tests/slurm/cluster.sh stop      stop them again, each by its pid
+#   tools/slurm_cluster.sh install   apt-get the packages (once)
+#   tools/slurm_cluster.sh start     configure and start the daemons; prints the partition and account
+#   tools/slurm_cluster.sh stop      stop them again, each by its pid
 #
 # The node offers one fake GPU (a /dev/null clone) so that jobs asking for --gpus=1 are scheduled.
 set -euo pipefail

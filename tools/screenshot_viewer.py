@@ -2,7 +2,7 @@
 viewer's own link (#atlas=...&zoom=...), the mouse over one cell so its tooltip shows (by default the
 kept cell nearest the centre of the view, whatever the layout's orientation on this machine).
 
-    python docs/screenshot_viewer.py results/demo "#atlas=conv4&x=0.5&y=0.5&zoom=2" docs/demo-viewer.png
+    python -m tools.screenshot_viewer results/demo "#atlas=conv4&x=0.5&y=0.5&zoom=2" docs/demo-viewer.png
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def screenshot(run_dir: Path, view: str, out: Path, cell: tuple[int, int] | None
 
     browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser_path is None:
-        raise SystemExit("needs Chromium: apt-get install chromium (or run tests/browser.sh as root)")
+        raise SystemExit("needs Chromium: apt-get install chromium (or run tools/browser.sh as root)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": size[0], "height": size[1]})

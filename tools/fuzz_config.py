@@ -8,7 +8,7 @@ accepted ones for real: each run then succeeds or fails on one error line, witho
 changes no file but the outputs, logs and benchmarks of its jobs. Run as a script it draws as many as
 asked, dry-runs every accepted one and counts the outcomes:
 
-  python tests/fuzz_config.py [--mutations 1000] [--seed 0] [--report logs/fuzz_config.json]
+  python -m tools.fuzz_config [--mutations 1000] [--seed 0] [--report logs/fuzz_config.json]
 """
 from __future__ import annotations
 
@@ -26,14 +26,9 @@ from pathlib import Path
 import yaml
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+from activation_atlas.config_check import ConfigError, check_config, load_schema
+from tools.runs import REPO, SCHEMA, copy_workflow, validated
 
-from activation_atlas.config_check import ConfigError, check_config, load_schema  # noqa: E402
-from conftest import copy_workflow, validated  # noqa: E402
-
-SCHEMA_PATH = REPO / "schemas" / "config.schema.yaml"
 BASE = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 class Delete:
     """A mutation's value that removes the key."""
@@ -131,7 +126,7 @@ def mutated(mutation_list) -> dict:
     return config
 
 
-TOP_LEVEL = set(load_schema(SCHEMA_PATH)["properties"])
+TOP_LEVEL = set(load_schema(SCHEMA)["properties"])
 KEY_AT_START = re.compile(r"^(unknown key \S+|([a-z_]+)((\.[A-Za-z0-9_.-]+)|(\[\d+\]))*( |:|$))")
 
 
@@ -144,7 +139,7 @@ def names_a_key(message: str) -> bool:
 def checked(config: dict) -> tuple[str, str]:
     """('rejected', line) | ('accepted', '') | ('failure', what): the config check alone."""
     try:
-        check_config(copy.deepcopy(config), SCHEMA_PATH)
+        check_config(copy.deepcopy(config), SCHEMA)
     except ConfigError as error:
         line = str(error)
         if "\n" in line or not names_a_key(line):

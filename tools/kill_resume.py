@@ -13,7 +13,7 @@ of every pass: the last run succeeded, every output has the uninterrupted run's 
 temporary file, partial output, lock or incomplete marker of an existing output is left. Markers of
 outputs that are gone are counted apart: Snakemake ignores them (see inert_markers).
 
-  python tests/kill_resume.py [--kills 20] [--seed 0] [--report logs/kill_resume.json]
+  python -m tools.kill_resume [--kills 20] [--seed 0] [--report logs/kill_resume.json]
 """
 from __future__ import annotations
 
@@ -33,10 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from conftest import TEMPORARY, copy_workflow, tree_digest  # noqa: E402
+from tools.runs import REPO, TEMPORARY, copy_workflow, tree_digest
 
 COMMAND = [sys.executable, "-m", "snakemake", "--configfile", "config/ci.yaml"]
 JOB_START = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
