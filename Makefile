@@ -40,7 +40,7 @@ report: install
 # Makes (or completes) the run, then checks it against the committed reference manifest.
 verify: install
 	$(BIN)/snakemake --configfile $(CONFIG) --cores all
-	$(BIN)/python -m activation_atlas.verify results/$(RUN) $(REFERENCE)
+	$(BIN)/python -m activation_atlas.checking.verify results/$(RUN) $(REFERENCE)
 
 # Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run,
 # config/cifar10-resnet32.yaml offline (its committed checkpoint instead of the URL), the demo ViT and

@@ -20,7 +20,7 @@ if "aligned" in config:
 
     rule aligned_all:
         input:
-            aligned_outputs(RESULTS, GRIDS, VIEWER),
+            aligned_outputs(ALIGNED_FILES, GRIDS, VIEWER),
         default_target: True
 
 else:

@@ -79,7 +79,7 @@ class ProgressLog:
 
 def configure_torch(threads: int, seed: int, log) -> None:
     """Deterministic kernels, a fixed thread count and a seeded global generator; logs which vector
-    kernels torch runs (portable mode pins them, see activation_atlas.provenance)."""
+    kernels torch runs (portable mode pins them, see activation_atlas.workflow.provenance)."""
     import torch
 
     torch.use_deterministic_algorithms(True)

@@ -34,10 +34,9 @@ from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 
-from activation_atlas.config_schema import check_schema, load_schema
-from activation_atlas.extract import Batch, extract_activations
-from activation_atlas.models.loading import layer_names
-from activation_atlas.models.capture import resolve_layers
+from activation_atlas.workflow.config_check import check_config
+from activation_atlas.algorithms.extract import Batch, extract_activations
+from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.optvis.render import RenderSettings, render_icons
 
@@ -160,7 +159,7 @@ def clustered_points(n: int, dims: int = 50, seed: int = 0) -> np.ndarray:
 
 
 def measure_umap(figures, mode: dict) -> None:
-    from activation_atlas.layout import fit_umap
+    from activation_atlas.algorithms.layout import fit_umap
     from activation_atlas.runtime import RunError
 
     for backend, n in (("cuml", mode["umap_points"]), ("umap-learn", mode["umap_learn_points"])):
@@ -208,7 +207,8 @@ def main() -> None:
     mode_name = "quick" if args.quick else "full"
     mode = MODES[mode_name]
     paper = yaml.safe_load(PAPER_CONFIG.read_text())
-    check_schema(paper, load_schema(REPO / "schemas" / "config.schema.yaml"))   # its defaults filled in
+    # Its defaults filled in, checked as the workflow checks it (its ImageNet folder need not be here).
+    check_config(paper, REPO / "schemas" / "config.schema.yaml", check_files=False)
     figures: dict = {}
     emit(figures, "device", torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
          else f"{platform.machine()} CPU, {torch.backends.cpu.get_cpu_capability()} kernels, "

@@ -55,7 +55,7 @@ def timed_layout(method: str, data_path: Path, out_path: Path, threads: int) -> 
         xy = TSNE(n_components=2, metric="cosine", neighbors="pynndescent", n_jobs=threads, random_state=SEED,
                   verbose=True).fit(data)
     else:
-        from activation_atlas.layout import fit_umap
+        from activation_atlas.algorithms.layout import fit_umap
 
         xy = fit_umap(data, n_neighbors=15, min_dist=0.05, metric="cosine", seed=SEED, verbose=True,
                       backend=method, knn_threads=threads)
@@ -78,7 +78,7 @@ def reduced_activations(n: int, pca_dims: int | None, tmp: Path) -> tuple[Path, 
     them and saved for the children, and the seconds PCA took."""
     import h5py
 
-    from activation_atlas.layout import pca_in_blocks
+    from activation_atlas.algorithms.layout import pca_in_blocks
 
     acts_path = tmp / f"acts{n}.h5"
     synthetic_activations(acts_path, n)
@@ -94,7 +94,7 @@ def reduced_activations(n: int, pca_dims: int | None, tmp: Path) -> tuple[Path, 
 def measure(method: str, n: int, acts_path: Path, data_path: Path, args, tmp: Path) -> dict:
     import h5py
 
-    from activation_atlas.montage import trustworthiness_on_sample
+    from activation_atlas.algorithms.montage import trustworthiness_on_sample
 
     runs, digests = [], []
     for repeat in range(args.repeats):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.reproducibility import REPO, run_workflow
 
-from activation_atlas.provenance import PORTABLE_ENVIRONMENT
+from activation_atlas.workflow.provenance import PORTABLE_ENVIRONMENT
 
 MODES = {"native": "False", "portable": "True"}
 # Seconds per training step of the default run's demo CNN, printed by a process of its own (the kernel

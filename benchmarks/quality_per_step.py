@@ -33,7 +33,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-from activation_atlas.binning import agreement
+from activation_atlas.algorithms.binning import agreement
 from activation_atlas.optvis.objectives import objective_directions
 from activation_atlas.optvis.render import Attempts, Trace, classify_icons, judge_icons
 from activation_atlas.optvis.stopping import StopRule, StopTracker

@@ -26,23 +26,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from snakemake.utils import validate
 
-REPO = Path(__file__).resolve().parents[1]
-
-from activation_atlas.extract import layer_key
-from activation_atlas.formats.activations import ActivationFile
-from activation_atlas.formats.cells import read_cells, read_top_class
+from activation_atlas.algorithms.binning import PURE_CELL, agreement
+from activation_atlas.formats.cells import read_top_class
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum
-from activation_atlas.models.loading import layer_names, load_described_model
-from activation_atlas.models.capture import resolve_layers
-from activation_atlas.models.grids import card_layer_grid
-from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_attempts
-from activation_atlas.settings import layer_section, model_input_size
-from activation_atlas.binning import PURE_CELL, agreement
+from activation_atlas.stages.render import RenderTarget, prepare_render
+from activation_atlas.workflow.config_check import check_config
+from activation_atlas.workflow.paths import ModelFiles, RunFiles
+from activation_atlas.workflow.settings import layer_section, model_input_size
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 CONFIG = REPO / "config" / "cifar10-resnet32.yaml"
 # The local copy of a config's weights, used instead of its URL (by model name).
@@ -84,7 +81,7 @@ def weights_of(config: dict) -> Path:
     """The weights file the workflow loaded: the configured checkpoint, or the one it trained or fetched."""
     if config["model"].get("checkpoint"):
         return Path(config["model"]["checkpoint"])
-    return REPO / "resources" / "models" / config["model"]["name"] / "weights.pt"
+    return REPO / ModelFiles(config["model"]["name"]).weights
 
 
 def variant_section(section: dict, change) -> dict:
@@ -97,30 +94,46 @@ def variant_section(section: dict, change) -> dict:
 
 @dataclass
 class LayerUnderTest:
-    """One layer of a run, its cells at one grid and all the renderer needs to draw their icons."""
+    """One layer of a run, its cells at one grid and all the renderer needs to draw their icons (the
+    render stage's own RenderTarget)."""
     config: dict
-    results: Path
+    files: RunFiles
     layer: str
     grid_size: int
-    model: torch.nn.Module
-    module: dict
-    grid: object                 # the layer's LayerGrid
+    target: RenderTarget
     input_size: int
-    cells: object                # the cells file's contents
     cell_class: np.ndarray
     chosen_by: str
     pure: np.ndarray
-    whitening: np.ndarray
-    keys: list
     spectrum_path: Path
     configured: dict             # the layer's render section as configured
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.target.model
+
+    @property
+    def module(self) -> dict:
+        return self.target.module
+
+    @property
+    def grid(self):
+        return self.target.grid
+
+    @property
+    def cells(self):
+        return self.target.cells
+
+    @property
+    def whitening(self) -> np.ndarray:
+        return self.target.whitening
 
     def render(self, section: dict, cells=slice(None), trace_every: int | None = None):
         """Icons of the chosen cells under a render section; with trace_every, every attempt (Attempts)
         with its trace."""
         settings = RenderSettings.from_section(section)
         amplitude = read_spectrum(self.spectrum_path) if settings.param == "maco" else None
-        attempts = render_attempts(self.model, self.module, self.cells.mean[cells], self.keys[cells],
+        attempts = render_attempts(self.model, self.module, self.cells.mean[cells], self.target.keys[cells],
                                    self.config["seed"], settings, self.whitening if section["whiten"] else None,
                                    log=lambda _: None, amplitude=amplitude, grid=self.grid, trace_every=trace_every)
         return attempts if trace_every else attempts.best()
@@ -144,29 +157,23 @@ def prepare_layer(config_path: Path, images: Path | None, layer: str, grid_size:
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path = out_dir / f"{run}.config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    validate(config, str(REPO / "schemas" / "config.schema.yaml"))   # the defaults, as the workflow sees them
-    results = REPO / "results" / run
-    metrics_path = results / "atlas" / layer / "metrics.json"
-    # The maco variants' amplitude spectrum, by the workflow's own rule.
-    spectrum_path = results / "spectrum" / f"{layer_section(config, 'render', layer)['icon_size']}px.h5"
+    check_config(config, SCHEMA)   # the defaults, as the workflow sees them
+    files = RunFiles(run)
+    render = layer_section(config, "render", layer)
+    metrics_path, spectrum_path = files.metrics(layer), files.spectrum(render["icon_size"])
+    # The layer's atlas, and the maco variants' amplitude spectrum, by the workflow's own rules.
     subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", cores,
-                    str(metrics_path.relative_to(REPO)), str(spectrum_path.relative_to(REPO))], cwd=REPO, check=True)
-    card = read_card(results / "model.json")
-    cells_path = results / "cells" / layer / f"grid{grid_size}.h5"
-    cells = read_cells(cells_path)
-    cell_class, chosen_by = read_top_class(cells_path, card["classes"])
-    model_card = read_card(REPO / "resources" / "models" / config["model"]["name"] / "model.json")
-    model = load_described_model(config["model"], weights_of(config), model_card)
-    with ActivationFile(results / "activations" / f"{layer}.h5") as acts:
-        whitening = whitening_matrix(acts.activations[:])
+                    metrics_path, spectrum_path], cwd=REPO, check=True)
+    cells_path = REPO / files.cells(layer, grid_size)
+    cell_class, chosen_by = read_top_class(cells_path, read_card(REPO / files.model_card)["classes"])
     torch.set_num_threads(config["threads"])
+    target = prepare_render(cells_path, REPO / files.activations(layer), weights_of(config),
+                            REPO / ModelFiles(config["model"]["name"]).card, config["model"], layer, grid_size,
+                            whiten=True, device="cpu")
     return LayerUnderTest(
-        config=config, results=results, layer=layer, grid_size=grid_size, model=model,
-        module=resolve_layers(model, [layer], layer_names(model)), grid=card_layer_grid(model_card, layer),
-        input_size=model_input_size(config), cells=cells, cell_class=cell_class, chosen_by=chosen_by,
-        pure=cells.purity >= PURE_CELL, whitening=whitening,
-        keys=np.array([(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)]),
-        spectrum_path=spectrum_path, configured=layer_section(config, "render", layer))
+        config=config, files=files, layer=layer, grid_size=grid_size, target=target,
+        input_size=model_input_size(config), cell_class=cell_class, chosen_by=chosen_by,
+        pure=target.cells.purity >= PURE_CELL, spectrum_path=REPO / spectrum_path, configured=render)
 
 
 def layer_parser(description: str) -> argparse.ArgumentParser:
@@ -185,7 +192,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
     args = parser.parse_args()
     bench = prepare_layer(args.config, args.images, args.layer, args.grid, args.cores)
-    workflow = json.loads((bench.results / "atlas" / args.layer / "metrics.json").read_text())["grids"][str(args.grid)]
+    workflow = json.loads((REPO / bench.files.metrics(args.layer)).read_text())["grids"][str(args.grid)]
     rows = []
     for name in args.variants.split(","):
         section = variant_section(bench.configured, VARIANTS[name])
@@ -193,7 +200,7 @@ def main() -> None:
         icons = bench.render(section)
         seconds = time.perf_counter() - start
         if name == "config":
-            with IconsFile(bench.results / "icons" / args.layer / f"grid{args.grid}.h5") as made:
+            with IconsFile(REPO / bench.files.icons(args.layer, args.grid)) as made:
                 assert np.array_equal(made.icons[:], icons.images), "the workflow's icons differ from this render"
         row = {"variant": name, **bench.scores(icons), "seconds_per_icon": round(seconds / len(icons.fidelity), 3),
                "settings": {k: section[k] for k in ("param", "steps", "attempts", "lr", "cossim_pow", "whiten")}}

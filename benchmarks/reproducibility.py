@@ -1,7 +1,7 @@
 """How far a run's figures move when nothing but the order of float operations changes: the config run
 from scratch once as the reference, then again under each variant (other thread counts, vector kernels
 capped with ATEN_CPU_CAPABILITY or ONEDNN_MAX_CPU_ISA, ...), each checked against the reference's
-manifest as activation_atlas.verify checks a reviewer's run. The largest deviation of each kind of
+manifest as activation_atlas.checking.verify checks a reviewer's run. The largest deviation of each kind of
 figure is what verify's tolerances must cover.
 
   python -m benchmarks.reproducibility [--config config/ci.yaml] [--set portable=True] [--variants ...]
@@ -23,8 +23,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-from activation_atlas.manifest import file_kind
-from activation_atlas.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, verify
+from activation_atlas.checking.manifest import file_kind
+from activation_atlas.checking.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, verify
+from activation_atlas.workflow.paths import RunFiles
 
 # name → (environment variables, --config values)
 VARIANTS = {
@@ -83,16 +84,16 @@ def main() -> None:
     common = dict(item.split("=", 1) for item in args.set)
     label = "-".join(slug(item) for item in args.set)
     out = args.out.with_name(args.out.name + (f"-{label}" if label else ""))
-    run = yaml.safe_load(args.config.read_text())["run"]
+    files = RunFiles(yaml.safe_load(args.config.read_text())["run"])
     reference_dir = out / "reference"
     seconds = {"reference": run_workflow(args.config, reference_dir, {}, common, args.cores)}
-    reference = reference_dir / "results" / run / "MANIFEST.json"
+    reference = reference_dir / files.manifest
     rows, figures = [], {}
     for name in args.variants.split(","):
         env, values = VARIANTS[name]
         workdir = out / slug(name)
         seconds[name] = run_workflow(args.config, workdir, env, {**common, **values}, args.cores)
-        checks, _ = verify(workdir / "results" / run, reference)
+        checks, _ = verify(workdir / files.root, reference)
         counts = {status: sum(c.status == status for c in checks) for status in (IDENTICAL, WITHIN, DIFFERS, MISSING)}
         figures[name] = {"seconds": round(seconds[name], 1), **counts, "largest_deviations": largest_deviations(checks),
                          "differs": [c.path for c in checks if c.status == DIFFERS]}

@@ -25,17 +25,19 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-from activation_atlas.extract import Batch, extract_activations
-from activation_atlas.models.loading import layer_names, load_model
-from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.algorithms.extract import Batch, extract_activations
+from activation_atlas.models.loading import load_model
+from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.demo_cnn import DemoCNN
 from activation_atlas.optvis.render import RenderSettings, render_icons
-from activation_atlas.settings import layer_section
+from activation_atlas.workflow.config_check import check_config
+from activation_atlas.workflow.paths import ModelFiles
+from activation_atlas.workflow.settings import layer_section
 
 
 def demo_model(config: dict) -> torch.nn.Module:
     """The default run's trained model when it exists, otherwise the same network untrained."""
-    weights = REPO / "resources" / "models" / config["model"]["name"] / "weights.pt"
+    weights = REPO / ModelFiles(config["model"]["name"]).weights
     if weights.exists():
         return load_model(config["model"], weights, 10)
     torch.manual_seed(0)
@@ -182,9 +184,8 @@ def main():
     parser.add_argument("--inceptionv1-batch-sizes", type=int, nargs="+", default=[16, 32, 64, 128])
     args = parser.parse_args()
 
-    from snakemake.utils import validate
     config = yaml.safe_load(Path(args.config).read_text())
-    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
+    check_config(config, REPO / "schemas" / "config.schema.yaml")
     torch.set_num_threads(config["threads"])
     model = demo_model(config)
     for p in model.parameters():

@@ -51,18 +51,20 @@ def synthetic_activations(path: Path, n: int, seed: int = 0, block: int = 1 << 1
 
 
 def config(pca_dims: int | None, low_memory: bool, grids) -> dict:
-    from snakemake.utils import validate
+    """A run's config for the synthetic layer (a user model's, never built), checked by the workflow's check."""
+    from activation_atlas.workflow.config_check import check_config
 
     cfg = {"run": "scale", "layers": ["synthetic"], "grid": {"sizes": list(grids), "min_count": 5},
+           "model": {"kind": "user", "name": "synthetic", "factory": "synthetic:network"},
            "layout": {"n_neighbors": 15, "min_dist": 0.05, "metric": "cosine", "pca_dims": pca_dims,
                       "low_memory": low_memory}}
-    validate(cfg, str(REPO / "schemas" / "config.schema.yaml"))
+    check_config(cfg, REPO / "schemas" / "config.schema.yaml")
     return cfg
 
 
 def child_layout(args) -> dict:
     from activation_atlas.runtime import ProgressLog
-    from activation_atlas.settings import umap_settings
+    from activation_atlas.workflow.settings import umap_settings
     from activation_atlas.stages.layout import Layout, layout
 
     cfg = config(args.pca_dims, args.low_memory, [8])
@@ -95,8 +97,8 @@ def child_extract(args) -> dict:
 
     from activation_atlas.data.generated import class_specs, image_rng, render_image
     from activation_atlas.data.image_folder import BatchRead, to_tensor
-    from activation_atlas.extract import ImageBatches, extract_activations
-    from activation_atlas.jobs import shard_images
+    from activation_atlas.algorithms.extract import ImageBatches, extract_activations
+    from activation_atlas.workflow.jobs import shard_images
     from activation_atlas.models.capture import resolve_layers
     from activation_atlas.models.demo_cnn import DemoCNN
 

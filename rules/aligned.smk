@@ -1,4 +1,4 @@
-# An aligned atlas (activation_atlas/aligned.py): two runs' layers on one map. Each member run's own
+# An aligned atlas (activation_atlas/workflow/aligned.py): two runs' layers on one map. Each member run's own
 # workflow is loaded as a module with its config, so its dataset, model and render settings are its
 # own; it provides the member's activations at shared positions and the icons of the aligned cells
 # (rules extract_shared and aligned_icons). The rules here need no model: the joint layout, the cells
@@ -7,9 +7,10 @@ import os
 import re
 import sys
 
-from activation_atlas.aligned import aligned_kept_outputs, aligned_outputs, check_aligned_config, member_named
-from activation_atlas.config_schema import ConfigError
-from activation_atlas.settings import dataset_input, image_selection, umap_settings, viewer_page
+from activation_atlas.workflow.aligned import aligned_kept_outputs, aligned_outputs, check_aligned_config, member_named
+from activation_atlas.workflow.config_schema import ConfigError
+from activation_atlas.workflow.paths import AlignedFiles
+from activation_atlas.workflow.settings import dataset_input, image_selection, umap_settings, viewer_page
 
 
 try:
@@ -18,8 +19,8 @@ except ConfigError as error:
     sys.exit(f"config: {error}")
 
 RUN = config["run"]
-RESULTS = f"results/{RUN}"
-LOGS = f"logs/{RUN}"
+ALIGNED_FILES = AlignedFiles(RUN)
+LOGS = ALIGNED_FILES.logs
 GRIDS = config["grid"]["sizes"]
 TITLES = [member.title for member in MEMBERS]
 VIEWER = config["viewer"]["enabled"]
@@ -61,15 +62,14 @@ wildcard_constraints:
     grid=r"\d+",
 
 
-MEMBER_DIR = f"{RESULTS}/members/{{member_run}}/{{member_layer}}"
 
 
 rule aligned_layout:
     input:
         [member.activations for member in MEMBERS],
     output:
-        layout=f"{RESULTS}/layout.h5",
-        scatter=f"{RESULTS}/layout.png",
+        layout=ALIGNED_FILES.layout(),
+        scatter=ALIGNED_FILES.layout("png"),
     params:
         seed=config["seed"],
         titles=TITLES,
@@ -92,10 +92,10 @@ rule aligned_layout:
 rule aligned_cells:
     input:
         activations=lambda wildcards: member_named(MEMBERS, wildcards.member_run, wildcards.member_layer).activations,
-        layout=f"{RESULTS}/layout.h5",
+        layout=ALIGNED_FILES.layout(),
         card=lambda wildcards: member_named(MEMBERS, wildcards.member_run, wildcards.member_layer).card,
     output:
-        f"{MEMBER_DIR}/cells/grid{{grid}}.h5",
+        ALIGNED_FILES.member_cells("{member_run}", "{member_layer}", "{grid}"),
     params:
         seed=config["seed"],
         layer=lambda wildcards: wildcards.member_layer,
@@ -117,11 +117,11 @@ rule aligned_cells:
 
 rule aligned_montage:
     input:
-        icons=f"{MEMBER_DIR}/icons/grid{{grid}}.h5",
-        cells=f"{MEMBER_DIR}/cells/grid{{grid}}.h5",
+        icons=ALIGNED_FILES.member_icons("{member_run}", "{member_layer}", "{grid}"),
+        cells=ALIGNED_FILES.member_cells("{member_run}", "{member_layer}", "{grid}"),
     output:
-        atlas=f"{MEMBER_DIR}/atlas/grid{{grid}}.png",
-        tiles=directory(f"{MEMBER_DIR}/atlas/tiles/grid{{grid}}"),
+        atlas=ALIGNED_FILES.member_atlas("{member_run}", "{member_layer}", "{grid}"),
+        tiles=directory(ALIGNED_FILES.member_tiles("{member_run}", "{member_layer}", "{grid}")),
     params:
         **config["montage"],
     log:
@@ -140,9 +140,9 @@ rule aligned_montage:
 
 rule side_by_side:
     input:
-        [f"{RESULTS}/{member.folder}/atlas/grid{{grid}}.png" for member in MEMBERS],
+        [ALIGNED_FILES.member_atlas(member.run, member.layer, "{grid}") for member in MEMBERS],
     output:
-        f"{RESULTS}/atlas/grid{{grid}}.png",
+        ALIGNED_FILES.atlas("{grid}"),
     params:
         titles=TITLES,
         background=config["montage"]["background"],
@@ -162,11 +162,11 @@ rule side_by_side:
 
 rule aligned_metrics:
     input:
-        icons=[f"{RESULTS}/{member.folder}/icons/grid{grid}.h5" for member in MEMBERS for grid in GRIDS],
-        cells=[f"{RESULTS}/{member.folder}/cells/grid{grid}.h5" for member in MEMBERS for grid in GRIDS],
+        icons=[ALIGNED_FILES.member_icons(member.run, member.layer, grid) for member in MEMBERS for grid in GRIDS],
+        cells=[ALIGNED_FILES.member_cells(member.run, member.layer, grid) for member in MEMBERS for grid in GRIDS],
         cards=[member.card for member in MEMBERS],
     output:
-        f"{RESULTS}/metrics.json",
+        ALIGNED_FILES.metrics,
     params:
         titles=TITLES,
         grids=GRIDS,
@@ -188,11 +188,11 @@ rule aligned_viewer:
     input:
         card=MEMBERS[0].card,
         dataset=dataset_input(MEMBERS[0].config),
-        cells=[f"{RESULTS}/{member.folder}/cells/grid{grid}.h5" for member in MEMBERS for grid in GRIDS],
-        tiles=[f"{RESULTS}/{member.folder}/atlas/tiles/grid{grid}" for member in MEMBERS for grid in GRIDS],
+        cells=[ALIGNED_FILES.member_cells(member.run, member.layer, grid) for member in MEMBERS for grid in GRIDS],
+        tiles=[ALIGNED_FILES.member_tiles(member.run, member.layer, grid) for member in MEMBERS for grid in GRIDS],
     output:
-        html=f"{RESULTS}/viewer.html",
-        assets=directory(f"{RESULTS}/viewer"),
+        html=ALIGNED_FILES.viewer_page,
+        assets=directory(ALIGNED_FILES.viewer_assets),
     params:
         seed=MEMBERS[0].config["seed"],
         images=image_selection(MEMBERS[0].config),
@@ -204,8 +204,8 @@ rule aligned_viewer:
                 "levels": [
                     [
                         grid,
-                        f"{RESULTS}/{member.folder}/cells/grid{grid}.h5",
-                        f"{RESULTS}/{member.folder}/atlas/tiles/grid{grid}",
+                        ALIGNED_FILES.member_cells(member.run, member.layer, grid),
+                        ALIGNED_FILES.member_tiles(member.run, member.layer, grid),
                     ]
                     for grid in GRIDS
                 ],
@@ -229,9 +229,9 @@ rule aligned_viewer:
 
 rule aligned_manifest:
     input:
-        aligned_kept_outputs(RESULTS, MEMBERS, GRIDS, VIEWER),
+        aligned_kept_outputs(ALIGNED_FILES, MEMBERS, GRIDS, VIEWER),
     output:
-        f"{RESULTS}/MANIFEST.json",
+        ALIGNED_FILES.manifest,
     params:
         run=RUN,
     log:

@@ -1,16 +1,16 @@
 rule montage:
     input:
-        icons=f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
-        cells=f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
+        icons=RUN_FILES.icons("{layer}", "{grid}"),
+        cells=RUN_FILES.cells("{layer}", "{grid}"),
     output:
         atlas=report(
-            f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png",
+            RUN_FILES.atlas("{layer}", "{grid}"),
             caption="../report/atlas.rst",
             category="Atlases",
             subcategory="{layer}",
             labels={"layer": "{layer}", "grid": "{grid} × {grid}"},
         ),
-        tiles=directory(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}"),
+        tiles=directory(RUN_FILES.tiles("{layer}", "{grid}")),
     params:
         **config["montage"],
     log:
@@ -29,14 +29,14 @@ rule montage:
 
 rule atlas_metrics:
     input:
-        card=RUN_MODEL_CARD,
-        activations=f"{RESULTS}/activations/{{layer}}.h5",
-        layout=f"{RESULTS}/layout/{{layer}}.h5",
-        cells=expand(f"{RESULTS}/cells/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),
-        icons=expand(f"{RESULTS}/icons/{{{{layer}}}}/grid{{grid}}.h5", grid=GRIDS),
+        card=RUN_FILES.model_card,
+        activations=RUN_FILES.activations("{layer}"),
+        layout=RUN_FILES.layout("{layer}"),
+        cells=expand(RUN_FILES.cells("{{layer}}", "{grid}"), grid=GRIDS),
+        icons=expand(RUN_FILES.icons("{{layer}}", "{grid}"), grid=GRIDS),
     output:
         report(
-            f"{RESULTS}/atlas/{{layer}}/metrics.json",
+            RUN_FILES.metrics("{layer}"),
             caption="../report/metrics.rst",
             category="Metrics",
             labels={"layer": "{layer}"},

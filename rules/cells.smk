@@ -1,11 +1,11 @@
 # A checkpoint: the number of render jobs of a grid follows from its cells.
 checkpoint bin_cells:
     input:
-        activations=f"{RESULTS}/activations/{{layer}}.h5",
-        layout=f"{RESULTS}/layout/{{layer}}.h5",
-        card=MODEL_CARD,
+        activations=RUN_FILES.activations("{layer}"),
+        layout=RUN_FILES.layout("{layer}"),
+        card=MODEL_FILES.card,
     output:
-        f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
+        RUN_FILES.cells("{layer}", "{grid}"),
     params:
         seed=config["seed"],
         layer=lambda wildcards: wildcards.layer,

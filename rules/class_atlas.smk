@@ -4,17 +4,17 @@
 
 rule class_cells:
     input:
-        activations=f"{RESULTS}/activations/{CLASS_LAYER}.h5",
-        card=MODEL_CARD,
+        activations=RUN_FILES.activations(CLASS_LAYER),
+        card=MODEL_FILES.card,
     output:
-        layout=f"{CLASS_DIR}/layout.h5",
+        layout=RUN_FILES.class_atlas("{cls}", "layout.h5"),
         scatter=report(
-            f"{CLASS_DIR}/layout.png",
+            RUN_FILES.class_atlas("{cls}", "layout.png"),
             caption="../report/class_layout.rst",
             category="Class atlases",
             labels={"class atlas": "{cls}", "figure": "layout"},
         ),
-        cells=f"{CLASS_DIR}/cells.h5",
+        cells=RUN_FILES.class_atlas("{cls}", "cells.h5"),
     params:
         seed=config["seed"],
         layer=CLASS_LAYER,
@@ -39,13 +39,13 @@ rule class_cells:
 
 use rule render_icons as class_icons with:
     input:
-        cells=f"{CLASS_DIR}/cells.h5",
-        activations=f"{RESULTS}/activations/{CLASS_LAYER}.h5",
+        cells=RUN_FILES.class_atlas("{cls}", "cells.h5"),
+        activations=RUN_FILES.activations(CLASS_LAYER),
         weights=MODEL_WEIGHTS,
-        card=MODEL_CARD,
+        card=MODEL_FILES.card,
         spectrum=spectrum_input(CLASS_LAYER),
     output:
-        f"{CLASS_DIR}/icons.h5",
+        RUN_FILES.class_atlas("{cls}", "icons.h5"),
     params:
         layer=CLASS_LAYER,
         grid_size=config["class_atlas"]["grid_size"],
@@ -59,16 +59,16 @@ use rule render_icons as class_icons with:
 
 use rule montage as class_montage with:
     input:
-        icons=f"{CLASS_DIR}/icons.h5",
-        cells=f"{CLASS_DIR}/cells.h5",
+        icons=RUN_FILES.class_atlas("{cls}", "icons.h5"),
+        cells=RUN_FILES.class_atlas("{cls}", "cells.h5"),
     output:
         atlas=report(
-            f"{CLASS_DIR}/atlas.png",
+            RUN_FILES.class_atlas("{cls}", "atlas.png"),
             caption="../report/class_atlas.rst",
             category="Class atlases",
             labels={"class atlas": "{cls}", "figure": "atlas"},
         ),
-        tiles=directory(f"{CLASS_DIR}/tiles"),
+        tiles=directory(RUN_FILES.class_atlas("{cls}", "tiles")),
     log:
         f"{LOGS}/class_atlas/{{cls}}/montage.log",
     benchmark:

@@ -7,15 +7,15 @@ import sys
 
 from snakemake.io import is_flagged
 
-from activation_atlas.class_atlas import class_slug, comparison_slug
-from activation_atlas.config_check import ConfigError, check_config
+from activation_atlas.algorithms.class_atlas import class_slug, comparison_slug
+from activation_atlas.workflow.config_check import ConfigError, check_config
 from activation_atlas.formats.cells import count_cells
-from activation_atlas.jobs import render_chunk_count
+from activation_atlas.workflow.jobs import render_chunk_count
 from activation_atlas.models.kinds import model_kind
-from activation_atlas.provenance import PORTABLE_ENVIRONMENT, workflow_facts
-from activation_atlas.run_lock import clear_stale_lock
-from activation_atlas import settings
-from activation_atlas.settings import layer_section, layout_threads, umap_settings
+from activation_atlas.workflow.provenance import PORTABLE_ENVIRONMENT, workflow_facts
+from activation_atlas.workflow.run_lock import clear_stale_lock
+from activation_atlas.workflow import paths, settings
+from activation_atlas.workflow.settings import layer_section, layout_threads, umap_settings
 
 
 # A bad value stops the workflow here, before any job, with one line naming the key.
@@ -64,7 +64,7 @@ if config["portable"]:
 os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "4294967296")
 os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "68719476736")
 # torchvision fetches published weights into $TORCH_HOME: keep them with the other resources.
-os.environ.setdefault("TORCH_HOME", os.path.abspath("resources/torch_home"))
+os.environ.setdefault("TORCH_HOME", os.path.abspath(paths.TORCH_HOME))
 
 
 RUN = config["run"]
@@ -72,29 +72,18 @@ LAYERS = config["layers"]
 GRIDS = config["grid"]["sizes"]
 DATASET = config["dataset"]
 MODEL = config["model"]
-RESULTS = f"results/{RUN}"
-LOGS = f"logs/{RUN}"
+# The run's files (results/<run>/, logs/<run>/) and the model's (resources/models/<name>/).
+RUN_FILES = paths.RunFiles(RUN)
+LOGS = RUN_FILES.logs
+MODEL_FILES = paths.ModelFiles(MODEL["name"])
 DATASET_DIR = settings.dataset_dir(config)
-DATASET_ARCHIVE = (
-    f"resources/downloads/{os.path.basename(DATASET['url'].split('?')[0])}"
-    if DATASET["kind"] == "download"
-    else None
-)
-MODEL_DIR = f"resources/models/{MODEL['name']}"
+DATASET_ARCHIVE = paths.download_path(DATASET["url"]) if DATASET["kind"] == "download" else None
 # Whether the workflow trains the model (on the generated dataset) rather than loading its weights.
 MODEL_TRAINED = model_kind(MODEL["kind"]).trained
-MODEL_CARD = f"{MODEL_DIR}/model.json"
-# What training a model the workflow trains measured: its classes, accuracies and losses.
-MODEL_TRAINING = f"{MODEL_DIR}/training.json"
-# How the run's numbers are computed (portable or native kernels): an input of the first jobs that
-# compute with floats, so that switching `portable` reruns them and everything after them.
-NUMERICS = f"{RESULTS}/numerics.json"
-# The model card with the model's accuracy on this run's images.
-RUN_MODEL_CARD = f"{RESULTS}/model.json"
-# Weights the workflow makes or fetches live in MODEL_DIR; a local checkpoint is used where it is;
-# torchvision fetches its own into TORCH_HOME.
+# Weights the workflow makes or fetches live in the model's folder; a local checkpoint is used where
+# it is; torchvision fetches its own into TORCH_HOME.
 if MODEL_TRAINED or MODEL["url"]:
-    MODEL_WEIGHTS = [f"{MODEL_DIR}/weights.pt"]
+    MODEL_WEIGHTS = [MODEL_FILES.weights]
 elif MODEL["checkpoint"]:
     MODEL_WEIGHTS = [MODEL["checkpoint"]]
 else:
@@ -109,7 +98,6 @@ CLASS_ATLASES = {
     **{class_slug(str(spec)): [spec] for spec in config["class_atlas"]["classes"]},
     **{comparison_slug(pair): list(pair) for pair in config["class_atlas"]["comparisons"]},
 }
-CLASS_DIR = f"{RESULTS}/class_atlas/{{cls}}"
 
 
 wildcard_constraints:
@@ -141,7 +129,7 @@ def render_settings(layer):
 def spectrum_input(layer):
     """The amplitude spectrum a layer's render jobs read (render.param maco), at its icon size."""
     render = render_settings(layer)
-    return [f"{RESULTS}/spectrum/{render['icon_size']}px.h5"] if render["param"] == "maco" else []
+    return [RUN_FILES.spectrum(render['icon_size'])] if render["param"] == "maco" else []
 
 
 def icon_chunks(wildcards):
@@ -156,7 +144,7 @@ def icon_chunks(wildcards):
         wildcards.layer,
     )
     return expand(
-        f"{RESULTS}/icons/{wildcards.layer}/grid{wildcards.grid}/chunk{{chunk}}.h5",
+        RUN_FILES.icon_chunk(wildcards.layer, wildcards.grid, "{chunk}"),
         chunk=range(n),
     )
 
@@ -176,7 +164,7 @@ def viewer_atlases():
             "id": layer,
             "title": f"layer {layer}",
             "levels": [
-                [grid, f"{RESULTS}/cells/{layer}/grid{grid}.h5", f"{RESULTS}/atlas/{layer}/tiles/grid{grid}"]
+                [grid, RUN_FILES.cells(layer, grid), RUN_FILES.tiles(layer, grid)]
                 for grid in GRIDS
             ],
         }
@@ -188,7 +176,7 @@ def viewer_atlases():
             "id": slug,
             "title": (f"class {shown[0]}" if len(shown) == 1 else f"{shown[1]} ← vs → {shown[0]}")
             + f" ({CLASS_LAYER})",
-            "levels": [[grid, f"{RESULTS}/class_atlas/{slug}/cells.h5", f"{RESULTS}/class_atlas/{slug}/tiles"]],
+            "levels": [[grid, RUN_FILES.class_atlas(slug, "cells.h5"), RUN_FILES.class_atlas(slug, "tiles")]],
         }
         for slug, shown in CLASS_ATLASES.items()
     ]
@@ -197,13 +185,13 @@ def viewer_atlases():
 
 def all_outputs():
     return [
-        *expand(f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png", layer=LAYERS, grid=GRIDS),
-        *expand(f"{RESULTS}/atlas/{{layer}}/metrics.json", layer=LAYERS),
-        *expand(f"{RESULTS}/layout/{{layer}}.png", layer=LAYERS),
-        *[f"{RESULTS}/class_atlas/{slug}/atlas.png" for slug in CLASS_ATLASES],
-        *([f"{RESULTS}/viewer.html"] if config["viewer"]["enabled"] else []),
-        f"{RESULTS}/MANIFEST.json",
-        f"{LOGS}/provenance.json",
+        *expand(RUN_FILES.atlas("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
+        *expand(RUN_FILES.metrics("{layer}"), layer=LAYERS),
+        *expand(RUN_FILES.layout("{layer}", "png"), layer=LAYERS),
+        *[RUN_FILES.class_atlas(slug, "atlas.png") for slug in CLASS_ATLASES],
+        *([RUN_FILES.viewer_page] if config["viewer"]["enabled"] else []),
+        RUN_FILES.manifest,
+        RUN_FILES.provenance,
     ]
 
 
@@ -213,15 +201,16 @@ def kept_outputs():
     class_layers = [CLASS_LAYER] if CLASS_ATLASES else []
     per_class = ("layout.h5", "layout.png", "cells.h5", "icons.h5", "atlas.png", "tiles")
     return [
-        NUMERICS,
-        RUN_MODEL_CARD,
-        *expand(f"{RESULTS}/activations/{{layer}}.h5", layer=LAYERS),
-        *expand(f"{RESULTS}/layout/{{layer}}.{{ext}}", layer=LAYERS, ext=["h5", "png"]),
-        *expand(f"{RESULTS}/{{kind}}/{{layer}}/grid{{grid}}.h5", kind=["cells", "icons"], layer=LAYERS, grid=GRIDS),
-        *expand(f"{RESULTS}/atlas/{{layer}}/grid{{grid}}.png", layer=LAYERS, grid=GRIDS),
-        *expand(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}", layer=LAYERS, grid=GRIDS),
-        *expand(f"{RESULTS}/atlas/{{layer}}/metrics.json", layer=LAYERS),
-        *[f"{RESULTS}/class_atlas/{slug}/{name}" for slug in CLASS_ATLASES for name in per_class],
+        RUN_FILES.numerics,
+        RUN_FILES.model_card,
+        *expand(RUN_FILES.activations("{layer}"), layer=LAYERS),
+        *expand(RUN_FILES.layout("{layer}", "{ext}"), layer=LAYERS, ext=["h5", "png"]),
+        *expand(RUN_FILES.cells("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
+        *expand(RUN_FILES.icons("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
+        *expand(RUN_FILES.atlas("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
+        *expand(RUN_FILES.tiles("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
+        *expand(RUN_FILES.metrics("{layer}"), layer=LAYERS),
+        *[RUN_FILES.class_atlas(slug, name) for slug in CLASS_ATLASES for name in per_class],
         *sorted({path for layer in LAYERS + class_layers for path in spectrum_input(layer)}),
-        *([f"{RESULTS}/viewer.html", f"{RESULTS}/viewer"] if config["viewer"]["enabled"] else []),
+        *([RUN_FILES.viewer_page, RUN_FILES.viewer_assets] if config["viewer"]["enabled"] else []),
     ]

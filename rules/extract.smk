@@ -2,10 +2,10 @@ rule extract:
     input:
         dataset=dataset_input(),
         weights=MODEL_WEIGHTS,
-        card=MODEL_CARD,
-        numerics=NUMERICS,
+        card=MODEL_FILES.card,
+        numerics=RUN_FILES.numerics,
     output:
-        temp(expand(f"{RESULTS}/activations/shards/{{{{shard}}}}/{{layer}}.h5", layer=LAYERS)),
+        temp(expand(RUN_FILES.activation_shard("{{shard}}", "{layer}"), layer=LAYERS)),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -32,11 +32,11 @@ rule extract:
 rule merge_activations:
     input:
         expand(
-            f"{RESULTS}/activations/shards/{{shard}}/{{{{layer}}}}.h5",
+            RUN_FILES.activation_shard("{shard}", "{{layer}}"),
             shard=range(config["extract"]["shards"]),
         ),
     output:
-        f"{RESULTS}/activations/{{layer}}.h5",
+        RUN_FILES.activations("{layer}"),
     log:
         f"{LOGS}/extract/merge_{{layer}}.log",
     benchmark:
@@ -53,10 +53,10 @@ rule merge_activations:
 
 rule evaluate_model:
     input:
-        activations=f"{RESULTS}/activations/{LAYERS[0]}.h5",
-        card=MODEL_CARD,
+        activations=RUN_FILES.activations(LAYERS[0]),
+        card=MODEL_FILES.card,
     output:
-        report(RUN_MODEL_CARD, caption="../report/model_card.rst", category="Model", labels={"file": "model.json"}),
+        report(RUN_FILES.model_card, caption="../report/model_card.rst", category="Model", labels={"file": "model.json"}),
     log:
         f"{LOGS}/extract/evaluate_model.log",
     benchmark:
@@ -78,10 +78,10 @@ rule extract_shared:
     input:
         dataset=dataset_input(),
         weights=MODEL_WEIGHTS,
-        card=MODEL_CARD,
-        numerics=NUMERICS,
+        card=MODEL_FILES.card,
+        numerics=RUN_FILES.numerics,
     output:
-        f"{RESULTS}/aligned/activations/{{layer}}.h5",
+        RUN_FILES.shared_activations("{layer}"),
     params:
         seed=config["seed"],
         device=config["device"],

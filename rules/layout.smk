@@ -1,10 +1,10 @@
 rule layout:
     input:
-        f"{RESULTS}/activations/{{layer}}.h5",
+        RUN_FILES.activations("{layer}"),
     output:
-        layout=f"{RESULTS}/layout/{{layer}}.h5",
+        layout=RUN_FILES.layout("{layer}"),
         scatter=report(
-            f"{RESULTS}/layout/{{layer}}.png",
+            RUN_FILES.layout("{layer}", "png"),
             caption="../report/layout.rst",
             category="Layouts",
             labels={"layer": "{layer}"},

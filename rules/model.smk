@@ -3,10 +3,10 @@ if MODEL_TRAINED:
     rule train_model:
         input:
             dataset=DATASET_DIR,
-            numerics=NUMERICS,
+            numerics=RUN_FILES.numerics,
         output:
-            weights=f"{MODEL_DIR}/weights.pt",
-            training=MODEL_TRAINING,
+            weights=MODEL_FILES.weights,
+            training=MODEL_FILES.training,
         params:
             seed=config["seed"],
             input_size=MODEL_INPUT_SIZE,
@@ -28,11 +28,11 @@ elif MODEL["url"]:
 
     rule download_weights:
         output:
-            f"{MODEL_DIR}/weights.pt",
+            MODEL_FILES.weights,
         params:
             url=MODEL["url"],
             sha256=MODEL["sha256"],
-            pin=f"{MODEL_DIR}/weights.pt.sha256",
+            pin=MODEL_FILES.weights_pin,
         log:
             f"logs/model/{MODEL['name']}/download.log",
         benchmark:
@@ -51,10 +51,10 @@ elif MODEL["url"]:
 rule describe_model:
     input:
         weights=MODEL_WEIGHTS,
-        training=[MODEL_TRAINING] if MODEL_TRAINED else [],
+        training=[MODEL_FILES.training] if MODEL_TRAINED else [],
         dataset=[] if MODEL_TRAINED else dataset_input(),
     output:
-        MODEL_CARD,
+        MODEL_FILES.card,
     params:
         model=MODEL,
         layers=LAYERS,

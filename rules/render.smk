@@ -1,12 +1,12 @@
 rule render_icons:
     input:
-        cells=f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5",
-        activations=f"{RESULTS}/activations/{{layer}}.h5",
+        cells=RUN_FILES.cells("{layer}", "{grid}"),
+        activations=RUN_FILES.activations("{layer}"),
         weights=MODEL_WEIGHTS,
-        card=MODEL_CARD,
+        card=MODEL_FILES.card,
         spectrum=lambda wildcards: spectrum_input(wildcards.layer),
     output:
-        temp(f"{RESULTS}/icons/{{layer}}/grid{{grid}}/chunk{{chunk}}.h5"),
+        temp(RUN_FILES.icon_chunk("{layer}", "{grid}", "{chunk}")),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -35,7 +35,7 @@ rule merge_icons:
     input:
         icon_chunks,
     output:
-        f"{RESULTS}/icons/{{layer}}/grid{{grid}}.h5",
+        RUN_FILES.icons("{layer}", "{grid}"),
     log:
         f"{LOGS}/render/{{layer}}/grid{{grid}}/merge.log",
     benchmark:
@@ -53,9 +53,9 @@ rule merge_icons:
 rule amplitude_spectrum:
     input:
         dataset=dataset_input(),
-        numerics=NUMERICS,
+        numerics=RUN_FILES.numerics,
     output:
-        f"{RESULTS}/spectrum/{{size}}px.h5",
+        RUN_FILES.spectrum("{size}"),
     params:
         seed=config["seed"],
         icon_size=lambda wildcards: int(wildcards.size),
@@ -81,9 +81,9 @@ rule amplitude_spectrum:
 rule aligned_icons:
     input:
         cells=f"results/{{aligned}}/members/{RUN}/{{layer}}/cells/grid{{grid}}.h5",
-        activations=f"{RESULTS}/aligned/activations/{{layer}}.h5",
+        activations=RUN_FILES.shared_activations("{layer}"),
         weights=MODEL_WEIGHTS,
-        card=MODEL_CARD,
+        card=MODEL_FILES.card,
         spectrum=lambda wildcards: spectrum_input(wildcards.layer),
     output:
         f"results/{{aligned}}/members/{RUN}/{{layer}}/icons/grid{{grid}}.h5",

@@ -5,7 +5,7 @@
 rule provenance:
     output:
         report(
-            f"{LOGS}/provenance.json",
+            RUN_FILES.provenance,
             caption="../report/provenance.rst",
             category="Provenance",
             labels={"file": "provenance.json"},
@@ -31,7 +31,7 @@ rule manifest:
     input:
         kept_outputs(),
     output:
-        f"{RESULTS}/MANIFEST.json",
+        RUN_FILES.manifest,
     params:
         run=RUN,
     log:
@@ -50,7 +50,7 @@ rule manifest:
 
 rule numerics:
     output:
-        NUMERICS,
+        RUN_FILES.numerics,
     params:
         portable=config["portable"],
         environment=PORTABLE_ENVIRONMENT if config["portable"] else {},

@@ -1,13 +1,13 @@
 rule viewer:
     input:
-        card=MODEL_CARD,
+        card=MODEL_FILES.card,
         dataset=dataset_input(),
-        cells=expand(f"{RESULTS}/cells/{{layer}}/grid{{grid}}.h5", layer=LAYERS, grid=GRIDS),
-        tiles=expand(f"{RESULTS}/atlas/{{layer}}/tiles/grid{{grid}}", layer=LAYERS, grid=GRIDS),
-        class_tiles=[f"{RESULTS}/class_atlas/{slug}/tiles" for slug in CLASS_ATLASES],
+        cells=expand(RUN_FILES.cells("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
+        tiles=expand(RUN_FILES.tiles("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
+        class_tiles=[RUN_FILES.class_atlas(slug, "tiles") for slug in CLASS_ATLASES],
     output:
-        html=f"{RESULTS}/viewer.html",
-        assets=directory(f"{RESULTS}/viewer"),
+        html=RUN_FILES.viewer_page,
+        assets=directory(RUN_FILES.viewer_assets),
     params:
         seed=config["seed"],
         images=image_selection(),

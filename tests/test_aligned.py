@@ -1,4 +1,4 @@
-"""Aligned atlases (activation_atlas/aligned.py, rules/aligned.smk): the joint vectors, the checks of an
+"""Aligned atlases (activation_atlas/workflow/aligned.py, rules/aligned.smk): the joint vectors, the checks of an
 aligned config and its members, and config/ci-aligned.yaml through the workflow: the CI CNN's conv3 and
 a tiny ViT's last block read the same patches of the same images, laid out once, binned once and
 rendered by each network, side by side. (Its viewer's switch: test_viewer.)"""
@@ -10,9 +10,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from activation_atlas.aligned import check_aligned_config, joint_vectors
-from activation_atlas.config_schema import ConfigError
-from activation_atlas.manifest import read_manifest
+from activation_atlas.algorithms.aligned import joint_vectors
+from activation_atlas.workflow.aligned import check_aligned_config
+from activation_atlas.workflow.config_schema import ConfigError
+from activation_atlas.checking.manifest import read_manifest
 from tools.runs import REPO, load_config
 
 ALIGNED = yaml.safe_load((REPO / "config/ci-aligned.yaml").read_text())

@@ -1,14 +1,39 @@
-"""The package mirrors the workflow: one stage module per rule file, each script calling its own stage,
-stages above the algorithm and format modules and never importing one another, small modules."""
+"""The package's layers and who may import whom.
+
+    runtime, h5io                  the base every part may use
+    data, models, optvis           building blocks: images, networks, feature inversion
+    algorithms, formats, viewer    the method: its algorithms, the files they read and write, the viewer
+    stages                         one module per rule file: what its scripts call
+    workflow                       plumbing run while Snakemake builds its graph (imports no torch)
+    checking                       a finished run's manifest and verify
+
+The package mirrors the workflow: one stage module per rule file, each script calling its own stage,
+no stage importing another; the parts below the stages never reach up into stages, workflow or
+checking; there is no import cycle; modules stay small."""
 import ast
 import re
+import subprocess
+import sys
 
 from tools.runs import REPO
 
 PACKAGE = REPO / "activation_atlas"
+BASE = {"activation_atlas", "runtime", "h5io"}
+BLOCKS = {"data", "models", "optvis"}
+METHOD = {"algorithms", "formats", "viewer"}
+# What each part may import, besides itself (by its first name under the package).
+ALLOWED = {
+    **{part: BASE for part in BASE},
+    **{part: BASE | BLOCKS for part in BLOCKS},
+    **{part: BASE | BLOCKS | METHOD for part in METHOD},
+    "stages": BASE | BLOCKS | METHOD | {"workflow", "checking"},
+    "workflow": BASE | BLOCKS | METHOD | {"workflow"},
+    "checking": BASE | {"checking"},
+}
 
 
 def imported_modules(path) -> set[str]:
+    """Every module the file imports, at its top or inside a function."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -16,6 +41,81 @@ def imported_modules(path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
     return names
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Module → the package's modules it imports (a name imported from a package counts as its
+    module when there is one)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imported_modules(path):
+            if imported.startswith("activation_atlas"):
+                targets.add(imported)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def part_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_each_part_imports_only_the_parts_below_it():
+    wrong = [(module, target) for module, targets in package_graph().items() for target in targets
+             if part_of(target) != part_of(module) and part_of(target) not in ALLOWED[part_of(module)]]
+    assert not wrong
+
+
+def test_every_module_is_in_a_declared_part():
+    assert {part_of(module) for module in package_graph()} == set(ALLOWED)
+
+
+def test_the_package_has_no_import_cycle():
+    graph = package_graph()
+    done, on_path, cycles = set(), [], []
+
+    def visit(module):
+        if module in on_path:
+            cycles.append(on_path[on_path.index(module):] + [module])
+            return
+        if module in done:
+            return
+        on_path.append(module)
+        for target in sorted(graph[module]):
+            # A package's own submodules import the package for what it declares: not a cycle.
+            if not module.startswith(target + "."):
+                visit(target)
+        on_path.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+    assert not cycles
+
+
+def test_the_workflow_plumbing_and_the_model_kinds_load_without_torch():
+    """Snakemake imports these on every parse (on a cluster, in every job): torch would cost seconds."""
+    modules = [module_name(p) for p in (PACKAGE / "workflow").glob("*.py")] + ["activation_atlas.models.kinds"]
+    script = (f"import importlib, sys\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_sys_path_is_edited_only_to_import_a_user_models_package():
+    edits = [str(p.relative_to(REPO)) for folder in ("activation_atlas", "benchmarks", "tools", "tests", "rules",
+                                                     "scripts")
+             for p in (REPO / folder).rglob("*") if p.suffix in (".py", ".smk")
+             and re.search(r"sys\.path\.(insert|append)", p.read_text()) and p.name != "test_architecture.py"]
+    assert edits == ["activation_atlas/models/kinds/user.py"]
 
 
 def test_every_rule_file_has_its_stage_module_and_back():

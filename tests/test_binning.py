@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from activation_atlas.binning import bin_layout, cell_coordinates
+from activation_atlas.algorithms.binning import bin_layout, cell_coordinates
 
 
 def test_points_on_cell_edges_fall_in_exactly_one_cell():
@@ -68,7 +68,7 @@ def test_points_outside_the_unit_square_are_an_error(bad):
 
 
 def test_cell_attribution_means_and_top_classes():
-    from activation_atlas.binning import cell_attributions
+    from activation_atlas.algorithms.binning import cell_attributions
 
     xy = np.array([[0.1, 0.1], [0.2, 0.2], [0.9, 0.9], [0.8, 0.9], [0.9, 0.1]])
     labels = np.zeros(5, dtype=int)
@@ -81,7 +81,7 @@ def test_cell_attribution_means_and_top_classes():
 
 
 def test_top_k_attribution_counts_unlisted_classes_as_zero():
-    from activation_atlas.binning import cell_attributions
+    from activation_atlas.algorithms.binning import cell_attributions
 
     xy = np.full((2, 2), 0.5)
     cells = bin_layout(xy, np.ones((2, 1)), np.zeros(2, dtype=int), 1, min_count=0, n_classes=1)
@@ -91,7 +91,7 @@ def test_top_k_attribution_counts_unlisted_classes_as_zero():
 
 
 def test_cell_samples_are_distinct_images_of_the_cell_and_seeded():
-    from activation_atlas.binning import cell_samples
+    from activation_atlas.algorithms.binning import cell_samples
 
     xy = np.array([[0.1, 0.1]] * 6 + [[0.9, 0.9]] * 3 + [[0.1, 0.9]])
     image_index = np.array([5, 5, 7, 8, 9, 11, 20, 20, 21, 30])

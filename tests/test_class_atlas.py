@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from activation_atlas.class_atlas import class_slug, resolve_class, select_for_class
+from activation_atlas.algorithms.class_atlas import class_slug, resolve_class, select_for_class
 
 
 def test_selection_is_own_top_class_plus_the_most_attributed():
@@ -33,7 +33,7 @@ def test_classes_resolve_by_name_or_index_and_unknown_ones_are_explained():
 
 
 def test_comparison_x_is_the_normalised_attribution_difference():
-    from activation_atlas.class_atlas import comparison_layout, comparison_x
+    from activation_atlas.algorithms.class_atlas import comparison_layout, comparison_x
 
     attribution = np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 5.0], [1.0, 1.0, 9.0], [0.0, 4.0, 1.0]])
     x = comparison_x(attribution, None, 0, 1)
@@ -44,7 +44,7 @@ def test_comparison_x_is_the_normalised_attribution_difference():
 
 
 def test_comparison_with_top_k_storage_counts_a_missing_class_at_the_rows_lowest_stored_value():
-    from activation_atlas.class_atlas import comparison_x
+    from activation_atlas.algorithms.class_atlas import comparison_x
 
     attribution = np.array([[5.0, 1.0], [4.0, 2.0]])
     classes = np.array([[0, 2], [1, 0]])     # row 0 stores classes 0 and 2, row 1 classes 1 and 0
@@ -53,7 +53,7 @@ def test_comparison_with_top_k_storage_counts_a_missing_class_at_the_rows_lowest
 
 
 def test_comparison_selection_is_the_union_of_both_class_selections():
-    from activation_atlas.class_atlas import select_for_comparison
+    from activation_atlas.algorithms.class_atlas import select_for_comparison
 
     rng = np.random.default_rng(0)
     attribution = rng.normal(size=(50, 4))

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tools.runs import REPO, SCHEMA, copy_workflow, load_config, validated
-from activation_atlas.config_check import ConfigError
+from activation_atlas.workflow.config_check import ConfigError
 
 
 def test_defaults_are_filled_into_every_section():
@@ -253,7 +253,7 @@ def test_layout_jobs_ask_for_the_threads_their_neighbour_search_is_split_into(tm
 def test_the_schema_admits_no_name_pattern_but_the_path_component_one():
     """Every name in the schema that becomes a path uses the one checked pattern (the others: a sha256
     and a layer grid, which name no path)."""
-    from activation_atlas.config_schema import PATH_COMPONENT, load_schema
+    from activation_atlas.workflow.config_schema import PATH_COMPONENT, load_schema
     from activation_atlas.models.grids import GRID_SPEC
 
     text = (REPO / "schemas" / "config.schema.yaml").read_text()

@@ -1,20 +1,25 @@
-"""The README's pictures are outputs of the workflow: every image under docs/ has a source in
-docs/sources.yaml and is byte for byte the file its run's reference manifest records (the manifest
-`make verify` checks a reviewer's run against); make docs makes them. (The ResNet-32 picture is also
-checked against a fresh run of its config: test_real_models_workflow.)"""
+"""The documentation: a README that is a front door to the pages under docs/, links that lead
+somewhere, a recipe that runs, and pictures that are outputs of the workflow: every image under docs/
+has a source in docs/sources.yaml and is byte for byte the file its run's reference manifest records
+(the manifest `make verify` checks a reviewer's run against); make docs makes them. (The ResNet-32
+picture is also checked against a fresh run of its config: test_real_models_workflow.)"""
+import copy
 import re
 
 import pytest
 import yaml
 from PIL import Image
 
-from activation_atlas.manifest import read_manifest
+from activation_atlas.checking.manifest import read_manifest
 from activation_atlas.runtime import sha256_of
+from activation_atlas.workflow.config_check import check_config
 from tools.docs_images import DOCS, build, load_sources
-from tools.runs import REPO
+from tools.runs import REPO, SCHEMA
 
 SOURCES = load_sources()
 COPIED = sorted(name for name, source in SOURCES["images"].items() if "file" in source)
+PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 
 
 def reference_entry(name: str) -> dict:
@@ -22,10 +27,11 @@ def reference_entry(name: str) -> dict:
     return read_manifest(REPO / "reference" / source["run"] / "MANIFEST.json")["files"][source["file"]]
 
 
-def test_every_image_under_docs_has_a_source_and_the_readme_shows_only_those():
+def test_every_image_under_docs_has_a_source_and_the_pages_show_only_those():
     assert {p.name for p in DOCS.glob("*.png")} == set(SOURCES["images"])
-    shown = set(re.findall(r"\(docs/([^)\s]+\.png)\)", (REPO / "README.md").read_text()))
-    assert shown and shown <= set(SOURCES["images"])
+    shown = {(page.parent / target).resolve() for page in PAGES for target in LINK.findall(page.read_text())
+             if target.endswith(".png")}
+    assert shown and shown <= {(DOCS / name).resolve() for name in SOURCES["images"]}
     for run, config in SOURCES["runs"].items():
         assert yaml.safe_load((REPO / config).read_text())["run"] == run
         assert read_manifest(REPO / "reference" / run / "MANIFEST.json")["run"] == run
@@ -49,3 +55,27 @@ def test_make_docs_copies_each_named_file_unchanged_and_screenshots_the_viewer(f
     sources["images"] = {"gone.png": {"run": "ci", "file": "atlas/conv9/grid6.png"}}
     with pytest.raises(SystemExit, match=r"atlas/conv9/grid6.png is missing: run config/ci.yaml first"):
         build(first_run / "results", tmp_path, sources)
+
+
+def test_the_readme_is_a_front_door_whose_links_all_lead_somewhere():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    assert {page.name for page in DOCS.glob("*.md")} == {
+        name for name in re.findall(r"\(docs/([\w-]+\.md)\)", readme)}, "every docs page is in the README's map"
+    for page in PAGES:
+        for target in LINK.findall(page.read_text()):
+            if not target.startswith(("http://", "https://")):
+                assert (page.parent / target).exists(), f"{page.relative_to(REPO)} links to {target}: no such file"
+
+
+def test_the_readmes_own_network_recipe_passes_the_config_check(monkeypatch):
+    """Its model, dataset and layers as written (the committed checkpoint and photographs)."""
+    monkeypatch.chdir(REPO)
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    recipe = yaml.safe_load(next(block for block in blocks if "kind: user" in block))
+    checked = copy.deepcopy(recipe)
+    check_config(checked, SCHEMA)
+    shipped = yaml.safe_load((REPO / "config" / "cifar10-resnet32.yaml").read_text())
+    for key in ("factory", "python_path", "input_size", "resize", "normalize"):
+        assert recipe["model"][key] == shipped["model"][key], key
+    assert recipe["layers"] == shipped["layers"] and recipe["dataset"]["path"] == shipped["dataset"]["path"]

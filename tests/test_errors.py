@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from activation_atlas.binning import bin_layout
+from activation_atlas.algorithms.binning import bin_layout
 from activation_atlas.formats.layout import read_xy, write_layout
 from activation_atlas.models.checkpoint import read_checkpoint
 from activation_atlas.runtime import RunError

@@ -7,11 +7,10 @@ import pytest
 import torch
 
 from activation_atlas.data.image_folder import BatchRead, load_batch, scan_image_folder
-from activation_atlas.extract import ImageBatches, draw_positions, extract_activations
+from activation_atlas.algorithms.extract import ImageBatches, draw_positions, extract_activations
 from activation_atlas.formats.activations import merge_shards
-from activation_atlas.jobs import shard_images
-from activation_atlas.models.loading import layer_names
-from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.workflow.jobs import shard_images
+from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 
 LAYERS = ["conv1", "conv2", "conv3"]
 

@@ -1,5 +1,6 @@
-"""Each file format is declared once, in its module of activation_atlas/formats: the README's table of
-formats must say what the modules declare, and the files a run writes must hold what they declare."""
+"""Each file format is declared once, in its module of activation_atlas/formats: the table of formats
+in docs/architecture.md must say what the modules declare, and the files a run writes must hold what
+they declare."""
 import importlib
 import json
 import re
@@ -13,10 +14,10 @@ FORMAT_OF_STAGE = {"activations": "activations", "layout": "layout", "cells": "c
                    "spectrum": "spectrum"}
 
 
-def readme_format_rows() -> dict[str, tuple[set[str], set[str]]]:
-    """module name → (names in the datasets column, names in the attributes column) of the README."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### File formats"):]
+def documented_format_rows() -> dict[str, tuple[set[str], set[str]]]:
+    """module name → (names in the datasets column, names in the attributes column) of the table."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    section = text[text.index("## File formats"):]
     section = section[:section.index("\n## ")]
     rows = {}
     for line in section.splitlines():
@@ -34,8 +35,8 @@ def declared(name: str) -> tuple[set[str], set[str]]:
     return set(module.DATASETS), set(module.ATTRIBUTES)
 
 
-def test_the_readme_describes_every_format_as_its_module_declares_it():
-    rows = readme_format_rows()
+def test_the_docs_describe_every_format_as_its_module_declares_it():
+    rows = documented_format_rows()
     modules = {p.stem for p in (REPO / "activation_atlas" / "formats").glob("*.py") if p.stem != "__init__"}
     assert set(rows) == modules
     for name, (datasets, attributes) in rows.items():

@@ -8,7 +8,7 @@ import pytest
 
 from activation_atlas import __version__
 from activation_atlas.h5io import create_h5, write_dataset
-from activation_atlas.montage import atlas_image, trustworthiness_on_sample
+from activation_atlas.algorithms.montage import atlas_image, trustworthiness_on_sample
 
 
 def write_example(path):
@@ -122,7 +122,7 @@ def test_an_atlas_larger_than_max_image_px_is_downscaled_from_its_tiles(tmp_path
 
 
 def test_density_shrinks_or_fades_the_icons_of_sparse_cells():
-    from activation_atlas.montage import density_factors
+    from activation_atlas.algorithms.montage import density_factors
 
     factors = density_factors(np.array([1, 10, 100, 1000]), floor=0.2)
     assert factors[-1] == 1.0 and np.all(np.diff(factors) > 0) and factors.min() >= 0.2

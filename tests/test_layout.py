@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from activation_atlas.layout import fit_umap, normalise_layout, threaded_knn
+from activation_atlas.algorithms.layout import fit_umap, normalise_layout, threaded_knn
 from activation_atlas.runtime import RunError
-from activation_atlas.settings import layout_threads, umap_settings
+from activation_atlas.workflow.settings import layout_threads, umap_settings
 
 
 def test_normalisation_clips_outliers_and_widens_the_percentile_range(rng):
@@ -97,7 +97,7 @@ def test_below_umap_learns_exact_threshold_the_threaded_backend_is_umap_learn(rn
 def test_pca_in_blocks_matches_pca_and_handles_a_short_last_block(rng):
     from sklearn.decomposition import PCA
 
-    from activation_atlas.layout import pca_in_blocks
+    from activation_atlas.algorithms.layout import pca_in_blocks
 
     data = (rng.normal(size=(5000, 12)) * np.array([12, 10, 8, 6, 5, 4, 3, 2, 1, 1, 1, 1])).astype(np.float32)
     blocked = pca_in_blocks(data, 8, block_rows=999)     # the last block, 5 rows, joins the one before

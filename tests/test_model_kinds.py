@@ -19,7 +19,7 @@ def test_the_schema_offers_exactly_the_registered_kinds():
 
 
 def test_the_config_check_reads_the_registry_without_importing_torch():
-    script = ("import sys; from activation_atlas.config_check import check_config; "
+    script = ("import sys; from activation_atlas.workflow.config_check import check_config; "
               "from activation_atlas.models.kinds import KINDS; "
               "from activation_atlas.models.labels import logit_names; "
               "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
@@ -55,10 +55,11 @@ TINY_KIND = textwrap.dedent('''
 USE_TINY = textwrap.dedent('''
     import copy, json
     import torch
-    from activation_atlas.config_check import check_config
-    from activation_atlas.config_schema import ConfigError
+    from activation_atlas.workflow.config_check import check_config
+    from activation_atlas.workflow.config_schema import ConfigError
     from activation_atlas.models.labels import logit_names
-    from activation_atlas.models.loading import layer_names, load_model
+    from activation_atlas.models.capture import layer_names
+    from activation_atlas.models.loading import load_model
 
     given = {"model": {"kind": "tiny", "name": "tiny", "kwargs": {"width": 4}, "input_size": 16},
              "dataset": {"kind": "image_folder", "path": "images"}, "layers": ["0"]}

@@ -15,9 +15,9 @@ import yaml
 from PIL import Image
 
 from activation_atlas.data.generated import class_specs, image_rng, render_image
-from activation_atlas.manifest import file_entry
+from activation_atlas.checking.manifest import file_entry
 from activation_atlas.models.inceptionv1 import InceptionV1
-from activation_atlas.verify import IDENTICAL, WITHIN, check_file
+from activation_atlas.checking.verify import IDENTICAL, WITHIN, check_file
 from tools.runs import REPO, copy_workflow, snakemake
 from tools.http_server import Routes, serve
 

@@ -79,7 +79,7 @@ def test_an_icon_does_not_depend_on_its_batch(tiny_model, dataset_images, rng):
 
 
 def test_icons_rendered_in_batch_aligned_chunks_are_bit_identical(tiny_model, dataset_images, rng):
-    from activation_atlas.jobs import render_chunk_cells, render_chunk_count
+    from activation_atlas.workflow.jobs import render_chunk_cells, render_chunk_count
 
     targets, module = cell_targets(tiny_model, dataset_images, "conv2", 6, rng)
     keys = [(0, i) for i in range(6)]
@@ -165,7 +165,7 @@ def test_a_stopping_rule_does_not_depend_on_the_batch(tiny_model, dataset_images
 
 
 def test_icons_with_a_stopping_rule_are_bit_identical_run_to_run_and_chunk_to_chunk(tiny_model, dataset_images, rng):
-    from activation_atlas.jobs import render_chunk_cells
+    from activation_atlas.workflow.jobs import render_chunk_cells
 
     targets, module = cell_targets(tiny_model, dataset_images, "conv2", 6, rng)
     keys = [(7, i) for i in range(6)]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from activation_atlas import run_lock
+from activation_atlas.workflow import run_lock
 from tools.runs import REPO
 
 
@@ -20,7 +20,7 @@ def workdir(tmp_path, monkeypatch):
 
 def finished_process() -> dict:
     """The record of a process that has exited."""
-    child = subprocess.Popen([sys.executable, "-c", "import json, activation_atlas.run_lock as r; "
+    child = subprocess.Popen([sys.executable, "-c", "import json, activation_atlas.workflow.run_lock as r; "
                               "print(json.dumps(r.this_process()))"], stdout=subprocess.PIPE, text=True, cwd=REPO)
     record = json.loads(child.communicate()[0])
     assert record["start"] is not None

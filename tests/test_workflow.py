@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from activation_atlas.settings import layer_section
+from activation_atlas.workflow.settings import layer_section
 from tools.runs import REPO, TEMPORARY, copy_workflow, load_config, snakemake, tree_digest
 
 # Every test here runs Snakemake.

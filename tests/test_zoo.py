@@ -9,8 +9,8 @@ import yaml
 
 from activation_atlas.models.labels import builtin_labels, logit_names
 from activation_atlas.models.kinds.torchvision import check_published_hash, forced_weights_only
-from activation_atlas.models.loading import build_model, layer_names, load_model
-from activation_atlas.models.capture import resolve_layers
+from activation_atlas.models.loading import build_model, load_model
+from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
 from activation_atlas.runtime import RunError
 from tools.runs import REPO, validated
@@ -228,12 +228,12 @@ def test_describe_model_names_a_user_models_logits_class_k_when_the_folders_do_n
 
 
 def readme_clip_recipe() -> dict:
-    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "transformers.md").read_text(), flags=re.S)
     return yaml.safe_load(next(block for block in blocks if "clip_zero_shot" in block))
 
 
 def test_the_readmes_clip_recipe_gives_zero_shot_logits_and_token_blocks(monkeypatch):
-    """README's CLIP recipe passes the config check; built as it says, with random weights (nothing is
+    """The CLIP recipe of docs/transformers.md passes the config check; built as it says, with random weights (nothing is
     fetched) at 64 px: one logit per class name, and the image tower's blocks it names read as a class
     token and a patch grid."""
     from activation_atlas.models.grids import decide_layer_grids

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from hypothesis import strategies as st
 
-from activation_atlas.config_check import ConfigError, check_config, load_schema
+from activation_atlas.workflow.config_check import ConfigError, check_config, load_schema
 from tools.runs import REPO, SCHEMA, copy_workflow, validated
 
 BASE = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())

@@ -19,7 +19,7 @@ SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 def validated(config: dict) -> dict:
     """The config with schema defaults filled in and checked, as the Snakefile sees it."""
-    from activation_atlas.config_check import check_config
+    from activation_atlas.workflow.config_check import check_config
 
     config = copy.deepcopy(config)
     check_config(config, SCHEMA)

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from activation_atlas.binning import CellAttributions, Cells
+from activation_atlas.algorithms.binning import CellAttributions, Cells
 from activation_atlas.formats.model_card import dataset_to_logits
 from activation_atlas.h5io import create_h5, open_h5, write_dataset
 

@@ -1,4 +1,4 @@
-"""Reading a network's intermediate layers by name, with forward hooks."""
+"""Naming a network's layers, and reading its intermediate layers by name with forward hooks."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -6,11 +6,22 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from activation_atlas.models.demo_cnn import DemoCNN
+from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.runtime import RunError
 
 
 class _StopForward(Exception):
     """Raised by a hook once every requested layer is captured, to skip the rest of the network."""
+
+
+def layer_names(model: nn.Module) -> tuple[str, ...]:
+    """The layers an atlas can be made of."""
+    if isinstance(model, DemoCNN):
+        return tuple(model.stage_names)
+    if isinstance(model, InceptionV1):
+        return model.layer_names()
+    return tuple(name for name, _ in model.named_modules() if name)
 
 
 def resolve_layers(model: nn.Module, names, valid_names) -> dict[str, nn.Module]:

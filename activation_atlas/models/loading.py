@@ -1,4 +1,4 @@
-"""Building a configured network, loading its weights and naming its layers. What differs from kind
+"""Building a configured network and loading its weights. What differs from kind
 to kind (models/kinds/) is read from the kind's module; every loaded model takes RGB in [0, 1]: a
 model's own input normalisation is applied by a forward pre-hook, so its module names stay those of
 the network."""
@@ -10,8 +10,6 @@ import torch
 from torch import nn
 
 from activation_atlas.models.checkpoint import load_checkpoint
-from activation_atlas.models.demo_cnn import DemoCNN
-from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.models.kinds import model_kind
 from activation_atlas.runtime import RunError
 
@@ -23,15 +21,6 @@ def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
     except ValueError as error:
         raise RunError(str(error)) from None
     return kind.build(model_cfg, num_classes)
-
-
-def layer_names(model: nn.Module) -> tuple[str, ...]:
-    """The layers an atlas can be made of."""
-    if isinstance(model, DemoCNN):
-        return tuple(model.stage_names)
-    if isinstance(model, InceptionV1):
-        return model.layer_names()
-    return tuple(name for name, _ in model.named_modules() if name)
 
 
 def add_input_normalisation(model: nn.Module, mean, std) -> nn.Module:

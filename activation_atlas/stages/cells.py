@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from activation_atlas.binning import EmptyGrid, bin_layout, cell_samples, summarise_attributions
+from activation_atlas.algorithms.binning import EmptyGrid, bin_layout, cell_samples, summarise_attributions
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import write_cells
 from activation_atlas.formats.layout import read_xy

@@ -8,15 +8,15 @@ import numpy as np
 import torch
 
 from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
-from activation_atlas.extract import layer_key
+from activation_atlas.algorithms.extract import layer_key
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import merge_icon_chunks, write_icons
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum, write_spectrum
-from activation_atlas.jobs import render_chunk_cells
-from activation_atlas.models.loading import layer_names, load_described_model
-from activation_atlas.models.capture import forward_to_layers, resolve_layers
+from activation_atlas.workflow.jobs import render_chunk_cells
+from activation_atlas.models.loading import load_described_model
+from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.grids import card_layer_grid
 from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.param import amplitude_spectra
@@ -37,6 +37,36 @@ class Rendering:
     input_size: int       # side of the images the model is fed (icons are classified at it)
 
 
+@dataclass
+class RenderTarget:
+    """What inverting the mean activations of one layer's cells needs: the model and the layer's module,
+    how the layer is read as a grid, the cells, their keys (each icon's seed) and the whitening matrix."""
+    model: torch.nn.Module
+    module: dict
+    grid: object                   # the layer's LayerGrid (model card)
+    card: dict
+    cells: object                  # the cells file's contents (formats.cells.read_cells)
+    keys: np.ndarray               # (layer key, grid size, row, col) of every cell
+    whitening: np.ndarray | None   # from the layer's activations, when asked for
+
+
+def prepare_render(cells_path, activations_path, weights, model_card, model_cfg: dict, layer: str, grid_size: int,
+                   whiten: bool, device: str) -> RenderTarget:
+    """Load the model with its weights, the layer's module and grid, the cells and (whiten) the
+    whitening matrix of the layer's activations."""
+    cells = read_cells(cells_path)
+    card = read_card(model_card)
+    model = load_described_model(model_cfg, weights, card, device)
+    module = resolve_layers(model, [layer], layer_names(model))
+    whitening = None
+    if whiten:
+        with ActivationFile(activations_path) as acts:
+            whitening = whitening_matrix(acts.activations[:])
+    keys = np.array([(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)])
+    return RenderTarget(model=model, module=module, grid=card_layer_grid(card, layer), card=card, cells=cells,
+                        keys=keys, whitening=whitening)
+
+
 def render_icons(cells_path, activations_path, weights, model_card, spectrum_path, icons_out, settings: Rendering,
                  threads: int, log) -> None:
     """Icons of the kept cells of one grid, or of chunk `chunk` of them (render.cells_per_job each);
@@ -44,25 +74,20 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
     configure_torch(threads, settings.seed, log)
     device = resolve_device(settings.device)
     layer, grid_size = settings.layer, settings.grid_size
-    cells = read_cells(cells_path)
+    target = prepare_render(cells_path, activations_path, weights, model_card, settings.model, layer, grid_size,
+                            settings.render["whiten"], device)
+    model, module, cells = target.model, target.module, target.cells
+    check_icon_size(model, module, settings.render["icon_size"], settings.input_size, device)
     chosen = render_chunk_cells(settings.chunk, settings.render["cells_per_job"])
     rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]
-    card = read_card(model_card)
-    model = load_described_model(settings.model, weights, card, device)
-    module = resolve_layers(model, [layer], layer_names(model))
-    grid = card_layer_grid(card, layer)
-    check_icon_size(model, module, settings.render["icon_size"], settings.input_size, device)
-    whitening = None
-    if settings.render["whiten"]:
-        with ActivationFile(activations_path) as acts:
-            whitening = whitening_matrix(acts.activations[:])
     icon_settings = RenderSettings.from_section(settings.render)
     log(f"rendering {len(rows)} of {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
         f"{icon_settings.icon_size} px, {icon_settings.param} parameterisation, {icon_settings.steps} steps × "
         f"{icon_settings.attempts} attempts, batches of {icon_settings.batch_size}")
-    keys = [(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(rows, cols)]
+    keys = [tuple(int(v) for v in key) for key in target.keys[chosen]]
     amplitude = read_spectrum(spectrum_path) if spectrum_path else None
-    icons = invert(model, module, means, keys, settings.seed, icon_settings, whitening, device, log, amplitude, grid)
+    icons = invert(model, module, means, keys, settings.seed, icon_settings, target.whitening, device, log, amplitude,
+                   target.grid)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
     icon_class = classify_icons(model, icons.images, settings.input_size, icon_settings.batch_size, device)
     data = {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activation_atlas.manifest import build_manifest
-from activation_atlas.provenance import job_facts
+from activation_atlas.checking.manifest import build_manifest
+from activation_atlas.workflow.provenance import job_facts
 from activation_atlas.runtime import write_json
 
 

@@ -26,7 +26,8 @@ class ModelKind:
     trained: bool = False
     # Keys of the model section that apply to this kind and only to the kinds that declare them too.
     keys: tuple[str, ...] = ()
-    # (model section) -> the layers' names where known without loading weights, else None.
+    # (model section) -> the layers' names where known without loading weights, else None; a section
+    # the network cannot be built from raises ValueError.
     known_layers: Callable[[dict], tuple[str, ...] | None] | None = None
     # (model section) -> the names of its logits that come with the model, else None; cheap ones are
     # read by the config check, the others (e.g. from a library's weights metadata) only by a job.
@@ -37,7 +38,7 @@ class ModelKind:
     normalisation: Callable[[dict, Any], dict | None] | None = None
     # (model with its weights, in eval mode) -> the model ready for inference (e.g. batch norms folded).
     prepare: Callable[[Any], Any] | None = None
-    # (validated config) -> None, or raises ConfigError: what only this kind requires of the config.
+    # (validated config) -> None, or raises ValueError: what only this kind requires of the config.
     check: Callable[[dict], None] | None = None
 
     @property

@@ -3,8 +3,8 @@ encoder.layers.encoder_layer_0..K-1) trained by the workflow on the generated da
 images of model.input_size."""
 from __future__ import annotations
 
-from activation_atlas.config_schema import ConfigError
 from activation_atlas.models.kinds import ModelKind
+from activation_atlas.runtime import RunError
 
 
 def build(model_cfg: dict, num_classes: int | None):
@@ -14,23 +14,19 @@ def build(model_cfg: dict, num_classes: int | None):
 
 
 def known_layers(model_cfg: dict) -> tuple[str, ...] | None:
-    """Its blocks' and their parts' names: built once with random weights (a ViT these settings
-    cannot build is a config error)."""
+    """Its blocks' and their parts' names, from the network built with random weights (a ViT these
+    settings cannot build raises RunError)."""
     if model_cfg["input_size"] is None:
         return None
-    from activation_atlas.models.loading import layer_names
-    from activation_atlas.runtime import RunError
+    from activation_atlas.models.capture import layer_names
 
-    try:
-        return layer_names(build(model_cfg, num_classes=1))
-    except RunError as error:
-        raise ConfigError(str(error)) from None
+    return layer_names(build(model_cfg, num_classes=1))
 
 
 def check(config: dict) -> None:
     if config["model"]["input_size"] is None:
-        raise ConfigError("model.input_size is not set: demo_vit needs it (the side of the images its position "
-                          "embeddings are made for), e.g. the dataset's image_size")
+        raise RunError("model.input_size is not set: demo_vit needs it (the side of the images its position "
+                       "embeddings are made for), e.g. the dataset's image_size")
 
 
 KIND = ModelKind(name="demo_vit", build=build, trained=True, keys=("vit",), known_layers=known_layers, check=check)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from activation_atlas.layout import THREADED_KNN_BACKEND
+from activation_atlas.algorithms.layout import THREADED_KNN_BACKEND
+from activation_atlas.workflow import paths
 
 
 def layer_section(config: dict, section: str, layer: str) -> dict:
@@ -35,7 +36,7 @@ def layout_threads(umap: dict) -> int:
 
 def dataset_dir(config: dict) -> str:
     """Where the workflow keeps a generated or downloaded dataset."""
-    return f"resources/datasets/{config['dataset']['name']}"
+    return paths.dataset_dir(config["dataset"]["name"])
 
 
 def dataset_input(config: dict) -> str:

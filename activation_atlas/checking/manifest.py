@@ -1,6 +1,6 @@
 """A run's manifest (results/<run>/MANIFEST.json): every kept output file with its sha256 and size, and
 for the files that carry the run's findings the figures a reviewer compares when bytes differ (see
-activation_atlas.verify): counts, means, class compositions, image statistics."""
+activation_atlas.checking.verify): counts, means, class compositions, image statistics."""
 from __future__ import annotations
 
 import json

@@ -20,10 +20,10 @@ from PIL import Image
 
 from activation_atlas.data.image_folder import load_image
 from activation_atlas.formats.cells import CellSummary, read_cell_summary
-from activation_atlas.montage import tile_layout
+from activation_atlas.algorithms.montage import tile_layout
 from activation_atlas.runtime import atomic_output, write_text
 
-STATIC = Path(__file__).parent / "viewer_static"
+STATIC = Path(__file__).parent / "static"
 THUMBNAILS_PER_SHEET_SIDE = 16
 
 

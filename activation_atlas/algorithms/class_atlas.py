@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from activation_atlas.layout import lay_out
+from activation_atlas.algorithms.layout import lay_out
 from activation_atlas.runtime import RunError
 
 

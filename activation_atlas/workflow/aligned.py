@@ -14,12 +14,12 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from activation_atlas.config_check import check_config
-from activation_atlas.config_schema import ConfigError, check_schema, load_schema, shown
-from activation_atlas.settings import image_selection
+from activation_atlas.workflow.config_check import check_config
+from activation_atlas.workflow.config_schema import ConfigError, check_schema, load_schema, shown
+from activation_atlas.workflow.paths import AlignedFiles, ModelFiles, RunFiles
+from activation_atlas.workflow.settings import image_selection
 
 # The sections of an aligned config that mean what they mean in a run's config (the run schema's).
 SHARED_SECTIONS = ("layout", "grid", "montage", "viewer")
@@ -34,39 +34,35 @@ class Member:
     given: dict    # the same as its file has it (the member's workflow checks it again)
 
     @property
-    def folder(self) -> str:
-        """The member's part of the aligned run's folder, relative to it."""
-        return f"members/{self.run}/{self.layer}"
-
-    @property
     def card(self) -> str:
-        return f"resources/models/{self.config['model']['name']}/model.json"
+        return ModelFiles(self.config["model"]["name"]).card
 
     @property
     def activations(self) -> str:
         """Its layer's activations at the shared positions (its run's rule extract_shared)."""
-        return f"results/{self.run}/aligned/activations/{self.layer}.h5"
+        return RunFiles(self.run).shared_activations(self.layer)
 
 
 def member_named(members: list[Member], run: str, layer: str) -> Member:
     return next(member for member in members if (member.run, member.layer) == (run, layer))
 
 
-def aligned_outputs(results: str, grids: list[int], viewer: bool) -> list[str]:
+def aligned_outputs(files: AlignedFiles, grids: list[int], viewer: bool) -> list[str]:
     """What an aligned run makes: the side-by-side atlases, the joint layout's plot, the figures, the
     viewer and the manifest."""
-    return [*(f"{results}/atlas/grid{grid}.png" for grid in grids), f"{results}/layout.png",
-            f"{results}/metrics.json", *([f"{results}/viewer.html"] if viewer else []), f"{results}/MANIFEST.json"]
+    return [*(files.atlas(grid) for grid in grids), files.layout("png"), files.metrics,
+            *([files.viewer_page] if viewer else []), files.manifest]
 
 
-def aligned_kept_outputs(results: str, members: list[Member], grids: list[int], viewer: bool) -> list[str]:
+def aligned_kept_outputs(files: AlignedFiles, members: list[Member], grids: list[int], viewer: bool) -> list[str]:
     """Every file and folder an aligned run keeps in its results folder: what its manifest lists."""
-    per_member = [f"{results}/{member.folder}/{name}" for member in members for grid in grids
-                  for name in (f"cells/grid{grid}.h5", f"icons/grid{grid}.h5", f"atlas/grid{grid}.png",
-                               f"atlas/tiles/grid{grid}")]
-    return [f"{results}/layout.h5", f"{results}/layout.png", *(f"{results}/atlas/grid{grid}.png" for grid in grids),
-            f"{results}/metrics.json", *per_member,
-            *([f"{results}/viewer.html", f"{results}/viewer"] if viewer else [])]
+    per_member = [path for member in members for grid in grids
+                  for path in (files.member_cells(member.run, member.layer, grid),
+                               files.member_icons(member.run, member.layer, grid),
+                               files.member_atlas(member.run, member.layer, grid),
+                               files.member_tiles(member.run, member.layer, grid))]
+    return [files.layout(), files.layout("png"), *(files.atlas(grid) for grid in grids), files.metrics, *per_member,
+            *([files.viewer_page, files.viewer_assets] if viewer else [])]
 
 
 def aligned_schema(aligned_schema_path: Path | str, run_schema_path: Path | str) -> dict:
@@ -135,16 +131,3 @@ def check_members_align(members: list[Member], config: dict) -> None:
             and first.config["model"] != second.config["model"]:
         raise ConfigError(f"aligned: the runs {first.run} and {second.run} name different models "
                           f"{first.config['model']['name']}: give each model its own model.name")
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Each row scaled to length 1 (a zero row stays zero)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
-
-
-def joint_vectors(member_vectors: list[np.ndarray]) -> np.ndarray:
-    """The members' rows, each scaled to unit length, side by side and scaled so that a joint row has
-    unit length too: its cosine with another is the mean of the members' cosines."""
-    return (np.concatenate([unit_rows(v) for v in member_vectors], axis=1)
-            / np.sqrt(len(member_vectors))).astype(np.float32)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from activation_atlas.config_schema import ConfigError, check_schema, load_schema, shown
+from activation_atlas.workflow.config_schema import ConfigError, check_schema, load_schema, shown
 from activation_atlas.models.kinds import KINDS, kind_only_keys, kinds_taking, model_kind
 from activation_atlas.models.labels import abbreviated, builtin_labels, configured_labels
-from activation_atlas.settings import layer_section
+from activation_atlas.workflow.settings import layer_section
 
 # Dataset keys that apply to some kinds only. (The model's are declared by the model kinds.)
 DATASET_KIND_ONLY_KEYS = {
@@ -38,7 +38,10 @@ def check_kind_only_keys(given: dict, config: dict) -> None:
 def known_layers(model: dict) -> tuple[str, ...] | None:
     """The layers of a model whose names are known without loading its weights."""
     known = model_kind(model["kind"]).known_layers
-    return known(model) if known is not None else None
+    try:
+        return known(model) if known is not None else None
+    except ValueError as error:   # a network these settings cannot build
+        raise ConfigError(str(error)) from None
 
 
 def check_layers(config: dict) -> None:
@@ -91,7 +94,7 @@ def check_classes(config: dict) -> None:
     given += [(f"class_atlas.comparisons[{i}][{j}]", spec)
               for i, pair in enumerate(section["comparisons"]) for j, spec in enumerate(pair)]
     if names is not None:
-        from activation_atlas.class_atlas import resolve_class
+        from activation_atlas.algorithms.class_atlas import resolve_class
 
         for key, spec in given:
             try:
@@ -177,7 +180,10 @@ def check_model_kind(config: dict) -> None:
                           f"dataset.kind is {config['dataset']['kind']}: set dataset.kind: generated, or choose a "
                           f"model kind with weights ({with_weights})")
     if kind.check is not None:
-        kind.check(config)
+        try:
+            kind.check(config)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def check_model_source(config: dict) -> None:
@@ -200,13 +206,16 @@ def check_paths(config: dict) -> None:
             raise ConfigError(f"model.python_path[{index}] = {shown(folder)}: no such folder")
 
 
-def check_config(config: dict, schema_path: Path | str) -> None:
-    """Fill in the config's defaults and check it; raise ConfigError (one line) for the first problem."""
+def check_config(config: dict, schema_path: Path | str, check_files: bool = True) -> None:
+    """Fill in the config's defaults and check it; raise ConfigError (one line) for the first problem.
+    check_files=False: the files and folders it names need not be on this machine (a config read for
+    its settings, as the GPU check reads the paper's)."""
     given = copy.deepcopy(config)
     check_schema(config, load_schema(schema_path))
     check_kind_only_keys(given, config)
     check_model_source(config)
-    check_paths(config)
+    if check_files:
+        check_paths(config)
     check_model_kind(config)
     check_layers(config)
     check_classes(config)

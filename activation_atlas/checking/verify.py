@@ -1,7 +1,7 @@
 """Check a run against a reference manifest: every file of the reference is identical, equal within
 tolerance (its figures, where its bytes differ), differs, or missing.
 
-    python -m activation_atlas.verify RUN_DIR REFERENCE_MANIFEST [--report out.json]
+    python -m activation_atlas.checking.verify RUN_DIR REFERENCE_MANIFEST [--report out.json]
 
 Exit status 0 when every file is identical or within tolerance, 1 otherwise, 2 on a bad argument.
 """
@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from activation_atlas.manifest import MANIFEST_NAME, flatten, kind_and_figures, read_manifest
+from activation_atlas.checking.manifest import MANIFEST_NAME, flatten, kind_and_figures, read_manifest
 from activation_atlas.runtime import sha256_of
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def summary_lines(checks: list[FileCheck], extra: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation_atlas.verify", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m activation_atlas.checking.verify", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="the run's folder, results/<run>")
     parser.add_argument("reference", type=Path, help="the reference MANIFEST.json, or the folder holding it")
     parser.add_argument("--report", type=Path, help="also write each file's check as JSON here")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from activation_atlas.attribution import attribute_positions
+from activation_atlas.algorithms.attribution import attribute_positions
 from activation_atlas.data.image_folder import describe_upscaled
 from activation_atlas.formats.activations import LayerWriter, create_activation_file
 from activation_atlas.models.capture import capture_layers
