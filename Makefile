@@ -44,13 +44,14 @@ verify: install
 
 # Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run,
 # config/cifar10-resnet32.yaml offline (its committed checkpoint instead of the URL), the demo ViT and
-# the aligned atlas of the two.
+# the aligned atlas of the two; then the tables of figures in docs/*.md, from the reference manifests.
 RESNET32_OFFLINE = model={url: "", checkpoint: tests/data/cifar10-resnet32/resnet32-d509ac18.th}
 docs: install browser demo
 	$(BIN)/snakemake --configfile config/cifar10-resnet32.yaml --config '$(RESNET32_OFFLINE)' --cores all
 	$(BIN)/snakemake --configfile config/demo-vit.yaml --cores all
 	$(BIN)/snakemake --configfile config/aligned-demo.yaml --cores all
 	$(BIN)/python -m tools.docs_images
+	$(BIN)/python -m tools.docs_tables
 
 # The SLURM cluster is started on this machine and stopped afterwards (root, Debian's slurm-wlm,
 # slurmdbd, munge and mariadb-server: tools/slurm_cluster.sh install).
@@ -62,9 +63,9 @@ else
 	$(BIN)/python -m pytest -q --durations=20 tests --ignore=tests/slurm
 endif
 
-# The fast loop: every test that does not run Snakemake.
+# The fast loop: every test that does not run Snakemake, spread over the cores (pytest-xdist).
 test-unit: install
-	$(BIN)/python -m pytest -q --durations=10 -m "not slow and not workflow" tests --ignore=tests/slurm
+	$(BIN)/python -m pytest -q -n auto --durations=10 -m "not slow and not workflow" tests --ignore=tests/slurm
 
 # The slow tests (minutes each, left out of `make test`): a run killed in every rule and resumed, and
 # accepted config mutations run for real.

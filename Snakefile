@@ -1,5 +1,5 @@
 # Activation atlases as a Snakemake workflow: dataset → model → activations → UMAP layout → grid
-# cells → icons by feature inversion → atlas images and metrics. See README.md (Architecture).
+# cells → icons by feature inversion → atlas images and metrics. See docs/architecture.md.
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -14,6 +14,7 @@ from activation_atlas.checking.manifest import read_manifest
 from activation_atlas.runtime import sha256_of
 from activation_atlas.workflow.config_check import check_config
 from tools.docs_images import DOCS, build, load_sources
+from tools.docs_tables import stale_tables
 from tools.runs import REPO, SCHEMA
 
 SOURCES = load_sources()
@@ -79,3 +80,11 @@ def test_the_readmes_own_network_recipe_passes_the_config_check(monkeypatch):
     for key in ("factory", "python_path", "input_size", "resize", "normalize"):
         assert recipe["model"][key] == shipped["model"][key], key
     assert recipe["layers"] == shipped["layers"] and recipe["dataset"]["path"] == shipped["dataset"]["path"]
+
+
+def test_every_generated_table_in_the_docs_is_what_its_figures_make(tmp_path):
+    assert stale_tables() == []
+    page = (DOCS / "transformers.md").read_text()
+    assert "<!-- table: demo-vit-atlases -->" in page
+    (tmp_path / "transformers.md").write_text(page.replace("| `encoder_layer_3` | 10 | 45 |", "| `encoder_layer_3` | 10 | 46 |"))
+    assert stale_tables(tmp_path) == ["transformers.md: demo-vit-atlases"]

@@ -57,6 +57,21 @@ def test_the_cuml_backend_is_used_only_when_installed_and_says_so_otherwise(rng)
         fit_umap(data, n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0, backend="tsne")
 
 
+def test_the_threaded_knn_graph_is_the_same_run_to_run_and_finds_the_true_neighbours(rng):
+    from sklearn.neighbors import NearestNeighbors
+
+    # 6,000 points: above 4,096, where umap-learn itself would search approximately too.
+    centres = rng.normal(size=(12, 32)) * 3
+    data = (centres[rng.integers(0, 12, 6000)] + rng.normal(size=(6000, 32))).astype(np.float32)
+    graphs = [threaded_knn(data, 15, "cosine", 3, False, 2, False) for _ in range(2)]
+    assert graphs[0][0].tobytes() == graphs[1][0].tobytes() and graphs[0][1].tobytes() == graphs[1][1].tobytes()
+    exact = NearestNeighbors(n_neighbors=15, metric="cosine", algorithm="brute").fit(data).kneighbors(data)[1]
+    recall = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(graphs[0][0], exact)])
+    assert recall > 0.9, recall
+
+
+# Slow (three UMAP fits of 6,000 points): the graph test above is the fast check of the same backend.
+@pytest.mark.slow
 def test_the_threaded_knn_layout_is_the_same_bytes_run_to_run_and_as_trustworthy_as_one_thread(rng):
     from sklearn.manifold import trustworthiness
 

@@ -265,7 +265,7 @@ def test_a_bad_config_key_stops_the_workflow_with_its_name(tmp_path):
 
 
 def test_the_resnet32_config_runs_offline_from_the_committed_checkpoint_as_the_readme_says():
-    """README: --config 'model={url: "", checkpoint: ...}' replaces the download by the committed file;
+    """docs/models.md: --config 'model={url: "", checkpoint: ...}' replaces the download by the committed file;
     a url and a checkpoint together are refused, naming both."""
     checkpoint = "tests/data/cifar10-resnet32/resnet32-d509ac18.th"
     offline = snakemake(REPO, "--configfile", "config/cifar10-resnet32.yaml", "-n", "--forceall",

@@ -46,7 +46,7 @@ PIXEL = Tolerance(10.0)          # mean and spread of pixel values, 0–255 (a m
 # Where bytes differ, the figures of a file are compared by kind of file and figure name (first
 # match); a figure that matches none must be equal. They cover the spread measured between runs that
 # differ only in the order of float operations: config/ci.yaml and the default run under baseline
-# kernels (benchmarks/reproducibility.py; README, Artifact evaluation).
+# kernels (benchmarks/reproducibility.py; docs/artifact-evaluation.md).
 TOLERANCES = {
     "activations": ((r"^(mean|rms)$", Tolerance(0.0, 0.02)),),
     "layout": ((r"^class_neighbour_agreement\.", Tolerance(0.06)), (r"^points$", COUNT)),

@@ -30,6 +30,6 @@ def manifest(kept_outputs: list, manifest_out, run: str, log) -> None:
 
 def numerics(portable: bool, environment: dict, numerics_out, log) -> None:
     """Records the run's kernel mode: its results match those of other machines byte for byte only in
-    portable mode (README, Artifact evaluation)."""
+    portable mode (docs/artifact-evaluation.md)."""
     write_json(numerics_out, {"portable": portable, "environment": environment})
     log("portable kernels: " + (", ".join(f"{k}={v}" for k, v in environment.items()) if portable else "off"))

@@ -58,8 +58,8 @@ class ModelFiles:
 
 
 @dataclass(frozen=True)
-class RunFiles:
-    """results/<run>/ and logs/<run>/: one run's files, by stage."""
+class RunFolder:
+    """results/<run>/ and logs/<run>/ of a run or an aligned run: what both kinds have."""
     run: str
 
     @property
@@ -71,6 +71,23 @@ class RunFiles:
         return f"logs/{self.run}"
 
     @property
+    def manifest(self) -> str:
+        return f"{self.root}/MANIFEST.json"
+
+    @property
+    def viewer_page(self) -> str:
+        return f"{self.root}/viewer.html"
+
+    @property
+    def viewer_assets(self) -> str:
+        return f"{self.root}/viewer"
+
+
+@dataclass(frozen=True)
+class RunFiles(RunFolder):
+    """results/<run>/ and logs/<run>/: one run's files, by stage."""
+
+    @property
     def numerics(self) -> str:
         """How the run's numbers are computed (portable or native kernels)."""
         return f"{self.root}/numerics.json"
@@ -79,10 +96,6 @@ class RunFiles:
     def model_card(self) -> str:
         """The model card with the model's accuracy on the run's images."""
         return f"{self.root}/model.json"
-
-    @property
-    def manifest(self) -> str:
-        return f"{self.root}/MANIFEST.json"
 
     @property
     def provenance(self) -> str:
@@ -130,32 +143,11 @@ class RunFiles:
         """The dataset's amplitude spectrum at an icon size (render.param maco)."""
         return f"{self.root}/spectrum/{size}px.h5"
 
-    @property
-    def viewer_page(self) -> str:
-        return f"{self.root}/viewer.html"
-
-    @property
-    def viewer_assets(self) -> str:
-        return f"{self.root}/viewer"
-
 
 @dataclass(frozen=True)
-class AlignedFiles:
+class AlignedFiles(RunFolder):
     """results/<aligned run>/: the joint layout, the side-by-side atlases, and each member's part
     under members/<member run>/<layer>/."""
-    run: str
-
-    @property
-    def root(self) -> str:
-        return f"results/{self.run}"
-
-    @property
-    def logs(self) -> str:
-        return f"logs/{self.run}"
-
-    @property
-    def manifest(self) -> str:
-        return f"{self.root}/MANIFEST.json"
 
     def layout(self, ext: str = "h5") -> str:
         return f"{self.root}/layout.{ext}"
@@ -167,14 +159,6 @@ class AlignedFiles:
     @property
     def metrics(self) -> str:
         return f"{self.root}/metrics.json"
-
-    @property
-    def viewer_page(self) -> str:
-        return f"{self.root}/viewer.html"
-
-    @property
-    def viewer_assets(self) -> str:
-        return f"{self.root}/viewer"
 
     def member(self, run: str, layer: str) -> str:
         """A member's folder: its cells, icons, atlases and tiles on the joint grid."""
