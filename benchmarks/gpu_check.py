@@ -34,11 +34,11 @@ from torch.nn import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 
-from activation_atlas.workflow.config_check import check_config
 from activation_atlas.algorithms.extract import Batch, extract_activations
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.optvis.render import RenderSettings, render_icons
+from activation_atlas.workflow.config_check import check_config
 
 PAPER_CONFIG = REPO / "config" / "inceptionv1-imagenet.yaml"
 # full: batch sizes, sizes and step counts of each measurement; quick: the same code in seconds.

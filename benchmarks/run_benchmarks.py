@@ -26,9 +26,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 from activation_atlas.algorithms.extract import Batch, extract_activations
-from activation_atlas.models.loading import load_model
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.demo_cnn import DemoCNN
+from activation_atlas.models.loading import load_model
 from activation_atlas.optvis.render import RenderSettings, render_icons
 from activation_atlas.workflow.config_check import check_config
 from activation_atlas.workflow.paths import ModelFiles

@@ -11,9 +11,9 @@ import yaml
 from PIL import Image
 
 from activation_atlas.algorithms.aligned import joint_vectors
+from activation_atlas.checking.manifest import read_manifest
 from activation_atlas.workflow.aligned import check_aligned_config
 from activation_atlas.workflow.config_schema import ConfigError
-from activation_atlas.checking.manifest import read_manifest
 from tools.runs import REPO, load_config
 
 ALIGNED = yaml.safe_load((REPO / "config/ci-aligned.yaml").read_text())

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from activation_atlas.data.image_folder import BatchRead, load_batch, scan_image_folder
 from activation_atlas.algorithms.extract import ImageBatches, draw_positions, extract_activations
+from activation_atlas.data.image_folder import BatchRead, load_batch, scan_image_folder
 from activation_atlas.formats.activations import merge_shards
-from activation_atlas.workflow.jobs import shard_images
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
+from activation_atlas.workflow.jobs import shard_images
 
 LAYERS = ["conv1", "conv2", "conv3"]
 

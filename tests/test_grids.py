@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from activation_atlas.data.image_folder import BatchRead
 from activation_atlas.algorithms.extract import ImageBatches, draw_positions, extract_activations, gather_positions
+from activation_atlas.data.image_folder import BatchRead
 from activation_atlas.models.capture import resolve_layers
 from activation_atlas.models.grids import LayerGrid, decide_layer_grids, grid_of_shape, parse_grid
 from activation_atlas.optvis.render import layer_centre

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from activation_atlas import __version__
-from activation_atlas.h5io import create_h5, write_dataset
 from activation_atlas.algorithms.montage import atlas_image, trustworthiness_on_sample
+from activation_atlas.h5io import create_h5, write_dataset
 
 
 def write_example(path):

@@ -3,9 +3,9 @@ import copy
 import pytest
 import torch
 
-from activation_atlas.models.loading import build_model, load_model
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.demo_cnn import fold_batch_norm
+from activation_atlas.models.loading import build_model, load_model
 from activation_atlas.models.training import accuracy
 
 

@@ -14,10 +14,10 @@ import torch
 import yaml
 from PIL import Image
 
-from activation_atlas.data.generated import class_specs, image_rng, render_image
 from activation_atlas.checking.manifest import file_entry
-from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.checking.verify import IDENTICAL, WITHIN, check_file
+from activation_atlas.data.generated import class_specs, image_rng, render_image
+from activation_atlas.models.inceptionv1 import InceptionV1
 from tools.runs import REPO, copy_workflow, snakemake
 from tools.http_server import Routes, serve
 

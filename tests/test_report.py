@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from activation_atlas.checking.manifest import read_manifest
-from activation_atlas.workflow.provenance import config_sha256, git_state
 from activation_atlas.checking.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, compare_figures, main, verify
+from activation_atlas.workflow.provenance import config_sha256, git_state
 from tools.runs import REPO, load_config, snakemake
 
 CONFIG = load_config("config/ci.yaml")

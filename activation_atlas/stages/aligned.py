@@ -10,12 +10,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from activation_atlas.algorithms.aligned import joint_vectors
 from activation_atlas.algorithms.binning import PURE_CELL, agreement
+from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells, read_top_class
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import write_layout
 from activation_atlas.formats.model_card import read_card
-from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.runtime import RunError, derive_seed, write_bytes, write_json
 
 # Pixels between the two atlases, the height of the band of titles above them, and the titles' size.

@@ -10,12 +10,12 @@ import numpy as np
 from PIL import Image
 
 from activation_atlas.algorithms.binning import PURE_CELL, agreement
+from activation_atlas.algorithms.montage import atlas_image, density_factors, tile_layout, tile_name, trustworthiness_on_sample
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cell_counts, read_cells, read_top_class
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import read_xy
 from activation_atlas.formats.model_card import read_card
-from activation_atlas.algorithms.montage import atlas_image, density_factors, tile_layout, tile_name, trustworthiness_on_sample
 from activation_atlas.runtime import RunError, atomic_output, derive_seed, write_bytes, write_json
 
 

@@ -9,11 +9,11 @@ import numpy as np
 
 from activation_atlas.algorithms.binning import EmptyGrid, bin_layout, cell_samples, summarise_attributions
 from activation_atlas.algorithms.class_atlas import lay_out_comparison, resolve_class, select
+from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import write_cells
 from activation_atlas.formats.layout import write_layout
 from activation_atlas.formats.model_card import read_card
-from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.runtime import RunError, derive_seed
 
 

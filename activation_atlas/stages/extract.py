@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.algorithms.extract import ImageBatches, extract_activations
+from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.formats.activations import ActivationFile, merge_shards
 from activation_atlas.formats.model_card import dataset_to_logits, read_card, write_card
-from activation_atlas.workflow.jobs import shard_images
-from activation_atlas.models.loading import load_described_model
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.grids import card_layer_grid
 from activation_atlas.models.labels import NAMING_HINT, abbreviated
+from activation_atlas.models.loading import load_described_model
 from activation_atlas.runtime import configure_torch, resolve_device
+from activation_atlas.workflow.jobs import shard_images
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.layout import write_layout
-from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.runtime import derive_seed
 
 

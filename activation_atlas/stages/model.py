@@ -11,10 +11,10 @@ import torch
 
 from activation_atlas.data.image_folder import load_all, scan_image_folder
 from activation_atlas.formats.model_card import write_card
-from activation_atlas.models.loading import build_model, load_model
-from activation_atlas.models.labels import count_logits, logit_names
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.grids import decide_layer_grids
+from activation_atlas.models.labels import count_logits, logit_names
+from activation_atlas.models.loading import build_model, load_model
 from activation_atlas.models.training import accuracy, train_classifier
 from activation_atlas.runtime import RunError, configure_torch, derive_seed, write_bytes, write_json
 

@@ -7,21 +7,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.algorithms.extract import layer_key
+from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import merge_icon_chunks, write_icons
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum, write_spectrum
-from activation_atlas.workflow.jobs import render_chunk_cells
-from activation_atlas.models.loading import load_described_model
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.grids import card_layer_grid
+from activation_atlas.models.loading import load_described_model
 from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.param import amplitude_spectra
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons as invert
 from activation_atlas.runtime import RunError, configure_torch, derive_seed, resolve_device
+from activation_atlas.workflow.jobs import render_chunk_cells
 
 
 @dataclass(frozen=True)

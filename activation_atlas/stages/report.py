@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from activation_atlas.checking.manifest import build_manifest
-from activation_atlas.workflow.provenance import job_facts
 from activation_atlas.runtime import write_json
+from activation_atlas.workflow.provenance import job_facts
 
 
 def provenance(workflow_facts: dict, provenance_out, log) -> None:

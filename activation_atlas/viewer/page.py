@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from activation_atlas.algorithms.montage import tile_layout
 from activation_atlas.data.image_folder import load_image
 from activation_atlas.formats.cells import CellSummary, read_cell_summary
-from activation_atlas.algorithms.montage import tile_layout
 from activation_atlas.runtime import atomic_output, write_text
 
 STATIC = Path(__file__).parent / "static"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from activation_atlas.workflow.config_schema import ConfigError, check_schema, load_schema, shown
 from activation_atlas.models.kinds import KINDS, kind_only_keys, kinds_taking, model_kind
 from activation_atlas.models.labels import abbreviated, builtin_labels, configured_labels
+from activation_atlas.workflow.config_schema import ConfigError, check_schema, load_schema, shown
 from activation_atlas.workflow.settings import layer_section
 
 # Dataset keys that apply to some kinds only. (The model's are declared by the model kinds.)
