@@ -19,11 +19,13 @@ REFERENCE ?= reference/$(RUN)/MANIFEST.json
 
 install: $(VENV)/.installed
 
-# The pinned requirements, then the package itself, editable (its dependencies are those pins).
+# The pinned requirements, then the package itself, editable (its dependencies are those pins); then
+# umap-learn's numba kernels compiled once into their on-disk cache.
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m tools.warm_numba_cache
 	touch $@
 
 # Chromium for the viewer's browser test: installed as root when missing, else the command to run.

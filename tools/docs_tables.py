@@ -6,13 +6,11 @@ where its figures come from. tests/test_docs.py checks that every such table is 
     python -m tools.docs_tables --check    # exit 1, naming the page and table, where one differs
 
 The run tables read the reference manifests (reference/<run>/MANIFEST.json: the figures of the runs
-`make docs` makes, which `make verify` checks a reviewer's run against); the benchmark tables read
-the JSON the benchmarks write, kept under docs/measurements/<benchmark>/ (one file a run of it).
+`make docs` makes, which `make verify` checks a reviewer's run against).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -21,7 +19,6 @@ from activation_atlas.checking.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-MEASUREMENTS = DOCS / "measurements"
 TABLE = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
 
 
@@ -66,43 +63,7 @@ def aligned_demo_members() -> str:
     return markdown(["member", "grid", "cells", "mean icon fidelity", "lowest", "class agreement"], rows)
 
 
-def benchmark_runs(name: str) -> list[dict]:
-    """The runs of benchmarks/<name>.py whose JSON is kept, in the order of their file names."""
-    return [json.loads(path.read_text()) for path in sorted((MEASUREMENTS / name).glob("*.json"))]
-
-
-def batching_cell(rendering: dict) -> str:
-    """Batched over one-at-a-time icons/s at each batch size, the best in bold."""
-    ratios = rendering["ratio_by_batch_size"]
-    return " / ".join(f"**{ratio:.1f}×**" if int(b) == int(rendering["best_batch_size"]) else f"{ratio:.1f}×"
-                      for b, ratio in ratios.items())
-
-
-def run_benchmarks() -> str:
-    """make benchmark (benchmarks/run_benchmarks.py): a column per kept run."""
-    runs = benchmark_runs("run_benchmarks")
-    header = ["measurement", *(f"run {k + 1}" for k in range(len(runs)))]
-    e = runs[0]["extraction"]
-    rows = [[f"(a) extraction (hooks, position sampling, HDF5 writes) vs a bare forward pass, same model, batch "
-             f"{e['batch_size']}, same {e['images']} in-memory images",
-             *(f"{r['extraction']['extract_images_per_s']:.0f} vs {r['extraction']['bare_images_per_s']:.0f} images/s: "
-               f"**{r['extraction']['ratio_median']:.2f}×**" for r in runs)]]
-    for k, rendering in enumerate(runs[0]["rendering"]):
-        sizes = " / ".join(str(b) for b in rendering["ratio_by_batch_size"])
-        what = (f"(b) batched vs one-at-a-time rendering, demo {rendering['layer']} ({rendering['icon_size']} px), "
-                f"B = {sizes}")
-        rows.append([what, *(batching_cell(r["rendering"][k]) for r in runs)])
-    if all("rendering_inceptionv1" in r for r in runs):
-        sizes = " / ".join(str(b) for b in runs[0]["rendering_inceptionv1"]["ratio_by_batch_size"])
-        rows.append([f"(b) … InceptionV1 mixed4c (80 px, the paper's setting), random weights, B = {sizes}",
-                     *(batching_cell(r["rendering_inceptionv1"]) for r in runs)])
-    rows.append(["(c) rule wall times of the default run, summed over jobs (s)",
-                 *(", ".join(f"{rule} {seconds:.0f}" for rule, seconds in r["rule_seconds"].items()) for r in runs)])
-    return markdown(header, rows)
-
-
-TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members,
-          "run-benchmarks": run_benchmarks}
+TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
 
 
 def rendered(page: str) -> str:
