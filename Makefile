@@ -1,8 +1,8 @@
 # `make demo`: install into .venv and run the default (offline) workflow.
 # `make test`: install into .venv and run the test suite; `make test SLURM=1` also runs the tests on a
 # real single-node SLURM cluster, in the same session (they compare the cluster's outputs with its
-# local run). `make test-unit`: the tests that run no Snakemake (about a minute). `make test-slow`:
-# the slow tests, left out of `make test`.
+# local run). `make test-unit`: the tests that run no Snakemake (1.5 minutes on 2 cores).
+# `make test-slow`: the slow tests, left out of `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
