@@ -1,7 +1,6 @@
-"""Building a configured network and loading its weights. What differs from kind
-to kind (models/kinds/) is read from the kind's module; every loaded model takes RGB in [0, 1]: a
-model's own input normalisation is applied by a forward pre-hook, so its module names stay those of
-the network."""
+"""Building a configured network and loading its weights. What differs from kind to kind is read
+from the kind's module (models/kinds/); every loaded model takes RGB in [0, 1]: a model's own input
+normalisation is applied by a forward pre-hook, so its module names stay those of the network."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,16 +10,11 @@ from torch import nn
 
 from activation_atlas.models.checkpoint import load_checkpoint
 from activation_atlas.models.kinds import model_kind
-from activation_atlas.runtime import RunError
 
 
 def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
     """An untrained (or, for torchvision with weights, pretrained) network of the configured kind."""
-    try:
-        kind = model_kind(model_cfg["kind"])
-    except ValueError as error:
-        raise RunError(str(error)) from None
-    return kind.build(model_cfg, num_classes)
+    return model_kind(model_cfg["kind"]).build(model_cfg, num_classes)
 
 
 def add_input_normalisation(model: nn.Module, mean, std) -> nn.Module:

@@ -12,10 +12,7 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
-# The input normalisation of torchvision's ImageNet classification weights (torchvision's own kind
-# and the weights of timm's models that carry no pretrained config).
-IMAGENET_NORMALISATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-
+from activation_atlas.runtime import RunError
 
 @dataclass(frozen=True)
 class ModelKind:
@@ -63,13 +60,8 @@ KINDS = discover()
 def model_kind(name: str) -> ModelKind:
     """The kind of that name; an unknown name is refused with the valid ones."""
     if name not in KINDS:
-        raise ValueError(f"unknown model kind {name!r}; valid kinds: {', '.join(KINDS)}")
+        raise RunError(f"unknown model kind {name!r}; valid kinds: {', '.join(KINDS)}")
     return KINDS[name]
-
-
-def trained_kinds() -> list[str]:
-    """The kinds the workflow trains itself."""
-    return [name for name, kind in KINDS.items() if kind.trained]
 
 
 def kinds_taking(key: str) -> list[str]:

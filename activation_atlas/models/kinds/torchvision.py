@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-from activation_atlas.models.kinds import IMAGENET_NORMALISATION, ModelKind
+from activation_atlas.models.kinds import ModelKind
 from activation_atlas.runtime import RunError, sha256_of
 
+# The input normalisation of torchvision's ImageNet classification weights.
+IMAGENET_NORMALISATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 # torch.hub's naming of published weights: <name>-<first hex digits of the file's sha256>.<ext>.
 HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")
 
