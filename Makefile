@@ -77,5 +77,8 @@ test-slow: install
 lint: install
 	$(BIN)/snakemake --lint
 
+# The performance figures of the default run (docs/measurements/run_benchmarks.json), then the tables
+# of docs/*.md made again from the kept measurements.
 benchmark: install demo
-	$(BIN)/python -m benchmarks.run_benchmarks
+	$(BIN)/python -m benchmarks.run_benchmarks --inceptionv1
+	$(BIN)/python -m tools.docs_tables

@@ -13,7 +13,8 @@ on a seeded sample of 5,000 points.
     python -m benchmarks.layout_backends --sizes 100000 --repeats 3
     python -m benchmarks.layout_backends --sizes 1000000 --pca-dims 50
 
-Figures are printed and written to logs/benchmarks/layout_backends.json; each run's own progress
+Figures are printed and kept in docs/measurements/layout_backends.json (a run adds its sizes to those
+kept); each run's own progress
 (umap-learn's and openTSNE's timestamps) to logs/benchmarks/layout_backends/.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+from benchmarks import MEASUREMENTS, keep
 from benchmarks.scale_benchmark import peak_rss_mb, synthetic_activations
 
 METHODS = ("umap-learn", "umap-learn-threaded-knn", "opentsne")
@@ -127,8 +129,8 @@ def main():
         return
     args.logs = REPO / "logs" / "benchmarks" / "layout_backends"
     args.logs.mkdir(parents=True, exist_ok=True)
-    report_path = REPO / "logs" / "benchmarks" / "layout_backends.json"
-    report = json.loads(report_path.read_text()) if report_path.exists() else []
+    kept = MEASUREMENTS / "layout_backends.json"
+    report = [row for row in json.loads(kept.read_text())["figures"] if row["n"] not in args.sizes] if kept.exists() else []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for n in args.sizes:
@@ -141,8 +143,7 @@ def main():
                 print(f"  {method}: {row['median_seconds']:.0f} s (runs: "
                       f"{', '.join(f'{s:.0f}' for s in row['seconds'])}), peak RSS {row['peak_rss_mb']:.0f} MB, "
                       f"trustworthiness {row['trustworthiness']:.4f}, same bytes: {row['same_bytes']}", flush=True)
-                report_path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {report_path.relative_to(REPO)}")
+                keep("layout_backends", report)
 
 
 if __name__ == "__main__":

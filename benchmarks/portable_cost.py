@@ -6,13 +6,13 @@ with native and with portable kernels, alternately.
 
   python -m benchmarks.portable_cost [--config config/ci.yaml] [--rounds 3] [--kernels]
 
-Prints a Markdown table and writes logs/benchmarks/portable_cost.json (portable_kernels.json).
+Prints a Markdown table and keeps its figures in docs/measurements/portable_cost.json (--kernels:
+portable_kernels.json); the runs themselves stay under logs/benchmarks/portable_cost/.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import subprocess
@@ -20,6 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks import keep
 from benchmarks.reproducibility import REPO, run_workflow
 
 from activation_atlas.workflow.provenance import PORTABLE_ENVIRONMENT
@@ -54,7 +55,7 @@ def seconds_per_training_step(env: dict) -> float:
     return float(result.stdout.split()[-1])
 
 
-def kernels(rounds: int, out: Path) -> None:
+def kernels(rounds: int) -> None:
     """Native and portable kernels side by side on the default run's training step, alternately."""
     seconds = defaultdict(list)
     for round_ in range(rounds):
@@ -64,8 +65,7 @@ def kernels(rounds: int, out: Path) -> None:
     median = {mode: statistics.median(values) for mode, values in seconds.items()}
     result = {"rounds": rounds, "seconds_per_step": seconds, "median": median,
               "ratio": round(median["portable"] / median["native"], 3)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name("portable_kernels.json").write_text(json.dumps(result, indent=2) + "\n")
+    keep("portable_kernels", result)
     print(f"| demo CNN training step (median of {rounds}) | {median['native']:.3f} s | "
           f"{median['portable']:.3f} s | {result['ratio']:.2f} |")
 
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--kernels", action="store_true")
     args = parser.parse_args()
     if args.kernels:
-        kernels(args.rounds, args.out)
+        kernels(args.rounds)
         return
     wall, stages = defaultdict(list), defaultdict(lambda: defaultdict(list))
     for round_ in range(args.rounds):
@@ -109,8 +109,7 @@ def main() -> None:
     result = {"config": str(args.config), "rounds": args.rounds, "wall_seconds": wall,
               "median_seconds": median, "ratio": round(median["portable"] / median["native"], 3),
               "median_seconds_per_stage": per_stage}
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    keep("portable_cost", result)
     print(f"| | native | portable | ratio |\n|---|---|---|---|\n"
           f"| whole run (median of {args.rounds}) | {median['native']:.0f} s | {median['portable']:.0f} s | "
           f"{result['ratio']:.2f} |")

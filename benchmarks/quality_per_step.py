@@ -17,13 +17,12 @@ The rules given with --check then run for real at each budget, beside the budget
   python -m benchmarks.quality_per_step --config config.yaml --layer conv4
   python -m benchmarks.quality_per_step --images ../path/to/cifar10-images          # the ResNet-32, layer3
 
-Figures are printed as Markdown tables and written to logs/benchmarks/quality_per_step-<model>-<layer>.json.
+Figures are printed as Markdown tables and kept in docs/measurements/quality_per_step-<model>-<layer>.json.
 """
 from __future__ import annotations
 
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from activation_atlas.algorithms.binning import agreement
 from activation_atlas.optvis.objectives import objective_directions
 from activation_atlas.optvis.render import Attempts, Trace, classify_icons, judge_icons
 from activation_atlas.optvis.stopping import StopRule, StopTracker
+from benchmarks import keep
 from benchmarks.render_quality import layer_parser, prepare_layer
 
 PAPER_BUDGET = (1024, 4)   # steps × attempts of the original's icons
@@ -242,8 +242,7 @@ def main() -> None:
               "grid": args.grid, "cells": len(chosen), "of_cells": int(len(bench.cells.count)),
               "render": bench.configured, "threads": bench.config["threads"], "per_step": per_step,
               "simulated": simulated, "real": real}
-    out = REPO / "logs" / "benchmarks" / f"quality_per_step-{bench.config['model']['name']}-{args.layer}.json"
-    out.write_text(json.dumps(report, indent=2))
+    keep(f"quality_per_step-{bench.config['model']['name']}-{args.layer}", report)
     print(f"\n{bench.config['model']['name']} {args.layer}, grid {args.grid}: {len(chosen)} of "
           f"{len(bench.cells.count)} cells; mean icon fidelity (class agreement)\n")
     print(markdown(per_step, frontier, real, attempts))

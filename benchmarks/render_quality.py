@@ -11,7 +11,7 @@ amplitude spectrum the workflow's amplitude_spectrum rule computes.
   python -m benchmarks.render_quality --images ../path/to/cifar10-images [--variants config,maco,...]
   python -m benchmarks.render_quality --config config/demo-vit.yaml --layer encoder.layers.encoder_layer_3
 
-Figures are printed as a Markdown table and written to logs/benchmarks/render_quality.json.
+Figures are printed as a Markdown table and kept in docs/measurements/render_quality-<model>-<layer>.json.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from activation_atlas.stages.render import RenderTarget, prepare_render
 from activation_atlas.workflow.config_check import check_config
 from activation_atlas.workflow.paths import ModelFiles, RunFiles
 from activation_atlas.workflow.settings import layer_section, model_input_size
+from benchmarks import keep
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -211,7 +212,7 @@ def main() -> None:
     report = {"layer": args.layer, "grid": args.grid, "cells": int(len(cells.count)), "pure_cells": int(pure.sum()),
               "activations": int(cells.points_total), "cell_top_class_by": bench.chosen_by,
               "workflow_metrics": workflow, "threads": bench.config["threads"], "variants": rows}
-    (REPO / "logs" / "benchmarks" / "render_quality.json").write_text(json.dumps(report, indent=2))
+    keep(f"render_quality-{bench.config['model']['name']}-{args.layer}", report)
     print(f"\n{args.layer}, grid {args.grid}: {len(cells.count)} cells ({int(pure.sum())} of purity ≥ {PURE_CELL}), "
           f"{cells.points_total} activations; cell classes by {bench.chosen_by}\n")
     print("| variant | mean icon fidelity | class agreement (all cells) | class agreement (pure cells) | s / icon |")

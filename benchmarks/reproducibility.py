@@ -6,12 +6,12 @@ figure is what verify's tolerances must cover.
 
   python -m benchmarks.reproducibility [--config config/ci.yaml] [--set portable=True] [--variants ...]
 
-Prints a Markdown table and writes logs/benchmarks/reproducibility[-<label>].json.
+Prints a Markdown table and keeps its figures in docs/measurements/reproducibility[-<label>].json (the runs
+themselves stay under logs/benchmarks/).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 from activation_atlas.checking.manifest import file_kind
 from activation_atlas.checking.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, verify
 from activation_atlas.workflow.paths import RunFiles
+from benchmarks import keep
 
 # name → (environment variables, --config values)
 VARIANTS = {
@@ -101,8 +102,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     result = {"config": str(args.config), "set": common, "reference_seconds": round(seconds["reference"], 1),
               "variants": figures}
-    out.mkdir(parents=True, exist_ok=True)
-    (out.with_suffix(".json")).write_text(json.dumps(result, indent=2) + "\n")
+    keep(out.name, result)
     print(f"reference: {seconds['reference']:.0f} s\n\n| variant | s | identical | within tolerance | differs | "
           "missing |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
     for name, entry in figures.items():

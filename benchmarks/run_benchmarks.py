@@ -5,16 +5,14 @@
 (b) rendering: icons/s of batched feature inversion vs one icon at a time, for several batch sizes;
 (c) the wall time of each rule of the last default run, from its benchmark TSVs under logs/.
 
-Run from the repository root after `make demo`:  python -m benchmarks.run_benchmarks
-Figures are printed and written to logs/benchmarks/benchmarks.json.
+Run from the repository root after `make demo`:  python -m benchmarks.run_benchmarks [--inceptionv1]
+Figures are printed and kept in docs/measurements/run_benchmarks.json.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from activation_atlas.optvis.render import RenderSettings, render_icons
 from activation_atlas.workflow.config_check import check_config
 from activation_atlas.workflow.paths import ModelFiles
 from activation_atlas.workflow.settings import layer_section
+from benchmarks import keep
 
 
 def demo_model(config: dict) -> torch.nn.Module:
@@ -147,12 +146,12 @@ def inceptionv1_rendering_ratio(icons: int, steps: int, batch_sizes, rounds: int
             "best_batch_size": best, "best_ratio": medians[best]}
 
 
-def rule_times(run: str) -> dict:
-    """Seconds per rule (summed over its jobs) from the benchmark TSVs of the last run."""
+def rule_times(config: dict) -> dict:
+    """Seconds per rule (summed over its jobs) from the benchmark TSVs of the config's last run."""
     times: dict[str, float] = {}
-    logs = REPO / "logs"
-    groups = {"generate_dataset": logs.glob("data/*/generate.benchmark.tsv"),
-              "train_model": logs.glob("model/*/train.benchmark.tsv"),
+    logs, run = REPO / "logs", config["run"]
+    groups = {"generate_dataset": (logs / "data" / config["dataset"]["name"]).glob("generate.benchmark.tsv"),
+              "train_model": (logs / "model" / config["model"]["name"]).glob("train.benchmark.tsv"),
               "extract": (logs / run / "extract").glob("shard*.benchmark.tsv"),
               "merge_activations": (logs / run / "extract").glob("merge_*.benchmark.tsv"),
               "layout": (logs / run / "layout").glob("*.benchmark.tsv"),
@@ -209,14 +208,11 @@ def main():
         ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
         print(f"(b) rendering {r['layer']} (80 px): one at a time {r['one_at_a_time_icons_per_s']:.2f} "
               f"icons/s; batched {ratios}")
-    report["rule_seconds"] = rule_times(config["run"])
+    report["rule_seconds"] = rule_times(config)
     print("(c) rule wall times of the last run (s, summed over jobs):")
     for rule, seconds in report["rule_seconds"].items():
         print(f"    {rule:18s} {seconds:8.1f}")
-    out = REPO / "logs" / "benchmarks" / "benchmarks.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"written to {out.relative_to(REPO)}")
+    keep("run_benchmarks", report)
 
 
 if __name__ == "__main__":

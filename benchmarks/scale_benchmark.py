@@ -9,7 +9,7 @@ drawn by the dataset generator in memory.
     python -m benchmarks.scale_benchmark                       # N = 10k, 100k, 1M
     python -m benchmarks.scale_benchmark --sizes 10000 100000  # a quicker run
 
-Figures are printed and written to logs/benchmarks/scale.json.
+Figures are printed and kept in docs/measurements/scale_benchmark.json.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import keep
 
 REPO = Path(__file__).resolve().parents[1]
 CHANNELS = 512
@@ -182,10 +184,7 @@ def main():
             print(f"N={n}: layout {layout['seconds']:.0f} s, peak RSS {layout['peak_rss_mb']:.0f} MB"
                   f"{' (PCA 50, low_memory)' if big else ''}; binning {bins}", flush=True)
             acts.unlink()
-    out = REPO / "logs" / "benchmarks" / "scale.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {out.relative_to(REPO)}")
+    keep("scale_benchmark", report)
 
 
 def child_main(argv):
