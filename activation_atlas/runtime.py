@@ -15,7 +15,12 @@ from pathlib import Path
 
 class RunError(ValueError):
     """A problem with the run's settings or input files that its message explains (the key or file, the
-    value, what to do): reported as one line, without a traceback."""
+    value, what to do): reported as one line (a few where a list must be shown), without a traceback.
+    `details`, where given, are written to the rule's log only (long lists the message summarises)."""
+
+    def __init__(self, message: str, details: str | None = None):
+        super().__init__(message)
+        self.details = details
 
 
 def sha256_of(path: Path | str) -> str:
@@ -71,6 +76,8 @@ class ProgressLog:
             return False
         if isinstance(exc, RunError):
             self(f"error: {exc}")
+            if exc.details and self.file is not None:
+                self.file.write(exc.details + "\n")
         else:
             self("failed:\n" + "".join(traceback.format_exception(exc_type, exc, tb)))
         self.close()

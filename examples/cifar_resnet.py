@@ -33,9 +33,9 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, blocks_per_stage: int, num_classes: int = 10):
+    def __init__(self, blocks_per_stage: int, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         in_planes = 16
         for stage, planes in enumerate((16, 32, 64), start=1):
@@ -52,10 +52,11 @@ class CifarResNet(nn.Module):
         return self.linear(x.mean(dim=(2, 3)))
 
 
-def resnet(depth: int = 32, num_classes: int = 10) -> CifarResNet:
+def resnet(depth: int = 32, num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """in_channels: 1 for a network of grey images."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth {depth} is not 6n + 2 for some n ≥ 1 (20, 32, 44, 56, 110, ...)")
-    return CifarResNet((depth - 2) // 6, num_classes)
+    return CifarResNet((depth - 2) // 6, num_classes, in_channels)
 
 
 def resnet32(num_classes: int = 10) -> CifarResNet:

@@ -98,6 +98,8 @@ CLASS_ATLASES = {
     **{class_slug(str(spec)): [spec] for spec in config["class_atlas"]["classes"]},
     **{comparison_slug(pair): list(pair) for pair in config["class_atlas"]["comparisons"]},
 }
+# Every class they name: extraction attributes these whatever else it leaves out.
+NAMED_CLASSES = [spec for specs in CLASS_ATLASES.values() for spec in specs]
 
 
 wildcard_constraints:

@@ -16,6 +16,7 @@ rule extract:
         dataset=DATASET,
         model=MODEL,
         extract=config["extract"],
+        named_classes=NAMED_CLASSES,
     log:
         f"{LOGS}/extract/shard{{shard}}.log",
     benchmark:

@@ -4,7 +4,9 @@ has a source in docs/sources.yaml and is byte for byte the file its run's refere
 (the manifest `make verify` checks a reviewer's run against); make docs makes them. (The ResNet-32
 picture is also checked against a fresh run of its config: test_real_models_workflow.)"""
 import copy
+import json
 import re
+import shutil
 
 import pytest
 import yaml
@@ -13,8 +15,9 @@ from PIL import Image
 from activation_atlas.checking.manifest import read_manifest
 from activation_atlas.runtime import sha256_of
 from activation_atlas.workflow.config_check import check_config
+import tools.docs_tables
 from tools.docs_images import DOCS, build, load_sources
-from tools.docs_tables import stale_tables
+from tools.docs_tables import MEASUREMENTS, shown_tables, stale_tables
 from tools.runs import REPO, SCHEMA
 
 SOURCES = load_sources()
@@ -88,3 +91,22 @@ def test_every_generated_table_in_the_docs_is_what_its_figures_make(tmp_path):
     assert "<!-- table: demo-vit-atlases -->" in page
     (tmp_path / "transformers.md").write_text(page.replace("| `encoder_layer_3` | 10 | 45 |", "| `encoder_layer_3` | 10 | 46 |"))
     assert stale_tables(tmp_path) == ["transformers.md: demo-vit-atlases"]
+
+
+def test_every_kept_measurement_is_shown_and_a_changed_figure_makes_its_table_stale(tmp_path, monkeypatch):
+    kept = {path.stem for path in MEASUREMENTS.glob("*.json")}
+    assert "run_benchmarks" in kept
+    assert kept <= shown_tables(), "a kept measurement no page shows"
+    for path in MEASUREMENTS.glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    record = json.loads((tmp_path / "run_benchmarks.json").read_text())
+    record["figures"]["extraction"]["ratio_median"] += 0.1
+    (tmp_path / "run_benchmarks.json").write_text(json.dumps(record))
+    monkeypatch.setattr(tools.docs_tables, "MEASUREMENTS", tmp_path)
+    assert stale_tables() == ["performance.md: run_benchmarks"]
+
+
+def test_a_table_naming_nothing_kept_is_refused_with_what_is_made(tmp_path):
+    (tmp_path / "page.md").write_text("<!-- table: render_quality-no-such-model -->\n<!-- end table -->\n")
+    with pytest.raises(SystemExit, match="unknown table 'render_quality-no-such-model'.*kept: .*run_benchmarks"):
+        stale_tables(tmp_path)

@@ -251,3 +251,64 @@ def test_the_run_card_leaves_accuracy_unmeasured_when_the_classes_do_not_name_th
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["extracted_accuracy"] is None and run["chance_accuracy"] is None and run["extracted_images"] == 2
     assert "accuracy not measured: the dataset's classes (n01440764, n02102040) do not all name" in logged[0]
+
+
+def test_many_classes_attribute_each_images_top_logits_after_the_named_classes(tmp_path):
+    from activation_atlas.algorithms.attribution import attribute_positions
+    from activation_atlas.models.grids import MAPS
+    from activation_atlas.stages.extract import DEFAULT_TOP_K, attributed_classes
+
+    names = [f"c{k}" for k in range(1000)]
+    said = []
+    ex = {"attribution": True, "attribution_top_k": None}
+    assert attributed_classes(ex, names, ["c7", 3, "c7"], said.append) == (DEFAULT_TOP_K, (7, 3))
+    assert said == ["attribution to each image's 5 highest logits after the 2 classes the class atlases name: 7 "
+                    "backward passes a batch (1000 logits and no extract.attribution_top_k: attributing every class "
+                    "would take 1000 backward passes a batch; set attribution_top_k to choose)"]
+    assert attributed_classes(ex, names[:10], ["c7"], said.append) == (None, ())
+    assert attributed_classes({**ex, "attribution_top_k": 2}, names, [], said.append) == (2, ())
+    # The named classes lead every row, then each image's highest other logits, none twice.
+    logits = torch.tensor([[0.0, 5.0, 4.0, 3.0, 9.0], [8.0, 0.0, 1.0, 7.0, 2.0]], requires_grad=True)
+    output = logits[:, :, None, None] * 1.0
+    _, classes = attribute_positions(output.sum(dim=(2, 3)), {"x": output}, {"x": MAPS},
+                                     {"x": np.zeros((2, 2), dtype=np.int64)}, 1, top_k=2, always=(4, 0))
+    assert classes.tolist() == [[4, 0, 1, 2], [4, 0, 3, 2]]
+
+
+def test_imagenet_folders_named_by_wordnet_id_answer_to_the_logits_of_imagenet1k_labels():
+    from activation_atlas.algorithms.class_atlas import resolve_class
+    from activation_atlas.formats.model_card import dataset_to_logits
+    from activation_atlas.models.labels import configured_labels
+
+    names = configured_labels("imagenet1k")
+    assert len(names) == 1000 and names[:2] == ["tench", "goldfish"] and names[999] == "toilet tissue"
+    assert dataset_to_logits(["n01440764", "n15075141", "goldfish"], names).tolist() == [0, 999, 1]
+    assert resolve_class("n01443537", names) == 1 and resolve_class("goldfish", names) == 1
+    assert dataset_to_logits(["n01440764"], [f"class_{k}" for k in range(1000)]) is None
+
+
+@pytest.mark.workflow
+def test_a_thousand_class_model_says_what_attribution_covers_and_costs_in_its_first_log_lines(tmp_path):
+    import yaml
+
+    from tools.runs import REPO, copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path / "w")
+    config = yaml.safe_load((REPO / "config" / "cifar10-resnet32.yaml").read_text())
+    config.update(run="thousand", layers=["layer3"], grid={"sizes": [3], "min_count": 2},
+                  render={**config["render"], "steps": 4, "attempts": 1},
+                  class_atlas={**config["class_atlas"], "classes": ["class_3"], "comparisons": []})
+    config["model"].update(name="resnet8-1000", factory="cifar_resnet:resnet", kwargs={"depth": 8, "num_classes": 1000},
+                           url=None, sha256=None)
+    config["dataset"]["path"] = str(REPO / "tests/data/cifar10-resnet32/images")
+    (workdir / "run.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--configfile", "run.yaml", "--cores", "2", "results/thousand/activations/layer3.h5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (workdir / "logs/thousand/extract/shard0.log").read_text().splitlines()
+    said = next(i for i, line in enumerate(log) if "attribution to each image's 5 highest logits after the 1 class "
+                "the class atlases name: 6 backward passes a batch (1000 logits" in line)
+    cost = next(i for i, line in enumerate(log) if "first batch: forward pass" in line)
+    assert said < cost < 6 and "attribution to 6 classes" in log[cost]
+    with h5py.File(workdir / "results/thousand/activations/layer3.h5", "r") as f:
+        classes = f["attribution_class"][:]
+    assert classes.shape[1] == 6 and (classes[:, 0] == 3).all()

@@ -69,7 +69,7 @@ def test_bad_grid_names_say_what_is_valid():
 
 
 class TinyTokenNet(nn.Module):
-    """A patch embedding, a class token, one mixing block and a head: the shapes of a ViT."""
+    """A patch embedding, a class token, one block and a head reading the mean token: the shapes of a ViT."""
 
     def __init__(self, dim=6, patch=4, classes=3):
         super().__init__()
@@ -86,7 +86,7 @@ class TinyTokenNet(nn.Module):
         tokens = torch.cat([self.cls.expand(len(x), -1, -1), patches.flatten(2).transpose(1, 2)], dim=1)
         tokens = tokens + self.block(tokens)
         self.sequence_first(tokens.transpose(0, 1))   # (T, B, C)
-        return self.head(tokens[:, 0])
+        return self.head(tokens.mean(dim=1))   # every token reaches the logits
 
 
 def test_grids_are_decided_from_a_probe_and_a_configured_grid_must_fit():
@@ -168,6 +168,7 @@ def test_icons_for_a_model_of_one_input_size_must_have_that_size():
 
 
 @pytest.mark.parametrize("architecture, kwargs, expected", [
+    # Random weights with torchvision's head at zero: no logit reads anything, so no layer is class-token read.
     ("vit_b_16", {"image_size": 64}, {"encoder.layers.encoder_layer_2": "tokens(prefix=1)", "encoder.ln":
                                       "tokens(prefix=1)", "heads": "vector"}),
     ("swin_t", {}, {"features.0": "channels_last", "features.1": "channels_last", "features.3.1": "channels_last",
@@ -183,3 +184,56 @@ def test_the_grids_of_torchvisions_transformers_and_convnext(architecture, kwarg
               "convnext_tiny": ["features.1", "features.3.0", "avgpool", "classifier"]}[architecture]
     modules = resolve_layers(model, layers, dict(model.named_modules()))
     assert decide_layer_grids(model, modules, 64, {}) == expected
+
+
+@pytest.fixture(scope="module")
+def vit_b_16():
+    """torchvision's ViT-B/16 at random weights for 32 px images (2×2 patches after its class token): its
+    head reads the class token, so no logit depends on the last block's patch tokens, whatever the weights."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16(weights=None, image_size=32).eval()
+    nn.init.normal_(model.heads.head.weight, std=0.02)   # torchvision starts its head at zero: all logits 0
+    return model
+
+
+def test_a_class_token_vits_last_block_is_read_as_its_class_token(vit_b_16):
+    blocks = ["encoder.layers.encoder_layer_10", "encoder.layers.encoder_layer_11"]
+    modules = resolve_layers(vit_b_16, blocks, dict(vit_b_16.named_modules()))
+    said = []
+    grids = decide_layer_grids(vit_b_16, modules, 32, {}, log=said.append)
+    assert grids == {blocks[0]: "tokens(prefix=1)", blocks[1]: "class_token"}
+    assert said == [f"layer {blocks[1]}: the logits do not read its patch tokens, only its class token, which it is "
+                    f"read as (an atlas of its patches would show what no class depends on: set model.layer_grids: "
+                    f"{{{blocks[1]}: tokens(prefix=1)}} for one anyway)"]
+    # As configured, a grid is kept.
+    assert decide_layer_grids(vit_b_16, modules, 32, {blocks[1]: "tokens(prefix=1)"}) == {
+        blocks[0]: "tokens(prefix=1)", blocks[1]: "tokens(prefix=1)"}
+
+
+def extract_vit(model, layer: str, grid: str, path):
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    batches = ImageBatches(lambda idx: BatchRead(images[idx], idx, [], []), np.zeros(4, dtype=np.int64), 4, 32)
+    modules = resolve_layers(model, [layer], dict(model.named_modules()))
+    extract_activations(model, modules, batches, 4, {layer: path}, positions_per_image=1, exclude_edge=0, seed=0,
+                        provenance={}, log=lambda _: None, attribution=True, attribution_top_k=3,
+                        grids={layer: parse_grid(grid)})
+
+
+def test_zero_attribution_of_a_class_token_vits_last_patches_stops_extraction_with_what_to_pick(vit_b_16, tmp_path):
+    last = "encoder.layers.encoder_layer_11"
+    with pytest.raises(ValueError, match=rf"^extract.attribution: layer '{last}' \(read as tokens\(prefix=1\)\) has "
+                                         r"attribution at most 0 for every activation of the first batch.*the logits "
+                                         r"do not read these positions.*model.layer_grids: "
+                                         rf"{{{last}: class_token}}\), pick an earlier layer"):
+        extract_vit(vit_b_16, last, "tokens(prefix=1)", tmp_path / "patches.h5")
+    # Its class token reaches the logits only through the final LayerNorm, which ignores its scale: h·∂logit/∂h
+    # is zero there too, and said so.
+    with pytest.raises(ValueError, match=r"read as class_token\).*through a normalisation.*that ignores its scale.*"
+                                         r"set extract.attribution: false"):
+        extract_vit(vit_b_16, last, "class_token", tmp_path / "class_token.h5")
+    # An earlier block's class token reaches the logits through the last block too, by more than its scale.
+    extract_vit(vit_b_16, "encoder.layers.encoder_layer_10", "class_token", tmp_path / "block10.h5")
+    with h5py.File(tmp_path / "block10.h5", "r") as f:
+        assert np.abs(f["attribution"][:]).max() > 1e-3 * np.abs(f["logits"][:]).max()

@@ -6,19 +6,23 @@ where its figures come from. tests/test_docs.py checks that every such table is 
     python -m tools.docs_tables --check    # exit 1, naming the page and table, where one differs
 
 The run tables read the reference manifests (reference/<run>/MANIFEST.json: the figures of the runs
-`make docs` makes, which `make verify` checks a reviewer's run against).
+`make docs` makes, which `make verify` checks a reviewer's run against); the measurement tables read
+what the benchmarks keep (docs/measurements/<benchmark>.json, with where it was measured).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
 
+from activation_atlas.algorithms.binning import PURE_CELL
 from activation_atlas.checking.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
+MEASUREMENTS = DOCS / "measurements"
 TABLE = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
 
 
@@ -63,17 +67,112 @@ def aligned_demo_members() -> str:
     return markdown(["member", "grid", "cells", "mean icon fidelity", "lowest", "class agreement"], rows)
 
 
+def measurement(name: str) -> dict:
+    return json.loads((MEASUREMENTS / f"{name}.json").read_text())
+
+
+def measured_on(record: dict) -> str:
+    """Where and from what a kept measurement was made, as a line under its table."""
+    commit = record["source"]["commit"]
+    source = f"commit `{commit[:7]}`" + (" with changes" if record["source"]["uncommitted_changes"] else "")
+    return (f"\n*`{record['command']}` on {record['cpu']['model']} ({record['cpu']['logical_cpus']} logical CPUs), "
+            f"torch {record['packages']['torch']}, {source}.*\n")
+
+
+def batch_ratios(rendering: dict) -> str:
+    """'B = 8 / 16 / 32: 3.5× / 4.2× / **5.2×**', the best batch size in bold."""
+    ratios = rendering["ratio_by_batch_size"]
+    shown = [f"**{ratio:.1f}×**" if int(b) == int(rendering["best_batch_size"]) else f"{ratio:.1f}×"
+             for b, ratio in ratios.items()]
+    return f"B = {' / '.join(ratios)}: {' / '.join(shown)}"
+
+
+def run_benchmarks(record: dict) -> str:
+    figures = record["figures"]
+    extraction = figures["extraction"]
+    rows = [["(a) extraction (hooks, position sampling, HDF5 writes) vs a bare forward pass of the demo CNN, "
+             f"batch {extraction['batch_size']}, the same {extraction['images']:,} in-memory images",
+             f"{extraction['extract_images_per_s']:.0f} vs {extraction['bare_images_per_s']:.0f} images/s: "
+             f"**{extraction['ratio_median']:.2f}×**"]]
+    renderings = figures["rendering"] + ([figures["rendering_inceptionv1"]] if "rendering_inceptionv1" in figures else [])
+    for rendering in renderings:
+        network = "InceptionV1 (random weights)" if rendering["layer"].startswith("inceptionv1") else "demo CNN"
+        layer = rendering["layer"].removeprefix("inceptionv1 ")
+        rows.append([f"(b) batched vs one-at-a-time rendering, {network} {layer} ({rendering['icon_size']} px), "
+                     f"{rendering['icons']} icons × {rendering['steps']} steps",
+                     f"{batch_ratios(rendering)} (one at a time: {rendering['one_at_a_time_icons_per_s']:.1f} icons/s)"])
+    rule_seconds = ", ".join(f"{rule} {seconds:.1f}" for rule, seconds in figures["rule_seconds"].items())
+    rows.append(["(c) wall time of each rule in the default run, summed over its jobs (s)", rule_seconds])
+    return markdown(["measurement (medians of 3 rounds, torch on "
+                     f"{figures['torch_threads']} threads)", "figure"], rows) + measured_on(record)
+
+
+def render_quality(record: dict) -> str:
+    """Each render variant of one layer's atlas; what a variant changes from the config is bold."""
+    figures = record["figures"]
+    configured = next(row for row in figures["variants"] if row["variant"] == "config")
+
+    def setting(row: dict, key: str, shown) -> str:
+        return f"**{shown}**" if row["settings"][key] != configured["settings"][key] else str(shown)
+
+    rows = []
+    for row in figures["variants"]:
+        param = row["settings"]["param"] + (f" (lr {row['settings']['lr']})" if row["settings"]["param"] == "maco" else "")
+        rows.append([setting(row, "param", param), setting(row, "steps", row["settings"]["steps"]),
+                     setting(row, "attempts", row["settings"]["attempts"]),
+                     setting(row, "cossim_pow", row["settings"]["cossim_pow"]),
+                     setting(row, "whiten", "yes" if row["settings"]["whiten"] else "no"),
+                     "**none**" if row["variant"] == "no transforms" else "yes",
+                     f"{row['mean_icon_fidelity']:.3f}", f"{row['class_agreement']:.3f}",
+                     f"{row['class_agreement_in_pure_cells']:.3f}", f"{row['seconds_per_icon']:.2f}"])
+    header = ["param", "steps", "attempts", "cossim_pow", "whiten", "transforms", "mean icon fidelity",
+              "class agreement, all cells", "class agreement, pure cells", "s / icon"]
+    summary = (f"\n{figures['layer']} at grid {figures['grid']}: {figures['activations']:,} activations, "
+               f"{figures['cells']} cells ({figures['pure_cells']} of purity ≥ {PURE_CELL}), cell classes by "
+               f"{figures['cell_top_class_by']}; torch on {figures['threads']} threads.\n")
+    return markdown(header, rows) + summary + measured_on(record)
+
+
+def reproducibility(record: dict) -> str:
+    """A config made again under each setting, as verify finds it against the plain run."""
+    figures = record["figures"]
+    rows = []
+    for setting, found in figures["variants"].items():
+        shown = f"`{setting}`" if "=" in setting else setting
+        files = sum(found[status] for status in ("identical", "within tolerance", "differs", "missing"))
+        rows.append([shown, found["identical"], found["within tolerance"], found["differs"], found["missing"], files])
+    header = ["setting", "identical", "within tolerance", "differs", "missing", "files"]
+    return markdown(header, rows) + measured_on(record)
+
+
+# Tables of a run's figures, by name; a table named after a kept measurement (docs/measurements/<name>.json)
+# is made by the MEASUREMENT_TABLES entry for its benchmark (the name up to the first "-").
 TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
+MEASUREMENT_TABLES = {"run_benchmarks": run_benchmarks, "render_quality": render_quality,
+                      "reproducibility": reproducibility}
+
+
+def table_text(name: str) -> str:
+    if name in TABLES:
+        return TABLES[name]()
+    benchmark = name.split("-")[0]
+    if benchmark in MEASUREMENT_TABLES and (MEASUREMENTS / f"{name}.json").exists():
+        return MEASUREMENT_TABLES[benchmark](measurement(name))
+    kept = sorted(path.stem for path in MEASUREMENTS.glob("*.json"))
+    raise SystemExit(f"unknown table {name!r}; tools/docs_tables.py makes: {', '.join(TABLES)}, and one for each "
+                     f"kept measurement of {', '.join(MEASUREMENT_TABLES)} (kept: {', '.join(kept) or 'none'})")
 
 
 def rendered(page: str) -> str:
     """The page with every table made again; an unknown table name is an error."""
     def table(match: re.Match) -> str:
-        name = match.group("name")
-        if name not in TABLES:
-            raise SystemExit(f"unknown table {name!r}; tools/docs_tables.py makes: {', '.join(TABLES)}")
-        return match.group(1) + TABLES[name]() + match.group(4)
+        return match.group(1) + table_text(match.group("name")) + match.group(4)
     return TABLE.sub(table, page)
+
+
+def shown_tables(docs: Path = DOCS) -> set[str]:
+    """The names of the tables on the pages."""
+    return {match.group("name") for path in docs.glob("*.md") for match in TABLE.finditer(path.read_text())}
 
 
 def stale_tables(docs: Path = DOCS) -> list[str]:

@@ -5,8 +5,9 @@ is how much logit c would change, to first order, if h were removed: the dot pro
 gradient of logit c with respect to h. One backward pass per class gives the gradients for every
 image, layer and position of a batch at once (eval-mode networks treat images independently).
 
-With `top_k`, only the k classes with the highest logits of each image are attributed, which bounds
-storage for 1000-class models; their indices are returned beside the values.
+With `top_k`, only the k classes with the highest logits of each image are attributed, after the
+classes `always` (those the run's class atlases need), which bounds time and storage for 1000-class
+models; their indices are returned beside the values.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from activation_atlas.models.grids import LayerGrid
 
 
 def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], grids: dict[str, LayerGrid],
-                        positions: dict[str, np.ndarray], k: int, top_k: int | None):
+                        positions: dict[str, np.ndarray], k: int, top_k: int | None, always: tuple[int, ...] = ()):
     """Attributions of the sampled positions of each layer.
 
     logits (B, K) and outputs[layer] must come from one forward pass with autograd on; grids[layer]
@@ -26,8 +27,11 @@ def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], 
     indices (K' = K, or top_k).
     """
     batch, n_classes = logits.shape
-    if top_k is not None and top_k < n_classes:
-        classes = logits.detach().topk(top_k, dim=1).indices            # (B, top_k)
+    if top_k is not None and top_k + len(always) < n_classes:
+        others = logits.detach().clone()
+        others[:, list(always)] = -torch.inf
+        named = torch.tensor(always, dtype=torch.long, device=logits.device).expand(batch, len(always))
+        classes = torch.cat([named, others.topk(top_k, dim=1).indices], dim=1)   # (B, |always| + top_k)
     else:
         classes = torch.arange(n_classes, device=logits.device).expand(batch, n_classes)
     layers = list(outputs)

@@ -11,11 +11,13 @@ import re
 import numpy as np
 
 from activation_atlas.algorithms.layout import lay_out
+from activation_atlas.models.labels import logit_index
 from activation_atlas.runtime import RunError
 
 
 def resolve_class(spec, class_names: list[str]) -> int:
-    """A class given by name or index → its index; an unknown one is an error with close matches."""
+    """A class given by name, index (or an ImageNet-1k class's WordNet id) → its index; an unknown one is an
+    error with close matches."""
     if not class_names:
         raise RunError(f"class {spec!r}: the model card names no classes; rerun the model rule")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
@@ -23,8 +25,9 @@ def resolve_class(spec, class_names: list[str]) -> int:
         if not 0 <= index < len(class_names):
             raise RunError(f"class index {index} is out of range: the model has {len(class_names)} classes")
         return index
-    if spec in class_names:
-        return class_names.index(spec)
+    names = logit_index(class_names)
+    if spec in names:
+        return names[spec]
     close = [name for name in class_names if spec.lower() in name.lower()][:10]
     hint = f"; names containing it: {', '.join(close)}" if close else ""
     raise RunError(f"unknown class {spec!r}{hint}; valid: names from the model's label list or indices "

@@ -82,11 +82,33 @@ def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.
     return output[batch_rows, :, rows, cols].float().numpy()
 
 
+def refuse_unread_layers(attributions: dict[str, np.ndarray], logits: np.ndarray, grids: dict[str, LayerGrid],
+                         negligible: float = 1e-5) -> None:
+    """Stop at the first batch when a layer's attributions are all zero, or negligible against the
+    logits: every cell class, class atlas and comparison built on them would be the argmax of nothing."""
+    scale = float(np.abs(logits).max())
+    for layer, values in attributions.items():
+        largest = float(np.abs(values).max())
+        if largest > negligible * scale and largest > 0.0:
+            continue
+        found = (f"extract.attribution: layer {layer!r} (read as {grids[layer]}) has attribution at most "
+                 f"{largest:.3g} for every activation of the first batch, against logits up to {scale:.3g}")
+        if grids[layer].kind == "tokens" and grids[layer].prefix > 0:
+            raise RunError(f"{found}: the logits do not read these positions (a class-token network reads only its "
+                           f"class token after its last block). Read it as its class token (model.layer_grids: "
+                           f"{{{layer}: class_token}}), pick an earlier layer, or set extract.attribution: false")
+        raise RunError(f"{found}: the logits do not change, to first order, with the size of this vector (they read "
+                       "it through a normalisation, such as a transformer's final LayerNorm, that ignores its scale), "
+                       "so h·∂logit/∂h is zero. Pick an earlier layer, or set extract.attribution: false (cells "
+                       "then take their images' most frequent label; class atlases need attributions)")
+
+
 def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], batches, n_images: int,
                         out_paths: dict[str, Path], *, positions_per_image: int, exclude_edge: int,
                         seed: int, provenance: dict, log=print, channels_last: bool = True,
                         device: str = "cpu", attribution: bool = False,
-                        attribution_top_k: int | None = None, autocast: str | None = None,
+                        attribution_top_k: int | None = None, attribution_always: tuple[int, ...] = (),
+                        autocast: str | None = None,
                         grids: dict[str, LayerGrid] | None = None, shared_positions: bool = False) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
@@ -94,7 +116,8 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
     position is a patch of a token layer's grid as it is a cell of a convolutional map; with
     `shared_positions` every layer reads the same place of an image (draw_positions).
     With `attribution`, each activation's attribution to the logits (see attribution.py) is stored
-    too: for all classes, or the top-k classes by logit with their indices. With `autocast`
+    too: for all classes, or the top-k classes by logit (after the classes `attribution_always`) with
+    their indices; the first batch's log line says what attribution costs there. With `autocast`
     ("bfloat16" or "float16") the model runs in mixed precision; the files still hold float32.
     Returns per-layer (channels, spatial size) and the throughput in images/s.
     """
@@ -117,16 +140,25 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                 x.requires_grad_(True)   # builds the graph from the input, through every layer
             precision = (torch.autocast(torch.device(device).type, dtype=getattr(torch, autocast)) if autocast
                          else nullcontext())
+            forward_start = time.perf_counter()
             with precision:
                 logits_tensor = model(x)
+            forward_seconds = time.perf_counter() - forward_start
             logits = logits_tensor.detach().float().cpu().numpy()
             maps = {layer: grids[layer].as_maps(outputs[layer]) for layer in layer_modules}
             positions = {layer: draw_positions(seed, layer, batch.indices, k, *maps[layer].shape[2:],
                                                exclude_edge, shared_positions).astype(np.int32)
                          for layer in layer_modules}
             if attribution:
+                attribution_start = time.perf_counter()
                 attributions, attributed_classes = attribute_positions(
-                    logits_tensor, outputs, grids, positions, k, attribution_top_k)
+                    logits_tensor, outputs, grids, positions, k, attribution_top_k, attribution_always)
+                if done == 0:
+                    seconds = time.perf_counter() - attribution_start
+                    log(f"first batch: forward pass {forward_seconds:.2f} s, attribution to "
+                        f"{attributed_classes.shape[1]} classes {seconds:.2f} s "
+                        f"({seconds / max(forward_seconds, 1e-9):.1f}× the forward pass)")
+                    refuse_unread_layers(attributions, logits, grids)
             for layer in layer_modules:
                 output = maps[layer].detach().cpu()
                 vectors = gather_positions(output, positions[layer], k)
@@ -138,7 +170,8 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                     writers[layer].describe_sampling(
                         list(output.shape[2:]), k, exclude_edge, shared_positions,
                         "none" if not attribution else "all classes" if attribution_top_k is None
-                        else f"top {attribution_top_k} classes by logit")
+                        else f"top {attribution_top_k} classes by logit" + (
+                            f" after classes {', '.join(map(str, attribution_always))}" if attribution_always else ""))
                 writers[layer].write(vectors, np.repeat(batch.indices, k), positions[layer],
                                      np.repeat(batch.labels, k), np.repeat(logits, k, axis=0),
                                      attributions[layer] if attribution else None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from activation_atlas.models.labels import logit_index
 from activation_atlas.runtime import RunError, write_json
 
 # Every card has these keys; held_out_accuracy is null for a model the workflow did not evaluate.
@@ -39,8 +40,9 @@ def read_card(path: Path | str) -> dict:
 
 
 def dataset_to_logits(dataset_classes: list[str], card_classes: list[str]) -> np.ndarray | None:
-    """The logit of each dataset class, matched by name; None unless every class has one."""
-    index = {name: k for k, name in enumerate(card_classes)}
+    """The logit of each dataset class, matched by name (or WordNet id, for ImageNet-1k's classes);
+    None unless every class has one."""
+    index = logit_index(card_classes)
     if not dataset_classes or any(name not in index for name in dataset_classes):
         return None
     return np.array([index[name] for name in dataset_classes], dtype=np.int64)

@@ -1,18 +1,39 @@
 """Names of a model's logits.
 
-Every model kind gets one name per logit: `model.labels` when configured (a list, or a text file of
-one name a line); otherwise the names its kind ships (InceptionV1's list, torchvision's weight
+Every model kind gets one name per logit: `model.labels` when configured (a list, a text file of
+one name a line, or `imagenet1k`: ImageNet-1k's 1,000 class names, whose logits then also answer to
+their WordNet ids, the names of ImageNet's folders); otherwise the names its kind ships (InceptionV1's list, torchvision's weight
 metadata), the dataset's class folders (a model trained on the dataset, or a user model with as many
 logits as the dataset has classes) or, failing all, class_0 … class_{K-1}.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from activation_atlas.models.kinds import model_kind
 from activation_atlas.runtime import RunError
 
-NAMING_HINT = "name them with model.labels (a list of names, or a text file with one name a line)"
+NAMING_HINT = ("name them with model.labels (a list of names, a text file with one name a line, or imagenet1k "
+               "for an ImageNet-1k classifier)")
+# ImageNet-1k's classes in logit order: WordNet id and name a line (NOTICE.md).
+IMAGENET1K = Path(__file__).with_name("imagenet1k_classes.tsv")
+
+
+@lru_cache(maxsize=1)
+def imagenet1k_classes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(WordNet ids, names) of ImageNet-1k's 1,000 classes, in logit order."""
+    rows = [line.split("\t") for line in IMAGENET1K.read_text().splitlines()]
+    return tuple(row[0] for row in rows), tuple(row[1] for row in rows)
+
+
+def logit_index(class_names: list[str]) -> dict[str, int]:
+    """Every name a logit answers to: its name and, where the names are ImageNet-1k's, its WordNet id."""
+    index = {name: k for k, name in enumerate(class_names)}
+    wnids, names = imagenet1k_classes()
+    if tuple(class_names) == names:
+        index.update({wnid: k for k, wnid in enumerate(wnids)})
+    return index
 
 
 def count_logits(model, input_size: int) -> int:
@@ -29,12 +50,14 @@ def count_logits(model, input_size: int) -> int:
 
 
 def configured_labels(labels) -> list[str]:
-    """model.labels: a list of names, or the path of a text file with one name a line."""
+    """model.labels: a list of names, imagenet1k, or the path of a text file with one name a line."""
     if isinstance(labels, (list, tuple)):
         return [str(name) for name in labels]
+    if labels == "imagenet1k":
+        return list(imagenet1k_classes()[1])
     path = Path(labels)
     if not path.is_file():
-        raise RunError(f"model.labels {labels!r} is neither a list of names nor an existing text file")
+        raise RunError(f"model.labels {labels!r} is neither a list of names, imagenet1k, nor an existing text file")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from activation_atlas.algorithms.class_atlas import resolve_class
 from activation_atlas.algorithms.extract import ImageBatches, extract_activations
 from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.formats.activations import ActivationFile, merge_shards
@@ -30,6 +31,34 @@ class Extraction:
     dataset: dict       # the dataset section (on_unreadable; recorded in the files)
     model: dict         # the model section
     extract: dict       # the extract section
+    named_classes: list  # the classes the class atlases and comparisons name (names or indices)
+
+
+# Up to this many logits, attribution covers every class unless extract.attribution_top_k says
+# otherwise; beyond, each image's DEFAULT_TOP_K highest logits after the classes the run names: one
+# backward pass per attributed class and batch would otherwise cost hundreds of forward passes.
+ALL_CLASSES_UP_TO = 32
+DEFAULT_TOP_K = 5
+
+
+def attributed_classes(ex: dict, class_names: list[str], named: list, log) -> tuple[int | None, tuple[int, ...]]:
+    """(top k, classes always attributed) for extract_activations, said in the log."""
+    if not ex["attribution"]:
+        return None, ()
+    top_k = ex["attribution_top_k"]
+    if top_k is None and len(class_names) <= ALL_CLASSES_UP_TO:
+        log(f"attribution to all {len(class_names)} classes: {len(class_names)} backward passes a batch")
+        return None, ()
+    always = tuple(dict.fromkeys(resolve_class(spec, class_names) for spec in named))
+    why = ""
+    if top_k is None:
+        top_k = DEFAULT_TOP_K
+        why = (f" ({len(class_names)} logits and no extract.attribution_top_k: attributing every class would take "
+               f"{len(class_names)} backward passes a batch; set attribution_top_k to choose)")
+    log(f"attribution to each image's {top_k} highest logits" +
+        (f" after the {len(always)} class{'es' if len(always) > 1 else ''} the class atlases name" if always else "") +
+        f": {top_k + len(always)} backward passes a batch{why}")
+    return top_k, always
 
 
 def extract(weights, model_card, out_paths: dict, settings: Extraction, threads: int, log) -> dict:
@@ -53,6 +82,7 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
                   "config": {"dataset": settings.dataset, "model": settings.model, "extract": recorded}}
     if folder.empty_classes:   # only then: a clean dataset's files stay as they were
         provenance["empty_class_folders"] = list(folder.empty_classes)
+    top_k, always = attributed_classes(ex, card["classes"], settings.named_classes, log)
     on_unreadable = settings.dataset["on_unreadable"]
     batches = ImageBatches(lambda idx: read_batch(folder, idx, size, policy, on_unreadable, log),
                            folder.labels, ex["batch_size"], size, images)
@@ -60,7 +90,7 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
         model, modules, batches, len(images), {layer: Path(p) for layer, p in out_paths.items()},
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
         seed=settings.seed, provenance=provenance, log=log, device=device, attribution=ex["attribution"],
-        attribution_top_k=ex["attribution_top_k"], autocast=ex["autocast"], grids=grids,
+        attribution_top_k=top_k, attribution_always=always, autocast=ex["autocast"], grids=grids,
         shared_positions=ex.get("shared_positions", False))
 
 

@@ -71,21 +71,40 @@ class Description:
                          # None for a model the workflow trained (its training names its classes)
 
 
+def probed_logits(model, model_cfg: dict, input_size: int) -> int:
+    """The number of the model's logits, from one image; a forward pass that fails on it is reported
+    in one line, with the input it was given and the settings that shape that input."""
+    try:
+        return count_logits(model, input_size)
+    except RunError:
+        raise
+    except Exception as error:   # the model's own code refused the input: what it said, and what to set
+        convention = model_cfg.get("input") or {}
+        channels = convention.get("channels", "rgb")
+        given = (f"one {input_size}×{input_size} image as {1 if channels == 'gray' else 3} channel(s) ({channels}"
+                 f"{', × ' + str(convention['scale']) if 'scale' in convention else ''})")
+        said = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise RunError(f"the model's forward pass refuses {given}: {type(error).__name__}: {said}. If the network "
+                       f"takes one channel, set model.input.channels: gray; if another image size, model.input_size "
+                       f"(now {input_size}); if another channel order or pixel scale, model.input "
+                       f"(channels: bgr, scale: 255)") from None
+
+
 def describe_model(weights, card_out, settings: Description, log, training=None) -> None:
     """The model card: the model's class names, its layers and how each atlas layer's output is read as
     a grid, after checking that the network builds, its weights load (torchvision fetches them here) and
     it gives logits for an image of input_size. `training`: what train_model measured, for a model the
     workflow trained (its classes, accuracies and losses go into the card)."""
     measured = json.loads(Path(training).read_text()) if training is not None else None
-    model = load_model(settings.model, weights, len(measured["classes"]) if measured else None)
+    model = load_model(settings.model, weights, len(measured["classes"]) if measured else None, log=log)
     layers = list(layer_names(model))
     unknown = [layer for layer in settings.layers if layer not in layers]
     if unknown:
         raise RunError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
-    n_logits = count_logits(model, settings.input_size)
+    n_logits = probed_logits(model, settings.model, settings.input_size)
     log(f"{settings.model['kind']} model {settings.model['name']} loaded: {len(layers)} layers, {n_logits} logits")
     grids = decide_layer_grids(model, resolve_layers(model, settings.layers, layers), settings.input_size,
-                               settings.model.get("layer_grids") or {})
+                               settings.model.get("layer_grids") or {}, log=log)
     for layer, grid in grids.items():
         log(f"layer {layer} is read as {grid}")
     if measured is not None:

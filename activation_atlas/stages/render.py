@@ -16,7 +16,7 @@ from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum, write_spectrum
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.grids import card_layer_grid
-from activation_atlas.models.loading import load_described_model
+from activation_atlas.models.loading import as_the_model_sees, load_described_model
 from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.param import amplitude_spectra
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons as invert
@@ -88,6 +88,7 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
     amplitude = read_spectrum(spectrum_path) if spectrum_path else None
     icons = invert(model, module, means, keys, settings.seed, icon_settings, target.whitening, device, log, amplitude,
                    target.grid)
+    icons.images = as_the_model_sees(icons.images, settings.model)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
     icon_class = classify_icons(model, icons.images, settings.input_size, icon_settings.batch_size, device)
     data = {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,

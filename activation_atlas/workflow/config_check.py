@@ -30,7 +30,7 @@ def check_kind_only_keys(given: dict, config: dict) -> None:
     for section, keys in kind_only_keys_by_section().items():
         values, kind = given.get(section) or {}, config[section]["kind"]
         for key, kinds in keys.items():
-            if key in values and values[key] not in (None, "", [], {}) and kind not in kinds:
+            if key in values and values[key] not in (None, "", [], {}, False) and kind not in kinds:
                 raise ConfigError(f"{section}.{key} applies only when {section}.kind is {' or '.join(kinds)} "
                                   f"({section}.kind is {kind}): remove it")
 
@@ -194,6 +194,19 @@ def check_model_source(config: dict) -> None:
                           "to null)")
 
 
+def check_model_input(config: dict) -> None:
+    """model.normalize has a mean and a std for each channel the network takes (model.input.channels)."""
+    model = config["model"]
+    channels = (model.get("input") or {}).get("channels", "rgb")
+    wanted = 1 if channels == "gray" else 3
+    for key in ("mean", "std"):
+        values = (model["normalize"] or {}).get(key)
+        if values is not None and len(values) != wanted:
+            raise ConfigError(f"model.normalize.{key} = {shown(values)} has {len(values)} value(s), but the network "
+                              f"takes {wanted} channel(s) (model.input.channels: {channels}): give {wanted}"
+                              + ("; for a one-channel network set model.input.channels: gray" if wanted == 3 else ""))
+
+
 def check_paths(config: dict) -> None:
     """Files and folders the config names exist (relative paths: from the working directory)."""
     dataset, model = config["dataset"], config["model"]
@@ -214,6 +227,7 @@ def check_config(config: dict, schema_path: Path | str, check_files: bool = True
     check_schema(config, load_schema(schema_path))
     check_kind_only_keys(given, config)
     check_model_source(config)
+    check_model_input(config)
     if check_files:
         check_paths(config)
     check_model_kind(config)

@@ -33,5 +33,5 @@ def normalisation(model_cfg: dict, model) -> dict | None:
 
 
 KIND = ModelKind(name="timm", build=build,
-                 keys=("architecture", "kwargs", "layer_grids", "url", "sha256", "checkpoint"),
+                 keys=("input", "architecture", "kwargs", "layer_grids", "url", "sha256", "checkpoint"),
                  normalisation=normalisation)

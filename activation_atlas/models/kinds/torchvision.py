@@ -95,5 +95,5 @@ def forced_weights_only():
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
-KIND = ModelKind(name="torchvision", build=build, keys=("architecture", "weights", "kwargs", "layer_grids"),
+KIND = ModelKind(name="torchvision", build=build, keys=("input", "architecture", "weights", "kwargs", "layer_grids"),
                  shipped_labels=shipped_labels, normalisation=normalisation)

@@ -1,9 +1,11 @@
 """user: a network of the user's own package, built by calling model.factory ('package.module:function')
-with model.kwargs, its package made importable by model.python_path, its weights from model.checkpoint
-or model.url."""
+with model.kwargs (completed, with model.kwargs_from_checkpoint, by the constructor arguments a
+Lightning checkpoint keeps), its package made importable by model.python_path, its weights from
+model.checkpoint or model.url."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -24,21 +26,43 @@ def add_python_path(folders) -> None:
             sys.path.insert(0, resolved)
 
 
-def build_user_model(factory: str, kwargs: dict):
-    """Call `package.module:function(**kwargs)`."""
-    from torch import nn
-
+def factory_function(factory: str):
+    """The function `package.module:function` names."""
     module_name, sep, function_name = factory.partition(":")
     if not sep or not module_name or not function_name:
         raise RunError(f"model factory {factory!r} must look like 'package.module:function'")
     function = getattr(importlib.import_module(module_name), function_name, None)
     if function is None:
         raise RunError(f"model factory {factory!r}: {module_name} has no attribute {function_name!r}")
-    model = function(**kwargs)
+    return function
+
+
+def factory_parameters(model_cfg: dict) -> set[str] | None:
+    """The keyword arguments the configured factory takes; None where it takes any (**kwargs)."""
+    add_python_path(model_cfg.get("python_path") or [])
+    parameters = inspect.signature(factory_function(model_cfg["factory"])).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def build_user_model(factory: str, kwargs: dict):
+    """Call `package.module:function(**kwargs)`."""
+    from torch import nn
+
+    model = factory_function(factory)(**kwargs)
     if not isinstance(model, nn.Module):
         raise RunError(f"model factory {factory!r} returned {type(model).__name__}, not a torch Module")
     return model
 
 
-KIND = ModelKind(name="user", build=build,
-                 keys=("factory", "kwargs", "python_path", "layer_grids", "url", "sha256", "checkpoint"))
+def check(config: dict) -> None:
+    model = config["model"]
+    if model.get("kwargs_from_checkpoint") and not (model.get("checkpoint") or model.get("url")):
+        raise ValueError("model.kwargs_from_checkpoint reads the checkpoint's constructor arguments, but the model "
+                         "has no weights file: set model.checkpoint or model.url")
+
+
+KIND = ModelKind(name="user", build=build, check=check,
+                 keys=("input", "factory", "kwargs", "kwargs_from_checkpoint", "python_path", "layer_grids", "url", "sha256",
+                       "checkpoint"))
