@@ -130,7 +130,8 @@ def main():
     args.logs = REPO / "logs" / "benchmarks" / "layout_backends"
     args.logs.mkdir(parents=True, exist_ok=True)
     kept = MEASUREMENTS / "layout_backends.json"
-    report = [row for row in json.loads(kept.read_text())["figures"] if row["n"] not in args.sizes] if kept.exists() else []
+    earlier = json.loads(kept.read_text())["figures"] if kept.exists() else []
+    report = [row for row in earlier if row["n"] not in args.sizes]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for n in args.sizes:

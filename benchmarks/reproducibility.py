@@ -97,7 +97,7 @@ def main() -> None:
         checks, _ = verify(workdir / files.root, reference)
         counts = {status: sum(c.status == status for c in checks) for status in (IDENTICAL, WITHIN, DIFFERS, MISSING)}
         figures[name] = {"seconds": round(seconds[name], 1), **counts, "largest_deviations": largest_deviations(checks),
-                         "differs": [c.path for c in checks if c.status == DIFFERS]}
+                         "differing_files": [c.path for c in checks if c.status == DIFFERS]}
         rows.append(f"| {name} | {seconds[name]:.0f} | " + " | ".join(str(n) for n in counts.values()) + " |")
         print(rows[-1], flush=True)
     result = {"config": str(args.config), "set": common, "reference_seconds": round(seconds["reference"], 1),
@@ -106,7 +106,7 @@ def main() -> None:
     print(f"reference: {seconds['reference']:.0f} s\n\n| variant | s | identical | within tolerance | differs | "
           "missing |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
     for name, entry in figures.items():
-        print(f"\n{name}: differs {entry['differs']}")
+        print(f"\n{name}: differs {entry['differing_files']}")
         for key, delta in entry["largest_deviations"].items():
             print(f"    {key}: {delta:.6g}")
 

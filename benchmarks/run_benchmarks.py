@@ -2,8 +2,7 @@
 
 (a) extraction: the extract code (hooks, position sampling, HDF5 writes) vs a bare forward pass of the
     same model at the same batch size, on the same in-memory images (decoding excluded from both);
-(b) rendering: icons/s of batched feature inversion vs one icon at a time, for several batch sizes;
-(c) the wall time of each rule of the last default run, from its benchmark TSVs under logs/.
+(b) rendering: icons/s of batched feature inversion vs one icon at a time, for several batch sizes.
 
 Run from the repository root after `make demo`:  python -m benchmarks.run_benchmarks [--inceptionv1]
 Figures are printed and kept in docs/measurements/run_benchmarks.json.
@@ -11,7 +10,6 @@ Figures are printed and kept in docs/measurements/run_benchmarks.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import tempfile
 import time
@@ -146,28 +144,6 @@ def inceptionv1_rendering_ratio(icons: int, steps: int, batch_sizes, rounds: int
             "best_batch_size": best, "best_ratio": medians[best]}
 
 
-def rule_times(config: dict) -> dict:
-    """Seconds per rule (summed over its jobs) from the benchmark TSVs of the config's last run."""
-    times: dict[str, float] = {}
-    logs, run = REPO / "logs", config["run"]
-    groups = {"generate_dataset": (logs / "data" / config["dataset"]["name"]).glob("generate.benchmark.tsv"),
-              "train_model": (logs / "model" / config["model"]["name"]).glob("train.benchmark.tsv"),
-              "extract": (logs / run / "extract").glob("shard*.benchmark.tsv"),
-              "merge_activations": (logs / run / "extract").glob("merge_*.benchmark.tsv"),
-              "layout": (logs / run / "layout").glob("*.benchmark.tsv"),
-              "bin_cells": (logs / run / "cells").rglob("*.benchmark.tsv"),
-              "render_icons": (logs / run / "render").rglob("chunk*.benchmark.tsv"),
-              "merge_icons": (logs / run / "render").rglob("merge.benchmark.tsv"),
-              "montage": (logs / run / "atlas").rglob("grid*.benchmark.tsv"),
-              "atlas_metrics": (logs / run / "atlas").rglob("metrics.benchmark.tsv")}
-    for rule, files in groups.items():
-        for path in files:
-            with open(path) as f:
-                row = next(csv.DictReader(f, delimiter="\t"))
-            times[rule] = times.get(rule, 0.0) + float(row["s"])
-    return times
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(REPO / "config.yaml"))
@@ -208,10 +184,6 @@ def main():
         ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
         print(f"(b) rendering {r['layer']} (80 px): one at a time {r['one_at_a_time_icons_per_s']:.2f} "
               f"icons/s; batched {ratios}")
-    report["rule_seconds"] = rule_times(config)
-    print("(c) rule wall times of the last run (s, summed over jobs):")
-    for rule, seconds in report["rule_seconds"].items():
-        print(f"    {rule:18s} {seconds:8.1f}")
     keep("run_benchmarks", report)
 
 

@@ -93,6 +93,7 @@ rule extract_shared:
         dataset=DATASET,
         model=MODEL,
         extract={**config["extract"], "shards": 1, "shared_positions": True},
+        named_classes=NAMED_CLASSES,
     log:
         f"{LOGS}/aligned/extract_{{layer}}.log",
     benchmark:

@@ -137,7 +137,8 @@ def card_run(tmp_path, checkpoint, **model):
 
 
 @pytest.mark.workflow
-def test_the_workflow_reads_a_lightning_checkpoint_and_refuses_another_architecture_in_a_few_lines(tmp_path, published):
+def test_the_workflow_reads_lightning_and_compiled_checkpoints_and_refuses_another_architecture_briefly(
+        tmp_path, published):
     torch.save(lightning_checkpoint(published), tmp_path / "resnet32.ckpt")
     workdir, result = card_run(tmp_path / "lightning", tmp_path / "resnet32.ckpt")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -145,6 +146,11 @@ def test_the_workflow_reads_a_lightning_checkpoint_and_refuses_another_architect
     assert card["classes"][3] == "cat"
     log = (workdir / "logs/model/cifar10-resnet32/describe.log").read_text()
     assert "prefix 'model.' taken off every key" in log
+    torch.save({f"_orig_mod.{k}": v for k, v in published.items()}, tmp_path / "compiled.pt")
+    workdir, result = card_run(tmp_path / "compiled", tmp_path / "compiled.pt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (workdir / "logs/model/cifar10-resnet32/describe.log").read_text()
+    assert "prefix '_orig_mod.' taken off every key" in log
 
     # A torchvision ResNet-18 saved the same way: its names overlap the CIFAR ResNet's in part.
     import torchvision

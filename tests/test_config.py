@@ -145,7 +145,7 @@ def test_a_layer_grid_names_a_layer_of_the_run():
     ({"model": {"url": "http://127.0.0.1/w.pt"}},
      "model.url applies only when model.kind is inceptionv1 or timm or user (model.kind is demo_cnn)"),
     ({"model": {"layer_grids": {"conv2": "channels_last"}}},
-     "model.layer_grids applies only when model.kind is timm or torchvision or user (model.kind is demo_cnn)"),
+     "model.layer_grids applies only when model.kind is demo_vit or timm or torchvision or user (model.kind is demo_cnn)"),
     ({"model": {"vit": {"depth": 2}}}, "model.vit applies only when model.kind is demo_vit (model.kind is demo_cnn)"),
     ({"render": {"stop": {"window": 24, "min_gain": 0.01}}},
      "render.stop.window = 24: must be less than the steps of layer conv1 (24); an attempt is checked at the end of "

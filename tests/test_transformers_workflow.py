@@ -101,10 +101,13 @@ def test_a_class_token_vits_last_block_is_an_atlas_of_its_class_token_or_a_one_l
     grid = json.loads((workdir / f"results/cls-labelled/atlas/{layer}/metrics.json").read_text())["grids"]["3"]
     assert grid["cells_kept"] > 1 and 0.0 <= grid["class_agreement"] <= 1.0
 
-    # With attribution, h·∂logit/∂h of the class token behind the final LayerNorm is zero: the run stops at
-    # extraction, in one line, before any cell is made.
-    result = snakemake(workdir, "--configfile", write_config(workdir, class_token_vit_run(True)), "--cores", "2")
+    # Its patches read as patches, with attribution: every attribution is zero, so the run stops at extraction,
+    # in one line, before any cell is made.
+    patches = class_token_vit_run(True)
+    patches["model"]["layer_grids"] = {layer: "tokens(prefix=1)"}
+    result = snakemake(workdir, "--configfile", write_config(workdir, patches), "--cores", "2")
     assert result.returncode != 0
     stop = next(line for line in result.stderr.splitlines() if "error: extract.attribution:" in line)
-    assert f"layer '{layer}' (read as class_token)" in stop and "set extract.attribution: false" in stop
+    assert f"layer '{layer}' (read as tokens(prefix=1)) has attribution at most 0 " in stop
+    assert f"model.layer_grids: {{{layer}: class_token}}" in stop
     assert not (workdir / "results/cls-attributed/cells").exists()

@@ -83,24 +83,28 @@ def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.
 
 
 def refuse_unread_layers(attributions: dict[str, np.ndarray], logits: np.ndarray, grids: dict[str, LayerGrid],
-                         negligible: float = 1e-5) -> None:
-    """Stop at the first batch when a layer's attributions are all zero, or negligible against the
-    logits: every cell class, class atlas and comparison built on them would be the argmax of nothing."""
+                         log, rounding: float = 1e-5) -> None:
+    """At the first batch: stop when a layer's attributions are all zero (no logit depends on the
+    positions it is read at, and every cell class, class atlas and comparison built on them would be the
+    argmax of nothing); warn when they are at the level of float rounding against the logits (a vector
+    read through a LayerNorm, as a transformer's last block is: LayerNorm ignores its input's scale)."""
     scale = float(np.abs(logits).max())
     for layer, values in attributions.items():
         largest = float(np.abs(values).max())
-        if largest > negligible * scale and largest > 0.0:
-            continue
-        found = (f"extract.attribution: layer {layer!r} (read as {grids[layer]}) has attribution at most "
-                 f"{largest:.3g} for every activation of the first batch, against logits up to {scale:.3g}")
-        if grids[layer].kind == "tokens" and grids[layer].prefix > 0:
-            raise RunError(f"{found}: the logits do not read these positions (a class-token network reads only its "
-                           f"class token after its last block). Read it as its class token (model.layer_grids: "
-                           f"{{{layer}: class_token}}), pick an earlier layer, or set extract.attribution: false")
-        raise RunError(f"{found}: the logits do not change, to first order, with the size of this vector (they read "
-                       "it through a normalisation, such as a transformer's final LayerNorm, that ignores its scale), "
-                       "so h·∂logit/∂h is zero. Pick an earlier layer, or set extract.attribution: false (cells "
-                       "then take their images' most frequent label; class atlases need attributions)")
+        found = (f"layer {layer!r} (read as {grids[layer]}) has attribution at most {largest:.3g} for every "
+                 f"activation of the first batch, against logits up to {scale:.3g}")
+        if largest == 0.0 and scale > 0.0:
+            if grids[layer].kind == "tokens" and grids[layer].prefix > 0:
+                raise RunError(f"extract.attribution: {found}: no logit depends on the positions it is read at (a "
+                               f"class-token network reads only its class token after its last block). Read it as "
+                               f"its class token (model.layer_grids: {{{layer}: class_token}}), pick an earlier "
+                               f"layer, or set extract.attribution: false")
+            raise RunError(f"extract.attribution: {found}: no logit depends on it. Pick another layer, or set "
+                           f"extract.attribution: false (cells then take their images' most frequent label)")
+        if largest <= rounding * scale:
+            log(f"WARNING: {found}: at the level of float rounding (a vector the logits read through a LayerNorm, "
+                f"which ignores its scale, as after a transformer's last block?). Cell classes and class atlases "
+                f"ranked by them mean little: pick an earlier block, or set extract.attribution: false")
 
 
 def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], batches, n_images: int,
@@ -158,7 +162,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                     log(f"first batch: forward pass {forward_seconds:.2f} s, attribution to "
                         f"{attributed_classes.shape[1]} classes {seconds:.2f} s "
                         f"({seconds / max(forward_seconds, 1e-9):.1f}× the forward pass)")
-                    refuse_unread_layers(attributions, logits, grids)
+                    refuse_unread_layers(attributions, logits, grids, log)
             for layer in layer_modules:
                 output = maps[layer].detach().cpu()
                 vectors = gather_positions(output, positions[layer], k)

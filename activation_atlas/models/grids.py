@@ -3,12 +3,13 @@
 Convolutional layers give such maps. Other layers do not: a transformer block gives a token sequence
 (B, T, C), `prefix` leading tokens (a class token, register tokens) then an h×w grid of patch tokens
 row by row, read as that grid (`tokens(prefix=P)`) or as its class token alone, one vector per image
-(`class_token`: what a classifier that reads its class token sees of the block); Swin's blocks and some ConvNeXt layers give channels-last maps (B, H, W, C); pooled and
-linear layers give vectors (B, C), a 1×1 grid. The grid of each atlas layer is decided once, when the
-model is described: as the config names it (`model.layer_grids`), else from a probe pass with a square
-image (a token layer whose patch tokens the logits do not read, as in a class-token ViT's last block,
-is read as its class token); it is recorded in the model card (`layer_grids`: the layers that do not give (B, C, H, W) maps),
-which extraction and rendering read.
+(`class_token`: what a classifier that reads its class token sees of the block); Swin's blocks and
+some ConvNeXt layers give channels-last maps (B, H, W, C); pooled and linear layers give vectors
+(B, C), a 1×1 grid. The grid of each atlas layer is decided once, when the model is described: as the
+config names it (`model.layer_grids`), else from a probe pass with a square image (a token layer whose
+patch tokens the logits do not read, as in a class-token ViT's last block, is read as its class
+token); it is recorded in the model card (`layer_grids`: the layers that do not give (B, C, H, W)
+maps), which extraction and rendering read.
 """
 from __future__ import annotations
 

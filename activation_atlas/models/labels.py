@@ -2,9 +2,10 @@
 
 Every model kind gets one name per logit: `model.labels` when configured (a list, a text file of
 one name a line, or `imagenet1k`: ImageNet-1k's 1,000 class names, whose logits then also answer to
-their WordNet ids, the names of ImageNet's folders); otherwise the names its kind ships (InceptionV1's list, torchvision's weight
-metadata), the dataset's class folders (a model trained on the dataset, or a user model with as many
-logits as the dataset has classes) or, failing all, class_0 … class_{K-1}.
+their WordNet ids, the names of ImageNet's folders); otherwise the names its kind ships
+(InceptionV1's list, torchvision's weight metadata), the dataset's class folders (a model trained
+on the dataset, or a user model with as many logits as the dataset has classes) or, failing all,
+class_0 … class_{K-1}.
 """
 from __future__ import annotations
 

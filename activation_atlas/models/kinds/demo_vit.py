@@ -29,4 +29,5 @@ def check(config: dict) -> None:
                        "embeddings are made for), e.g. the dataset's image_size")
 
 
-KIND = ModelKind(name="demo_vit", build=build, trained=True, keys=("vit",), known_layers=known_layers, check=check)
+KIND = ModelKind(name="demo_vit", build=build, trained=True, keys=("vit", "layer_grids"), known_layers=known_layers,
+                 check=check)

@@ -64,5 +64,5 @@ def check(config: dict) -> None:
 
 
 KIND = ModelKind(name="user", build=build, check=check,
-                 keys=("input", "factory", "kwargs", "kwargs_from_checkpoint", "python_path", "layer_grids", "url", "sha256",
-                       "checkpoint"))
+                 keys=("input", "factory", "kwargs", "kwargs_from_checkpoint", "python_path", "layer_grids", "url",
+                       "sha256", "checkpoint"))
