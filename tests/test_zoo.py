@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from activation_atlas.models.capture import layer_names, resolve_layers
-from activation_atlas.models.checkpoint import load_checkpoint, unwrap_state_dict
+from activation_atlas.models.checkpoint import load_checkpoint, weights_entry
 from activation_atlas.models.kinds.torchvision import check_published_hash, forced_weights_only
 from activation_atlas.models.labels import builtin_labels, logit_names
 from activation_atlas.models.loading import build_model, load_model
@@ -33,8 +33,8 @@ def test_data_parallel_checkpoint_inside_state_dict_loads(tmp_path):
 
 def test_model_key_wrapper_is_unwrapped():
     state = {"weight": torch.zeros(2)}
-    assert unwrap_state_dict({"model": state, "optimizer": {}}) == state
-    assert unwrap_state_dict({"model": {"state_dict": state}}) == state
+    assert weights_entry({"model": state, "optimizer": {}}) == (state, ["model"])
+    assert weights_entry({"model": {"state_dict": state}}) == (state, ["model", "state_dict"])
 
 
 def test_a_checkpoint_that_does_not_fit_lists_missing_unexpected_and_wrong_shape_keys(tmp_path):
@@ -84,7 +84,7 @@ def test_a_pickled_whole_model_is_refused_with_how_to_save_a_state_dict(tmp_path
 
 def test_a_checkpoint_without_tensors_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="holds no state dict"):
-        unwrap_state_dict({"state_dict": {"a": 1}})
+        weights_entry({"state_dict": {"a": 1}})
 
 
 def test_bad_factories_are_explained():

@@ -80,11 +80,6 @@ def weights_entry(checkpoint) -> tuple[dict[str, torch.Tensor], list[str]]:
     return state, entries
 
 
-def unwrap_state_dict(checkpoint) -> dict[str, torch.Tensor]:
-    """The state dict inside the checkpoint's containers (weights_entry)."""
-    return weights_entry(checkpoint)[0]
-
-
 def common_prefixes(keys) -> list[str]:
     """The dotted prefixes that every key carries, shortest first: ['model.', 'model.module.']."""
     keys = list(keys)
