@@ -233,10 +233,11 @@ def carried_prefixes(keys: list[str], others: list[str]) -> Counter:
     return found
 
 
-def load_checkpoint(model: nn.Module, path: Path | str, log=None) -> None:
+def load_checkpoint(model: nn.Module, path: Path | str, log=None, checkpoint=None) -> None:
     """Load a checkpoint file into `model` with load_state_dict(strict=True), after taking the state dict
-    out of its containers and fitting its key prefix (logged where either happened)."""
-    checkpoint = read_checkpoint(path)
+    out of its containers and fitting its key prefix (logged where either happened). `checkpoint`: the
+    file's content where the caller has read it already."""
+    checkpoint = read_checkpoint(path) if checkpoint is None else checkpoint
     state, entries = weights_entry(checkpoint)
     state, change = fitting_names(state, model.state_dict().keys())
     if log is not None and entries:

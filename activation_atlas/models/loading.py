@@ -57,11 +57,13 @@ def load_model(model_cfg: dict, weights: Path | str | None, num_classes: int | N
     """The configured network with its weights, ready for inference: eval mode, prepared as its kind
     says, [0, 1] input, channels_last, on `device`. `log`: where to say how the checkpoint was read."""
     kind = model_kind(model_cfg["kind"])
+    checkpoint = None
     if model_cfg.get("kwargs_from_checkpoint") and weights is not None:
-        model_cfg = {**model_cfg, "kwargs": checkpoint_kwargs(model_cfg, weights, log)}
+        checkpoint = read_checkpoint(weights)   # read once: for its constructor arguments, then its weights
+        model_cfg = {**model_cfg, "kwargs": checkpoint_kwargs(model_cfg, checkpoint, weights, log)}
     model = kind.build(model_cfg, num_classes)
     if weights is not None:
-        load_checkpoint(model, weights, log)
+        load_checkpoint(model, weights, log, checkpoint)
     model.eval()
     if kind.prepare is not None:
         model = kind.prepare(model)
@@ -82,12 +84,11 @@ def as_the_model_sees(icons: np.ndarray, model_cfg: dict) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=-1)
 
 
-def checkpoint_kwargs(model_cfg: dict, weights: Path | str, log=None) -> dict:
+def checkpoint_kwargs(model_cfg: dict, checkpoint, weights: Path | str, log=None) -> dict:
     """model.kwargs completed by the constructor arguments a PyTorch Lightning checkpoint keeps
     ('hyper_parameters'), those the factory takes (all of them if it takes **kwargs); model.kwargs win."""
     from activation_atlas.models.kinds.user import factory_parameters
 
-    checkpoint = read_checkpoint(weights)
     saved = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
         raise RunError(f"model.kwargs_from_checkpoint: checkpoint {weights} has no 'hyper_parameters' entry (one "
