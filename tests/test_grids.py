@@ -8,8 +8,9 @@ from torch import nn
 
 from activation_atlas.algorithms.extract import ImageBatches, draw_positions, extract_activations, gather_positions
 from activation_atlas.data.image_folder import BatchRead
-from activation_atlas.models.capture import resolve_layers
-from activation_atlas.models.grids import LayerGrid, decide_layer_grids, grid_of_shape, parse_grid
+from activation_atlas.models.capture import capture_layers, resolve_layers
+from activation_atlas.models.grids import CLASS_TOKEN, LayerGrid, decide_layer_grids, grid_of_shape, parse_grid
+from activation_atlas.models.normalised import layers_read_through_norms
 from activation_atlas.optvis.render import layer_centre
 
 
@@ -212,13 +213,14 @@ def test_a_class_token_vits_last_block_is_read_as_its_class_token(vit_b_16):
         blocks[0]: "tokens(prefix=1)", blocks[1]: "tokens(prefix=1)"}
 
 
-def extract_vit(model, layer: str, grid: str, path, log=lambda _: None):
+def extract_vit(model, layer: str, grid: str, path, log=lambda _: None, attributed_at=None):
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     batches = ImageBatches(lambda idx: BatchRead(images[idx], idx, [], []), np.zeros(4, dtype=np.int64), 4, 32)
     modules = resolve_layers(model, [layer], dict(model.named_modules()))
     extract_activations(model, modules, batches, 4, {layer: path}, positions_per_image=1, exclude_edge=0, seed=0,
                         provenance={}, log=log, attribution=True, attribution_top_k=3,
-                        grids={layer: parse_grid(grid)})
+                        grids={layer: parse_grid(grid)}, attributed_at=attributed_at)
+    return images
 
 
 def test_zero_attribution_of_a_class_token_vits_last_patches_stops_extraction_with_what_to_pick(vit_b_16, tmp_path):
@@ -230,17 +232,33 @@ def test_zero_attribution_of_a_class_token_vits_last_patches_stops_extraction_wi
         extract_vit(vit_b_16, last, "tokens(prefix=1)", tmp_path / "patches.h5")
 
 
-def test_the_class_token_behind_the_final_layer_norm_has_rounding_level_attribution_and_a_warning(vit_b_16, tmp_path):
-    """LayerNorm ignores its input's scale, so h·∂logit/∂h of the last block's class token is float rounding:
-    the log says so; an earlier block's class token reaches the logits through the last block too."""
-    said = []
-    extract_vit(vit_b_16, "encoder.layers.encoder_layer_11", "class_token", tmp_path / "last.h5", said.append)
-    assert [line for line in said if line.startswith("WARNING: layer 'encoder.layers.encoder_layer_11' (read as "
-                                                     "class_token) has attribution at most")]
-    assert any("at the level of float rounding" in line for line in said)
-    said.clear()
-    # An earlier block's class token reaches the logits through the last block too, by more than its scale.
-    extract_vit(vit_b_16, "encoder.layers.encoder_layer_10", "class_token", tmp_path / "block10.h5", said.append)
-    assert not [line for line in said if line.startswith("WARNING")]
-    with h5py.File(tmp_path / "block10.h5", "r") as f:
-        assert np.abs(f["attribution"][:]).max() > 1e-3 * np.abs(f["logits"][:]).max()
+def test_the_norms_a_class_token_vits_layers_are_read_through_are_found(vit_b_16):
+    """LayerNorm ignores its input's scale: the last block's class token reaches the logits only through the
+    final norm, and block 10's patch tokens only through block 11's first norm (the attention into the class
+    token); block 10's class token also reaches them through the residual stream, so it is attributed itself."""
+    last, block10 = "encoder.layers.encoder_layer_11", "encoder.layers.encoder_layer_10"
+    modules = resolve_layers(vit_b_16, [block10, last], dict(vit_b_16.named_modules()))
+    assert layers_read_through_norms(vit_b_16, modules, {block10: parse_grid("tokens(prefix=1)"), last: CLASS_TOKEN},
+                                     32, "cpu") == {block10: f"{last}.ln_1", last: "encoder.ln"}
+    assert layers_read_through_norms(vit_b_16, modules, {block10: CLASS_TOKEN, last: CLASS_TOKEN}, 32, "cpu") == {
+        last: "encoder.ln"}
+
+
+def test_the_last_blocks_class_token_is_attributed_at_the_final_norm_or_extraction_stops(vit_b_16, tmp_path):
+    last = "encoder.layers.encoder_layer_11"
+    # Attributed at its own output, it has float rounding for attribution: extraction stops, saying so.
+    with pytest.raises(ValueError, match=rf"^extract.attribution: layer '{last}' \(read as class_token\) has attribution "
+                                         r"at most [0-9.e-]+ for every activation of the first batch, against logits up "
+                                         r"to [0-9.]+: float rounding: .* Pick another layer"):
+        extract_vit(vit_b_16, last, "class_token", tmp_path / "own.h5")
+    # At the final norm's output z, less its bias β: (z − β)·∂logit/∂z, of the order of the logits.
+    images = extract_vit(vit_b_16, last, "class_token", tmp_path / "norm.h5", attributed_at={last: "encoder.ln"})
+    with h5py.File(tmp_path / "norm.h5", "r") as f:
+        attribution, classes = f["attribution"][:], f["attribution_class"][:]
+        assert "at the output of encoder.ln less its bias" in f.attrs["attribution"]
+    with torch.enable_grad(), capture_layers({"ln": vit_b_16.encoder.ln}) as captured:
+        logits = vit_b_16(images)
+        (grad,) = torch.autograd.grad(logits.gather(1, torch.from_numpy(classes[:, :1]).long()).sum(), captured["ln"])
+    expected = ((captured["ln"][:, 0] - vit_b_16.encoder.ln.bias) * grad[:, 0]).sum(dim=1).detach().numpy()
+    np.testing.assert_allclose(attribution[:, 0], expected, rtol=1e-3, atol=1e-5)
+    assert np.abs(attribution).max() > 1e-2 * np.abs(logits.detach().numpy()).max()

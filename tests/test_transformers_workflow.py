@@ -66,22 +66,22 @@ def test_a_transformer_layer_makes_an_atlas_through_the_workflow(tmp_path, kind,
     assert_atlases(workdir, "tf", [layer], [2])
 
 
-def class_token_vit_run(attribution: bool) -> dict:
+def class_token_vit_run() -> dict:
     """A small ViT whose head reads its class token, trained by the workflow on the generated dataset;
     an atlas of its last block."""
     return {
-        "run": f"cls-{'attributed' if attribution else 'labelled'}", "seed": 5, "device": "cpu", "threads": 2,
-        "dataset": {"kind": "generated", "name": "shapes32-cls", "image_size": 32, "train_per_class": 40,
+        "run": "cls-attributed", "seed": 5, "device": "cpu", "threads": 2,
+        "dataset": {"kind": "generated", "name": "shapes32-cls", "image_size": 32, "train_per_class": 80,
                     "held_out_per_class": 10},
         "model": {"kind": "demo_vit", "name": "vit-cls", "input_size": 32,
                   "vit": {"patch_size": 8, "depth": 2, "heads": 2, "width": 32, "mlp_width": 64,
                           "readout": "class_token"},
-                  "train": {"epochs": 6, "batch_size": 32, "lr": 0.003}},
+                  "train": {"epochs": 15, "batch_size": 32, "lr": 0.003}},
         "layers": ["encoder.layers.encoder_layer_1"],
-        "extract": {"positions_per_image": 1, "exclude_edge": 0, "batch_size": 64, "attribution": attribution},
+        "extract": {"positions_per_image": 1, "exclude_edge": 0, "batch_size": 64, "attribution": True},
         "layout": {"n_neighbors": 10},
         "grid": {"sizes": [3], "min_count": 2},
-        "render": {"icon_size": 32, "steps": 16, "attempts": 1, "batch_size": 8,
+        "render": {"icon_size": 32, "steps": 64, "attempts": 1, "batch_size": 8,
                    "transforms": {"pad": 2, "jitters": [1], "scale_base": 0.998, "scale_exponents": [20, 39],
                                   "rotation_deg": 5}},
     }
@@ -89,25 +89,36 @@ def class_token_vit_run(attribution: bool) -> dict:
 
 def test_a_class_token_vits_last_block_is_an_atlas_of_its_class_token_or_a_one_line_stop(tmp_path):
     workdir = copy_workflow(tmp_path / "w")
-    result = snakemake(workdir, "--configfile", write_config(workdir, class_token_vit_run(False)), "--cores", "2")
+    layer, cls = "encoder.layers.encoder_layer_1", "red_checks_disc"
+    config = {**class_token_vit_run(), "class_atlas": {"layer": layer, "classes": [cls], "top_n": 40,
+                                                           "grid_size": 3, "min_count": 1}}
+    result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    layer = "encoder.layers.encoder_layer_1"
-    card = json.loads((workdir / "results/cls-labelled/model.json").read_text())
+    card = json.loads((workdir / "results/cls-attributed/model.json").read_text())
     assert card["layer_grids"] == {layer: "class_token"}
-    assert "the logits do not read its patch tokens, only its class token" in (
-        workdir / "logs/model/vit-cls/describe.log").read_text()
-    with h5py.File(workdir / f"results/cls-labelled/activations/{layer}.h5", "r") as f:
+    # Read only through the final LayerNorm, the class token is attributed at that norm's output.
+    assert card["attributed_at"] == {layer: "encoder.ln"}
+    describe = (workdir / "logs/model/vit-cls/describe.log").read_text()
+    assert "the logits do not read its patch tokens, only its class token" in describe
+    assert f"layer {layer}: the logits read it only through encoder.ln" in describe
+    with h5py.File(workdir / f"results/cls-attributed/activations/{layer}.h5", "r") as f:
         assert f.attrs["spatial_size"].tolist() == [1, 1]
-    grid = json.loads((workdir / f"results/cls-labelled/atlas/{layer}/metrics.json").read_text())["grids"]["3"]
-    assert grid["cells_kept"] > 1 and 0.0 <= grid["class_agreement"] <= 1.0
+        assert f.attrs["attribution"] == ("all classes, at the output of encoder.ln less its bias (the norm the "
+                                          "logits read the layer through)")
+    grid = json.loads((workdir / f"results/cls-attributed/atlas/{layer}/metrics.json").read_text())["grids"]["3"]
+    assert grid["cells_kept"] > 1 and 0.4 <= grid["class_agreement"] <= 1.0
+    # The class atlas is made of the class's own photographs, mostly (the model classifies 0.95 of them right).
+    with h5py.File(workdir / f"results/cls-attributed/class_atlas/{cls}/cells.h5", "r") as f:
+        composition = f["class_histogram"][:].sum(axis=0)
+        assert composition[f.attrs["class_index"]] >= 0.8 * composition.sum(), composition
 
     # Its patches read as patches, with attribution: every attribution is zero, so the run stops at extraction,
     # in one line, before any cell is made.
-    patches = class_token_vit_run(True)
-    patches["model"]["layer_grids"] = {layer: "tokens(prefix=1)"}
+    patches = {**class_token_vit_run(), "run": "cls-patches"}
+    patches["model"] = {**patches["model"], "layer_grids": {layer: "tokens(prefix=1)"}}
     result = snakemake(workdir, "--configfile", write_config(workdir, patches), "--cores", "2")
     assert result.returncode != 0
     stop = next(line for line in result.stderr.splitlines() if "error: extract.attribution:" in line)
     assert f"layer '{layer}' (read as tokens(prefix=1)) has attribution at most 0 " in stop
     assert f"model.layer_grids: {{{layer}: class_token}}" in stop
-    assert not (workdir / "results/cls-attributed/cells").exists()
+    assert not (workdir / "results/cls-patches/cells").exists()

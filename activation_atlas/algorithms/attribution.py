@@ -7,7 +7,8 @@ image, layer and position of a batch at once (eval-mode networks treat images in
 
 With `top_k`, only the k classes with the highest logits of each image are attributed, after the
 classes `always` (those the run's class atlases need), which bounds time and storage for 1000-class
-models; their indices are returned beside the values.
+models; their indices are returned beside the values. A layer the logits read only through a
+normalisation is attributed at that norm's output, less its bias (models/normalised.py).
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from activation_atlas.models.grids import LayerGrid
 
 
 def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], grids: dict[str, LayerGrid],
-                        positions: dict[str, np.ndarray], k: int, top_k: int | None, always: tuple[int, ...] = ()):
+                        positions: dict[str, np.ndarray], k: int, top_k: int | None, always: tuple[int, ...] = (),
+                        biases: dict[str, torch.Tensor] | None = None):
     """Attributions of the sampled positions of each layer.
 
-    logits (B, K) and outputs[layer] must come from one forward pass with autograd on; grids[layer]
-    reads an output, and its gradient, as (B, C, H, W); positions[layer] is
+    logits (B, K) and outputs[layer] must come from one forward pass with autograd on: the layer's
+    output, or the output of the norm it is attributed at, whose bias is biases[layer]; grids[layer]
+    reads it, and its gradient, as (B, C, H, W); positions[layer] is
     (B·k, 2), k per image in batch order. Returns {layer: (B·k, K')} values and the (B·k, K') class
     indices (K' = K, or top_k).
     """
@@ -38,8 +41,10 @@ def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], 
     image = torch.arange(batch, device=logits.device).repeat_interleave(k)
     rows = {layer: torch.from_numpy(positions[layer][:, 0]).to(logits.device) for layer in layers}
     cols = {layer: torch.from_numpy(positions[layer][:, 1]).to(logits.device) for layer in layers}
-    sampled = {layer: grids[layer].as_maps(outputs[layer])[image, :, rows[layer], cols[layer]].detach()
-               for layer in layers}
+    vectors = {layer: outputs[layer].detach() for layer in layers}
+    for layer, bias in (biases or {}).items():
+        vectors[layer] = vectors[layer] - bias
+    sampled = {layer: grids[layer].as_maps(vectors[layer])[image, :, rows[layer], cols[layer]] for layer in layers}
     values = {layer: torch.zeros(batch * k, classes.shape[1]) for layer in layers}
     for j in range(classes.shape[1]):
         target = logits.gather(1, classes[:, j:j + 1]).sum()

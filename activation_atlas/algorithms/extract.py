@@ -22,6 +22,7 @@ from activation_atlas.data.image_folder import describe_upscaled
 from activation_atlas.formats.activations import LayerWriter, create_activation_file
 from activation_atlas.models.capture import capture_layers
 from activation_atlas.models.grids import MAPS, LayerGrid
+from activation_atlas.models.normalised import norm_bias
 from activation_atlas.runtime import RunError
 
 
@@ -83,28 +84,36 @@ def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.
 
 
 def refuse_unread_layers(attributions: dict[str, np.ndarray], logits: np.ndarray, grids: dict[str, LayerGrid],
-                         log, rounding: float = 1e-5) -> None:
-    """At the first batch: stop when a layer's attributions are all zero (no logit depends on the
-    positions it is read at, and every cell class, class atlas and comparison built on them would be the
-    argmax of nothing); warn when they are at the level of float rounding against the logits (a vector
-    read through a LayerNorm, as a transformer's last block is: LayerNorm ignores its input's scale)."""
+                         rounding: float = 1e-5) -> None:
+    """At the first batch, stop when a layer's attributions are all zero (no logit depends on the
+    positions it is read at) or at the level of float rounding against the logits (a vector read through
+    a LayerNorm that was not found as the norm to attribute it at: models/normalised.py): every cell
+    class, class atlas and comparison built on them would rank noise."""
     scale = float(np.abs(logits).max())
     for layer, values in attributions.items():
         largest = float(np.abs(values).max())
-        found = (f"layer {layer!r} (read as {grids[layer]}) has attribution at most {largest:.3g} for every "
-                 f"activation of the first batch, against logits up to {scale:.3g}")
-        if largest == 0.0 and scale > 0.0:
-            if grids[layer].kind == "tokens" and grids[layer].prefix > 0:
-                raise RunError(f"extract.attribution: {found}: no logit depends on the positions it is read at (a "
-                               f"class-token network reads only its class token after its last block). Read it as "
-                               f"its class token (model.layer_grids: {{{layer}: class_token}}), pick an earlier "
-                               f"layer, or set extract.attribution: false")
-            raise RunError(f"extract.attribution: {found}: no logit depends on it. Pick another layer, or set "
-                           f"extract.attribution: false (cells then take their images' most frequent label)")
-        if largest <= rounding * scale:
-            log(f"WARNING: {found}: at the level of float rounding (a vector the logits read through a LayerNorm, "
-                f"which ignores its scale, as after a transformer's last block?). Cell classes and class atlases "
-                f"ranked by them mean little: pick an earlier block, or set extract.attribution: false")
+        if largest > rounding * scale or scale == 0.0:
+            continue
+        found = (f"extract.attribution: layer {layer!r} (read as {grids[layer]}) has attribution at most "
+                 f"{largest:.3g} for every activation of the first batch, against logits up to {scale:.3g}")
+        if largest == 0.0 and grids[layer].kind == "tokens" and grids[layer].prefix > 0:
+            raise RunError(f"{found}: no logit depends on the positions it is read at (a class-token network reads "
+                           f"only its class token after its last block). Read it as its class token "
+                           f"(model.layer_grids: {{{layer}: class_token}}), pick an earlier layer, or set "
+                           f"extract.attribution: false")
+        why = ("no logit depends on it" if largest == 0.0 else
+               "float rounding: the logits read it through something blind to its scale, as a LayerNorm is, and "
+               "no single norm takes the layer's output for it to be attributed at")
+        raise RunError(f"{found}: {why}. Pick another layer, or set extract.attribution: false (cells then take "
+                       f"their images' most frequent label)")
+
+
+def attribution_said(top_k: int | None, always: tuple[int, ...], norm: str | None) -> str:
+    """What a layer's file says of its attribution: to which classes, and at which output."""
+    classes = "all classes" if top_k is None else f"top {top_k} classes by logit" + (
+        f" after classes {', '.join(map(str, always))}" if always else "")
+    return classes + (f", at the output of {norm} less its bias (the norm the logits read the layer through)"
+                      if norm else "")
 
 
 def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], batches, n_images: int,
@@ -112,8 +121,8 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                         seed: int, provenance: dict, log=print, channels_last: bool = True,
                         device: str = "cpu", attribution: bool = False,
                         attribution_top_k: int | None = None, attribution_always: tuple[int, ...] = (),
-                        autocast: str | None = None,
-                        grids: dict[str, LayerGrid] | None = None, shared_positions: bool = False) -> dict:
+                        autocast: str | None = None, grids: dict[str, LayerGrid] | None = None,
+                        shared_positions: bool = False, attributed_at: dict[str, str] | None = None) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
     `grids` reads each layer's output as a (B, C, H, W) map (models.grids; default: it is one), so a
@@ -121,12 +130,18 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
     `shared_positions` every layer reads the same place of an image (draw_positions).
     With `attribution`, each activation's attribution to the logits (see attribution.py) is stored
     too: for all classes, or the top-k classes by logit (after the classes `attribution_always`) with
-    their indices; the first batch's log line says what attribution costs there. With `autocast`
+    their indices; the first batch's log line says what attribution costs there. A layer in
+    `attributed_at` is attributed at the output of the norm it names (models/normalised.py). With `autocast`
     ("bfloat16" or "float16") the model runs in mixed precision; the files still hold float32.
     Returns per-layer (channels, spatial size) and the throughput in images/s.
     """
     k = positions_per_image
     grids = {layer: (grids or {}).get(layer, MAPS) for layer in layer_modules}
+    attributed_at = attributed_at or {}
+    named_modules = dict(model.named_modules()) if attributed_at else {}
+    norms = {norm: named_modules[norm] for norm in attributed_at.values()}
+    biases = {layer: bias.to(device) for layer, norm in attributed_at.items()
+              if (bias := norm_bias(norms[norm])) is not None}
     writers: dict[str, LayerWriter] = {}
     shapes = {}
     done, start = 0, time.perf_counter()
@@ -134,6 +149,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
         files = {layer: stack.enter_context(create_activation_file(out_paths[layer], layer, provenance))
                  for layer in layer_modules}
         outputs = stack.enter_context(capture_layers(layer_modules))
+        norm_outputs = stack.enter_context(capture_layers(norms))
         # Attribution needs gradients through the network; plain extraction needs none.
         stack.enter_context(torch.enable_grad() if attribution else torch.inference_mode())
         for batch in batches:
@@ -155,14 +171,16 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                          for layer in layer_modules}
             if attribution:
                 attribution_start = time.perf_counter()
+                attributed = {layer: norm_outputs[attributed_at[layer]] if layer in attributed_at else outputs[layer]
+                              for layer in layer_modules}
                 attributions, attributed_classes = attribute_positions(
-                    logits_tensor, outputs, grids, positions, k, attribution_top_k, attribution_always)
+                    logits_tensor, attributed, grids, positions, k, attribution_top_k, attribution_always, biases)
                 if done == 0:
                     seconds = time.perf_counter() - attribution_start
                     log(f"first batch: forward pass {forward_seconds:.2f} s, attribution to "
                         f"{attributed_classes.shape[1]} classes {seconds:.2f} s "
                         f"({seconds / max(forward_seconds, 1e-9):.1f}× the forward pass)")
-                    refuse_unread_layers(attributions, logits, grids, log)
+                    refuse_unread_layers(attributions, logits, grids)
             for layer in layer_modules:
                 output = maps[layer].detach().cpu()
                 vectors = gather_positions(output, positions[layer], k)
@@ -173,9 +191,8 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                                                  logits.shape[1], n_attributed, attribution_top_k is not None)
                     writers[layer].describe_sampling(
                         list(output.shape[2:]), k, exclude_edge, shared_positions,
-                        "none" if not attribution else "all classes" if attribution_top_k is None
-                        else f"top {attribution_top_k} classes by logit" + (
-                            f" after classes {', '.join(map(str, attribution_always))}" if attribution_always else ""))
+                        "none" if not attribution else attribution_said(attribution_top_k, attribution_always,
+                                                                        attributed_at.get(layer)))
                 writers[layer].write(vectors, np.repeat(batch.indices, k), positions[layer],
                                      np.repeat(batch.labels, k), np.repeat(logits, k, axis=0),
                                      attributions[layer] if attribution else None,

@@ -16,8 +16,9 @@ KEYS = ("model", "kind", "classes", "layers", "held_out_accuracy")
 # A card of a model the workflow trained (demo_cnn) also has these.
 TRAINING_KEYS = ("train_accuracy", "held_out_images", "train_images", "loss_per_epoch")
 # Only where an atlas layer does not give (B, C, H, W) maps: {layer: how it is read as one}
-# (models/grids.py: channels_last, vector, tokens(prefix=P)).
-GRID_KEYS = ("layer_grids",)
+# (models/grids.py: channels_last, vector, tokens(prefix=P), class_token); only where the logits read an
+# atlas layer through a norm: {layer: the norm it is attributed at} (models/normalised.py).
+GRID_KEYS = ("layer_grids", "attributed_at")
 # A run's card also has these: top-1 accuracy on the extracted images whose dataset class names a
 # logit (null when the dataset's classes do not name the model's logits), over how many images.
 RUN_KEYS = ("extracted_accuracy", "extracted_images", "chance_accuracy")

@@ -72,6 +72,7 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     model = load_described_model(settings.model, weights, card, device)
     modules = resolve_layers(model, settings.layers, layer_names(model))
     grids = {layer: card_layer_grid(card, layer) for layer in settings.layers}
+    attributed_at = {layer: norm for layer, norm in card.get("attributed_at", {}).items() if layer in settings.layers}
     size, policy = settings.input_size, settings.model["resize"]
     log(f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "
         f"{settings.shard + 1} of {ex['shards']}) at {size} px on {device}")
@@ -83,6 +84,9 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     if folder.empty_classes:   # only then: a clean dataset's files stay as they were
         provenance["empty_class_folders"] = list(folder.empty_classes)
     top_k, always = attributed_classes(ex, card["classes"], settings.named_classes, log)
+    if ex["attribution"]:
+        for layer, norm in attributed_at.items():
+            log(f"layer {layer} is attributed at the output of {norm}, the norm the logits read it through")
     on_unreadable = settings.dataset["on_unreadable"]
     batches = ImageBatches(lambda idx: read_batch(folder, idx, size, policy, on_unreadable, log),
                            folder.labels, ex["batch_size"], size, images)
@@ -91,7 +95,7 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
         positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
         seed=settings.seed, provenance=provenance, log=log, device=device, attribution=ex["attribution"],
         attribution_top_k=top_k, attribution_always=always, autocast=ex["autocast"], grids=grids,
-        shared_positions=ex.get("shared_positions", False))
+        shared_positions=ex.get("shared_positions", False), attributed_at=attributed_at)
 
 
 def merge_activations(shard_paths, out_path, log) -> None:

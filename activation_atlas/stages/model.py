@@ -12,7 +12,8 @@ import torch
 from activation_atlas.data.image_folder import load_all, scan_image_folder
 from activation_atlas.formats.model_card import write_card
 from activation_atlas.models.capture import layer_names, resolve_layers
-from activation_atlas.models.grids import decide_layer_grids
+from activation_atlas.models.grids import decide_layer_grids, parse_grid
+from activation_atlas.models.normalised import layers_read_through_norms
 from activation_atlas.models.labels import count_logits, logit_names
 from activation_atlas.models.loading import build_model, load_model
 from activation_atlas.models.training import accuracy, train_classifier
@@ -103,10 +104,16 @@ def describe_model(weights, card_out, settings: Description, log, training=None)
         raise RunError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
     n_logits = probed_logits(model, settings.model, settings.input_size)
     log(f"{settings.model['kind']} model {settings.model['name']} loaded: {len(layers)} layers, {n_logits} logits")
-    grids = decide_layer_grids(model, resolve_layers(model, settings.layers, layers), settings.input_size,
-                               settings.model.get("layer_grids") or {}, log=log)
+    modules = resolve_layers(model, settings.layers, layers)
+    grids = decide_layer_grids(model, modules, settings.input_size, settings.model.get("layer_grids") or {}, log=log)
     for layer, grid in grids.items():
         log(f"layer {layer} is read as {grid}")
+    attributed_at = layers_read_through_norms(model, modules, {layer: parse_grid(grids.get(layer, "maps"))
+                                                                for layer in settings.layers},
+                                              settings.input_size, "cpu")
+    for layer, norm in attributed_at.items():
+        log(f"layer {layer}: the logits read it only through {norm}, a norm blind to its input's scale, so its own "
+            f"attribution h·∂logit/∂h is float rounding; it is attributed at {norm}'s output, less its bias")
     if measured is not None:
         class_folders = measured.pop("classes")
     else:
@@ -114,4 +121,5 @@ def describe_model(weights, card_out, settings: Description, log, training=None)
     write_card(card_out, {"model": settings.model["name"], "kind": settings.model["kind"],
                           "classes": logit_names(settings.model, n_logits, class_folders, log),
                           "layers": layers, "held_out_accuracy": None, **(measured or {}),
-                          **({"layer_grids": grids} if grids else {})})
+                          **({"layer_grids": grids} if grids else {}),
+                          **({"attributed_at": attributed_at} if attributed_at else {})})
