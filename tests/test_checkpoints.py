@@ -123,6 +123,48 @@ def test_a_lightning_checkpoints_constructor_arguments_build_the_network_when_as
         load_model(config, tmp_path / "plain.ckpt")
 
 
+@pytest.fixture
+def lightning_attribute_dict(monkeypatch):
+    """Lightning's AttributeDict (a dict subclass) as torch.save pickles it, under its module's name, without
+    Lightning installed: a class of that name in a module of that name, for the time of the save."""
+    import sys
+    import types
+
+    attribute_dict = type("AttributeDict", (dict,), {"__module__": "lightning.fabric.utilities.data"})
+    for name in ("lightning", "lightning.fabric", "lightning.fabric.utilities", "lightning.fabric.utilities.data"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules["lightning.fabric.utilities.data"].AttributeDict = attribute_dict
+    return attribute_dict
+
+
+def test_a_lightning_checkpoints_attribute_dict_and_namespace_arguments_are_read_as_data(
+        tmp_path, published, reference, lightning_attribute_dict, monkeypatch):
+    import argparse
+    import sys
+
+    saved = lightning_attribute_dict(depth=32, num_classes=10, args=argparse.Namespace(lr=0.1, epochs=30))
+    torch.save(lightning_checkpoint(published, saved), tmp_path / "l.ckpt")
+    for name in [name for name in sys.modules if name.startswith("lightning")]:
+        monkeypatch.delitem(sys.modules, name)   # read where Lightning is not installed
+    lines = []
+    model = load_model({**RESNET32, "factory": "cifar_resnet:resnet", "kwargs_from_checkpoint": True},
+                       tmp_path / "l.ckpt", log=lines.append)
+    torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
+    assert "model.kwargs_from_checkpoint: depth=32, num_classes=10 from the checkpoint; not arguments of the " \
+           "factory: args" in lines
+
+
+def test_a_checkpoint_holding_another_pickled_object_is_refused_by_its_name(tmp_path, published):
+    from fractions import Fraction
+
+    torch.save(lightning_checkpoint(published, {"lr": Fraction(1, 10)}), tmp_path / "l.ckpt")
+    with pytest.raises(RunError, match=r"^checkpoint .*l.ckpt holds a pickled fractions.Fraction \(a whole model saved "
+                                       r"with torch.save\(model\), or an object among a training script's settings\?\), "
+                                       r"which is not loaded: unpickling it would run code the file names. save the "
+                                       r"weights with torch.save\(model.state_dict\(\), path\)"):
+        load_model(RESNET32, tmp_path / "l.ckpt")
+
+
 def card_run(tmp_path, checkpoint, **model):
     """Snakemake making the ResNet-32 config's model card (the rule that loads the checkpoint) from
     `checkpoint` instead of the URL, in a fresh copy of the workflow."""

@@ -10,10 +10,14 @@ torch.compile's '_orig_mod.', or several of them; the prefix that makes the keys
 stripped. Loading is then `load_state_dict(strict=True)`, so a checkpoint is accepted exactly when
 torch accepts it (batch-norm state dicts saved before `num_batches_tracked` existed included), never
 on a partial match. A refusal counts the missing, unexpected and wrong-shape keys, shows the first
-few, says the likely cause, and leaves the full lists to the rule's log.
+few, says the likely cause, and leaves the full lists to the rule's log. Besides tensors and plain
+containers, torch's weights-only reader is allowed the inert containers a training script's arguments
+come in (argparse's Namespace, Lightning's AttributeDict, read as a dict); any other pickled object is
+refused by name.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import pickle
 import re
@@ -30,6 +34,12 @@ STATE_DICT_HOW_TO = "save the weights with torch.save(model.state_dict(), path) 
 # Entries of a checkpoint that hold the network's weights, in order of preference: the trained weights
 # before an exponential moving average of them.
 WEIGHT_ENTRIES = ("state_dict", "model", "state_dict_ema", "model_ema")
+# Containers of a training script's arguments that checkpoints hold beside the weights (a Lightning
+# checkpoint's hyper_parameters): attribute bags with no code run on loading. Lightning's AttributeDict,
+# a dict subclass, is read as a plain dict, under each module it has lived in, without importing Lightning.
+INERT_GLOBALS = [argparse.Namespace] + [(dict, f"{module}.AttributeDict") for module in (
+    "lightning.fabric.utilities.data", "lightning_fabric.utilities.data", "pytorch_lightning.utilities.parsing")]
+UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 SHOWN_KEYS = 4   # keys of each kind named in a refusal; the rule's log has them all
 
 
@@ -49,15 +59,18 @@ def read_checkpoint(path: Path | str):
 
         return OrderedDict(load_file(str(path), device="cpu"))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(INERT_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError) as error:   # a truncated or damaged file, not a checkpoint
         raise RunError(f"checkpoint {path} cannot be read (torch said: {str(error).splitlines()[0]}): it is damaged, "
                        "incomplete or not a torch file; if the workflow made it (under resources/), delete it and "
                        "run again to have it made anew") from None
     except pickle.UnpicklingError as error:
-        raise RunError(f"checkpoint {path} holds pickled objects other than tensors (a whole model, "
-                       f"saved with torch.save(model)?), which are not loaded: {STATE_DICT_HOW_TO}. "
-                       f"torch said: {str(error).splitlines()[0]}") from error
+        named = UNSUPPORTED_GLOBAL.search(str(error))
+        what = (f"a pickled {named.group(1)}" if named else "pickled objects other than tensors") + \
+            " (a whole model saved with torch.save(model), or an object among a training script's settings?)"
+        raise RunError(f"checkpoint {path} holds {what}, which is not loaded: unpickling it would run code the "
+                       f"file names. {STATE_DICT_HOW_TO}") from None
 
 
 def is_state_dict(value) -> bool:
