@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from activation_atlas.checking.manifest import file_entry
-from activation_atlas.checking.verify import IDENTICAL, WITHIN, check_file
+from activation_atlas.checking.verify import IDENTICAL, WITHIN, RunFolder, check_file
 from activation_atlas.data.generated import class_specs, image_rng, render_image
 from activation_atlas.models.inceptionv1 import InceptionV1
 from tools.runs import REPO, copy_workflow, snakemake
@@ -206,7 +206,7 @@ def test_the_real_resnet32_on_real_photographs_makes_the_readmes_picture(tmp_pat
     describe_log = (workdir / "logs/model/cifar10-resnet32/describe.log").read_text()
     assert "naming the model's 10 logits after the dataset's class folders" in describe_log
     picture = docs_image_of("cifar10-resnet32", "atlas/layer3/grid10.png")
-    check = check_file(run, "atlas/layer3/grid10.png", picture)
+    check = check_file(RunFolder(run), "atlas/layer3/grid10.png", picture)
     assert check.status in (IDENTICAL, WITHIN), check.details
 
 

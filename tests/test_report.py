@@ -138,8 +138,37 @@ def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first
     capsys.readouterr()
     assert main([str(copy), str(reference)]) == 1
     printed = capsys.readouterr().out
+    assert printed.startswith(f"NOT REPRODUCED: {len(checks) - 4} identical, 1 within tolerance, 2 differs, 1 missing "
+                              f"of {len(checks)} files\n")
     assert f"differs: icons/{layer}/grid{grid}.h5\n" in printed and "\n    per_icon.mean_rgb.0.0: " in printed
-    assert "2 differs, 1 missing" in printed
+    assert f"within tolerance: atlas/{layer}/grid{grid}.png" not in printed    # only with --all
+    assert "(1 files within tolerance: --all lists them with their figures)" in printed
+    assert main([str(copy), str(reference), "--all"]) == 1
+    assert f"within tolerance: atlas/{layer}/grid{grid}.png" in capsys.readouterr().out
+
+
+@pytest.mark.workflow
+def test_verify_judges_a_run_from_its_manifest_alone(first_run, tmp_path, capsys):
+    """A run made elsewhere: its MANIFEST.json carries each file's hash and figures."""
+    run = first_run / "results" / RUN
+    reference = run / "MANIFEST.json"
+    assert main([str(reference), str(reference), "--report", str(tmp_path / "report.json")]) == 0
+    assert capsys.readouterr().out.startswith("REPRODUCED: ")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["reproduced"] and {f["status"] for f in report["files"]} == {IDENTICAL}
+    # Another run's manifest: a figure beyond its tolerance, a file missing, one file of the run extra.
+    manifest = json.loads(reference.read_text())
+    metrics = f"atlas/{LAYERS[-1]}/metrics.json"
+    manifest["files"][metrics]["sha256"] = "0" * 64
+    manifest["files"][metrics]["figures"][f"grids.{GRIDS[-1]}.min_icon_fidelity"] -= 0.2
+    gone = sorted(manifest["files"])[0]
+    del manifest["files"][gone]
+    manifest["files"]["extra.png"] = {"sha256": "1" * 64, "bytes": 1}
+    (tmp_path / "elsewhere.json").write_text(json.dumps(manifest))
+    checks, extra = verify(tmp_path / "elsewhere.json", reference)
+    status = {check.path: check.status for check in checks}
+    assert status[metrics] == DIFFERS and status[gone] == MISSING and extra == ["extra.png"]
+    assert sum(s == IDENTICAL for s in status.values()) == len(status) - 2
 
 
 def test_counts_by_top_class_may_move_further_the_more_mixed_the_cells():

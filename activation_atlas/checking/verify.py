@@ -1,8 +1,12 @@
 """Check a run against a reference manifest: every file of the reference is identical, equal within
-tolerance (its figures, where its bytes differ), differs, or missing.
+tolerance (its figures, where its bytes differ), differs, or missing. The run is its folder, or its
+MANIFEST.json alone (which carries each file's hash and figures), so a run made elsewhere can be judged
+from its manifest.
 
-    python -m activation_atlas.checking.verify RUN_DIR REFERENCE_MANIFEST [--report out.json]
+    python -m activation_atlas.checking.verify RUN_DIR|RUN_MANIFEST REFERENCE_MANIFEST [--all] [--report out.json]
 
+The report opens with the verdict (reproduced, or not, with the counts), then what did not reproduce;
+`--all` lists the files within tolerance too, and `--report` writes every file's check as JSON.
 Exit status 0 when every file is identical or within tolerance, 1 otherwise, 2 on a bad argument.
 """
 from __future__ import annotations
@@ -125,13 +129,52 @@ def compare_figures(kind: str, reference: dict, actual: dict) -> tuple[list[str]
     return notes, differences
 
 
-def check_file(run_dir: Path, path: str, reference: dict) -> FileCheck:
-    target = run_dir / path
-    if not target.is_file():
+class RunFolder:
+    """A run's files as its folder holds them; figures are computed only where bytes differ."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def sha256(self, path: str) -> str | None:
+        target = self.folder / path
+        return sha256_of(target) if target.is_file() else None
+
+    def figures(self, path: str) -> dict:
+        return kind_and_figures(self.folder / path, self.folder)
+
+    def paths(self) -> set[str]:
+        return {p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file()} - {MANIFEST_NAME}
+
+
+class RunManifest:
+    """A run's files as its manifest lists them, made wherever the run was."""
+
+    def __init__(self, manifest: Path):
+        self.files = read_manifest(manifest)["files"]
+
+    def sha256(self, path: str) -> str | None:
+        return self.files.get(path, {}).get("sha256")
+
+    def figures(self, path: str) -> dict:
+        return {key: self.files[path][key] for key in ("kind", "figures") if key in self.files[path]}
+
+    def paths(self) -> set[str]:
+        return set(self.files)
+
+
+def open_run(path) -> RunFolder | RunManifest:
+    """A run folder, or a run's MANIFEST.json."""
+    path = Path(path)
+    return RunManifest(path) if path.is_file() else RunFolder(path)
+
+
+def check_file(run: RunFolder | RunManifest, path: str, reference: dict) -> FileCheck:
+    digest = run.sha256(path)
+    if digest is None:
         return FileCheck(path, MISSING)
-    if sha256_of(target) == reference["sha256"]:
+    if digest == reference["sha256"]:
         return FileCheck(path, IDENTICAL)
-    actual = kind_and_figures(target, run_dir)   # only where bytes differ: figures cost a read of the file
+    actual = run.figures(path)
     if "figures" not in reference or actual.get("kind") != reference.get("kind"):
         return FileCheck(path, DIFFERS, ["bytes differ and the file has no figures to compare"])
     notes, differences = compare_figures(reference["kind"], reference["figures"], actual["figures"])
@@ -143,42 +186,53 @@ def check_file(run_dir: Path, path: str, reference: dict) -> FileCheck:
     return FileCheck(path, status, notes, differences)
 
 
-def verify(run_dir, reference_manifest) -> tuple[list[FileCheck], list[str]]:
-    """Each reference file's check, and the run's files the reference does not list."""
-    run_dir = Path(run_dir)
+def verify(run, reference_manifest) -> tuple[list[FileCheck], list[str]]:
+    """Each reference file's check, and the run's files the reference does not list. `run`: the run's
+    folder or its MANIFEST.json."""
+    run = open_run(run)
     reference = read_manifest(reference_manifest)["files"]
-    checks = [check_file(run_dir, path, entry) for path, entry in sorted(reference.items())]
-    present = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
-    extra = sorted(present - set(reference) - {MANIFEST_NAME})
-    return checks, extra
+    checks = [check_file(run, path, entry) for path, entry in sorted(reference.items())]
+    return checks, sorted(run.paths() - set(reference))
 
 
-def summary_lines(checks: list[FileCheck], extra: list[str]) -> list[str]:
+def reproduced(checks: list[FileCheck]) -> bool:
+    return all(c.status in (IDENTICAL, WITHIN) for c in checks)
+
+
+def summary_lines(checks: list[FileCheck], extra: list[str], every_file: bool = False) -> list[str]:
+    """The verdict with its counts, then the files that did not reproduce with what differed (and, with
+    every_file, those within tolerance too)."""
     counts = {status: sum(c.status == status for c in checks) for status in (IDENTICAL, WITHIN, DIFFERS, MISSING)}
-    lines = [f"{c.status}: {c.path}" + "".join(f"\n    {d}" for d in c.details)
-             for c in checks if c.status != IDENTICAL]
+    tally = ", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(checks)} files"
+    lines = [("REPRODUCED: " if reproduced(checks) else "NOT REPRODUCED: ") + tally]
+    shown = (DIFFERS, MISSING, WITHIN) if every_file else (DIFFERS, MISSING)
+    for status in shown:
+        lines += [f"{c.status}: {c.path}" + "".join(f"\n    {d}" for d in c.details)
+                  for c in checks if c.status == status]
+    if counts[WITHIN] and not every_file:
+        lines.append(f"({counts[WITHIN]} files within tolerance: --all lists them with their figures)")
     lines += [f"not in the reference: {path}" for path in extra]
-    lines.append(", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(checks)} files")
     return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m activation_atlas.checking.verify", description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", type=Path, help="the run's folder, results/<run>")
+    parser.add_argument("run", type=Path, help="the run's folder, results/<run>, or its MANIFEST.json")
     parser.add_argument("reference", type=Path, help="the reference MANIFEST.json, or the folder holding it")
+    parser.add_argument("--all", action="store_true", help="also list the files within tolerance, with their figures")
     parser.add_argument("--report", type=Path, help="also write each file's check as JSON here")
     args = parser.parse_args(argv)
     if args.reference.is_dir():
         args.reference = args.reference / MANIFEST_NAME
-    for path in (args.run_dir, args.reference):
+    for path in (args.run, args.reference):
         if not path.exists():
             parser.error(f"{path} does not exist")
-    checks, extra = verify(args.run_dir, args.reference)
-    print("\n".join(summary_lines(checks, extra)))
+    checks, extra = verify(args.run, args.reference)
+    print("\n".join(summary_lines(checks, extra, args.all)))
     if args.report:
-        args.report.write_text(json.dumps({"files": [asdict(c) for c in checks], "not_in_reference": extra},
-                                          indent=2))
-    return 0 if all(c.status in (IDENTICAL, WITHIN) for c in checks) else 1
+        args.report.write_text(json.dumps({"reproduced": reproduced(checks), "files": [asdict(c) for c in checks],
+                                           "not_in_reference": extra}, indent=2))
+    return 0 if reproduced(checks) else 1
 
 
 if __name__ == "__main__":
