@@ -19,12 +19,13 @@ REFERENCE ?= reference/$(RUN)/MANIFEST.json
 
 install: $(VENV)/.installed
 
-# The pinned requirements, then the package itself, editable (its dependencies are those pins); then
-# umap-learn's numba kernels compiled once into their on-disk cache.
-$(VENV)/.installed: requirements.txt pyproject.toml
+# Every package at the version and hashes of requirements.lock (compiled from requirements.txt:
+# python -m tools.lock compile), then the package itself, editable, built with the locked setuptools;
+# then umap-learn's numba kernels compiled once into their on-disk cache.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m tools.warm_numba_cache
 	touch $@
 

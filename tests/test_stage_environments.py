@@ -1,11 +1,14 @@
 """The layout, binning, montage and metrics rules run in envs/layout.yaml, which has no torch: their
 stages must work with torch absent. Run in a fresh interpreter where importing torch fails."""
+import importlib.metadata
+import re
 import subprocess
 import sys
 import textwrap
 
 import yaml
 
+from tools import lock
 from tools.runs import REPO
 
 STAGES_WITHOUT_TORCH = textwrap.dedent("""
@@ -87,12 +90,20 @@ def test_layout_environment_provides_what_those_stages_import():
     assert {"torch", "h5py", "numpy", "pillow"} <= torch_packages
 
 
-def test_environments_pin_the_versions_of_requirements_txt():
-    pins = dict(line.strip().split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
-    pins = {name.lower(): version for name, version in pins.items()}
+def test_the_lock_pins_every_package_of_requirements_txt_at_its_version_with_hashes():
+    direct = lock.pins((REPO / "requirements.txt").read_text())
+    locked = lock.pins(lock.LOCK.read_text())
+    assert {name: locked.get(name) for name in direct} == direct
+    # Every locked package carries the hashes of its files, and is what this environment installed.
+    entries = [e for e in re.findall(r"^\S[^\n]*(?:\n[ \t][^\n]*)*", lock.LOCK.read_text(), re.M) if lock.PIN.match(e)]
+    assert len(entries) == len(locked) and all("--hash=sha256:" in entry for entry in entries)
+    for name in lock.closure(direct):
+        assert locked.get(name) == importlib.metadata.version(name), name
+
+
+def test_environments_pin_their_packages_and_all_they_need_at_the_locks_versions():
+    locked = lock.pins(lock.LOCK.read_text())
     for env_file in (REPO / "envs").glob("*.yaml"):
-        env = yaml.safe_load(env_file.read_text())
-        for line in env["dependencies"][-1]["pip"]:
-            name, version = line.split("==")
-            assert pins.get(name.lower()) == version, f"{env_file.name}: {line} vs requirements.txt"
+        pinned = lock.env_pins(env_file)
+        assert pinned == {name: locked.get(name) for name in pinned}, env_file.name
+        assert lock.closure(pinned) == set(pinned), f"{env_file.name} leaves dependencies unpinned"
