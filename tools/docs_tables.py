@@ -23,7 +23,7 @@ from activation_atlas.checking.manifest import read_manifest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 MEASUREMENTS = DOCS / "measurements"
-TABLE = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+TABLE = re.compile(r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
 
 
 def figures(run: str, file: str) -> dict:
