@@ -15,7 +15,7 @@ CONFIG ?= config.yaml
 RUN = $(shell $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('run', 'demo'))" $(CONFIG))
 REFERENCE ?= reference/$(RUN)/MANIFEST.json
 
-.PHONY: install browser demo test test-unit test-slow report verify docs benchmark lint
+.PHONY: install browser demo test test-unit test-slow report verify reference docs benchmark lint
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ report: install
 verify: install
 	$(BIN)/snakemake --configfile $(CONFIG) --cores all
 	$(BIN)/python -m activation_atlas.checking.verify results/$(RUN) $(REFERENCE)
+
+# The reference of CONFIG's run: its manifest, and the spread of its figures over SEEDS seeds (the
+# config's own seed and the next ones, each run as a run of its own): reference/<run>/.
+SEEDS ?= 3
+reference: install
+	$(BIN)/python -m tools.make_reference $(CONFIG) --seeds $(SEEDS)
 
 # Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run,
 # config/cifar10-resnet32.yaml offline (its committed checkpoint instead of the URL), the demo ViT and

@@ -234,6 +234,7 @@ rule aligned_manifest:
         ALIGNED_FILES.manifest,
     params:
         run=RUN,
+        seed=config["seed"],
     log:
         f"{LOGS}/manifest.log",
     benchmark:

@@ -34,6 +34,7 @@ rule manifest:
         RUN_FILES.manifest,
     params:
         run=RUN,
+        seed=config["seed"],
     log:
         f"{LOGS}/manifest.log",
     benchmark:

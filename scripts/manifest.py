@@ -4,4 +4,4 @@ from activation_atlas.stages.report import manifest
 
 if "snakemake" in globals():
     with ProgressLog(snakemake.log[0]) as log:
-        manifest(snakemake.input, snakemake.output[0], snakemake.params.run, log)
+        manifest(snakemake.input, snakemake.output[0], snakemake.params.run, snakemake.params.seed, log)

@@ -161,8 +161,8 @@ def expand_files(paths) -> list[Path]:
     return sorted(files)
 
 
-def build_manifest(run_dir, paths, run: str, log=print) -> dict:
-    """The manifest of the output files and folders `paths` inside run_dir."""
+def build_manifest(run_dir, paths, run: str, log=print, seed: int | None = None) -> dict:
+    """The manifest of the output files and folders `paths` inside run_dir, made with `seed`."""
     run_dir = Path(run_dir)
     files = expand_files(paths)
     entries = {}
@@ -170,7 +170,7 @@ def build_manifest(run_dir, paths, run: str, log=print) -> dict:
         entries[path.relative_to(run_dir).as_posix()] = file_entry(path, run_dir)
         if i % 200 == 0 or i == len(files):
             log(f"{i}/{len(files)} files")
-    return {"format": FORMAT, "run": run, "files": entries}
+    return {"format": FORMAT, "run": run, **({"seed": seed} if seed is not None else {}), "files": entries}
 
 
 def read_manifest(path) -> dict:

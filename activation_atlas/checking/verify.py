@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from activation_atlas.checking.manifest import MANIFEST_NAME, flatten, kind_and_figures, read_manifest
+from activation_atlas.checking.spread import is_number, read_spread
 from activation_atlas.runtime import sha256_of
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ TOLERANCES = {
              (r"^loss_per_epoch\.\d+$", Tolerance(0.01, 0.05)), (r"seconds$", Tolerance(float("inf")))),
 }
 
+# Figures fragile by construction: a share over a few mixed cells, a minimum over many icons, the mean
+# step at which early stopping ended. Rounding alone moves them further than their tolerance says, so
+# they are also judged by the reference's spread over seeds, where it has one.
+FRAGILE = re.compile(r"class_agreement|pure_cells$|min_(icon_)?fidelity$|mean_icon_steps$")
+
 IDENTICAL, WITHIN, DIFFERS, MISSING = "identical", "within tolerance", "differs", "missing"
 
 
@@ -80,10 +86,14 @@ class Difference:
     actual: object
     allowed: float | None   # the largest difference accepted; None: must be equal
     within: bool
+    spread: list | None = None   # [lowest, highest] accepted by the seeds' spread and its margin
 
     def line(self) -> str:
-        return f"{self.name}: {self.reference} → {self.actual}" + (
-            "" if self.within else " (must be equal)" if self.allowed is None else f" (tolerance {self.allowed:.4g})")
+        if self.spread is not None:
+            judged = f" (seed spread with margin {self.spread[0]:.4g} … {self.spread[1]:.4g})"
+        else:
+            judged = " (must be equal)" if self.allowed is None else f" (tolerance {self.allowed:.4g})"
+        return f"{self.name}: {self.reference} → {self.actual}" + ("" if self.within else judged)
 
 
 @dataclass
@@ -107,13 +117,22 @@ def allowed_difference(kind: str, name: str, reference, figures: dict) -> float 
     return None
 
 
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def spread_bounds(name: str, spread: dict, allowed: float | None) -> list | None:
+    """The range a figure may take by the seeds' spread: [lowest, highest] widened on each side by half
+    its width plus the figure's rounding tolerance."""
+    if name not in spread:
+        return None
+    low, high = spread[name]
+    margin = (high - low) / 2 + (allowed or 0.0)
+    return [low - margin, high + margin]
 
 
-def compare_figures(kind: str, reference: dict, actual: dict) -> tuple[list[str], list[Difference]]:
+def compare_figures(kind: str, reference: dict, actual: dict, spread: dict | None = None,
+                    same_seed: bool = True) -> tuple[list[str], list[Difference]]:
     """(notes, the figures that are not equal). Icons are compared one by one where both runs kept the
-    same cells, else by their totals alone."""
+    same cells, else by their totals alone. With `spread` (this file's figures over seeds), a figure
+    beyond its rounding tolerance is accepted inside the seeds' range and margin (spread_bounds) when
+    the run was made with another seed, or when the figure is FRAGILE."""
     ref, act = flatten(reference), flatten(actual)
     notes = []
     if kind == "icons" and reference.get("per_icon", {}).get("cell") != actual.get("per_icon", {}).get("cell"):
@@ -125,7 +144,11 @@ def compare_figures(kind: str, reference: dict, actual: dict) -> tuple[list[str]
         if a != b:
             allowed = allowed_difference(kind, name, a, ref)
             within = allowed is not None and is_number(b) and abs(a - b) <= allowed
-            differences.append(Difference(name, a, b, allowed, within))
+            bounds = None
+            if not within and spread and is_number(b) and (not same_seed or FRAGILE.search(name)):
+                bounds = spread_bounds(name, spread, allowed)
+                within = bounds is not None and bounds[0] <= b <= bounds[1]
+            differences.append(Difference(name, a, b, allowed, within, bounds))
     return notes, differences
 
 
@@ -145,12 +168,19 @@ class RunFolder:
     def paths(self) -> set[str]:
         return {p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file()} - {MANIFEST_NAME}
 
+    @property
+    def seed(self) -> int | None:
+        """The seed the run's own manifest records (None where it has none)."""
+        manifest = self.folder / MANIFEST_NAME
+        return read_manifest(manifest).get("seed") if manifest.is_file() else None
+
 
 class RunManifest:
     """A run's files as its manifest lists them, made wherever the run was."""
 
     def __init__(self, manifest: Path):
-        self.files = read_manifest(manifest)["files"]
+        read = read_manifest(manifest)
+        self.files, self.seed = read["files"], read.get("seed")
 
     def sha256(self, path: str) -> str | None:
         return self.files.get(path, {}).get("sha256")
@@ -168,7 +198,8 @@ def open_run(path) -> RunFolder | RunManifest:
     return RunManifest(path) if path.is_file() else RunFolder(path)
 
 
-def check_file(run: RunFolder | RunManifest, path: str, reference: dict) -> FileCheck:
+def check_file(run: RunFolder | RunManifest, path: str, reference: dict, spread: dict | None = None,
+               same_seed: bool = True) -> FileCheck:
     digest = run.sha256(path)
     if digest is None:
         return FileCheck(path, MISSING)
@@ -177,7 +208,8 @@ def check_file(run: RunFolder | RunManifest, path: str, reference: dict) -> File
     actual = run.figures(path)
     if "figures" not in reference or actual.get("kind") != reference.get("kind"):
         return FileCheck(path, DIFFERS, ["bytes differ and the file has no figures to compare"])
-    notes, differences = compare_figures(reference["kind"], reference["figures"], actual["figures"])
+    notes, differences = compare_figures(reference["kind"], reference["figures"], actual["figures"], spread,
+                                         same_seed)
     if reference["kind"] == "derived":
         notes.append("bytes differ: a view of files checked by their figures")
     elif not differences:
@@ -188,10 +220,17 @@ def check_file(run: RunFolder | RunManifest, path: str, reference: dict) -> File
 
 def verify(run, reference_manifest) -> tuple[list[FileCheck], list[str]]:
     """Each reference file's check, and the run's files the reference does not list. `run`: the run's
-    folder or its MANIFEST.json."""
+    folder or its MANIFEST.json. Where the reference has a spread over seeds (SPREAD.json beside it),
+    figures are judged by it as compare_figures says; a run whose manifest names no seed is taken to
+    have the reference's."""
     run = open_run(run)
-    reference = read_manifest(reference_manifest)["files"]
-    checks = [check_file(run, path, entry) for path, entry in sorted(reference.items())]
+    manifest = read_manifest(reference_manifest)
+    reference = manifest["files"]
+    spread = read_spread(reference_manifest)
+    reference_seed = manifest.get("seed", spread["seeds"][0] if spread else None)
+    same_seed = run.seed is None or reference_seed is None or run.seed == reference_seed
+    files = spread["files"] if spread else {}
+    checks = [check_file(run, path, entry, files.get(path), same_seed) for path, entry in sorted(reference.items())]
     return checks, sorted(run.paths() - set(reference))
 
 

@@ -20,10 +20,10 @@ def provenance(workflow_facts: dict, provenance_out, log) -> None:
         f"{facts['job']['cpu']['model']}")
 
 
-def manifest(kept_outputs: list, manifest_out, run: str, log) -> None:
+def manifest(kept_outputs: list, manifest_out, run: str, seed: int, log) -> None:
     """The manifest of the run's kept outputs, in the run folder beside them."""
     out = Path(manifest_out)
-    built = build_manifest(out.parent, kept_outputs, run, log)
+    built = build_manifest(out.parent, kept_outputs, run, log, seed)
     write_json(out, built)
     log(f"{len(built['files'])} files in {out}")
 
