@@ -110,3 +110,14 @@ def test_a_table_naming_nothing_kept_is_refused_with_what_is_made(tmp_path):
     (tmp_path / "page.md").write_text("<!-- table: render_quality-no-such-model -->\n<!-- end table -->\n")
     with pytest.raises(SystemExit, match="unknown table 'render_quality-no-such-model'.*kept: .*run_benchmarks"):
         stale_tables(tmp_path)
+
+
+def test_every_test_the_artifact_appendix_cites_exists():
+    """The appendix maps each claim to the test that checks it: a renamed or deleted test leaves a claim
+    unchecked, so every `tests/<file>.py` and `::<name>` it cites must be there."""
+    text = (DOCS / "artifact-appendix.md").read_text()
+    cited = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(cited) > 15
+    for path, name in cited:
+        source = (REPO / path).read_text()
+        assert not name or re.search(rf"^def {name}\(", source, re.M), f"{path}::{name}"
