@@ -66,6 +66,9 @@ TOLERANCES = {
              (r"^grids\.(\d+)\.(class_agreement|mean_cell_class_purity|mean_icon_fidelity|fraction_of_points_in_kept_cells)$",
               Tolerance(0.03, 0.0, "grids.{0}.cells_kept")),
              (r"^grids\.\d+\.min_icon_fidelity$", Tolerance(0.1)),
+             # Early stopping checks every 16 steps: an icon that stops one check sooner or later moves
+             # the mean by 16/n, and rounding moves a few.
+             (r"^grids\.\d+\.mean_icon_steps$", Tolerance(0.0, 0.02)),
              (r"(accuracy|accuracy_on_extracted_images|trustworthiness)$", SHARE),
              (r"^loss_per_epoch\.\d+$", Tolerance(0.01, 0.05)), (r"seconds$", Tolerance(float("inf")))),
 }
