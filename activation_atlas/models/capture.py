@@ -37,17 +37,18 @@ def resolve_layers(model: nn.Module, names, valid_names) -> dict[str, nn.Module]
 
 
 @contextmanager
-def capture_layers(modules: dict[str, nn.Module], stop_when_complete: bool = False):
-    """Yield a dict that each forward pass fills with {layer name: output tensor}. With
-    stop_when_complete, the pass is cut short (_StopForward) once every layer is captured."""
+def capture_layers(modules: dict[str, nn.Module], stop_when_complete: bool = False, inputs: bool = False):
+    """Yield a dict that each forward pass fills with {layer name: output tensor} (with `inputs`: the
+    tensor each was given). With stop_when_complete, the pass is cut short (_StopForward) once every
+    layer is captured."""
     outputs: dict[str, torch.Tensor] = {}
     handles = []
     for name, module in modules.items():
-        def hook(_module, _inputs, output, name=name):
-            outputs[name] = output
+        def hook(_module, args, output=None, name=name):
+            outputs[name] = args[0] if inputs else output
             if stop_when_complete and len(outputs) == len(modules):
                 raise _StopForward
-        handles.append(module.register_forward_hook(hook))
+        handles.append(module.register_forward_pre_hook(hook) if inputs else module.register_forward_hook(hook))
     try:
         yield outputs
     finally:

@@ -11,8 +11,6 @@ recorded in the model card (`attributed_at`), which extraction reads.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
@@ -38,19 +36,6 @@ def attribution_map(grid: LayerGrid, vectors: torch.Tensor, grads: torch.Tensor)
     return (grid.as_maps(vectors) * grid.as_maps(grads)).sum(dim=1)
 
 
-@contextmanager
-def capture_norm_inputs(norms: dict[str, nn.Module]):
-    """Yield a dict that a forward pass fills with {norm name: the tensor it was given}."""
-    inputs: dict[str, torch.Tensor] = {}
-    handles = [module.register_forward_pre_hook(lambda _m, args, name=name: inputs.__setitem__(name, args[0]))
-               for name, module in norms.items()]
-    try:
-        yield inputs
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def per_vector_norms(model: nn.Module) -> dict[str, nn.Module]:
     """The model's normalisations over the last axis alone."""
     return {name: module for name, module in model.named_modules()
@@ -69,7 +54,7 @@ def layers_read_through_norms(model: nn.Module, modules: dict[str, nn.Module], g
     image = torch.rand(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)).to(device)
     image.requires_grad_(True)   # a graph through every layer, whether or not the weights take gradients
     with (torch.enable_grad(), capture_layers({layer: modules[layer] for layer in candidates}) as outputs,
-          capture_layers(norms) as norm_outputs, capture_norm_inputs(norms) as norm_inputs):
+          capture_layers(norms) as norm_outputs, capture_layers(norms, inputs=True) as norm_inputs):
         logits = model(image)
         readers = {layer: [name for name, given in norm_inputs.items() if given is outputs.get(layer)]
                    for layer in candidates}
