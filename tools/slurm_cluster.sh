@@ -30,12 +30,21 @@ running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 node_idle() { sinfo -h -N -o %T | grep -qx idle; }
 
+node_report() {   # why the node is not idle, for a failed start
+    sinfo -N -o "%N %T %E" >&2 || true
+    scontrol show node >&2 || true
+    slurmd -C >&2 || true
+    tail -n 20 "$STATE/log/slurmctld.log" "$STATE/log/slurmd.log" >&2 || true
+}
+
 install() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm slurmdbd munge mariadb-server >/dev/null
 }
 
 start() {
+    # The cluster starts empty: jobs saved by an earlier, interrupted run would hold the node.
+    rm -rf "$STATE/spool" "$STATE/state"
     mkdir -p "$STATE"/{spool,state,log} /etc/slurm
     # munge: the key, then the daemon as its own user.
     mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
@@ -64,9 +73,11 @@ StoragePass=slurm
 StorageLoc=slurm_acct_db
 CONF
     # sacctmgr finds slurmdbd through slurm.conf: write it first.
-    local cpus memory
-    cpus=$(nproc)
-    memory=$(( $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) - 1024 ))
+    # The node as slurmd itself sees it (CPUs, sockets, cores, threads, memory): a node configured
+    # with more than slurmd finds is drained and never becomes idle. 1 GiB of memory is kept back.
+    local hardware memory
+    hardware=$(slurmd -C | head -1 | sed -E 's/^NodeName=[^ ]+ //; s/ RealMemory=[0-9]+//')
+    memory=$(( $(slurmd -C | head -1 | sed -E 's/.*RealMemory=([0-9]+).*/\1/') - 1024 ))
     [ -e "$STATE/fakegpu0" ] || mknod "$STATE/fakegpu0" c 1 3
     cat >/etc/slurm/gres.conf <<CONF
 NodeName=$HOST Name=gpu File=$STATE/fakegpu[0-0]
@@ -97,7 +108,7 @@ AccountingStoragePort=6819
 JobAcctGatherType=jobacct_gather/linux
 AccountingStorageTRES=gres/gpu
 GresTypes=gpu
-NodeName=$HOST CPUs=$cpus RealMemory=$memory Gres=gpu:1 State=UNKNOWN
+NodeName=$HOST $hardware RealMemory=$memory Gres=gpu:1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
     chmod 600 /etc/slurm/slurmdbd.conf
@@ -111,7 +122,7 @@ CONF
     wait_for 30 slurmctld scontrol ping
     # A node drained in an earlier run's saved state is brought back.
     scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true
-    wait_for 60 "the node to be idle" node_idle
+    wait_for 120 "the node to be idle" node_idle || { node_report; return 1; }
     echo "partition=$PARTITION account=$ACCOUNT"
 }
 
