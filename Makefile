@@ -46,10 +46,11 @@ verify: install
 	$(BIN)/python -m activation_atlas.checking.verify results/$(RUN) $(REFERENCE)
 
 # The reference of CONFIG's run: its manifest, and the spread of its figures over SEEDS seeds (the
-# config's own seed and the next ones, each run as a run of its own): reference/<run>/.
-SEEDS ?= 3
+# config's own seed and the next ones, each run as a run of its own): reference/<run>/. With
+# PORTABLE=1, one run with portable kernels: reference/<run>-portable/MANIFEST.json.
+SEEDS ?= 5
 reference: install
-	$(BIN)/python -m tools.make_reference $(CONFIG) --seeds $(SEEDS)
+	$(BIN)/python -m tools.make_reference $(CONFIG) $(if $(PORTABLE),--portable,--seeds $(SEEDS))
 
 # Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run,
 # config/cifar10-resnet32.yaml offline (its committed checkpoint instead of the URL), the demo ViT and

@@ -85,16 +85,21 @@ class ProgressLog:
 
 
 def configure_torch(threads: int, seed: int, log) -> None:
-    """Deterministic kernels, a fixed thread count and a seeded global generator; logs which vector
-    kernels torch runs (portable mode pins them, see activation_atlas.workflow.provenance)."""
+    """Deterministic kernels, a fixed thread count and a seeded global generator; in portable mode no
+    oneDNN or NNPACK; logs which kernels torch runs (portable mode pins them, see
+    activation_atlas.workflow.provenance)."""
     import torch
 
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    portable = os.environ.get("ACTIVATION_ATLAS_PORTABLE_TORCH") == "1"
+    if portable:
+        torch.backends.mkldnn.set_flags(False)
+        torch.backends.nnpack.set_flags(False)
     log(f"torch {torch.__version__}: {torch.backends.cpu.get_cpu_capability()} CPU kernels, "
-        f"{torch.get_num_threads()} threads")
+        f"{torch.get_num_threads()} threads" + (", oneDNN and NNPACK off (portable)" if portable else ""))
 
 
 def resolve_device(requested: str) -> str:

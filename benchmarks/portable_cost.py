@@ -31,8 +31,8 @@ MODES = {"native": "False", "portable": "True"}
 TRAINING_STEPS = """
 import time, torch
 from activation_atlas.models.demo_cnn import DemoCNN
-torch.manual_seed(0)
-torch.set_num_threads(2)
+from activation_atlas.runtime import configure_torch
+configure_torch(2, 0, lambda line: None)   # as the workflow's jobs: in portable mode no oneDNN
 model = DemoCNN((32, 64, 128, 128))
 optimiser = torch.optim.Adam(model.parameters())
 x, y = torch.rand(64, 3, 64, 64), torch.randint(0, 10, (64,))

@@ -15,7 +15,8 @@ import yaml
 from PIL import Image
 
 from activation_atlas.checking.manifest import file_entry
-from activation_atlas.checking.verify import IDENTICAL, WITHIN, RunFolder, check_file
+from activation_atlas.checking.verify import DIFFERS, IDENTICAL, WITHIN, RunFolder, check_file
+from activation_atlas.checking.verify import main as verify_main
 from activation_atlas.data.generated import class_specs, image_rng, render_image
 from activation_atlas.models.inceptionv1 import InceptionV1
 from tools.runs import REPO, copy_workflow, snakemake
@@ -208,6 +209,48 @@ def test_the_real_resnet32_on_real_photographs_makes_the_readmes_picture(tmp_pat
     picture = docs_image_of("cifar10-resnet32", "atlas/layer3/grid10.png")
     check = check_file(RunFolder(run), "atlas/layer3/grid10.png", picture)
     assert check.status in (IDENTICAL, WITHIN), check.details
+
+
+def resnet32_offline_config(**changes) -> dict:
+    """config/cifar10-resnet32.yaml from its committed checkpoint and photographs, with `changes`."""
+    config = yaml.safe_load((REPO / "config" / "cifar10-resnet32.yaml").read_text())
+    config["model"].update(url="", checkpoint=str(REAL / "resnet32-d509ac18.th"))
+    config["dataset"]["path"] = str(REAL / "images")
+    return {**config, **changes}
+
+
+def test_verify_catches_a_forgotten_normalisation_and_another_layer_of_the_real_resnet32(tmp_path, capsys):
+    """Deliberately wrong runs of the real ResNet-32, judged against its committed reference
+    (reference/cifar10-resnet32): its photographs fed without the normalisation it was trained with
+    (the model card's accuracy falls, the activations' scale moves), and a layer of the same shape that
+    is not the one named (the last block but one of layer3, judged as layer3). The right layer of the
+    same run reproduces."""
+    reference = REPO / "reference" / "cifar10-resnet32" / "MANIFEST.json"
+    expected = json.loads(reference.read_text())["files"]
+    run = RunFolder(tmp_path / "w" / "results" / "cifar10-resnet32")
+    workdir = copy_workflow(tmp_path / "w")
+    targets = ["results/cifar10-resnet32/activations/layer3.h5", "results/cifar10-resnet32/model.json"]
+
+    unnormalised = resnet32_offline_config(layers=["layer3"])
+    del unnormalised["model"]["normalize"]
+    result = snakemake(workdir, "--configfile", write_config(workdir, unnormalised), "--cores", "2", *targets)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    card = check_file(run, "model.json", expected["model.json"])
+    assert card.status == DIFFERS and any(line.startswith("extracted_accuracy: ") for line in card.beyond), card.details
+    activations = check_file(run, "activations/layer3.h5", expected["activations/layer3.h5"])
+    assert activations.status == DIFFERS and any(line.startswith("rms: ") for line in activations.beyond)
+    capsys.readouterr()
+    assert verify_main([str(run.folder), str(reference)]) == 1
+    assert capsys.readouterr().out.startswith("NOT REPRODUCED: ")
+
+    another_layer = resnet32_offline_config(layers=["layer3", "layer3.3"])
+    result = snakemake(workdir, "--configfile", write_config(workdir, another_layer), "--cores", "2",
+                       *targets, "results/cifar10-resnet32/activations/layer3.3.h5")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert check_file(run, "model.json", expected["model.json"]).status == IDENTICAL
+    assert check_file(run, "activations/layer3.h5", expected["activations/layer3.h5"]).status in (IDENTICAL, WITHIN)
+    wrong_layer = check_file(run, "activations/layer3.3.h5", expected["activations/layer3.h5"])
+    assert wrong_layer.status == DIFFERS and {"mean", "rms"} <= {d.name for d in wrong_layer.differences if not d.within}
 
 
 def test_a_torchvision_model_without_weights_gets_numbered_class_names_and_class_atlases(tmp_path):

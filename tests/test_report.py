@@ -16,7 +16,7 @@ from PIL import Image
 from activation_atlas.checking.manifest import read_manifest
 from activation_atlas.checking.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, compare_figures, main, verify
 from activation_atlas.workflow.provenance import config_sha256, git_state
-from tools.runs import REPO, load_config, snakemake
+from tools.runs import REPO, copy_workflow, load_config, snakemake
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
@@ -169,6 +169,37 @@ def test_verify_judges_a_run_from_its_manifest_alone(first_run, tmp_path, capsys
     status = {check.path: check.status for check in checks}
     assert status[metrics] == DIFFERS and status[gone] == MISSING and extra == ["extra.png"]
     assert sum(s == IDENTICAL for s in status.values()) == len(status) - 2
+
+
+@pytest.mark.workflow
+def test_verify_catches_another_seeds_weights_where_the_config_fixes_the_seed(first_run, tmp_path, capsys):
+    """config/ci.yaml fixes seed 7. The same model trained with seed 8 (in a workflow of its own), put in
+    place of the run's weights as weights brought from elsewhere would be, and the activations made
+    again from it: the run still claims seed 7, so its figures are judged by rounding, and differ."""
+    layer = LAYERS[1]
+    other = copy_workflow(tmp_path / "seed8")
+    result = snakemake(other, "--configfile", "config/ci.yaml", "--config", "seed=8", "--cores", "2",
+                       f"resources/models/{CONFIG['model']['name']}/weights.pt")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    workdir = tmp_path / "swapped"
+    shutil.copytree(first_run, workdir, symlinks=True)
+    weights = f"resources/models/{CONFIG['model']['name']}/weights.pt"
+    shutil.copyfile(other / weights, workdir / weights)
+    run = workdir / "results" / RUN
+    result = snakemake(workdir, f"results/{RUN}/activations/{layer}.h5", "--configfile", "config/ci.yaml",
+                       "--cores", "2", "--rerun-triggers", "mtime")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "rule train_model" not in result.stdout + result.stderr    # the weights brought in are kept
+    reference = first_run / "results" / RUN / "MANIFEST.json"
+    assert read_manifest(run / "MANIFEST.json")["seed"] == CONFIG["seed"]
+    checks, _ = verify(run, reference)
+    status = {check.path: check for check in checks}
+    activations = status[f"activations/{layer}.h5"]
+    beyond = {d.name for d in activations.differences if not d.within}
+    assert activations.status == DIFFERS and beyond and beyond <= {"mean", "rms"}, activations.details
+    capsys.readouterr()
+    assert main([str(run), str(reference)]) == 1
+    assert capsys.readouterr().out.startswith("NOT REPRODUCED: ")
 
 
 def test_counts_by_top_class_may_move_further_the_more_mixed_the_cells():

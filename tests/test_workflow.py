@@ -14,6 +14,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from activation_atlas.checking.manifest import read_manifest
+from activation_atlas.runtime import sha256_of
+from activation_atlas.workflow.provenance import cpu
 from activation_atlas.workflow.settings import layer_section
 from tools.runs import REPO, TEMPORARY, copy_workflow, load_config, snakemake, tree_digest
 
@@ -226,10 +229,27 @@ def test_a_run_killed_and_resumed_by_the_same_command_has_the_bytes_of_an_uninte
     assert not differing, differing
 
 
+PORTABLE_REFERENCE = REPO / "reference" / f"{RUN}-portable" / "MANIFEST.json"
+
+
+def assert_matches_the_portable_reference(run, made: list[str]) -> None:
+    """Every file of a portable run that reference/ci-portable lists has its bytes (the reference was
+    made on another machine: docs/artifact-evaluation.md names it), so each machine that runs the
+    tests checks portable mode's promise once more."""
+    reference = read_manifest(PORTABLE_REFERENCE)["files"]
+    compared = {path: entry["sha256"] for path, entry in reference.items() if (run / path).is_file()}
+    assert set(made) <= set(compared)
+    differing = sorted(path for path, digest in compared.items() if sha256_of(run / path) != digest)
+    assert not differing, (f"a portable run on this CPU ({cpu()['model']}) differs from "
+                           f"{PORTABLE_REFERENCE.relative_to(REPO)} in {len(differing)} of {len(compared)} files: "
+                           f"{differing}")
+
+
 def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_job_is_pinned(first_run, tmp_path):
     """config/ci.yaml in portable mode up to one layer's layout and icons, once as it is and once with
     torch, oneDNN and numpy capped as on a CPU without AVX-512 or AVX2: the same bytes, every torch job
-    on torch's baseline kernels, and not the native run's weights where this CPU has better kernels."""
+    on torch's baseline kernels, and not the native run's weights where this CPU has better kernels; and
+    the bytes of the committed portable reference, made on another machine."""
     targets = [f"results/{RUN}/layout/conv2.h5", f"results/{RUN}/icons/conv2/grid{GRIDS[0]}.h5"]
     capped = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "NPY_DISABLE_CPU_FEATURES": "X86_V4"}
     runs = {}
@@ -248,6 +268,7 @@ def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_j
         assert numerics["portable"] is True and numerics["environment"]["ATEN_CPU_CAPABILITY"] == "default"
     digests = {name: tree_digest(workdir) for name, workdir in runs.items()}
     assert len(digests["as is"]) > 10 and digests["as is"] == digests["capped"]
+    assert_matches_the_portable_reference(runs["as is"] / "results" / RUN, [t.split("/", 2)[2] for t in targets])
     import torch
     if torch.backends.cpu.get_cpu_capability() != "DEFAULT":   # the native run used better kernels
         weights = "resources/models/demo_cnn-ci/weights.pt"

@@ -10,7 +10,7 @@ import yaml
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.checkpoint import load_checkpoint, weights_entry
 from activation_atlas.models.kinds.torchvision import check_published_hash, forced_weights_only
-from activation_atlas.models.labels import builtin_labels, logit_names
+from activation_atlas.models.labels import logit_names
 from activation_atlas.models.loading import build_model, load_model
 from activation_atlas.runtime import RunError
 from tools.runs import REPO, validated

@@ -110,6 +110,15 @@ class FileCheck:
     def details(self) -> list[str]:
         return self.notes + [difference.line() for difference in self.differences]
 
+    @property
+    def beyond(self) -> list[str]:
+        """What did not reproduce: the notes, and the figures beyond what is accepted."""
+        beyond = [difference for difference in self.differences if not difference.within]
+        within = len(self.differences) - len(beyond)
+        return self.notes + [difference.line() for difference in beyond] + (
+            [f"(and {within} other figure{'s' * (within != 1)} not equal but accepted: --all lists them)"]
+            if within else [])
+
 
 def allowed_difference(kind: str, name: str, reference, figures: dict) -> float | None:
     """The largest difference accepted for figure `name` of a file of `kind` (None: none)."""
@@ -242,14 +251,14 @@ def reproduced(checks: list[FileCheck]) -> bool:
 
 
 def summary_lines(checks: list[FileCheck], extra: list[str], every_file: bool = False) -> list[str]:
-    """The verdict with its counts, then the files that did not reproduce with what differed (and, with
-    every_file, those within tolerance too)."""
+    """The verdict with its counts, then the files that did not reproduce with the figures beyond what is
+    accepted (and, with every_file, every figure not equal, and the files within tolerance too)."""
     counts = {status: sum(c.status == status for c in checks) for status in (IDENTICAL, WITHIN, DIFFERS, MISSING)}
     tally = ", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(checks)} files"
     lines = [("REPRODUCED: " if reproduced(checks) else "NOT REPRODUCED: ") + tally]
     shown = (DIFFERS, MISSING, WITHIN) if every_file else (DIFFERS, MISSING)
     for status in shown:
-        lines += [f"{c.status}: {c.path}" + "".join(f"\n    {d}" for d in c.details)
+        lines += [f"{c.status}: {c.path}" + "".join(f"\n    {d}" for d in (c.details if every_file else c.beyond))
                   for c in checks if c.status == status]
     if counts[WITHIN] and not every_file:
         lines.append(f"({counts[WITHIN]} files within tolerance: --all lists them with their figures)")

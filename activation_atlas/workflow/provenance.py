@@ -17,7 +17,7 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "u
 NUMERIC_SETTINGS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR",
                     "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                     "MKL_NUM_THREADS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_NUM_THREADS",
-                    "NPY_DISABLE_CPU_FEATURES", "CUBLAS_WORKSPACE_CONFIG")
+                    "NPY_DISABLE_CPU_FEATURES", "CUBLAS_WORKSPACE_CONFIG", "ACTIVATION_ATLAS_PORTABLE_TORCH")
 # Portable mode (config `portable: true`): every library that picks kernels by the CPU's vector
 # extensions is held to a baseline that x86-64 CPUs of the last fifteen years all have, so that the
 # order of float operations, and so the results, are the same on any of them.
@@ -28,6 +28,10 @@ PORTABLE_ENVIRONMENT = {
     "OPENBLAS_CORETYPE": "Nehalem",     # OpenBLAS (numpy, scipy, scikit-learn): SSE4.2 kernels
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",   # numpy's ufuncs: its X86_V2 baseline
     "NUMBA_CPU_NAME": "generic",        # numba (UMAP): code for a generic x86-64, no FMA contraction
+    # torch's jobs turn oneDNN and NNPACK off (activation_atlas.runtime.configure_torch): whatever their
+    # ISA, their convolutions block the work by the CPU's cache sizes, and oneDNN promises the same
+    # answer on one CPU only. torch's own convolutions (im2col and MKL's GEMM under MKL_CBWR) remain.
+    "ACTIVATION_ATLAS_PORTABLE_TORCH": "1",
 }
 # The instruction-set extensions that decide which vector kernels a library picks.
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
