@@ -6,6 +6,7 @@ import json
 from activation_atlas.checking.manifest import FORMAT
 from activation_atlas.checking.spread import figure_spread, write_spread
 from activation_atlas.checking.verify import DIFFERS, IDENTICAL, WITHIN, verify
+from tools.spread_margin import figures_outside
 
 
 def manifest(seed: int, agreement: float, rms: float, loss: float, digest: str = "a") -> dict:
@@ -36,7 +37,7 @@ def test_the_spread_is_each_figures_range_over_the_seeds():
 
 
 def test_another_seeds_run_is_judged_by_the_spread_and_its_margin(tmp_path):
-    # Inside the seeds' range (widened by half its width and the rounding tolerance): reproduced.
+    # Inside the seeds' range (widened by SPREAD_MARGIN widths and the rounding tolerance): reproduced.
     assert set(statuses(tmp_path, manifest(3, 0.64, 1.12, 1.75, "b")).values()) == {WITHIN}
     # Far outside it: a finding that did not reproduce.
     status = statuses(tmp_path, manifest(3, 0.95, 1.12, 1.75, "b"))
@@ -54,3 +55,18 @@ def test_the_references_seed_is_judged_by_rounding_but_fragile_figures_by_the_sp
     assert statuses(tmp_path / "none", manifest(0, 0.59, 1.00, 1.50, "b"), spread=False)[
         "atlas/l/metrics.json"] == DIFFERS
     assert set(statuses(tmp_path, manifest(0, 0.50, 1.00, 1.50)).values()) == {IDENTICAL}
+
+
+def test_leaving_one_seed_out_counts_its_figures_outside_the_others_spread_and_margin():
+    seeds = [manifest(0, 0.50, 1.00, 1.50), manifest(1, 0.60, 1.10, 1.70, "b"), manifest(2, 0.55, 1.05, 1.60, "c")]
+    # Seed 2 lies inside the range of seeds 0 and 1: nothing outside at any margin.
+    assert figures_outside(seeds[2], seeds[:2], widths=0.5) == []
+    # Seed 1 beside seeds 0 and 2: its RMS (1.10 against 1.00–1.05) and loss (1.70 against 1.50–1.60)
+    # lie beyond the range and their rounding tolerance, its class agreement within that tolerance;
+    # one width of margin takes them in.
+    assert figures_outside(seeds[1], [seeds[0], seeds[2]], widths=0.0) == [
+        "activations/l.h5:rms", "model.json:loss_per_epoch.0"]
+    assert figures_outside(seeds[1], [seeds[0], seeds[2]], widths=1.0) == []
+    far = manifest(3, 0.80, 1.05, 1.60, "d")
+    assert figures_outside(far, seeds[:2], widths=1.0) == ["atlas/l/metrics.json:grids.10.class_agreement"]
+    assert figures_outside(far, seeds[:2], widths=2.0) == []
