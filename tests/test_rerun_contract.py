@@ -21,7 +21,7 @@ CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 # key path → value → (rules whose jobs read it, the one layer whose jobs alone read it or None)
 CASES = [
     (("seed",), 8, {"generate_dataset", "train_model", "extract", "layout", "bin_cells", "render_icons",
-                    "atlas_metrics", "class_cells", "class_icons", "viewer", "amplitude_spectrum"}, None),
+                    "atlas_metrics", "class_cells", "class_icons", "viewer", "amplitude_spectrum", "manifest"}, None),
     (("device",), "auto", {"extract", "render_icons", "class_icons"}, None),
     (("threads",), 2, set(), None),   # a job's resources, not a setting of any stage
     # Its jobs' environment; numerics.json, an input of the first float-computing jobs, reruns the rest.
