@@ -148,11 +148,20 @@ def reproducibility(record: dict) -> str:
     return markdown(header, rows) + measured_on(record)
 
 
+def portable_kernels(record: dict) -> str:
+    """Seconds per training step of the default run's CNN with native and with portable kernels."""
+    figures = record["figures"]
+    median = figures["median"]
+    rows = [[f"demo CNN training step, batch 64 at 64 px (median of {figures['rounds']})",
+             f"{median['native']:.3f} s", f"{median['portable']:.3f} s", f"{figures['ratio']:.2f}×"]]
+    return markdown(["", "native", "portable", "ratio"], rows) + measured_on(record)
+
+
 # Tables of a run's figures, by name; a table named after a kept measurement (docs/measurements/<name>.json)
 # is made by the MEASUREMENT_TABLES entry for its benchmark (the name up to the first "-").
 TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
 MEASUREMENT_TABLES = {"run_benchmarks": run_benchmarks, "render_quality": render_quality,
-                      "reproducibility": reproducibility}
+                      "reproducibility": reproducibility, "portable_kernels": portable_kernels}
 
 
 def table_text(name: str) -> str:
