@@ -75,9 +75,10 @@ CONF
     # sacctmgr finds slurmdbd through slurm.conf: write it first.
     # The node as slurmd itself sees it (CPUs, sockets, cores, threads, memory): a node configured
     # with more than slurmd finds is drained and never becomes idle. 1 GiB of memory is kept back.
-    local hardware memory
-    hardware=$(slurmd -C | head -1 | sed -E 's/^NodeName=[^ ]+ //; s/ RealMemory=[0-9]+//')
-    memory=$(( $(slurmd -C | head -1 | sed -E 's/.*RealMemory=([0-9]+).*/\1/') - 1024 ))
+    local detected hardware memory
+    detected=$(slurmd -C | head -1)
+    hardware=$(sed -E 's/^NodeName=[^ ]+ //; s/ RealMemory=[0-9]+//' <<<"$detected")
+    memory=$(( $(sed -E 's/.*RealMemory=([0-9]+).*/\1/' <<<"$detected") - 1024 ))
     [ -e "$STATE/fakegpu0" ] || mknod "$STATE/fakegpu0" c 1 3
     cat >/etc/slurm/gres.conf <<CONF
 NodeName=$HOST Name=gpu File=$STATE/fakegpu[0-0]
