@@ -37,6 +37,7 @@ else:
     include: "rules/render.smk"
     include: "rules/atlas.smk"
     include: "rules/class_atlas.smk"
+    include: "rules/attacks.smk"
     include: "rules/viewer.smk"
     include: "rules/report.smk"
 

@@ -101,6 +101,19 @@ CLASS_ATLASES = {
 # Every class they name: extraction attributes these whatever else it leaves out.
 NAMED_CLASSES = [spec for specs in CLASS_ATLASES.values() for spec in specs]
 
+# Patch attacks, by wildcard value (the comparison's slug): the comparisons they attack, [a, b] as configured.
+ATTACKS = config["attacks"]
+ATTACK_PAIRS = (
+    {comparison_slug(pair): list(pair) for pair in (ATTACKS["pairs"] or config["class_atlas"]["comparisons"])}
+    if ATTACKS["enabled"]
+    else {}
+)
+ATTACK_SOURCE = settings.attack_source(config)
+# Each attack rule's part of the section: a changed value reruns only the rules that use it.
+ATTACK_PATCHES = {key: ATTACKS[key] for key in ("cells", "crops_per_cell", "crop_size", "sizes")}
+ATTACK_BATCHES = {key: ATTACKS[key] for key in ("batch_size", "shards")}
+ATTACK_TABLE = {key: ATTACKS[key] for key in ("sizes", "static")}
+
 
 wildcard_constraints:
     layer="|".join(re.escape(layer) for layer in LAYERS),
@@ -109,6 +122,7 @@ wildcard_constraints:
     chunk=r"\d+",
     size=r"\d+",
     cls="|".join(re.escape(slug) for slug in CLASS_ATLASES) or "(?!)",
+    pair="|".join(re.escape(slug) for slug in ATTACK_PAIRS) or "(?!)",
 
 
 def images_dir():
@@ -191,6 +205,7 @@ def all_outputs():
         *expand(RUN_FILES.metrics("{layer}"), layer=LAYERS),
         *expand(RUN_FILES.layout("{layer}", "png"), layer=LAYERS),
         *[RUN_FILES.class_atlas(slug, "atlas.png") for slug in CLASS_ATLASES],
+        *[RUN_FILES.attack(slug, "table.json") for slug in ATTACK_PAIRS],
         *([RUN_FILES.viewer_page] if config["viewer"]["enabled"] else []),
         RUN_FILES.manifest,
         RUN_FILES.provenance,
@@ -213,6 +228,7 @@ def kept_outputs():
         *expand(RUN_FILES.tiles("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
         *expand(RUN_FILES.metrics("{layer}"), layer=LAYERS),
         *[RUN_FILES.class_atlas(slug, name) for slug in CLASS_ATLASES for name in per_class],
+        *[RUN_FILES.attack(slug, name) for slug in ATTACK_PAIRS for name in paths.ATTACK_FILES],
         *sorted({path for layer in LAYERS + class_layers for path in spectrum_input(layer)}),
         *([RUN_FILES.viewer_page, RUN_FILES.viewer_assets] if config["viewer"]["enabled"] else []),
     ]

@@ -133,6 +133,12 @@ def test_a_layer_grid_names_a_layer_of_the_run():
      "class_atlas.comparisons[0][1] = 10: class index 10 is out of range: the model has 10 classes"),
     ({"class_atlas": {"comparisons": [[3, 3]]}}, "class_atlas.comparisons[0] = [3, 3]: compares a class with itself"),
     ({"extract": {"attribution": False}}, "class_atlas.classes and class_atlas.comparisons need attributions"),
+    ({"attacks": {"pairs": [["red_checks_disc", "green_stripes_ring"]]}},
+     'attacks.pairs[0] = ["red_checks_disc", "green_stripes_ring"]: not one of class_atlas.comparisons '
+     '([["red_checks_disc", "red_dots_square"]]); add it there or attack one of those'),
+    ({"attacks": {"static": {"size": 0.3}}}, "attacks.static.size = 0.3: must be one of attacks.sizes ([0.25, 0.5])"),
+    ({"class_atlas": {"comparisons": []}}, "attacks.enabled: the attacks take their patches from class comparisons, "
+                                           "and class_atlas.comparisons is empty"),
     ({"render": {"transforms": {"scale_exponents": [39, 20]}}},
      "render.transforms.scale_exponents = [39, 20]: must be [low, high] with low ≤ high"),
     ({"extract": {"shards": 401}}, "extract.shards = 401: more extraction jobs than the run's 400 images; valid: 1 to 400"),
@@ -184,6 +190,7 @@ def test_a_demo_vit_needs_an_input_size_its_patches_tile_and_layers_it_has(model
      "model.checkpoint = 'no/such.pt': no such file"),
     ({"model": {"kind": "user", "name": "mine", "factory": "m:f", "python_path": ["examples", "nowhere"]}},
      "model.python_path[1] = 'nowhere': no such folder"),
+    ({"attacks": {"enabled": True, "images": "no/such/folder"}}, "attacks.images = 'no/such/folder': no such folder"),
 ])
 def test_files_and_folders_the_config_names_must_exist(section, message, monkeypatch):
     monkeypatch.chdir(REPO)

@@ -21,17 +21,18 @@ CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 # key path → value → (rules whose jobs read it, the one layer whose jobs alone read it or None)
 CASES = [
     (("seed",), 8, {"generate_dataset", "train_model", "extract", "layout", "bin_cells", "render_icons",
-                    "atlas_metrics", "class_cells", "class_icons", "viewer", "amplitude_spectrum", "manifest"}, None),
-    (("device",), "auto", {"extract", "render_icons", "class_icons"}, None),
+                    "atlas_metrics", "class_cells", "class_icons", "viewer", "amplitude_spectrum", "manifest",
+                    "attack_images", "attack_patches", "attack_shard"}, None),
+    (("device",), "auto", {"extract", "render_icons", "class_icons", "attack_shard"}, None),
     (("threads",), 2, set(), None),   # a job's resources, not a setting of any stage
     # Its jobs' environment; numerics.json, an input of the first float-computing jobs, reruns the rest.
     (("portable",), True, {"numerics"}, None),
     (("dataset", "train_per_class"), 41, {"generate_dataset", "extract"}, None),
-    (("dataset", "max_images"), 300, {"extract", "viewer", "amplitude_spectrum"}, None),
-    (("model", "train", "epochs"), 9, {"train_model", "describe_model", "extract", "render_icons", "class_icons"},
-     None),
+    (("dataset", "max_images"), 300, {"extract", "viewer", "amplitude_spectrum", "attack_patches"}, None),
+    (("model", "train", "epochs"), 9, {"train_model", "describe_model", "extract", "render_icons", "class_icons",
+                                       "attack_shard"}, None),
     (("model", "resize"), "resize", {"train_model", "describe_model", "extract", "render_icons", "class_icons", "viewer",
-                                     "amplitude_spectrum"}, None),
+                                     "amplitude_spectrum", "attack_patches", "attack_shard", "attack_table"}, None),
     (("extract", "positions_per_image"), 3, {"extract"}, None),
     (("layout", "n_neighbors"), 9, {"layout", "class_cells"}, None),
     (("layout", "min_dist"), 0.1, {"layout", "class_cells"}, None),
@@ -51,6 +52,10 @@ CASES = [
     (("montage", "cell_px"), 8, {"montage", "class_montage", "viewer"}, None),
     (("viewer", "sample_px"), 32, {"viewer"}, None),
     (("metrics", "trustworthiness_neighbors"), 5, {"atlas_metrics"}, None),
+    (("attacks", "max_images"), 6, {"attack_images"}, None),
+    (("attacks", "cells"), 1, {"attack_patches"}, None),
+    (("attacks", "batch_size"), 2, {"attack_shard"}, None),
+    (("attacks", "static"), {"size": 0.25, "corner": "top_left"}, {"attack_table"}, None),
 ]
 
 

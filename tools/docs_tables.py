@@ -157,11 +157,33 @@ def portable_kernels(record: dict) -> str:
     return markdown(["", "native", "portable", "ratio"], rows) + measured_on(record)
 
 
+def attacks(record: dict) -> str:
+    """Per attacked pair and kind of patch: the images flipped to the target class, static and dynamic,
+    and the target's mean probability before and after."""
+    rows, notes = [], []
+    for pair in record["figures"].values():
+        images = pair["images"]
+        for kind, figures in pair["kinds"].items():
+            static, dynamic = figures["static"], figures["dynamic"]
+            rows.append([f"{pair['pair']['a']} → {pair['pair']['b']}", f"`{kind}`", figures["patches"],
+                         f"{static['flipped']} / {static['attacked']} ({100 * static['success_rate']:.1f} %)",
+                         f"{dynamic['flipped']} / {dynamic['attacked']} ({100 * dynamic['success_rate']:.1f} %)",
+                         f"{100 * static['p_b_before']:.1f} %", f"{100 * static['p_b_after']:.1f} %",
+                         f"{100 * dynamic['p_b_after']:.1f} %"])
+        notes.append(f"\n*{pair['pair']['a']} → {pair['pair']['b']}: {images['correct_before']} of {images['attacked']} "
+                     f"images of {pair['pair']['a']} classified correctly before the attack, from {images['source_said']}; static: "
+                     f"{pair['placement']['static']['size']} of the side, {pair['placement']['static']['corner'].replace('_', ' ')}; "
+                     f"dynamic: the best of {len(pair['placement']['corners'])} corners × sides "
+                     f"{', '.join(map(str, pair['placement']['sizes_px']))} px of {pair['placement']['image_px']}.*\n")
+    header = ["pair", "patch kind", "patches", "flipped, static", "flipped, dynamic", "p(b) before", "static", "dynamic"]
+    return markdown(header, rows) + "".join(notes) + measured_on(record)
+
+
 # Tables of a run's figures, by name; a table named after a kept measurement (docs/measurements/<name>.json)
 # is made by the MEASUREMENT_TABLES entry for its benchmark (the name up to the first "-").
 TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
 MEASUREMENT_TABLES = {"run_benchmarks": run_benchmarks, "render_quality": render_quality,
-                      "reproducibility": reproducibility, "portable_kernels": portable_kernels}
+                      "reproducibility": reproducibility, "portable_kernels": portable_kernels, "attacks": attacks}
 
 
 def table_text(name: str) -> str:

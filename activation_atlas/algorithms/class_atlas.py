@@ -34,6 +34,12 @@ def resolve_class(spec, class_names: list[str]) -> int:
                    f"0–{len(class_names) - 1}")
 
 
+def resolve_pair(pair: list, class_names: list[str]) -> tuple[int, int, str, str]:
+    """A pair [a, b] of classes (names or indices) → (a's index, b's index, a's name, b's name)."""
+    a, b = (resolve_class(spec, class_names) for spec in pair)
+    return a, b, class_names[a], class_names[b]
+
+
 def class_slug(name: str) -> str:
     """A file-name-safe form of a class name ('kit fox' → 'kit_fox')."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "class"

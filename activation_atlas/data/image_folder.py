@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from activation_atlas.runtime import RunError, derive_seed
+from activation_atlas.runtime import RunError, derive_seed, sha256_of
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -188,3 +188,10 @@ def load_all(folder: ImageFolder, size: int) -> torch.Tensor:
     """Every image as uint8 (N, 3, H, W): small datasets only (training the demo model)."""
     pixels = np.stack([load_image(p, size) for p in folder.files])
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+def images_with_bytes_of(candidates: list[Path], others: list[Path]) -> set[Path]:
+    """The candidates whose bytes equal one of the others' (only files of equal size are hashed)."""
+    sizes = {path.stat().st_size for path in candidates}
+    hashes = {sha256_of(path) for path in others if path.stat().st_size in sizes}
+    return {path for path in candidates if sha256_of(path) in hashes}

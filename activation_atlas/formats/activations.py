@@ -206,3 +206,7 @@ class ActivationFile(H5Reader):
     def read_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Activations, labels and image indices of the given rows."""
         return self.activations[:][rows], self.labels[rows], self.image_index[rows]
+
+    def read_positions(self, rows: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """The (row, col) positions of the given rows in the layer's grid, and that grid's (H, W)."""
+        return self.file["position"][:][rows], tuple(int(v) for v in self.file.attrs["spatial_size"])

@@ -107,6 +107,25 @@ def check_classes(config: dict) -> None:
                               "give two different classes")
 
 
+def check_attacks(config: dict) -> None:
+    """Attacked pairs are comparisons of the run; the static size is one of the sizes; a folder of images exists."""
+    section = config["attacks"]
+    if not section["enabled"]:
+        return
+    comparisons = config["class_atlas"]["comparisons"]
+    if not comparisons:
+        raise ConfigError("attacks.enabled: the attacks take their patches from class comparisons, and "
+                          "class_atlas.comparisons is empty; add a pair [a, b] there")
+    known = [[str(a), str(b)] for a, b in comparisons]
+    for i, pair in enumerate(section["pairs"] or []):
+        if [str(spec) for spec in pair] not in known:
+            raise ConfigError(f"attacks.pairs[{i}] = {shown(pair)}: not one of class_atlas.comparisons "
+                              f"({shown(comparisons)}); add it there or attack one of those")
+    if section["static"]["size"] not in section["sizes"]:
+        raise ConfigError(f"attacks.static.size = {shown(section['static']['size'])}: must be one of attacks.sizes "
+                          f"({shown(section['sizes'])})")
+
+
 def check_ranges(config: dict) -> None:
     """Ranges given as [low, high] are ordered."""
     sections = [("render.transforms", config["render"]["transforms"])]
@@ -214,6 +233,9 @@ def check_paths(config: dict) -> None:
         raise ConfigError(f"dataset.path = {shown(dataset['path'])}: no such folder")
     if model["checkpoint"] and not Path(model["checkpoint"]).is_file():
         raise ConfigError(f"model.checkpoint = {shown(model['checkpoint'])}: no such file")
+    attacks = config["attacks"]
+    if attacks["enabled"] and attacks["images"] is not None and not Path(attacks["images"]).is_dir():
+        raise ConfigError(f"attacks.images = {shown(attacks['images'])}: no such folder")
     for index, folder in enumerate(model["python_path"]):
         if not Path(folder).is_dir():
             raise ConfigError(f"model.python_path[{index}] = {shown(folder)}: no such folder")
@@ -233,6 +255,7 @@ def check_config(config: dict, schema_path: Path | str, check_files: bool = True
     check_model_kind(config)
     check_layers(config)
     check_classes(config)
+    check_attacks(config)
     check_ranges(config)
     check_stop_rules(config)
     check_sizes(config)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from activation_atlas.runtime import RunError
 
 
-def shard_images(n_images: int, batch_size: int, shard: int, shards: int) -> range:
+def shard_images(n_images: int, batch_size: int, shard: int, shards: int, key: str = "extract.shards") -> range:
     """The images of shard `shard` of `shards`: a run of whole batches, so each image meets the same
     batch (same arithmetic) whatever the number of shards, and the merged files are identical."""
     if not 0 <= shard < shards:
         raise RunError(f"shard {shard} does not exist: shards are 0–{shards - 1}")
     n_batches = -(-n_images // batch_size)
     if shards > n_batches:
-        raise RunError(f"extract.shards={shards} is more than the {n_batches} batches of {batch_size} images "
-                       f"to extract: use at most {n_batches} shards")
+        raise RunError(f"{key}={shards} is more than the {n_batches} batches of {batch_size} images "
+                       f"to process: use at most {n_batches} shards")
     first, last = shard * n_batches // shards, (shard + 1) * n_batches // shards
     return range(min(first * batch_size, n_images), min(last * batch_size, n_images))
 

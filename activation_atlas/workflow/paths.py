@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 
 RESOURCES = "resources"
+# The files a patch attack keeps in its folder (RunFiles.attack).
+ATTACK_FILES = ("images.json", "patches.h5", "results.h5", "table.json", "figure.png")
 # torchvision fetches published weights into $TORCH_HOME: kept with the other resources.
 TORCH_HOME = f"{RESOURCES}/torch_home"
 
@@ -138,6 +140,15 @@ class RunFiles(RunFolder):
         atlas.png, tiles...)."""
         folder = f"{self.root}/class_atlas/{slug}"
         return f"{folder}/{name}" if name else folder
+
+    def attack(self, pair: str, name: str = "") -> str:
+        """A patch attack's folder (attacks/<a>_vs_<b>), or a file in it (images.json, patches.h5,
+        results.h5, table.json, figure.png)."""
+        folder = f"{self.root}/attacks/{pair}"
+        return f"{folder}/{name}" if name else folder
+
+    def attack_shard(self, pair: str, shard: str | int) -> str:
+        return f"{self.root}/attacks/{pair}/shards/{shard}.h5"
 
     def spectrum(self, size: str | int) -> str:
         """The dataset's amplitude spectrum at an icon size (render.param maco)."""

@@ -61,6 +61,19 @@ def image_selection(config: dict) -> dict:
             "stratified": dataset["stratified"]}
 
 
+def attack_source(config: dict) -> dict:
+    """Where the attacks take their images of class a from (stages.attacks.AttackImages.source): the
+    folder attacks.images; else a generated dataset's split the atlas was not made from; else the
+    atlas's own images."""
+    images, dataset = config["attacks"]["images"], config["dataset"]
+    if images is not None:
+        return {"kind": "folder", "folder": images, "layout": "class_folders"}
+    if dataset["kind"] == "generated":
+        other = "held_out" if config["extract"]["split"] == "train" else "train"
+        return {"kind": "other_split", "folder": f"{dataset_dir(config)}/{other}", "layout": "class_folders"}
+    return {"kind": "atlas", "folder": images_dir(config), "layout": dataset["layout"]}
+
+
 def model_input_size(config: dict) -> int:
     """The side of the images the model is fed: model.input_size, else the generated dataset's
     image_size, else 224."""

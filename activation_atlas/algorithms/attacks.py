@@ -1,0 +1,193 @@
+"""Patch attacks, the paper's test of what a class comparison atlas found ("From atlas to attack"): a
+patch made from a cell that leans towards class b, pasted into images of class a, may flip the
+network's answer to b. Controls of the same sizes (noise, cells leaning towards a, random cells) say how
+much of a flip any patch of that size causes.
+
+Placements: a patch is a square of side `fraction × image side` flush with one of the four corners.
+*Static*: one size and corner for every image. *Dynamic*: per image, the best of the four corners and
+of the sizes (the attack succeeds when any of them flips the image; its probability of b is the highest
+any of them gives).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+
+# Patch kinds, in the order of the patches file: from cells leaning towards b (the attack), then the
+# controls. {a} and {b} stand for the class names.
+KINDS = {
+    "b_icon": "icon of a cell leaning towards {b}",
+    "b_crop": "dataset crop from a cell leaning towards {b}",
+    "noise": "uniform noise",
+    "a_icon": "icon of a cell leaning towards {a}",
+    "a_crop": "dataset crop from a cell leaning towards {a}",
+    "random_icon": "icon of a random cell",
+    "random_crop": "dataset crop from a random cell",
+}
+
+
+def lean_towards_b(mean_attribution: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Each cell's mean attribution to b minus to a: how far it leans towards b (the comparison's x
+    axis, per cell and unnormalised)."""
+    return mean_attribution[:, b].astype(np.float64) - mean_attribution[:, a].astype(np.float64)
+
+
+def choose_cells(lean: np.ndarray, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Cell slots of the n cells leaning most towards b, the n leaning most towards a among the rest,
+    and up to n random cells among the others (fewer where the grid has fewer)."""
+    order = np.argsort(-lean, kind="stable")
+    towards_b = order[:n]
+    towards_a = order[n:][::-1][:n]
+    others = np.setdiff1d(order, np.concatenate([towards_b, towards_a]))
+    random = np.sort(rng.choice(others, size=min(n, len(others)), replace=False)) if len(others) else others
+    return {"b": towards_b.astype(np.int64), "a": towards_a.astype(np.int64), "random": random.astype(np.int64)}
+
+
+def describe_cells(cells, lean: np.ndarray, slots: np.ndarray) -> str:
+    """'(row, col) lean, ...' of the given cell slots, for the log."""
+    return ", ".join(f"({cells.row[s]}, {cells.col[s]}) {lean[s]:+.3g}" for s in slots) or "none"
+
+
+def closest_to_mean(activations: np.ndarray, mean: np.ndarray, image_index: np.ndarray, k: int) -> np.ndarray:
+    """Row indices of the k activations most like the cell's mean vector (cosine), one per image."""
+    norms = np.linalg.norm(activations, axis=1) * max(float(np.linalg.norm(mean)), 1e-12)
+    cosine = activations @ mean / np.maximum(norms, 1e-12)
+    chosen, seen = [], set()
+    for row in np.argsort(-cosine, kind="stable"):
+        if int(image_index[row]) not in seen:
+            seen.add(int(image_index[row]))
+            chosen.append(int(row))
+        if len(chosen) == k:
+            break
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def crop_origin(position, grid_hw, side: int, crop_px: int) -> tuple[int, int]:
+    """(top, left) of a crop_px square centred on the image point under a layer position (row, col) of
+    a (H, W) grid, moved inside the image where it would run off."""
+    origin = []
+    for index, cells in zip(position, grid_hw):
+        centre = (int(index) + 0.5) * side / int(cells)
+        origin.append(int(np.clip(np.floor(centre - crop_px / 2 + 0.5), 0, side - crop_px)))
+    return origin[0], origin[1]
+
+
+def resized(pixels: np.ndarray, px: int) -> np.ndarray:
+    """(px, px, 3) uint8: a square uint8 RGB patch scaled with a Lanczos filter (deterministic)."""
+    if pixels.shape[0] == px and pixels.shape[1] == px:
+        return pixels.copy()
+    return np.asarray(Image.fromarray(pixels).resize((px, px), Image.Resampling.LANCZOS))
+
+
+def noise_patch(px: int, rng: np.random.Generator) -> np.ndarray:
+    """(px, px, 3) uint8 uniform noise."""
+    return rng.integers(0, 256, size=(px, px, 3), dtype=np.uint8)
+
+
+def patch_sides(fractions: list[float], side: int) -> list[int]:
+    """Each patch size as pixels of an image `side` px wide (at least 1)."""
+    return [max(1, int(round(fraction * side))) for fraction in fractions]
+
+
+def corner_origin(corner: str, side: int, px: int) -> tuple[int, int]:
+    """(top, left) of a px square flush with a corner of a side × side image."""
+    top = 0 if corner.startswith("top") else side - px
+    left = 0 if corner.endswith("left") else side - px
+    return top, left
+
+
+def pasted(images: torch.Tensor, patch: torch.Tensor, corner: str) -> torch.Tensor:
+    """A copy of (B, 3, S, S) images in [0, 1] with a (3, px, px) patch in [0, 1] over one corner."""
+    out = images.clone()
+    px = patch.shape[-1]
+    top, left = corner_origin(corner, images.shape[-1], px)
+    out[:, :, top:top + px, left:left + px] = patch
+    return out
+
+
+@dataclass
+class AttackResults:
+    """Per image (N): the clean image's top-1 class and probability of b; per patch, size, corner and
+    image (P, S, 4, N): the patched image's top-1 class and probability of b."""
+    clean_top: np.ndarray
+    clean_p_b: np.ndarray
+    top: np.ndarray
+    p_b: np.ndarray
+
+
+def rate(flipped: int, images: int) -> float | None:
+    return round(flipped / images, 6) if images else None
+
+
+def mean_or_none(values: np.ndarray) -> float | None:
+    return round(float(np.mean(values)), 6) if values.size else None
+
+
+def outcome(flipped_per_patch: np.ndarray, p_before: np.ndarray, p_after: np.ndarray) -> dict:
+    """The paper's figures for one or more patches on the same images: flipped of correct before, the
+    success rate, the mean probability of b before and after and its change. flipped_per_patch: (P,);
+    p_after: (P, N)."""
+    images = int(p_after.shape[-1]) * int(p_after.shape[0])
+    before, after = mean_or_none(p_before), mean_or_none(p_after)
+    return {"flipped": int(flipped_per_patch.sum()), "attacked": images,
+            "success_rate": rate(int(flipped_per_patch.sum()), images),
+            "p_b_before": before, "p_b_after": after,
+            "p_b_change": None if before is None else round(after - before, 6)}
+
+
+def static_outcome(results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int,
+                   size: int, corner: int) -> dict:
+    """outcome() of the patches at one size and corner on every correctly classified image."""
+    top = results.top[patches, size, corner][:, correct]
+    p_after = results.p_b[patches, size, corner][:, correct]
+    return outcome((top == b).sum(axis=1), results.clean_p_b[correct], p_after)
+
+
+def dynamic_outcome(results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int,
+                    sizes: slice | list[int] = slice(None)) -> dict:
+    """outcome() with the best corner and size per image (of `sizes`): flipped where any flips, the
+    highest probability of b any gives."""
+    top = results.top[patches][:, sizes][..., correct]        # (P, S', 4, N')
+    p_b = results.p_b[patches][:, sizes][..., correct]
+    flipped = (top == b).any(axis=(1, 2)).sum(axis=1)
+    return outcome(flipped, results.clean_p_b[correct], p_b.max(axis=(1, 2)))
+
+
+def by_size(results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int, corner: int) -> dict:
+    """Success rate per patch size: at the static corner, and at the best corner per image."""
+    sizes = range(results.top.shape[1])
+    return {"static_corner": [static_outcome(results, patches, correct, b, s, corner)["success_rate"] for s in sizes],
+            "best_corner": [dynamic_outcome(results, patches, correct, b, [s])["success_rate"] for s in sizes]}
+
+
+def kind_figures(results: AttackResults, kinds: np.ndarray, correct: np.ndarray, a_name: str, b_name: str,
+                 b: int, size: int, corner: int) -> dict:
+    """Per kind of patch (KINDS, those present): what it is, how many, static and dynamic outcome() of all
+    its patches together, and its success rate by size."""
+    figures = {}
+    for kind, said in KINDS.items():
+        mine = np.flatnonzero(kinds == kind)
+        if len(mine):
+            figures[kind] = {"said": said.format(a=a_name, b=b_name), "patches": len(mine),
+                             "static": static_outcome(results, mine, correct, b, size, corner),
+                             "dynamic": dynamic_outcome(results, mine, correct, b),
+                             "success_rate_by_size": by_size(results, mine, correct, b, corner)}
+    return figures
+
+
+def patch_figures(results: AttackResults, columns: dict, correct: np.ndarray, b: int, size: int, corner: int) -> list:
+    """Per patch (the patches file's columns): its kind and source, and its static and dynamic outcome()."""
+    figures = []
+    for p, kind in enumerate(columns["kind"]):
+        lean = float(columns["lean"][p])
+        figures.append({"patch": p, "kind": str(kind), "cell": columns["cell"][p].tolist(),
+                        "lean": None if np.isnan(lean) else round(lean, 6),
+                        "image_index": int(columns["image_index"][p]),
+                        "static": static_outcome(results, np.array([p]), correct, b, size, corner),
+                        "dynamic": dynamic_outcome(results, np.array([p]), correct, b)})
+    return figures

@@ -1,0 +1,184 @@
+"""Patch attacks (activation_atlas.algorithms.attacks, stages/attacks.py): choosing cells, cropping and
+pasting, the paper's static and dynamic figures; and the stage of config/ci.yaml's run, checked against
+the network run here on the patched images, against its own inputs, and against a rerun with another
+number of shards."""
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from activation_atlas.algorithms import attacks as alg
+from activation_atlas.checking.verify import IDENTICAL, verify
+from tools.runs import load_config, snakemake
+
+CONFIG = load_config("config/ci.yaml")
+RUN = CONFIG["run"]
+A, B = CONFIG["class_atlas"]["comparisons"][0]
+PAIR = f"{A}_vs_{B}"
+
+
+def test_cells_leaning_most_towards_b_then_a_then_random_others():
+    lean = np.array([0.1, -0.9, 0.8, 0.0, -0.2, 0.5, 0.3])
+    chosen = alg.choose_cells(lean, 2, np.random.default_rng(0))
+    assert chosen["b"].tolist() == [2, 5] and chosen["a"].tolist() == [1, 4]
+    assert len(chosen["random"]) == 2 and set(chosen["random"]) <= {0, 3, 6}
+    few = alg.choose_cells(lean[:5], 2, np.random.default_rng(0))
+    assert few["b"].tolist() == [2, 0] and few["random"].tolist() == [3]   # one cell is left for the random control
+
+
+def test_a_crop_is_centred_on_the_position_and_kept_inside_the_image():
+    # Position (3, 4) of an 8×8 grid over a 32 px image: centre (14, 18); a 10 px crop from (9, 13).
+    assert alg.crop_origin((3, 4), (8, 8), 32, 10) == (9, 13)
+    assert alg.crop_origin((0, 7), (8, 8), 32, 16) == (0, 16)
+
+
+def test_a_patch_covers_its_corner_and_nothing_else():
+    images = torch.zeros(2, 3, 10, 10)
+    patch = torch.ones(3, 4, 4)
+    for corner, (rows, cols) in {"top_left": (slice(0, 4), slice(0, 4)), "bottom_right": (slice(6, 10), slice(6, 10)),
+                                 "top_right": (slice(0, 4), slice(6, 10))}.items():
+        out = alg.pasted(images, patch, corner)
+        expected = torch.zeros(2, 3, 10, 10)
+        expected[:, :, rows, cols] = 1
+        assert torch.equal(out, expected), corner
+    assert images.sum() == 0     # the clean images are left as they were
+    assert alg.patch_sides([0.2, 0.3, 0.5], 32) == [6, 10, 16]
+
+
+def test_static_and_dynamic_figures_count_flips_of_correct_images_only():
+    # 1 patch, 2 sizes, 4 corners, 3 images; image 2 was misclassified before and is left out.
+    b = 1
+    top = np.zeros((1, 2, 4, 3), dtype=np.int32)
+    p_b = np.full((1, 2, 4, 3), 0.1, dtype=np.float32)
+    top[0, 1, 3, 0] = b            # image 0 flips at the static placement (size 1, bottom right)
+    p_b[0, 1, 3, 0] = 0.7
+    top[0, 0, 0, 1] = b            # image 1 flips only at size 0, top left
+    p_b[0, 0, 0, 1] = 0.6
+    top[0, :, :, 2] = b            # image 2 flips everywhere, but was not correct before
+    results = alg.AttackResults(clean_top=np.array([0, 0, 2]), clean_p_b=np.array([0.0, 0.2, 0.5], dtype=np.float32),
+                                top=top, p_b=p_b)
+    correct = results.clean_top == 0
+    static = alg.static_outcome(results, np.array([0]), correct, b, 1, 3)
+    assert static == {"flipped": 1, "attacked": 2, "success_rate": 0.5, "p_b_before": 0.1, "p_b_after": 0.4,
+                      "p_b_change": 0.3}
+    dynamic = alg.dynamic_outcome(results, np.array([0]), correct, b)
+    assert dynamic["flipped"] == 2 and dynamic["success_rate"] == 1.0 and dynamic["p_b_after"] == pytest.approx(0.65)
+    assert alg.by_size(results, np.array([0]), correct, b, 3) == {"static_corner": [0.0, 0.5], "best_corner": [0.5, 0.5]}
+
+
+# ------------------------------------------------------------------------------------- the CI run's stage
+
+@pytest.fixture(scope="module")
+def attack(first_run):
+    folder = first_run / "results" / RUN / "attacks" / PAIR
+    table = json.loads((folder / "table.json").read_text())
+    images = json.loads((folder / "images.json").read_text())
+    with h5py.File(folder / "results.h5") as f:
+        results = {name: f[name][:] for name in f}
+    with h5py.File(folder / "patches.h5") as f:
+        patches = {name: f[name][:] for name in f}
+    return folder, table, images, results, patches
+
+
+@pytest.mark.workflow
+def test_the_attacked_images_are_held_out_images_of_class_a(first_run, attack):
+    _, table, images, results, _ = attack
+    held_out = Path("resources/datasets") / CONFIG["dataset"]["name"] / "held_out" / A
+    assert images["source"] == "other_split" and images["found"] == CONFIG["dataset"]["held_out_per_class"]
+    assert len(images["images"]) == CONFIG["attacks"]["max_images"]
+    assert all(Path(path).parent == held_out for path in images["images"])
+    assert table["images"]["correct_before"] == int((results["clean_top"] == table["pair"]["a_index"]).sum())
+
+
+@pytest.mark.workflow
+def test_patches_are_the_comparisons_icons_crops_and_noise_at_every_size(first_run, attack):
+    folder, table, _, _, patches = attack
+    kinds = [k.decode() for k in patches["kind"]]
+    cells = CONFIG["attacks"]["cells"]
+    assert kinds[:2 * cells] == ["b_icon"] * cells + ["b_crop"] * cells and "noise" in kinds
+    assert {"a_icon", "a_crop", "random_icon", "random_crop"} <= set(kinds)
+    with h5py.File(first_run / "results" / RUN / "class_atlas" / PAIR / "cells.h5") as f:
+        cell_row, cell_col = f["row"][:], f["col"][:]
+        lean = f["mean_attribution"][:, table["pair"]["b_index"]] - f["mean_attribution"][:, table["pair"]["a_index"]]
+        icons = h5py.File(first_run / "results" / RUN / "class_atlas" / PAIR / "icons.h5")["icons"][:]
+    # The b icons are the icons of the cells leaning most towards b, scaled to each size.
+    most = np.argsort(-lean, kind="stable")[:cells]
+    assert [tuple(c) for c in patches["cell"][:cells]] == [(cell_row[k], cell_col[k]) for k in most]
+    train = sorted((first_run / "resources/datasets" / CONFIG["dataset"]["name"] / "train").rglob("*.png"))
+    for px in table["placement"]["sizes_px"]:
+        for p, k in enumerate(most):
+            expected = np.asarray(Image.fromarray(icons[k]).resize((px, px), Image.Resampling.LANCZOS))
+            assert np.array_equal(patches[f"size{px}"][p], expected)
+        # A crop is the atlas image's pixels in its recorded box, scaled.
+        p = kinds.index("b_crop")
+        top, left, side = patches["crop"][p]
+        image = np.asarray(Image.open(train[patches["image_index"][p]]).convert("RGB"))
+        crop = np.ascontiguousarray(image[top:top + side, left:left + side])
+        assert side == round(CONFIG["attacks"]["crop_size"] * 32)
+        assert np.array_equal(patches[f"size{px}"][p], np.asarray(Image.fromarray(crop).resize((px, px), Image.Resampling.LANCZOS)))
+        noise = patches[f"size{px}"][kinds.index("noise")]
+        assert noise.std() > 50    # uniform noise drawn at this size, not a scaled-down blur
+
+
+@pytest.mark.workflow
+def test_the_recorded_answers_are_the_networks_on_the_patched_images(first_run, attack):
+    """The model loaded here from the run's weights, fed an attacked image with a patch pasted by hand,
+    gives the probability of b the stage recorded for that image, patch, size and corner."""
+    from activation_atlas.models.loading import load_model
+
+    _, table, images, results, patches = attack
+    card = json.loads((first_run / "resources/models" / CONFIG["model"]["name"] / "model.json").read_text())
+    model = load_model(CONFIG["model"], first_run / "resources/models" / CONFIG["model"]["name"] / "weights.pt",
+                       len(card["classes"])).eval()
+    b = table["pair"]["b_index"]
+    px = table["placement"]["sizes_px"][-1]
+    image = np.asarray(Image.open(first_run / images["images"][3]).convert("RGB")).copy()
+    patch, corner = 5, alg.CORNERS.index("top_right")
+    image[:px, -px:] = patches[f"size{px}"][patch]
+    with torch.no_grad():
+        p = torch.softmax(model(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255), 1)[0, b].item()
+    assert p == pytest.approx(float(results["p_b"][patch, -1, corner, 3]), abs=1e-5)
+
+
+@pytest.mark.workflow
+def test_the_table_sums_its_patches_and_dynamic_placement_does_at_least_as_well(attack):
+    _, table, _, results, _ = attack
+    a, b = table["pair"]["a_index"], table["pair"]["b_index"]
+    correct = results["clean_top"] == a
+    size = table["placement"]["sizes"].index(table["placement"]["static"]["size"])
+    corner = alg.CORNERS.index(table["placement"]["static"]["corner"])
+    for entry in table["patches"]:
+        flipped = int((results["top"][entry["patch"], size, corner][correct] == b).sum())
+        assert entry["static"]["flipped"] == flipped and entry["static"]["attacked"] == int(correct.sum())
+        assert entry["dynamic"]["flipped"] >= flipped
+        assert entry["dynamic"]["p_b_after"] >= entry["static"]["p_b_after"]
+    for kind, figures in table["kinds"].items():
+        mine = [entry for entry in table["patches"] if entry["kind"] == kind]
+        assert figures["static"]["flipped"] == sum(entry["static"]["flipped"] for entry in mine)
+        assert figures["static"]["attacked"] == len(mine) * int(correct.sum())
+        assert figures["static"]["p_b_before"] == pytest.approx(float(results["clean_p_b"][correct].mean()), abs=1e-6)
+
+
+@pytest.mark.workflow
+def test_the_attack_is_the_same_for_any_number_of_shards_and_verify_says_so(first_run, tmp_path):
+    """The attack rules run again in a copy of the CI run with one shard instead of two: verify finds
+    every attack file identical to the first run's."""
+    workdir = tmp_path / "one_shard"
+    shutil.copytree(first_run, workdir, symlinks=True)
+    config = yaml.safe_load((workdir / "config" / "ci.yaml").read_text())
+    assert config["attacks"]["shards"] == 2
+    config["attacks"]["shards"] = 1
+    (workdir / "one_shard.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--configfile", "one_shard.yaml", "--cores", "2", "--forcerun", "attack_images",
+                       "attack_patches")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 of 1)" in (workdir / "logs" / RUN / "attacks" / PAIR / "shard0.log").read_text()
+    checks, _ = verify(workdir / "results" / RUN, first_run / "results" / RUN / "MANIFEST.json")
+    attack_checks = {check.path: check.status for check in checks if check.path.startswith("attacks/")}
+    assert len(attack_checks) == 5 and set(attack_checks.values()) == {IDENTICAL}, attack_checks
