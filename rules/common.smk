@@ -110,7 +110,7 @@ ATTACK_PAIRS = (
 )
 ATTACK_SOURCE = settings.attack_source(config)
 # Each attack rule's part of the section: a changed value reruns only the rules that use it.
-ATTACK_PATCHES = {key: ATTACKS[key] for key in ("cells", "crops_per_cell", "crop_size", "sizes")}
+ATTACK_PATCHES = {key: ATTACKS[key] for key in ("cells", "crops_per_cell", "crops_from_other_classes", "crop_size", "sizes")}
 ATTACK_BATCHES = {key: ATTACKS[key] for key in ("batch_size", "shards")}
 ATTACK_TABLE = {key: ATTACKS[key] for key in ("sizes", "static")}
 

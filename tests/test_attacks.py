@@ -38,6 +38,18 @@ def test_a_crop_is_centred_on_the_position_and_kept_inside_the_image():
     assert alg.crop_origin((0, 7), (8, 8), 32, 16) == (0, 16)
 
 
+def test_crops_from_other_classes_leave_out_images_of_either_class_and_unlabelled_ones():
+    from activation_atlas.stages.attacks import crop_sources
+
+    # Dataset folders in another order than the model's classes: labels are mapped by name.
+    labels = np.array([0, 1, 2, -1, 1])
+    folders, card = ["cat", "dog", "ship"], ["ship", "cat", "dog"]
+    assert crop_sources(labels, folders, card, 1, 2, other_classes=False).all()
+    assert crop_sources(labels, folders, card, 1, 2, other_classes=True).tolist() == [False, False, True, False, False]
+    with pytest.raises(ValueError, match="do not name the model's classes"):
+        crop_sources(labels, ["a", "b", "c"], card, 1, 2, other_classes=True)
+
+
 def test_a_patch_covers_its_corner_and_nothing_else():
     images = torch.zeros(2, 3, 10, 10)
     patch = torch.ones(3, 4, 4)

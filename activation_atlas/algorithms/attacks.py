@@ -120,6 +120,34 @@ class AttackResults:
     p_b: np.ndarray
 
 
+def answer(model, images: torch.Tensor, b: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """The model's top-1 class and softmax probability of b for each image."""
+    with torch.inference_mode():
+        probabilities = torch.softmax(model(images.to(device)).float(), dim=1).cpu()
+    return probabilities.argmax(dim=1).numpy().astype(np.int32), probabilities[:, b].numpy()
+
+
+def attack_batch(model, images: torch.Tensor, patches: list[torch.Tensor], b: int, device: str) -> AttackResults:
+    """A batch of images clean and with every patch (patches: per size, (P, 3, px, px) in [0, 1]) at every
+    size and corner, through the model."""
+    shape = (len(patches[0]), len(patches), len(CORNERS), len(images))
+    top, p_b = np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.float32)
+    clean_top, clean_p_b = answer(model, images, b, device)
+    for s, at_size in enumerate(patches):
+        for p, patch in enumerate(at_size):
+            for c, corner in enumerate(CORNERS):
+                top[p, s, c], p_b[p, s, c] = answer(model, pasted(images, patch, corner), b, device)
+    return AttackResults(clean_top, clean_p_b, top, p_b)
+
+
+def concatenated(parts: list[AttackResults]) -> AttackResults:
+    """Results of consecutive batches of images as one."""
+    return AttackResults(clean_top=np.concatenate([part.clean_top for part in parts]),
+                         clean_p_b=np.concatenate([part.clean_p_b for part in parts]),
+                         top=np.concatenate([part.top for part in parts], axis=-1),
+                         p_b=np.concatenate([part.p_b for part in parts], axis=-1))
+
+
 def rate(flipped: int, images: int) -> float | None:
     return round(flipped / images, 6) if images else None
 

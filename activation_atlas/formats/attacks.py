@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from activation_atlas.algorithms.attacks import AttackResults
+from activation_atlas.algorithms.attacks import AttackResults, concatenated
 from activation_atlas.h5io import create_h5, open_h5, write_dataset
 
 # name: (unit, axes); size<px> holds every patch at one size.
@@ -82,9 +82,6 @@ def merge_results(shard_paths: list[Path | str], out_path: Path | str) -> tuple[
         provenance = {k: f.attrs[k] for k in f.attrs if k not in ("stage", "package_version", "shard")}
     provenance = {k: json.loads(v) if k in ("pair", "corners") else v for k, v in provenance.items()}
     image = np.concatenate([p[0] for p in parts])
-    results = AttackResults(clean_top=np.concatenate([p[1].clean_top for p in parts]),
-                            clean_p_b=np.concatenate([p[1].clean_p_b for p in parts]),
-                            top=np.concatenate([p[1].top for p in parts], axis=-1),
-                            p_b=np.concatenate([p[1].p_b for p in parts], axis=-1))
+    results = concatenated([p[1] for p in parts])
     write_results(out_path, image, results, **provenance)
     return image, results

@@ -102,17 +102,30 @@ class AttackPatches:
 
 
 def cell_rows(activations_path, layout_path, cells, pair_indices: list[int], top_n: int):
-    """The comparison's activations (rows as its class_cells stage selected them): their vectors, image
-    indices, positions and the layer's grid, and each one's kept cell slot (−1: none)."""
+    """The comparison's activations (rows as its class_cells stage selected them): their vectors, labels,
+    image indices, positions and the layer's grid, and each one's kept cell slot (−1: none)."""
     with ActivationFile(activations_path) as f:
         attribution, attribution_class = f.read_attributions()
         rows = select(attribution, attribution_class, pair_indices, top_n)
-        acts, _, image_index = f.read_rows(rows)
+        acts, labels, image_index = f.read_rows(rows)
         positions, grid_hw = f.read_positions(rows)
     xy = read_xy(layout_path)
     if len(xy) != len(rows):
         raise RunError(f"{layout_path} has {len(xy)} points, the selection {len(rows)}: rerun the class_cells rule")
-    return acts, image_index, positions, grid_hw, kept_slots(xy, cells)
+    return acts, labels, image_index, positions, grid_hw, kept_slots(xy, cells)
+
+
+def crop_sources(labels: np.ndarray, dataset_classes, card_classes: list[str], a: int, b: int,
+                 other_classes: bool) -> np.ndarray:
+    """Which activations dataset crops may come from: all, or (other_classes) those of images labelled
+    neither a nor b, so that a crop is not simply a photograph of b (or a)."""
+    if not other_classes:
+        return np.ones(len(labels), dtype=bool)
+    to_logit = dataset_to_logits(list(dataset_classes), card_classes)
+    if to_logit is None:
+        raise RunError("attacks.crops_from_other_classes: the dataset's class folders do not name the model's classes, "
+                       f"so images of a and b cannot be told apart; {NAMING_HINT}")
+    return (labels >= 0) & ~np.isin(to_logit[np.maximum(labels, 0)], [a, b])
 
 
 def make_patches(cells_path, icons_path, layout_path, activations_path, model_card, out, settings: AttackPatches,
@@ -139,8 +152,9 @@ def make_patches(cells_path, icons_path, layout_path, activations_path, model_ca
     if (lean[chosen["b"]] <= 0).any():
         log(f"warning: {int((lean[chosen['b']] <= 0).sum())} of the cells taken as leaning towards {b_name!r} lean "
             f"towards {a_name!r}: the comparison has fewer than attacks.cells = {at['cells']} cells leaning towards it")
-    acts, image_index, positions, grid_hw, slot = cell_rows(activations_path, layout_path, cells, [a, b], top_n)
+    acts, labels, image_index, positions, grid_hw, slot = cell_rows(activations_path, layout_path, cells, [a, b], top_n)
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
+    croppable = crop_sources(labels, folder.classes, card_classes, a, b, at["crops_from_other_classes"])
     side = settings.input_size
     crop_px = alg.patch_sides([at["crop_size"]], side)[0]
     sources, columns = [], {name: [] for name in ("kind", "cell", "lean", "image_index", "crop")}
@@ -157,7 +171,9 @@ def make_patches(cells_path, icons_path, layout_path, activations_path, model_ca
         for cell in slots:
             add(f"{side_name}_icon", icons[cell], cell)
         for cell in slots:
-            mine = np.flatnonzero(slot == cell)
+            mine = np.flatnonzero((slot == cell) & croppable)
+            if not len(mine):
+                log(f"cell ({cells.row[cell]}, {cells.col[cell]}): no activation of an image of another class to crop")
             for row in mine[alg.closest_to_mean(acts[mine], cells.mean[cell], image_index[mine], at["crops_per_cell"])]:
                 image = load_image(folder.files[image_index[row]], side, settings.resize)
                 top, left = alg.crop_origin(positions[row], grid_hw, side, crop_px)
@@ -218,33 +234,18 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
     n_patches = len(columns["kind"])
     model = load_described_model(settings.model, weights, card, device).eval()
     size, policy = settings.input_size, settings.model["resize"]
-    shape = (n_patches, len(sides), len(alg.CORNERS), len(images))
-    top, p_b = np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.float32)
-    clean_top, clean_p_b = np.zeros(len(images), dtype=np.int32), np.zeros(len(images), dtype=np.float32)
     log(f"{a_name!r} → {b_name!r}: images {images.start}–{images.stop - 1} (shard {settings.shard + 1} of "
         f"{at['shards']}), {n_patches} patches × {len(sides)} sizes × {len(alg.CORNERS)} corners on {device}")
     folder = ImageFolder(Path("."), (), tuple(files), np.full(len(files), -1, dtype=np.int64))
-    start = time.perf_counter()
-
-    def answer(batch):
-        with torch.inference_mode():
-            probabilities = torch.softmax(model(batch.to(device)).float(), dim=1).cpu()
-        return probabilities.argmax(dim=1).numpy(), probabilities[:, b].numpy()
-
+    start, parts = time.perf_counter(), []
     for first in range(images.start, images.stop, at["batch_size"]):
         indices = np.arange(first, min(first + at["batch_size"], images.stop))
         batch = read_batch(folder, indices, size, policy, "fail", log).images
-        here = indices - images.start
-        clean_top[here], clean_p_b[here] = answer(batch)
-        for p in range(n_patches):
-            for s, px in enumerate(sides):
-                for c, corner in enumerate(alg.CORNERS):
-                    top[p, s, c, here], p_b[p, s, c, here] = answer(alg.pasted(batch, patch_tensors[px][p], corner))
+        parts.append(alg.attack_batch(model, batch, [patch_tensors[px] for px in sides], b, device))
         log(f"{indices[-1] + 1 - images.start}/{len(images)} images, {time.perf_counter() - start:.1f} s")
-    write_results(out, np.arange(images.start, images.stop), alg.AttackResults(clean_top, clean_p_b, top, p_b),
+    write_results(out, np.arange(images.start, images.stop), alg.concatenated(parts),
                   seed=settings.seed, pair=[a_name, b_name], corners=list(alg.CORNERS),
                   shard=[settings.shard, at["shards"]])
-
 
 
 @dataclass(frozen=True)
