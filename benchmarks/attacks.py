@@ -1,5 +1,5 @@
 """The patch attacks of a run (docs/attacks.md), made by the workflow and kept as a measurement: the
-config run in the repository (its earlier outputs reused), with attacks.images set to another folder of
+config's attack tables made in the repository (with what they need; earlier outputs reused), with attacks.images set to another folder of
 images where given, then each attacked pair's figures per kind of patch.
 
   python -m benchmarks.attacks --config config/cifar10-resnet32.yaml \
@@ -49,10 +49,12 @@ def main() -> None:
     derived = REPO / "logs" / "benchmarks" / "attacks.yaml"
     derived.parent.mkdir(parents=True, exist_ok=True)
     derived.write_text(yaml.safe_dump(values))
-    subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(derived), "--cores", args.cores],
-                   cwd=REPO, check=True)
     run = RunFiles(values["run"])
     pairs = values["attacks"].get("pairs") or values["class_atlas"]["comparisons"]
+    tables = [run.attack(comparison_slug(pair), "table.json") for pair in pairs]
+    # Only what the attacks need: the comparisons' atlases, not every layer's.
+    subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(derived), "--cores", args.cores, *tables],
+                   cwd=REPO, check=True)
     figures = {}
     for pair in pairs:
         table = json.loads((REPO / run.attack(comparison_slug(pair), "table.json")).read_text())

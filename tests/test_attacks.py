@@ -15,6 +15,7 @@ from PIL import Image
 
 from activation_atlas.algorithms import attacks as alg
 from activation_atlas.checking.verify import IDENTICAL, verify
+from activation_atlas.formats.attack_patches import read_patches
 from tools.runs import load_config, snakemake
 
 CONFIG = load_config("config/ci.yaml")
@@ -93,8 +94,8 @@ def attack(first_run):
     images = json.loads((folder / "images.json").read_text())
     with h5py.File(folder / "results.h5") as f:
         results = {name: f[name][:] for name in f}
-    with h5py.File(folder / "patches.h5") as f:
-        patches = {name: f[name][:] for name in f}
+    columns, pixels, _ = read_patches(folder / "patches.h5")
+    patches = {**columns, **{f"size{px}": pixels[px] for px in pixels}}
     return folder, table, images, results, patches
 
 
@@ -111,7 +112,7 @@ def test_the_attacked_images_are_held_out_images_of_class_a(first_run, attack):
 @pytest.mark.workflow
 def test_patches_are_the_comparisons_icons_crops_and_noise_at_every_size(first_run, attack):
     folder, table, _, _, patches = attack
-    kinds = [k.decode() for k in patches["kind"]]
+    kinds = list(patches["kind"])
     cells = CONFIG["attacks"]["cells"]
     assert kinds[:2 * cells] == ["b_icon"] * cells + ["b_crop"] * cells and "noise" in kinds
     assert {"a_icon", "a_crop", "random_icon", "random_crop"} <= set(kinds)

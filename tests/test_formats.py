@@ -11,7 +11,7 @@ import pytest
 from tools.runs import REPO, load_config
 
 FORMAT_OF_STAGE = {"activations": "activations", "layout": "layout", "cells": "cells", "icons": "icons",
-                   "spectrum": "spectrum"}
+                   "spectrum": "spectrum", "attack_patches": "attack_patches", "attack_results": "attack_results"}
 
 
 def documented_format_rows() -> dict[str, tuple[set[str], set[str]]]:

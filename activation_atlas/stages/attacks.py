@@ -18,7 +18,8 @@ from activation_atlas.algorithms.class_atlas import resolve_pair, select
 from activation_atlas.data.image_folder import (ImageFolder, ImageSelection, images_with_bytes_of, load_image,
                                                 read_batch, scan_image_folder, select_images)
 from activation_atlas.formats.activations import ActivationFile
-from activation_atlas.formats.attacks import merge_results, read_patches, write_patches, write_results
+from activation_atlas.formats.attack_patches import read_patches, write_patches
+from activation_atlas.formats.attack_results import merge_results, write_results
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import read_xy
