@@ -128,8 +128,9 @@ def answer(model, images: torch.Tensor, b: int, device: str) -> tuple[np.ndarray
 
 
 def attack_batch(model, images: torch.Tensor, patches: list[torch.Tensor], b: int, device: str) -> AttackResults:
-    """A batch of images clean and with every patch (patches: per size, (P, 3, px, px) in [0, 1]) at every
-    size and corner, through the model."""
+    """A batch of images clean and with every patch (patches: per size, (P, 3, px, px) in [0, 1], on the
+    device) at every size and corner, through the model."""
+    images = images.to(device)   # pasted on the device: one transfer a batch
     shape = (len(patches[0]), len(patches), len(CORNERS), len(images))
     top, p_b = np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.float32)
     clean_top, clean_p_b = answer(model, images, b, device)

@@ -231,7 +231,7 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
     images = shard_images(len(files), at["batch_size"], settings.shard, at["shards"], "attacks.shards")
     columns, pixels, _ = read_patches(patches_path)
     sides = sorted(pixels)
-    patch_tensors = {px: torch.from_numpy(pixels[px]).permute(0, 3, 1, 2).float().div(255.0) for px in sides}
+    patch_tensors = {px: torch.from_numpy(pixels[px]).permute(0, 3, 1, 2).float().div(255.0).to(device) for px in sides}
     n_patches = len(columns["kind"])
     model = load_described_model(settings.model, weights, card, device).eval()
     size, policy = settings.input_size, settings.model["resize"]
