@@ -297,7 +297,8 @@ def test_a_thousand_class_model_says_what_attribution_covers_and_costs_in_its_fi
     config = yaml.safe_load((REPO / "config" / "cifar10-resnet32.yaml").read_text())
     config.update(run="thousand", layers=["layer3"], grid={"sizes": [3], "min_count": 2},
                   render={**config["render"], "steps": 4, "attempts": 1},
-                  class_atlas={**config["class_atlas"], "classes": ["class_3"], "comparisons": []})
+                  class_atlas={**config["class_atlas"], "classes": ["class_3"], "comparisons": []},
+                  attacks={"enabled": False})
     config["model"].update(name="resnet8-1000", factory="cifar_resnet:resnet", kwargs={"depth": 8, "num_classes": 1000},
                            url=None, sha256=None)
     config["dataset"]["path"] = str(REPO / "tests/data/cifar10-resnet32/images")

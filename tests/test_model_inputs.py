@@ -128,6 +128,7 @@ def test_bgr_and_grey_variants_of_the_resnet32_run_through_the_workflow(tmp_path
                "render": {**config["render"], "steps": 8, "attempts": 1},
                "extract": {**config["extract"], "positions_per_image": 1, "attribution": False},
                "class_atlas": {"classes": [], "comparisons": []},
+               "attacks": {"enabled": False},
                "model": {**config["model"], "url": None, "sha256": None, "name": f"resnet32-{name}", **model},
                "dataset": {**config["dataset"], "path": str(REAL / "images")}}
         (workdir / f"{name}.yaml").write_text(yaml.safe_dump(run))

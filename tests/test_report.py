@@ -20,7 +20,7 @@ from tools.runs import REPO, copy_workflow, load_config, snakemake
 
 CONFIG = load_config("config/ci.yaml")
 RUN, LAYERS, GRIDS = CONFIG["run"], CONFIG["layers"], CONFIG["grid"]["sizes"]
-TEMPORARY = re.compile(r"^activations/shards/|/chunk\d+\.h5$")
+TEMPORARY = re.compile(r"^activations/shards/|/chunk\d+\.h5$|^attacks/[^/]+/shards/")
 
 
 def figure_paths(run) -> list[str]:

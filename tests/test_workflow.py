@@ -97,9 +97,11 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
                   if section["param"] == "maco"}
     # dataset, model (training, description), extract shards, the model's evaluation, per layer (merge,
     # layout, metrics, per grid: bin, merge icons, montage), an amplitude spectrum per maco icon size, the
-    # render jobs, 3 per class atlas, the viewer, the numerics, the manifest, the provenance
+    # render jobs, 3 per class atlas, per attacked comparison 3 and its shards, the viewer, the numerics, the
+    # manifest, the provenance
+    n_attacks = len(CONFIG["class_atlas"]["comparisons"])
     assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 2 + shards + 1 + len(LAYERS) * (3 + 3 * len(GRIDS)) \
-        + len(maco_sizes) + render_jobs + 3 * n_class_atlases + 1 + 3
+        + len(maco_sizes) + render_jobs + 3 * n_class_atlases + n_attacks * (3 + CONFIG["attacks"]["shards"]) + 1 + 3
     n_images = CONFIG["dataset"]["train_per_class"] * 10
     shard_logs = [(logs / RUN / "extract" / f"shard{k}.log").read_text() for k in range(shards)]
     assert f"(shard {shards} of {shards})" in shard_logs[-1]

@@ -52,8 +52,8 @@ def snakemake(workdir, *args, timeout=600, env=None):
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-# The outputs the rules mark temp() (extraction shards, render chunks), by path under a workflow folder.
-TEMPORARY = re.compile(r"/activations/shards/|/icons/.+/chunk\d+\.h5$")
+# The outputs the rules mark temp() (extraction shards, render chunks, attack shards), by path under a workflow folder.
+TEMPORARY = re.compile(r"/activations/shards/|/icons/.+/chunk\d+\.h5$|/attacks/.+/shards/")
 
 
 def tree_digest(root):
