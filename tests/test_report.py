@@ -47,10 +47,12 @@ def test_the_report_holds_every_figure_metric_and_the_config(first_run, report_z
     assert len(figures) == len(LAYERS) * (len(GRIDS) + 1) + 2 * (len(CONFIG["class_atlas"]["classes"])
                                                                  + len(CONFIG["class_atlas"]["comparisons"]))
     for path in [*figures, f"results/{RUN}/model.json", f"logs/{RUN}/provenance.json",
-                 *(f"results/{RUN}/atlas/{layer}/metrics.json" for layer in LAYERS)]:
+                 *(f"results/{RUN}/atlas/{layer}/metrics.json" for layer in LAYERS),
+                 *(f"results/{RUN}/attacks/{'_vs_'.join(pair)}/{name}" for pair in CONFIG["class_atlas"]["comparisons"]
+                   for name in ("table.json", "figure.png"))]:
         assert hashlib.sha256((first_run / path).read_bytes()).hexdigest() in stored, f"{path} is not in the report"
     page = report_zip.read(next(n for n in names if n.endswith("report.html"))).decode()
-    assert "cells_per_job" in page and "Class atlases" in page
+    assert "cells_per_job" in page and "Class atlases" in page and "Attacks" in page
 
 
 @pytest.mark.workflow
