@@ -11,8 +11,8 @@ from activation_atlas.runtime import atomic_output
 def plot_attack(table: dict, kinds: np.ndarray, pixels: dict[int, np.ndarray], results: alg.AttackResults,
                 example: int, clean: np.ndarray, out) -> None:
     """The attack's figure, from its table (stages/attacks.py) and patches. Top: `example`, an image
-    attacked (`clean`, as the model is fed it), before and after the most successful patch leaning towards b (static
-    placement), and one patch of each kind. Bottom: success rate against patch size per kind, at the
+    attacked (`clean`, as the model is fed it), before and after the patch leaning towards b that does most
+    at the static placement, and one patch of each kind. Bottom: success rate against patch size per kind, at the
     static corner (solid) and the best corner (dashed)."""
     import matplotlib   # imported here: only this rule draws
     matplotlib.use("Agg")
@@ -23,7 +23,8 @@ def plot_attack(table: dict, kinds: np.ndarray, pixels: dict[int, np.ndarray], r
     sides = table["placement"]["sizes_px"]
     s, c = table["placement"]["sizes"].index(static["size"]), alg.CORNERS.index(static["corner"])
     attack_patches = [entry for entry in table["patches"] if entry["kind"] in ("b_icon", "b_crop")]
-    best = max(attack_patches, key=lambda entry: entry["static"]["success_rate"] or 0.0)["patch"]
+    best = max(attack_patches, key=lambda entry: (entry["static"]["success_rate"] or 0.0,
+                                                  entry["static"]["p_b_after"] or 0.0))["patch"]
     px = sides[s]
     side = table["placement"]["image_px"]
     top, left = alg.corner_origin(static["corner"], side, px)
@@ -33,8 +34,8 @@ def plot_attack(table: dict, kinds: np.ndarray, pixels: dict[int, np.ndarray], r
     fig = plt.figure(figsize=(max(8, 1.3 * (2 + len(shown_kinds))), 5.6), dpi=100)
     grid = fig.add_gridspec(2, 2 + len(shown_kinds), height_ratios=[1, 1.6])
     for k, (image, title) in enumerate([
-            (clean, f"{a_name}\np({b_name}) = {results.clean_p_b[example]:.2f}"),
-            (patched, f"patch {best}\np({b_name}) = {results.p_b[best, s, c, example]:.2f}")]):
+            (clean, f"{a_name}\np(b) = {results.clean_p_b[example]:.2f}"),
+            (patched, f"patch {best}\np(b) = {results.p_b[best, s, c, example]:.2f}")]):
         ax = fig.add_subplot(grid[0, k])
         ax.imshow(image, interpolation="nearest")
         ax.set_title(title, fontsize=7)
@@ -55,7 +56,7 @@ def plot_attack(table: dict, kinds: np.ndarray, pixels: dict[int, np.ndarray], r
     ax.set_ylabel(f"share flipped to {b_name}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(sides)
-    ax.set_title(f"{a_name} → {b_name}: {table['images']['correct_before']} images; solid: static corner, "
+    ax.set_title(f"a = {a_name} → b = {b_name}: {table['images']['correct_before']} images; solid: static corner, "
                  "dashed: best corner", fontsize=8)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
