@@ -6,6 +6,7 @@ rule attack_images:
     input:
         card=MODEL_FILES.card,
         dataset=dataset_input(),
+        images=[ATTACKS["images"]] if ATTACKS["images"] else [],
     output:
         RUN_FILES.attack("{pair}", "images.json"),
     params:
