@@ -120,24 +120,23 @@ class AttackResults:
     p_b: np.ndarray
 
 
-def answer(model, images: torch.Tensor, b: int, device: str) -> tuple[np.ndarray, np.ndarray]:
-    """The model's top-1 class and softmax probability of b for each image."""
+def answer(model, images: torch.Tensor, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's top-1 class and softmax probability of b for each image (on the model's device)."""
     with torch.inference_mode():
-        probabilities = torch.softmax(model(images.to(device)).float(), dim=1).cpu()
+        probabilities = torch.softmax(model(images).float(), dim=1).cpu()
     return probabilities.argmax(dim=1).numpy().astype(np.int32), probabilities[:, b].numpy()
 
 
-def attack_batch(model, images: torch.Tensor, patches: list[torch.Tensor], b: int, device: str) -> AttackResults:
-    """A batch of images clean and with every patch (patches: per size, (P, 3, px, px) in [0, 1], on the
-    device) at every size and corner, through the model."""
-    images = images.to(device)   # pasted on the device: one transfer a batch
+def attack_batch(model, images: torch.Tensor, patches: list[torch.Tensor], b: int) -> AttackResults:
+    """A batch of images clean and with every patch (patches: per size, (P, 3, px, px) in [0, 1]) at every
+    size and corner, through the model; images and patches on the model's device (pasted there)."""
     shape = (len(patches[0]), len(patches), len(CORNERS), len(images))
     top, p_b = np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.float32)
-    clean_top, clean_p_b = answer(model, images, b, device)
+    clean_top, clean_p_b = answer(model, images, b)
     for s, at_size in enumerate(patches):
         for p, patch in enumerate(at_size):
             for c, corner in enumerate(CORNERS):
-                top[p, s, c], p_b[p, s, c] = answer(model, pasted(images, patch, corner), b, device)
+                top[p, s, c], p_b[p, s, c] = answer(model, pasted(images, patch, corner), b)
     return AttackResults(clean_top, clean_p_b, top, p_b)
 
 

@@ -3,7 +3,6 @@ per shard of the images under shards/<k>.h5 and merged): for every image clean, 
 size and corner, its top-1 class and probability of b."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +40,8 @@ def merge_results(shard_paths: list[Path | str], out_path: Path | str) -> tuple[
     """The shards' results concatenated along their images, in order: the same file for any number of
     shards. Returns what it wrote."""
     parts = [read_results(path) for path in shard_paths]
-    with open_h5(shard_paths[0]) as f:
+    with open_h5(shard_paths[0]) as f:   # the attributes as stored (pair and corners: JSON text)
         provenance = {k: f.attrs[k] for k in f.attrs if k not in ("stage", "package_version", "shard")}
-    provenance = {k: json.loads(v) if k in ("pair", "corners") else v for k, v in provenance.items()}
     image = np.concatenate([p[0] for p in parts])
     results = concatenated([p[1] for p in parts])
     write_results(out_path, image, results, **provenance)

@@ -230,7 +230,7 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
     at = settings.attacks
     images = shard_images(len(files), at["batch_size"], settings.shard, at["shards"], "attacks.shards")
     columns, pixels, _ = read_patches(patches_path)
-    sides = sorted(pixels)
+    sides = list(pixels)   # the patches file's order: that of attacks.sizes
     patch_tensors = {px: torch.from_numpy(pixels[px]).permute(0, 3, 1, 2).float().div(255.0).to(device) for px in sides}
     n_patches = len(columns["kind"])
     model = load_described_model(settings.model, weights, card, device).eval()
@@ -242,7 +242,7 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
     for first in range(images.start, images.stop, at["batch_size"]):
         indices = np.arange(first, min(first + at["batch_size"], images.stop))
         batch = read_batch(folder, indices, size, policy, "fail", log).images
-        parts.append(alg.attack_batch(model, batch, [patch_tensors[px] for px in sides], b, device))
+        parts.append(alg.attack_batch(model, batch.to(device), [patch_tensors[px] for px in sides], b))
         log(f"{indices[-1] + 1 - images.start}/{len(images)} images, {time.perf_counter() - start:.1f} s")
     write_results(out, np.arange(images.start, images.stop), alg.concatenated(parts),
                   seed=settings.seed, pair=[a_name, b_name], corners=list(alg.CORNERS),
@@ -267,7 +267,7 @@ def attack_table(shard_paths, images_json, patches_path, model_card, results_out
     listing = read_image_list(images_json)
     columns, pixels, attrs = read_patches(patches_path)
     at = settings.attacks
-    sides = sorted(pixels)
+    sides = list(pixels)   # the patches file's order: that of attacks.sizes
     static_size = at["sizes"].index(at["static"]["size"])
     static_corner = alg.CORNERS.index(at["static"]["corner"])
     correct = results.clean_top == a

@@ -148,7 +148,7 @@ class RunFiles(RunFolder):
         return f"{folder}/{name}" if name else folder
 
     def attack_shard(self, pair: str, shard: str | int) -> str:
-        return f"{self.root}/attacks/{pair}/shards/{shard}.h5"
+        return self.attack(pair, f"shards/{shard}.h5")
 
     def spectrum(self, size: str | int) -> str:
         """The dataset's amplitude spectrum at an icon size (render.param maco)."""
