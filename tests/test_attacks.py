@@ -62,6 +62,8 @@ def test_a_patch_covers_its_corner_and_nothing_else():
         assert torch.equal(out, expected), corner
     assert images.sum() == 0     # the clean images are left as they were
     assert alg.patch_sides([0.2, 0.3, 0.5], 32) == [6, 10, 16]
+    with pytest.raises(ValueError, match=r"give patch sides \[6, 6\] px on 32 px images: two are the same"):
+        alg.patch_sides([0.2, 0.201], 32)
 
 
 def test_static_and_dynamic_figures_count_flips_of_correct_images_only():

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from activation_atlas.runtime import RunError
+
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
 # Patch kinds, in the order of the patches file: from cells leaning towards b (the attack), then the
@@ -90,8 +92,13 @@ def noise_patch(px: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def patch_sides(fractions: list[float], side: int) -> list[int]:
-    """Each patch size as pixels of an image `side` px wide (at least 1)."""
-    return [max(1, int(round(fraction * side))) for fraction in fractions]
+    """Each patch size as pixels of an image `side` px wide (at least 1); two sizes of one side are an
+    error (the results have one entry per size)."""
+    sides = [max(1, int(round(fraction * side))) for fraction in fractions]
+    if len(set(sides)) < len(sides):
+        raise RunError(f"attacks.sizes = {list(fractions)} give patch sides {sides} px on {side} px images: two are "
+                       f"the same; make the sizes differ by at least 1/{side}")
+    return sides
 
 
 def corner_origin(corner: str, side: int, px: int) -> tuple[int, int]:
