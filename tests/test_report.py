@@ -78,9 +78,16 @@ def test_the_manifest_lists_every_kept_output_with_its_hash_and_figures(first_ru
     run = first_run / "results" / RUN
     files = read_manifest(run / "MANIFEST.json")["files"]
     on_disk = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()} - {"MANIFEST.json"}
-    assert set(files) == {p for p in on_disk if not TEMPORARY.search(p)}    # the run kept its temp files
+    kept = {p for p in on_disk if not TEMPORARY.search(p)}    # the run kept its temp files
+    sheets = {p for p in kept if p.startswith("viewer/samples/")}
+    assert sheets and set(files) == kept - sheets | {"viewer/samples"}
     for path, entry in files.items():
-        assert entry["sha256"] == hashlib.sha256((run / path).read_bytes()).hexdigest(), path
+        if path != "viewer/samples":
+            assert entry["sha256"] == hashlib.sha256((run / path).read_bytes()).hexdigest(), path
+    lines = "".join(f"{p.removeprefix('viewer/samples/')}\t{hashlib.sha256((run / p).read_bytes()).hexdigest()}\n"
+                    for p in sorted(sheets))   # one entry for however many sheets the cells' samples fill
+    assert files["viewer/samples"]["sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+    assert files["viewer/samples"]["files"] == len(sheets)
     layer, grid = LAYERS[-1], GRIDS[-1]
     metrics = json.loads((run / "atlas" / layer / "metrics.json").read_text())
     figures = files[f"atlas/{layer}/metrics.json"]["figures"]
@@ -213,3 +220,30 @@ def test_counts_by_top_class_may_move_further_the_more_mixed_the_cells():
         return all(difference.within for difference in differences)
     assert within(0.5, 8, 14) and not within(1.0, 8, 14)     # allowed 2 + 25 % + (1 − purity) of 8: 8, 4
     assert within(1.0, 8, 11) and not within(1.0, 8, 0)
+
+
+def test_the_viewers_sheets_are_one_entry_however_many_the_cells_samples_fill(tmp_path):
+    """A run whose cells name more sample images writes one more thumbnail sheet: it lists the same
+    entries as its reference (viewer/samples, differing as a derived view), and a manifest made before
+    folder entries, which lists each sheet, is read as the same entry."""
+    from activation_atlas.checking.manifest import build_manifest, grouped_entries
+    from activation_atlas.runtime import write_json
+
+    runs = {}
+    for name, sheets in (("reference", 2), ("run", 3)):
+        run = tmp_path / name
+        (run / "viewer" / "samples").mkdir(parents=True)
+        (run / "viewer" / "data.js").write_text(f"sheets = {sheets}")
+        for k in range(sheets):
+            Image.new("RGB", (8, 8), (k, 0, 0)).save(run / "viewer" / "samples" / f"sheet{k}.jpg")
+        manifest = build_manifest(run, [run / "viewer"], name, log=lambda line: None)
+        write_json(run / "MANIFEST.json", manifest)
+        runs[name] = run
+        assert set(manifest["files"]) == {"viewer/data.js", "viewer/samples"}
+        assert manifest["files"]["viewer/samples"]["files"] == sheets
+    checks, extra = verify(runs["run"], runs["reference"] / "MANIFEST.json")
+    assert extra == [] and {c.path: c.status for c in checks} == {"viewer/data.js": WITHIN, "viewer/samples": WITHIN}
+    listed_one_by_one = {f"viewer/samples/sheet{k}.jpg": {"sha256": hashlib.sha256(
+        (runs["run"] / "viewer" / "samples" / f"sheet{k}.jpg").read_bytes()).hexdigest(), "bytes": 1} for k in range(3)}
+    own = read_manifest(runs["run"] / "MANIFEST.json")["files"]["viewer/samples"]
+    assert grouped_entries(listed_one_by_one)["viewer/samples"]["sha256"] == own["sha256"]

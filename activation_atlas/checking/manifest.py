@@ -3,6 +3,7 @@ for the files that carry the run's findings the figures a reviewer compares when
 activation_atlas.checking.verify): counts, means, class compositions, image statistics."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -30,6 +31,23 @@ KINDS = (
     (re.compile(r"\.json$"), "json"),
     (re.compile(r"\.png$"), "image"),
 )
+
+
+# Folders kept as one entry: how many files they hold depends on the run's numbers (the viewer's
+# thumbnail sheets, as many as the cells' sample images fill), so that every run lists the same entries.
+FOLDER_ENTRIES = ("viewer/samples",)
+
+
+def entry_name(relative: str) -> str:
+    """The manifest entry a file (POSIX path relative to the run folder) is listed under."""
+    return next((folder for folder in FOLDER_ENTRIES if relative.startswith(folder + "/")), relative)
+
+
+def folder_sha256(file_digests: dict[str, str]) -> str:
+    """A folder entry's digest: the sha256 of its files' names (relative to it) and digests, one
+    `name<TAB>sha256` line each in name order; computable from a manifest that lists them one by one."""
+    lines = "".join(f"{name}\t{file_digests[name]}\n" for name in sorted(file_digests))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def file_kind(relative: str) -> str | None:
@@ -146,8 +164,30 @@ def kind_and_figures(path: Path, run_dir: Path) -> dict:
     return {} if kind is None else {"kind": kind, "figures": FIGURES[kind](path, run_dir)}
 
 
+def files_in(folder: Path) -> dict[str, Path]:
+    return {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+
+
+def entry_sha256(path: Path) -> str:
+    """A file's sha256, or a folder entry's (folder_sha256)."""
+    if path.is_dir():
+        return folder_sha256({name: sha256_of(p) for name, p in files_in(path).items()})
+    return sha256_of(path)
+
+
 def file_entry(path: Path, run_dir: Path) -> dict:
-    return {"sha256": sha256_of(path), "bytes": path.stat().st_size, **kind_and_figures(path, run_dir)}
+    """A file's entry, or a folder entry's (FOLDER_ENTRIES) with the number of files it holds."""
+    if path.is_dir():
+        files = files_in(path).values()
+        size = {"bytes": sum(p.stat().st_size for p in files), "files": len(files)}
+    else:
+        size = {"bytes": path.stat().st_size}
+    return {"sha256": entry_sha256(path), **size, **kind_and_figures(path, run_dir)}
+
+
+def entry_paths(run_dir: Path, files) -> list[Path]:
+    """The entries the files under run_dir are listed as: themselves, or their folder entry."""
+    return sorted({run_dir / entry_name(f.relative_to(run_dir).as_posix()) for f in files})
 
 
 def expand_files(paths) -> list[Path]:
@@ -164,7 +204,7 @@ def expand_files(paths) -> list[Path]:
 def build_manifest(run_dir, paths, run: str, log=print, seed: int | None = None) -> dict:
     """The manifest of the output files and folders `paths` inside run_dir, made with `seed`."""
     run_dir = Path(run_dir)
-    files = expand_files(paths)
+    files = entry_paths(run_dir, expand_files(paths))
     entries = {}
     for i, path in enumerate(files, 1):
         entries[path.relative_to(run_dir).as_posix()] = file_entry(path, run_dir)
@@ -173,9 +213,26 @@ def build_manifest(run_dir, paths, run: str, log=print, seed: int | None = None)
     return {"format": FORMAT, "run": run, **({"seed": seed} if seed is not None else {}), "files": entries}
 
 
+def grouped_entries(entries: dict) -> dict:
+    """A manifest's entries with the files of FOLDER_ENTRIES as one entry per folder, as manifests made
+    before folder entries did not list them."""
+    grouped, members = {}, {}
+    for name, entry in entries.items():
+        folder = entry_name(name)
+        if folder == name:
+            grouped[name] = entry
+        else:
+            members.setdefault(folder, {})[name[len(folder) + 1:]] = entry
+    for folder, files in members.items():
+        grouped[folder] = {"sha256": folder_sha256({name: e["sha256"] for name, e in files.items()}),
+                           "bytes": sum(e["bytes"] for e in files.values()), "files": len(files),
+                           "kind": file_kind(folder), "figures": {}}
+    return grouped
+
+
 def read_manifest(path) -> dict:
     manifest = json.loads(Path(path).read_text())
     if manifest.get("format") != FORMAT:
         raise RunError(f"{path} is not a manifest of this workflow (format {manifest.get('format')!r}, "
                        f"expected {FORMAT!r})")
-    return manifest
+    return {**manifest, "files": grouped_entries(manifest["files"])}

@@ -18,9 +18,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from activation_atlas.checking.manifest import MANIFEST_NAME, flatten, kind_and_figures, read_manifest
+from activation_atlas.checking.manifest import (MANIFEST_NAME, entry_paths, entry_sha256, flatten, kind_and_figures,
+                                                read_manifest)
 from activation_atlas.checking.spread import is_number, read_spread
-from activation_atlas.runtime import sha256_of
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -177,13 +177,14 @@ class RunFolder:
 
     def sha256(self, path: str) -> str | None:
         target = self.folder / path
-        return sha256_of(target) if target.is_file() else None
+        return entry_sha256(target) if target.exists() else None
 
     def figures(self, path: str) -> dict:
         return kind_and_figures(self.folder / path, self.folder)
 
     def paths(self) -> set[str]:
-        return {p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*") if p.is_file()} - {MANIFEST_NAME}
+        files = [p for p in self.folder.rglob("*") if p.is_file()]
+        return {p.relative_to(self.folder).as_posix() for p in entry_paths(self.folder, files)} - {MANIFEST_NAME}
 
     @property
     def seed(self) -> int | None:
