@@ -15,7 +15,7 @@ CONFIG ?= config.yaml
 RUN = $(shell $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('run', 'demo'))" $(CONFIG))
 REFERENCE ?= reference/$(RUN)/MANIFEST.json
 
-.PHONY: install browser demo test test-unit test-slow report verify reference docs benchmark lint
+.PHONY: install browser demo test test-unit test-slow report verify reference kernels docs benchmark lint
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,12 @@ verify: install
 SEEDS ?= 5
 reference: install
 	$(BIN)/python -m tools.make_reference $(CONFIG) $(if $(PORTABLE),--portable,--seeds $(SEEDS))
+
+# This CPU's bits of the operations a portable run uses (tools/kernel_probe.py) against those of the
+# machine that made reference/ci-portable: names the operations that differ (exit 1), if any.
+kernels: install
+	$(BIN)/python -m tools.kernel_probe logs/kernel-probe.json
+	$(BIN)/python -m tools.kernel_probe --compare logs/kernel-probe.json reference/ci-portable/KERNELS.json
 
 # Every image under docs/ made again from the runs it shows (docs/sources.yaml): the default run,
 # config/cifar10-resnet32.yaml offline (its committed checkpoint instead of the URL), the demo ViT and

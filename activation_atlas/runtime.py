@@ -86,9 +86,11 @@ class ProgressLog:
 
 def configure_torch(threads: int, seed: int, log) -> None:
     """Deterministic kernels, a fixed thread count and a seeded global generator; in portable mode no
-    oneDNN or NNPACK; logs which kernels torch runs (portable mode pins them, see
-    activation_atlas.workflow.provenance)."""
+    oneDNN or NNPACK, and square roots rounded as IEEE 754 says (activation_atlas.portable_sqrt); logs
+    which kernels torch runs (portable mode pins them, see activation_atlas.workflow.provenance)."""
     import torch
+
+    from activation_atlas.portable_sqrt import use_ieee_sqrt
 
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(max(1, threads))
@@ -98,8 +100,10 @@ def configure_torch(threads: int, seed: int, log) -> None:
     if portable:
         torch.backends.mkldnn.set_flags(False)
         torch.backends.nnpack.set_flags(False)
+        use_ieee_sqrt()
     log(f"torch {torch.__version__}: {torch.backends.cpu.get_cpu_capability()} CPU kernels, "
-        f"{torch.get_num_threads()} threads" + (", oneDNN and NNPACK off (portable)" if portable else ""))
+        f"{torch.get_num_threads()} threads"
+        + (", oneDNN and NNPACK off, IEEE square roots (portable)" if portable else ""))
 
 
 def resolve_device(requested: str) -> str:

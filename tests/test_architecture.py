@@ -1,6 +1,6 @@
 """The package's layers and who may import whom.
 
-    runtime, h5io                  the base every part may use
+    runtime, portable_sqrt, h5io   the base every part may use
     data, models, optvis           building blocks: images, networks, feature inversion
     algorithms, formats, viewer    the method: its algorithms, the files they read and write, the viewer
     stages                         one module per rule file: what its scripts call
@@ -18,7 +18,7 @@ import sys
 from tools.runs import REPO
 
 PACKAGE = REPO / "activation_atlas"
-BASE = {"activation_atlas", "runtime", "h5io"}
+BASE = {"activation_atlas", "runtime", "portable_sqrt", "h5io"}
 BLOCKS = {"data", "models", "optvis"}
 METHOD = {"algorithms", "formats", "viewer"}
 # What each part may import, besides itself (by its first name under the package).

@@ -10,7 +10,9 @@ and highest value over the N runs (activation_atlas.checking.spread), by which v
 other seeds and the figures fragile by construction.
 
 With --portable, CONFIG is run once with portable kernels (`portable=True`) and its manifest written to
-reference/<run>-portable/MANIFEST.json: the bytes every machine's portable run is to match.
+reference/<run>-portable/MANIFEST.json: the bytes every machine's portable run is to match; beside it
+KERNELS.json, the bits of the operations it runs on this machine (tools/kernel_probe.py), against
+which `make kernels` compares another machine's.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import yaml
 
 from activation_atlas.checking.manifest import MANIFEST_NAME
 from activation_atlas.checking.spread import SPREAD_NAME, write_spread
+from tools.kernel_probe import KERNELS_NAME, run_probe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,11 +49,13 @@ def run(config_file: Path, cores: str, *extra: str) -> None:
 
 
 def portable_reference(config_file: Path, name: str, cores: str) -> Path:
-    """reference/<run>-portable/MANIFEST.json: the run's manifest, made with portable kernels."""
+    """reference/<run>-portable/MANIFEST.json: the run's manifest, made with portable kernels, and
+    KERNELS.json beside it: this machine's bits of the operations the run uses (tools.kernel_probe)."""
     run(config_file, cores, "--config", "portable=True")
     out = REPO / "reference" / f"{name}-portable" / MANIFEST_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO / "results" / name / MANIFEST_NAME, out)
+    run_probe(out.with_name(KERNELS_NAME))
     return out
 
 
