@@ -119,12 +119,11 @@ def probe() -> dict:
     import torch
 
     from activation_atlas.runtime import configure_torch
+    from activation_atlas.workflow.provenance import cpu
 
     configure_torch(1, 0, lambda line: None)
     digests = {name: digest(*outputs) for name, outputs in cases(np.random.Generator(np.random.PCG64(20261206))).items()}
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               "unknown CPU") if Path("/proc/cpuinfo").exists() else "unknown CPU"
-    return {"format": FORMAT, "cpu": cpu, "torch": torch.__version__,
+    return {"format": FORMAT, "cpu": cpu()["model"], "torch": torch.__version__,
             "capability": torch.backends.cpu.get_cpu_capability(),
             "portable": os.environ.get("ACTIVATION_ATLAS_PORTABLE_TORCH") == "1", "digests": digests}
 

@@ -168,21 +168,19 @@ def files_in(folder: Path) -> dict[str, Path]:
     return {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
 
 
-def entry_sha256(path: Path) -> str:
-    """A file's sha256, or a folder entry's (folder_sha256)."""
+def entry_sha256(path: Path, files: dict[str, Path] | None = None) -> str:
+    """A file's sha256, or a folder entry's (folder_sha256) over `files`, its files where given."""
     if path.is_dir():
-        return folder_sha256({name: sha256_of(p) for name, p in files_in(path).items()})
+        return folder_sha256({name: sha256_of(p) for name, p in (files or files_in(path)).items()})
     return sha256_of(path)
 
 
 def file_entry(path: Path, run_dir: Path) -> dict:
     """A file's entry, or a folder entry's (FOLDER_ENTRIES) with the number of files it holds."""
-    if path.is_dir():
-        files = files_in(path).values()
-        size = {"bytes": sum(p.stat().st_size for p in files), "files": len(files)}
-    else:
-        size = {"bytes": path.stat().st_size}
-    return {"sha256": entry_sha256(path), **size, **kind_and_figures(path, run_dir)}
+    files = files_in(path) if path.is_dir() else None
+    size = ({"bytes": sum(p.stat().st_size for p in files.values()), "files": len(files)} if files is not None
+            else {"bytes": path.stat().st_size})
+    return {"sha256": entry_sha256(path, files), **size, **kind_and_figures(path, run_dir)}
 
 
 def entry_paths(run_dir: Path, files) -> list[Path]:
