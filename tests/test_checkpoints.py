@@ -115,12 +115,84 @@ def test_a_lightning_checkpoints_constructor_arguments_build_the_network_when_as
     lines = []
     model = load_model(config, tmp_path / "l.ckpt", log=lines.append)
     torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
-    assert "model.kwargs_from_checkpoint: depth=32, num_classes=10 from the checkpoint; not arguments of the " \
+    assert "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments of the " \
            "factory: lr" in lines
     # Without it, the factory's default depth (32 here too) is built; with another default it would not fit.
     torch.save({"state_dict": published}, tmp_path / "plain.ckpt")
     with pytest.raises(RunError, match="has no 'hyper_parameters' entry"):
         load_model(config, tmp_path / "plain.ckpt")
+
+
+def tutorial_hyper_parameters(model_hparams: dict) -> dict:
+    """What a LightningModule built as `Module(model_name, model_hparams, optimizer_name, optimizer_hparams)`
+    saves (the pattern of the UvA deep-learning tutorials): the network's arguments one dict below."""
+    return {"model_name": "ResNet", "model_hparams": model_hparams, "optimizer_name": "SGD",
+            "optimizer_hparams": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}}
+
+
+def test_nested_model_hparams_build_the_factory_with_them_and_the_log_says_from_where(tmp_path, published, reference):
+    config = {**RESNET32, "factory": "cifar_resnet:resnet", "kwargs_from_checkpoint": True}
+    # The factory's default depth is 32: a ResNet-20's checkpoint loads only if model_hparams build the network.
+    torch.manual_seed(0)
+    resnet20 = build_model({**RESNET32, "factory": "cifar_resnet:resnet", "kwargs": {"depth": 20}})
+    torch.save(lightning_checkpoint(resnet20.state_dict(), tutorial_hyper_parameters(
+        {"depth": 20, "num_classes": 10, "act_fn_name": "relu"})), tmp_path / "r20.ckpt")
+    lines = []
+    model = load_model(config, tmp_path / "r20.ckpt", log=lines.append)
+    torch.testing.assert_close(outputs(model), outputs(resnet20.eval()), rtol=1e-4, atol=1e-6)   # channels_last
+    assert ("model.kwargs_from_checkpoint: depth=20, num_classes=10 from hyper_parameters.model_hparams; not arguments "
+            "of the factory: act_fn_name; the rest of hyper_parameters, not read: model_name, optimizer_hparams, "
+            "optimizer_name") in lines
+    # The committed ResNet-32 so saved loads exactly.
+    torch.save(lightning_checkpoint(published, tutorial_hyper_parameters({"depth": 32, "num_classes": 10})),
+               tmp_path / "r32.ckpt")
+    torch.testing.assert_close(outputs(load_model(config, tmp_path / "r32.ckpt")), reference, rtol=0, atol=0)
+
+
+def test_a_factory_taking_any_keyword_never_swallows_a_dict_of_arguments(tmp_path, published, reference):
+    (tmp_path / "any_factory.py").write_text("from cifar_resnet import resnet\n\n\n"
+                                             "def build(**kwargs):\n    return resnet(**kwargs)\n")
+    torch.save(lightning_checkpoint(published, tutorial_hyper_parameters({"depth": 32, "num_classes": 10})),
+               tmp_path / "r32.ckpt")
+    config = {**RESNET32, "factory": "any_factory:build", "kwargs_from_checkpoint": True,
+              "python_path": RESNET32["python_path"] + [str(tmp_path)]}
+    with pytest.raises(RunError, match=r"the factory takes \*\*kwargs and names none of the arguments in checkpoint "
+                                       r".*r32.ckpt, whose hyper_parameters hold dicts \(model_hparams, "
+                                       r"optimizer_hparams\): which of them holds its arguments cannot be told. Name "
+                                       r"the one to read: model.kwargs_from_checkpoint: one of hyper_parameters, "
+                                       r"model_hparams, optimizer_hparams$"):
+        load_model(config, tmp_path / "r32.ckpt")
+    lines = []
+    model = load_model({**config, "kwargs_from_checkpoint": "model_hparams"}, tmp_path / "r32.ckpt", log=lines.append)
+    torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
+    assert lines[0] == ("model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters.model_hparams; "
+                        "the rest of hyper_parameters, not read: model_name, optimizer_hparams, optimizer_name")
+    # At the top level, its scalars are taken as before, its dicts never.
+    torch.save(lightning_checkpoint(published, {"depth": 32, "num_classes": 10, "model_hparams": {"depth": 20}}),
+               tmp_path / "top.ckpt")
+    with pytest.raises(RunError, match="which of them holds its arguments cannot be told"):
+        load_model(config, tmp_path / "top.ckpt")
+    lines = []
+    model = load_model({**config, "kwargs_from_checkpoint": "hyper_parameters"}, tmp_path / "top.ckpt",
+                       log=lines.append)
+    torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
+    assert lines[0] == ("model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments "
+                        "of the factory: model_hparams")
+
+
+def test_arguments_in_two_places_or_a_dict_not_there_are_refused_with_the_names_to_pick(tmp_path, published):
+    config = {**RESNET32, "factory": "cifar_resnet:resnet", "kwargs_from_checkpoint": True}
+    torch.save(lightning_checkpoint(published, {"num_classes": 10, "model_hparams": {"depth": 32, "num_classes": 10}}),
+               tmp_path / "both.ckpt")
+    with pytest.raises(RunError, match=r"the factory's arguments are in more than one place of checkpoint .*both.ckpt: "
+                                       r"hyper_parameters \(num_classes\); hyper_parameters.model_hparams \(depth, "
+                                       r"num_classes\). Name the one to read: model.kwargs_from_checkpoint: one of "
+                                       r"hyper_parameters, model_hparams$"):
+        load_model(config, tmp_path / "both.ckpt")
+    with pytest.raises(RunError, match=r"model.kwargs_from_checkpoint = 'net_hparams': checkpoint .*both.ckpt has no "
+                                       r"dict of that name in its hyper_parameters; valid: hyper_parameters, "
+                                       r"model_hparams$"):
+        load_model({**config, "kwargs_from_checkpoint": "net_hparams"}, tmp_path / "both.ckpt")
 
 
 @pytest.fixture
@@ -150,7 +222,7 @@ def test_a_lightning_checkpoints_attribute_dict_and_namespace_arguments_are_read
     model = load_model({**RESNET32, "factory": "cifar_resnet:resnet", "kwargs_from_checkpoint": True},
                        tmp_path / "l.ckpt", log=lines.append)
     torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
-    assert "model.kwargs_from_checkpoint: depth=32, num_classes=10 from the checkpoint; not arguments of the " \
+    assert "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments of the " \
            "factory: args" in lines
 
 

@@ -91,6 +91,8 @@ def change_value(change: dict):
     ({"layout": {"metric": "nonsense"}}, "layout.metric = 'nonsense': must be one of 'cosine', "),
     ({"model": {"kind": "torchvision", "name": "vit", "architecture": "vit_b_16",
                 "layer_grids": {"encoder.ln": "tokens(1)"}}}, "model.layer_grids.encoder.ln = 'tokens(1)': "),
+    ({"model": {"kwargs_from_checkpoint": 3}}, "model.kwargs_from_checkpoint = 3: must be true or false or a string"),
+    ({"model": {"kwargs_from_checkpoint": ""}}, "model.kwargs_from_checkpoint = '': '' should be non-empty"),
     ({"render": {"stop": {"window": 8}}}, "render.stop.min_gain is required"),
     ({"render": {"stop": {"window": 8, "min_gain": 0.01, "prune_margin": -1}}},
      "render.stop.prune_margin = -1: must be at least 0"),

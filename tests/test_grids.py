@@ -10,7 +10,7 @@ from activation_atlas.algorithms.extract import ImageBatches, draw_positions, ex
 from activation_atlas.data.image_folder import BatchRead
 from activation_atlas.models.capture import capture_layers, resolve_layers
 from activation_atlas.models.grids import CLASS_TOKEN, LayerGrid, decide_layer_grids, grid_of_shape, parse_grid
-from activation_atlas.models.normalised import layers_read_through_norms
+from activation_atlas.models.normalised import ReadThrough, layers_read_through_norms
 from activation_atlas.optvis.render import layer_centre
 
 
@@ -239,9 +239,10 @@ def test_the_norms_a_class_token_vits_layers_are_read_through_are_found(vit_b_16
     last, block10 = "encoder.layers.encoder_layer_11", "encoder.layers.encoder_layer_10"
     modules = resolve_layers(vit_b_16, [block10, last], dict(vit_b_16.named_modules()))
     assert layers_read_through_norms(vit_b_16, modules, {block10: parse_grid("tokens(prefix=1)"), last: CLASS_TOKEN},
-                                     32, "cpu") == {block10: f"{last}.ln_1", last: "encoder.ln"}
+                                     32, "cpu") == {block10: ReadThrough(f"{last}.ln_1", "its output"),
+                                                    last: ReadThrough("encoder.ln", "its output")}
     assert layers_read_through_norms(vit_b_16, modules, {block10: CLASS_TOKEN, last: CLASS_TOKEN}, 32, "cpu") == {
-        last: "encoder.ln"}
+        last: ReadThrough("encoder.ln", "its output")}
 
 
 def test_the_last_blocks_class_token_is_attributed_at_the_final_norm_or_extraction_stops(vit_b_16, tmp_path):
@@ -262,3 +263,57 @@ def test_the_last_blocks_class_token_is_attributed_at_the_final_norm_or_extracti
     expected = ((captured["ln"][:, 0] - vit_b_16.encoder.ln.bias) * grad[:, 0]).sum(dim=1).detach().numpy()
     np.testing.assert_allclose(attribution[:, 0], expected, rtol=1e-3, atol=1e-5)
     assert np.abs(attribution).max() > 1e-2 * np.abs(logits.detach().numpy()).max()
+
+
+def vit_pytorch_layout(pool: str) -> nn.Module:
+    """examples/vit_pytorch_layout.py at random weights for 32 px images (4×4 patches after its class token):
+    its head is x[:, 0] (pool="cls") or x.mean(1) (pool="mean"), then to_latent, then LayerNorm and Linear."""
+    from activation_atlas.models.loading import build_model
+    from tools.runs import REPO
+
+    torch.manual_seed(0)
+    return build_model({"kind": "user", "factory": "vit_pytorch_layout:vit", "python_path": [str(REPO / "examples")],
+                        "kwargs": {"dim": 32, "depth": 2, "heads": 2, "mlp_dim": 64, "pool": pool}}).eval()
+
+
+@pytest.mark.parametrize("pool, grid, takes", [("cls", CLASS_TOKEN, "its class token"),
+                                               ("mean", parse_grid("tokens(prefix=1)"), "all its tokens, pooled")])
+def test_a_norm_that_takes_a_slice_or_pooling_of_the_last_block_is_found(pool, grid, takes):
+    model = vit_pytorch_layout(pool)
+    feed_forward = "transformer.layers.1.1"
+    modules = resolve_layers(model, ["transformer", feed_forward], dict(model.named_modules()))
+    grids = {"transformer": grid, feed_forward: parse_grid("tokens(prefix=1)")}
+    # The last feed-forward's output is added to the residual stream before the norm: attributed itself.
+    assert layers_read_through_norms(model, modules, grids, 32, "cpu") == {"transformer": ReadThrough("mlp_head.0",
+                                                                                                      takes)}
+    assert decide_layer_grids(model, {"transformer": model.transformer}, 32, {}) == {"transformer": str(grid)}
+
+
+def test_pooled_tokens_are_each_attributed_their_share_of_the_norms_output(tmp_path):
+    """Token t of T pooled by their mean gives the norm γ⊙(h_t − mean(h_t))/(T·σ) of its output less its bias, σ
+    the deviation of the pooled vector: its share, with the scale held, of (z − β)·∂logit/∂z."""
+    model = vit_pytorch_layout("mean")
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    batches = ImageBatches(lambda idx: BatchRead(images[idx], idx, [], []), np.zeros(4, dtype=np.int64), 4, 32)
+    extract_activations(model, {"transformer": model.transformer}, batches, 4, {"transformer": tmp_path / "a.h5"},
+                        positions_per_image=3, exclude_edge=0, seed=0, provenance={}, log=lambda _: None,
+                        attribution=True, grids={"transformer": parse_grid("tokens(prefix=1)")},
+                        attributed_at={"transformer": "mlp_head.0"})
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        attribution, position = f["attribution"][:], f["position"][:]
+        assert "at the output of mlp_head.0 less its bias" in f.attrs["attribution"]
+    norm = model.mlp_head[0]
+    with torch.enable_grad(), capture_layers({"t": model.transformer}) as out, capture_layers({"z": norm}) as z:
+        logits = model(images)
+        (grad,) = torch.autograd.grad(logits[:, 2].sum(), z["z"])
+    tokens = out["t"].detach()
+    pooled = tokens.mean(dim=1)
+    sigma = (pooled.var(dim=1, unbiased=False) + norm.eps).sqrt()
+    centred = tokens - tokens.mean(dim=2, keepdim=True)
+    shares = (norm.weight.detach() * centred * grad[:, None]).sum(dim=2) / (tokens.shape[1] * sigma[:, None])  # (B, T)
+    z_less_bias = ((z["z"] - norm.bias) * grad).sum(dim=1).detach()
+    torch.testing.assert_close(shares.sum(dim=1), z_less_bias, rtol=1e-4, atol=1e-5)  # they add up to it
+    image = np.repeat(np.arange(4), 3)
+    expected = shares[image, 1 + position[:, 0] * 4 + position[:, 1]].numpy()
+    np.testing.assert_allclose(attribution[:, 2], expected, rtol=1e-4, atol=1e-6)
+    assert np.abs(expected).max() > 1e-3 * np.abs(logits.detach().numpy()).max()

@@ -11,7 +11,7 @@ import h5py
 import pytest
 import torch
 
-from tools.runs import copy_workflow, snakemake
+from tools.runs import REPO, copy_workflow, snakemake
 from test_real_models_workflow import assert_atlases, image_bytes, small_image_folder_run, write_config
 
 # Every test here runs Snakemake.
@@ -103,8 +103,9 @@ def test_a_class_token_vits_last_block_is_an_atlas_of_its_class_token_or_a_one_l
     assert f"layer {layer}: the logits read it only through encoder.ln" in describe
     with h5py.File(workdir / f"results/cls-attributed/activations/{layer}.h5", "r") as f:
         assert f.attrs["spatial_size"].tolist() == [1, 1]
-        assert f.attrs["attribution"] == ("all classes, at the output of encoder.ln less its bias (the norm the "
-                                          "logits read the layer through)")
+        assert f.attrs["attribution"] == ("all classes, at the output of encoder.ln less its bias, each position's "
+                                          "share with the norm's scale held (the norm the logits read the layer "
+                                          "through)")
     grid = json.loads((workdir / f"results/cls-attributed/atlas/{layer}/metrics.json").read_text())["grids"]["3"]
     assert grid["cells_kept"] > 1 and 0.4 <= grid["class_agreement"] <= 1.0
     # The class atlas is made of the class's own photographs, mostly (the model classifies 0.95 of them right).
@@ -122,3 +123,72 @@ def test_a_class_token_vits_last_block_is_an_atlas_of_its_class_token_or_a_one_l
     assert f"layer '{layer}' (read as tokens(prefix=1)) has attribution at most 0 " in stop
     assert f"model.layer_grids: {{{layer}: class_token}}" in stop
     assert not (workdir / "results/cls-patches/cells").exists()
+
+
+def lightning_vit_pytorch_layout(workdir, pool: str) -> str:
+    """examples/vit_pytorch_layout.py (the layout of vit-pytorch's ViT: its head slices or pools the last
+    block before its LayerNorm) trained here on the generated dataset's train split (workdir/shapes), saved
+    as a LightningModule in the style of the UvA deep-learning tutorials saves it: weights under `model.`,
+    the network's arguments one dict below hyper_parameters, in `model_hparams`."""
+    from activation_atlas.data.generated import generate_dataset
+    from activation_atlas.data.image_folder import load_all, scan_image_folder
+    from activation_atlas.models.loading import build_model
+    from activation_atlas.models.training import train_classifier
+
+    if not (workdir / "shapes").exists():
+        generate_dataset(workdir / "shapes", seed=5, image_size=32, images_per_class={"train": 80})
+    folder = scan_image_folder(workdir / "shapes" / "train")
+    hparams = {"image_size": 32, "patch_size": 8, "num_classes": len(folder.classes), "dim": 32, "depth": 2,
+               "heads": 2, "mlp_dim": 64, "pool": pool}
+    torch.manual_seed(0)
+    model = build_model({"kind": "user", "factory": "vit_pytorch_layout:vit", "python_path": [str(REPO / "examples")],
+                         "kwargs": hparams})
+    train_classifier(model, load_all(folder, 32), torch.from_numpy(folder.labels), epochs=40, batch_size=32,
+                     lr=0.006, seed=0, log=lambda _: None)
+    name = f"vit-{pool}.ckpt"
+    torch.save({"epoch": 39, "pytorch-lightning_version": "2.4.0",
+                "state_dict": {f"model.{key}": value for key, value in model.state_dict().items()},
+                "hyper_parameters": {"model_name": "ViT", "model_hparams": hparams, "optimizer_name": "Adam",
+                                     "optimizer_hparams": {"lr": 0.006}}}, workdir / name)
+    return name
+
+
+@pytest.mark.parametrize("pool, grid, takes", [("cls", "class_token", "its class token"),
+                                               ("mean", "tokens(prefix=1)", "all its tokens, pooled")])
+def test_the_last_block_of_a_vit_whose_head_slices_or_pools_before_its_norm_makes_class_atlases(tmp_path, pool, grid,
+                                                                                                 takes):
+    workdir = copy_workflow(tmp_path / "w")
+    layer, cls, other = "transformer", "red_checks_disc", "red_dots_square"
+    config = {**class_token_vit_run(), "run": f"vitp-{pool}",
+              "dataset": {"kind": "image_folder", "name": "shapes32", "path": "shapes/train"},
+              "model": {"kind": "user", "name": f"vitp-{pool}", "factory": "vit_pytorch_layout:vit",
+                        "python_path": [str(REPO / "examples")], "checkpoint": lightning_vit_pytorch_layout(workdir, pool),
+                        "kwargs_from_checkpoint": True, "input_size": 32},
+              "layers": [layer],
+              "class_atlas": {"layer": layer, "classes": [cls], "comparisons": [[cls, other]], "top_n": 40,
+                              "grid_size": 3, "min_count": 1},
+              "viewer": {"enabled": False}}
+    result = snakemake(workdir, "--configfile", write_config(workdir, config), "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    run = workdir / "results" / f"vitp-{pool}"
+    card = json.loads((run / "model.json").read_text())
+    assert card["layer_grids"] == {layer: grid} and card["attributed_at"] == {layer: "mlp_head.0"}
+    describe = (workdir / f"logs/model/vitp-{pool}/describe.log").read_text()
+    assert (f"model.kwargs_from_checkpoint: depth=2, dim=32, heads=2, image_size=32, mlp_dim=64, num_classes=10, "
+            f"patch_size=8, pool='{pool}' from hyper_parameters.model_hparams; the rest of hyper_parameters, not read: "
+            f"model_name, optimizer_hparams, optimizer_name") in describe
+    assert f"layer {layer}: the logits read it only through mlp_head.0, a norm blind to its input's scale that " \
+           f"takes {takes}" in describe
+    with h5py.File(run / f"activations/{layer}.h5", "r") as f:
+        assert "at the output of mlp_head.0 less its bias" in f.attrs["attribution"]
+    # The cells' classes are read from their attributions; the icons' from the model. A class token is one
+    # vector an image: its cells agree with their icons (6 of 7 here); patch tokens, each a part of an image, less.
+    grid3 = json.loads((run / f"atlas/{layer}/metrics.json").read_text())["grids"]["3"]
+    assert grid3["cell_top_class_by"] == "attribution"
+    assert grid3["class_agreement"] >= (0.6 if pool == "cls" else 0.2), grid3
+    # The class atlas, of the activations most attributed to the class, is mostly of its images (0.82 for the class
+    # token, 0.51 for patches, of 10 classes).
+    with h5py.File(run / f"class_atlas/{cls}/cells.h5", "r") as f:
+        composition = f["class_histogram"][:].sum(axis=0)
+        assert composition[f.attrs["class_index"]] >= (0.6 if pool == "cls" else 0.35) * composition.sum(), composition
+    assert (run / f"class_atlas/{cls}_vs_{other}/atlas.png").stat().st_size > 100

@@ -22,7 +22,7 @@ from activation_atlas.data.image_folder import describe_upscaled
 from activation_atlas.formats.activations import LayerWriter, create_activation_file
 from activation_atlas.models.capture import capture_layers
 from activation_atlas.models.grids import MAPS, LayerGrid
-from activation_atlas.models.normalised import norm_bias
+from activation_atlas.models.normalised import norm_pass
 from activation_atlas.runtime import RunError
 
 
@@ -103,7 +103,7 @@ def refuse_unread_layers(attributions: dict[str, np.ndarray], logits: np.ndarray
                            f"extract.attribution: false")
         why = ("no logit depends on it" if largest == 0.0 else
                "float rounding: the logits read it through something blind to its scale, as a LayerNorm is, and "
-               "no single norm takes the layer's output for it to be attributed at")
+               "no single norm that takes the layer's output, or a slice or pooling of it, was found to attribute it at")
         raise RunError(f"{found}: {why}. Pick another layer, or set extract.attribution: false (cells then take "
                        f"their images' most frequent label)")
 
@@ -112,8 +112,8 @@ def attribution_said(top_k: int | None, always: tuple[int, ...], norm: str | Non
     """What a layer's file says of its attribution: to which classes, and at which output."""
     classes = "all classes" if top_k is None else f"top {top_k} classes by logit" + (
         f" after classes {', '.join(map(str, always))}" if always else "")
-    return classes + (f", at the output of {norm} less its bias (the norm the logits read the layer through)"
-                      if norm else "")
+    return classes + (f", at the output of {norm} less its bias, each position's share with the norm's scale held "
+                      f"(the norm the logits read the layer through)" if norm else "")
 
 
 def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], batches, n_images: int,
@@ -140,8 +140,6 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
     attributed_at = attributed_at or {}
     named_modules = dict(model.named_modules()) if attributed_at else {}
     norms = {norm: named_modules[norm] for norm in attributed_at.values()}
-    biases = {layer: bias.to(device) for layer, norm in attributed_at.items()
-              if (bias := norm_bias(norms[norm])) is not None}
     writers: dict[str, LayerWriter] = {}
     shapes = {}
     done, start = 0, time.perf_counter()
@@ -150,6 +148,7 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                  for layer in layer_modules}
         outputs = stack.enter_context(capture_layers(layer_modules))
         norm_outputs = stack.enter_context(capture_layers(norms))
+        norm_inputs = stack.enter_context(capture_layers(norms, inputs=True))
         # Attribution needs gradients through the network; plain extraction needs none.
         stack.enter_context(torch.enable_grad() if attribution else torch.inference_mode())
         for batch in batches:
@@ -171,10 +170,11 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                          for layer in layer_modules}
             if attribution:
                 attribution_start = time.perf_counter()
-                attributed = {layer: norm_outputs[attributed_at[layer]] if layer in attributed_at else outputs[layer]
-                              for layer in layer_modules}
+                passes = {norm: norm_pass(module, norm_inputs[norm], norm_outputs[norm]) for norm, module in norms.items()}
                 attributions, attributed_classes = attribute_positions(
-                    logits_tensor, attributed, grids, positions, k, attribution_top_k, attribution_always, biases)
+                    logits_tensor, {layer: outputs[layer] for layer in layer_modules}, grids, positions, k,
+                    attribution_top_k, attribution_always,
+                    {layer: passes[norm] for layer, norm in attributed_at.items()})
                 if done == 0:
                     seconds = time.perf_counter() - attribution_start
                     log(f"first batch: forward pass {forward_seconds:.2f} s, attribution to "

@@ -4,6 +4,7 @@ was trained on (its channel order, pixel scale and normalisation) is made by a f
 its module names stay those of the network."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -84,21 +85,77 @@ def as_the_model_sees(icons: np.ndarray, model_cfg: dict) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=-1)
 
 
+TOP = "hyper_parameters"
+
+
+def argument_groups(saved: dict) -> dict[str, dict]:
+    """Where a Lightning checkpoint keeps constructor arguments, by name: its hyper_parameters, and each
+    dict (or argparse Namespace) one level below them (a LightningModule's `model_hparams`, say)."""
+    groups = {TOP: saved}
+    for key, value in saved.items():
+        value = vars(value) if isinstance(value, argparse.Namespace) else value
+        if isinstance(value, dict):
+            groups[f"{TOP}.{key}"] = value
+    return groups
+
+
+def entry_name(group: str) -> str:
+    """How model.kwargs_from_checkpoint names a group: the key of a dict in hyper_parameters, or
+    hyper_parameters itself."""
+    return group.removeprefix(TOP + ".")
+
+
+def arguments_group(groups: dict[str, dict], factory, entry, weights) -> str:
+    """The group the factory's arguments are read from: the one model.kwargs_from_checkpoint names, else
+    the one group with keys the factory names; where none has, hyper_parameters, unless the factory takes
+    **kwargs and dicts lie below (which of them holds its arguments cannot be told)."""
+    if isinstance(entry, str):
+        group = TOP if entry == TOP else f"{TOP}.{entry}"
+        if group not in groups:
+            raise RunError(f"model.kwargs_from_checkpoint = {entry!r}: checkpoint {weights} has no dict of that name in "
+                           f"its hyper_parameters; valid: {', '.join(map(entry_name, groups))}")
+        return group
+    named = {group: sorted(set(values) & factory.named) for group, values in groups.items()}
+    named = {group: keys for group, keys in named.items() if keys}
+    if len(named) > 1:
+        places = "; ".join(f"{group} ({', '.join(keys)})" for group, keys in named.items())
+        raise RunError(f"model.kwargs_from_checkpoint: the factory's arguments are in more than one place of checkpoint "
+                       f"{weights}: {places}. Name the one to read: model.kwargs_from_checkpoint: one of "
+                       f"{', '.join(map(entry_name, named))}")
+    if named:
+        return next(iter(named))
+    below = [group for group in groups if group != TOP]
+    if factory.takes_any and below:
+        raise RunError(f"model.kwargs_from_checkpoint: the factory takes **kwargs and names none of the arguments in "
+                       f"checkpoint {weights}, whose hyper_parameters hold dicts ({', '.join(map(entry_name, below))}): "
+                       f"which of them holds its arguments cannot be told. Name the one to read: "
+                       f"model.kwargs_from_checkpoint: one of {', '.join(map(entry_name, groups))}")
+    return TOP
+
+
 def checkpoint_kwargs(model_cfg: dict, checkpoint, weights: Path | str, log=None) -> dict:
-    """model.kwargs completed by the constructor arguments a PyTorch Lightning checkpoint keeps
-    ('hyper_parameters'), those the factory takes (all of them if it takes **kwargs); model.kwargs win."""
+    """model.kwargs completed by the constructor arguments a PyTorch Lightning checkpoint keeps: from its
+    hyper_parameters or a dict one level below them (arguments_group), those the factory names, and with
+    a factory that takes **kwargs the others but dicts (a dict of arguments is never taken as one
+    argument it does not name); model.kwargs win. `log` says which were taken, from where, and which not."""
     from activation_atlas.models.kinds.user import factory_parameters
 
-    saved = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    saved = checkpoint.get(TOP) if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
         raise RunError(f"model.kwargs_from_checkpoint: checkpoint {weights} has no 'hyper_parameters' entry (one "
                        "that PyTorch Lightning's checkpoints hold); set the factory's arguments in model.kwargs")
-    accepted = factory_parameters(model_cfg)
-    taken = {k: v for k, v in saved.items() if accepted is None or k in accepted}
+    factory = factory_parameters(model_cfg)
+    groups = argument_groups(saved)
+    source = arguments_group(groups, factory, model_cfg["kwargs_from_checkpoint"], weights)
+    group = groups[source]
+    taken = {key: value for key, value in group.items() if key in factory.named
+             or (factory.takes_any and not isinstance(value, (dict, argparse.Namespace)))}
     if log is not None:
-        left = sorted(set(saved) - set(taken))
+        left = sorted(set(group) - set(taken))
+        others = sorted(set(saved) - {entry_name(source)}) if source != TOP else []
         log(f"model.kwargs_from_checkpoint: {', '.join(f'{k}={v!r}' for k, v in sorted(taken.items())) or 'nothing'} "
-            f"from the checkpoint" + (f"; not arguments of the factory: {', '.join(left)}" if left else ""))
+            f"from {source}" + (f"; not arguments of the factory: {', '.join(left)}" if left else "")
+            + (f"; the rest of {TOP}, not read: {', '.join(others)}" if others else ""))
     return {**taken, **(model_cfg.get("kwargs") or {})}
 
 

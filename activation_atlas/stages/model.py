@@ -108,12 +108,14 @@ def describe_model(weights, card_out, settings: Description, log, training=None)
     grids = decide_layer_grids(model, modules, settings.input_size, settings.model.get("layer_grids") or {}, log=log)
     for layer, grid in grids.items():
         log(f"layer {layer} is read as {grid}")
-    attributed_at = layers_read_through_norms(model, modules, {layer: parse_grid(grids.get(layer, "maps"))
-                                                                for layer in settings.layers},
-                                              settings.input_size, "cpu")
-    for layer, norm in attributed_at.items():
-        log(f"layer {layer}: the logits read it only through {norm}, a norm blind to its input's scale, so its own "
-            f"attribution h·∂logit/∂h is float rounding; it is attributed at {norm}'s output, less its bias")
+    read_through = layers_read_through_norms(model, modules, {layer: parse_grid(grids.get(layer, "maps"))
+                                                              for layer in settings.layers},
+                                             settings.input_size, "cpu")
+    for layer, (norm, takes) in read_through.items():
+        log(f"layer {layer}: the logits read it only through {norm}, a norm blind to its input's scale that takes "
+            f"{takes}, so its own attribution h·∂logit/∂h is float rounding or adds up to it; it is attributed at "
+            f"{norm}'s output less its bias, each position by its share with {norm}'s scale held")
+    attributed_at = {layer: reading.norm for layer, reading in read_through.items()}
     if measured is not None:
         class_folders = measured.pop("classes")
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from activation_atlas.models.kinds import ModelKind
@@ -37,13 +38,18 @@ def factory_function(factory: str):
     return function
 
 
-def factory_parameters(model_cfg: dict) -> set[str] | None:
-    """The keyword arguments the configured factory takes; None where it takes any (**kwargs)."""
+@dataclass(frozen=True)
+class FactoryParameters:
+    named: frozenset[str]   # the keyword arguments it names
+    takes_any: bool         # it also takes **kwargs
+
+
+def factory_parameters(model_cfg: dict) -> FactoryParameters:
+    """The keyword arguments the configured factory takes."""
     add_python_path(model_cfg.get("python_path") or [])
     parameters = inspect.signature(factory_function(model_cfg["factory"])).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return FactoryParameters(frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)),
+                             any(p.kind is p.VAR_KEYWORD for p in parameters))
 
 
 def build_user_model(factory: str, kwargs: dict):
