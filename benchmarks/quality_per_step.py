@@ -37,7 +37,7 @@ from activation_atlas.optvis.objectives import objective_directions
 from activation_atlas.optvis.render import Attempts, Trace, classify_icons, judge_icons
 from activation_atlas.optvis.stopping import StopRule, StopTracker
 from benchmarks import keep
-from benchmarks.render_quality import layer_parser, prepare_layer
+from benchmarks.render_quality import layer_parser, prepare_layer, sample_cells
 
 PAPER_BUDGET = (1024, 4)   # steps × attempts of the original's icons
 STEP_COUNTS = (64, 128, 256, 512, 1024)
@@ -46,13 +46,6 @@ WINDOWS = (16, 32, 64)
 MIN_GAINS = (0.0, 0.001, 0.002, 0.005, 0.0075, 0.01)
 PRUNES = ((None, 0.0), (32, 0.0), (32, 0.01), (32, 0.03), (64, 0.0), (64, 0.01), (64, 0.03), (128, 0.01),
           (128, 0.03))
-
-
-def sample_cells(count: int, cells: int | None, seed: int) -> np.ndarray:
-    """A seeded sample of `cells` of the grid's `count` cells (all of them for None), in file order."""
-    if cells is None or cells >= count:
-        return np.arange(count)
-    return np.sort(np.random.default_rng(seed).permutation(count)[:cells])
 
 
 def rule_name(stop: dict | None) -> str:

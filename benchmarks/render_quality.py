@@ -32,6 +32,7 @@ from activation_atlas.formats.cells import read_top_class
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum
+from activation_atlas.models.kinds import model_kind
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_attempts
 from activation_atlas.stages.render import RenderTarget, prepare_render
 from activation_atlas.workflow.config_check import check_config
@@ -46,17 +47,33 @@ CONFIG = REPO / "config" / "cifar10-resnet32.yaml"
 # The local copy of a config's weights, used instead of its URL (by model name).
 CHECKPOINTS = {"cifar10-resnet32": REPO / "tests" / "data" / "cifar10-resnet32" / "resnet32-d509ac18.th"}
 NO_TRANSFORMS = {"pad": 0, "jitters": [], "scale_base": 1.0, "scale_exponents": [0, 0], "rotation_deg": 0}
+DEFAULT_TRANSFORMS = {"pad": 8, "jitters": [1, 1, 2, 2], "scale_base": 0.998, "scale_exponents": [20, 39],
+                      "rotation_deg": 10}   # the schema's
+LIGHT_TRANSFORMS = {"pad": 4, "jitters": [1, 1], "scale_base": 0.998, "scale_exponents": [0, 10], "rotation_deg": 2}
 # name → changes to the layer's render section as configured
 VARIANTS = {
     "config": {},
     "whiten": {"whiten": True},
     "cossim_pow 0": {"cossim_pow": 0},
     "cossim_pow 2": {"cossim_pow": 2},
-    "steps ÷2": "half_steps",
-    "steps ×2": "double_steps",
+    "steps ÷2": {"steps_factor": 0.5},
+    "steps ×2": {"steps_factor": 2},
+    "steps ×4": {"steps_factor": 4},
+    "steps ×8": {"steps_factor": 8},
+    "lr ×2": {"lr_factor": 2},
+    "lr ÷2": {"lr_factor": 0.5},
+    "icon 128": {"icon_size": 128},
+    "icon 160": {"icon_size": 160},
+    "icon 224": {"icon_size": 224},
+    "icon 224 + steps ×2": {"icon_size": 224, "steps_factor": 2},
+    "icon 224 + steps ×4": {"icon_size": 224, "steps_factor": 4},
+    "no rotation": {"transforms": {**DEFAULT_TRANSFORMS, "rotation_deg": 0}},
+    "light transforms": {"transforms": LIGHT_TRANSFORMS},
+    "light transforms + steps ×4": {"transforms": LIGHT_TRANSFORMS, "steps_factor": 4},
+    "paper": {"steps": 1024, "attempts": 4, "icon_size": 80},   # the Distill atlases' budget
     "attempts 2": {"attempts": 2},
     "attempts 4": {"attempts": 4},
-    "no transforms": {"transforms": NO_TRANSFORMS},
+    "no transforms": {"transforms": NO_TRANSFORMS},   # a variant changing the transforms is named after them
     "maco lr 0.5": {"param": "maco", "lr": 0.5},
     "maco lr 0.5 whiten": {"param": "maco", "lr": 0.5, "whiten": True},
 }
@@ -78,19 +95,31 @@ def benchmark_config(config_path: Path, images: Path | None, layer: str, grid: i
     return config
 
 
-def weights_of(config: dict) -> Path:
-    """The weights file the workflow loaded: the configured checkpoint, or the one it trained or fetched."""
+def weights_of(config: dict) -> Path | None:
+    """The weights file the workflow loaded (as rules/common.smk picks it): the configured checkpoint, or
+    the one it trained or fetched; None where the model's builder brings its own."""
     if config["model"].get("checkpoint"):
         return Path(config["model"]["checkpoint"])
-    return REPO / ModelFiles(config["model"]["name"]).weights
+    if model_kind(config["model"]["kind"]).trained or config["model"].get("url"):
+        return REPO / ModelFiles(config["model"]["name"]).weights
+    return None
 
 
-def variant_section(section: dict, change) -> dict:
-    if change == "half_steps":
-        return {**section, "steps": section["steps"] // 2}
-    if change == "double_steps":
-        return {**section, "steps": section["steps"] * 2}
-    return {**section, **change}
+def sample_cells(count: int, cells: int | None, seed: int) -> np.ndarray:
+    """A seeded sample of `cells` of the grid's `count` cells (all of them for None), in file order."""
+    if cells is None or cells >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).permutation(count)[:cells])
+
+
+def variant_section(section: dict, change: dict) -> dict:
+    """The section with the change written over it; steps_factor and lr_factor scale what it has."""
+    changed = {**section, **{k: v for k, v in change.items() if not k.endswith("_factor")}}
+    if "steps_factor" in change:
+        changed["steps"] = int(section["steps"] * change["steps_factor"])
+    if "lr_factor" in change:
+        changed["lr"] = section["lr"] * change["lr_factor"]
+    return changed
 
 
 @dataclass
@@ -143,6 +172,7 @@ class LayerUnderTest:
         """Mean icon fidelity and class agreement (all cells, pure cells) of icons of the chosen cells."""
         icon_class = classify_icons(self.model, icons.images, self.input_size, 64)
         return {"mean_icon_fidelity": round(float(icons.fidelity.mean()), 4),
+                "min_icon_fidelity": round(float(icons.fidelity.min()), 4),
                 "class_agreement": agreement(icon_class, self.cell_class[cells], np.ones(len(icon_class), bool)),
                 "class_agreement_in_pure_cells": agreement(icon_class, self.cell_class[cells], self.pure[cells])}
 
@@ -191,25 +221,33 @@ def layer_parser(description: str) -> argparse.ArgumentParser:
 def main() -> None:
     parser = layer_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
+    parser.add_argument("--cells", type=int, default=0, help="a seeded sample of this many cells (0: all)")
     args = parser.parse_args()
     bench = prepare_layer(args.config, args.images, args.layer, args.grid, args.cores)
     workflow = json.loads((REPO / bench.files.metrics(args.layer)).read_text())["grids"][str(args.grid)]
+    chosen = sample_cells(len(bench.cells.count), args.cells or None, bench.config["seed"])
     rows = []
     for name in args.variants.split(","):
         section = variant_section(bench.configured, VARIANTS[name])
         start = time.perf_counter()
-        icons = bench.render(section)
+        icons = bench.render(section, chosen)
         seconds = time.perf_counter() - start
-        if name == "config":
+        if name == "config" and len(chosen) == len(bench.cells.count):   # a sample is batched otherwise
             with IconsFile(REPO / bench.files.icons(args.layer, args.grid)) as made:
                 assert np.array_equal(made.icons[:], icons.images), "the workflow's icons differ from this render"
-        row = {"variant": name, **bench.scores(icons), "seconds_per_icon": round(seconds / len(icons.fidelity), 3),
-               "settings": {k: section[k] for k in ("param", "steps", "attempts", "lr", "cossim_pow", "whiten")}}
+        label = name.split(" + ")[0]
+        transforms = ("yes" if section["transforms"] == bench.configured["transforms"]
+                      else "none" if label == "no transforms" else label.removesuffix(" transforms"))
+        row = {"variant": name, **bench.scores(icons, chosen), "transforms": transforms,
+               "seconds_per_icon": round(seconds / len(icons.fidelity), 3),
+               "settings": {k: section[k] for k in ("param", "steps", "attempts", "lr", "cossim_pow", "whiten",
+                                                    "icon_size")}}
         rows.append(row)
         print(json.dumps(row), flush=True)
 
     cells, pure = bench.cells, bench.pure
     report = {"layer": args.layer, "grid": args.grid, "cells": int(len(cells.count)), "pure_cells": int(pure.sum()),
+              "cells_rendered": int(len(chosen)),
               "activations": int(cells.points_total), "cell_top_class_by": bench.chosen_by,
               "workflow_metrics": workflow, "threads": bench.config["threads"], "variants": rows}
     keep(f"render_quality-{bench.config['model']['name']}-{args.layer}", report)

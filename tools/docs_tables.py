@@ -106,29 +106,54 @@ def run_benchmarks(record: dict) -> str:
                      f"{figures['torch_threads']} threads)", "figure"], rows) + measured_on(record)
 
 
+def transforms_shown(row: dict) -> str:
+    """The variant's transforms: "yes" (as configured), else what they are, in bold."""
+    shown = row.get("transforms", "none" if row["variant"] == "no transforms" else "yes")
+    return shown if shown == "yes" else f"**{shown}**"
+
+
 def render_quality(record: dict) -> str:
-    """Each render variant of one layer's atlas; what a variant changes from the config is bold."""
+    """Each render variant of one layer's atlas; what a variant changes from the config is bold. The icon
+    size, learning rate and lowest fidelity are shown where the measurement has them and they vary."""
     figures = record["figures"]
-    configured = next(row for row in figures["variants"] if row["variant"] == "config")
+    variants = figures["variants"]
+    configured = next(row for row in variants if row["variant"] == "config")
 
     def setting(row: dict, key: str, shown) -> str:
-        return f"**{shown}**" if row["settings"][key] != configured["settings"][key] else str(shown)
+        return f"**{shown}**" if row["settings"].get(key) != configured["settings"].get(key) else str(shown)
 
+    def varies(key: str, rows: list[dict]) -> bool:
+        return len({row["settings"].get(key) for row in rows}) > 1
+
+    # A learning rate column where the configured parameterisation is tried at another (maco's rate is
+    # shown beside it otherwise).
+    same_param = [row for row in variants if row["settings"]["param"] == configured["settings"]["param"]]
+    sizes, rates = varies("icon_size", variants), varies("lr", same_param)
+    lowest = "min_icon_fidelity" in configured
     rows = []
-    for row in figures["variants"]:
+    for row in variants:
         param = row["settings"]["param"]
-        param += f" (lr {row['settings']['lr']})" if param == "maco" else ""
-        rows.append([setting(row, "param", param), setting(row, "steps", row["settings"]["steps"]),
-                     setting(row, "attempts", row["settings"]["attempts"]),
-                     setting(row, "cossim_pow", row["settings"]["cossim_pow"]),
-                     setting(row, "whiten", "yes" if row["settings"]["whiten"] else "no"),
-                     "**none**" if row["variant"] == "no transforms" else "yes",
-                     f"{row['mean_icon_fidelity']:.3f}", f"{row['class_agreement']:.3f}",
-                     f"{row['class_agreement_in_pure_cells']:.3f}", f"{row['seconds_per_icon']:.2f}"])
-    header = ["param", "steps", "attempts", "cossim_pow", "whiten", "transforms", "mean icon fidelity",
-              "class agreement, all cells", "class agreement, pure cells", "s / icon"]
+        param += f" (lr {row['settings']['lr']})" if param == "maco" and not rates else ""
+        rows.append([setting(row, "param", param)]
+                    + ([setting(row, "icon_size", row["settings"]["icon_size"])] if sizes else [])
+                    + [setting(row, "steps", row["settings"]["steps"]),
+                       setting(row, "attempts", row["settings"]["attempts"])]
+                    + ([setting(row, "lr", row["settings"]["lr"])] if rates else [])
+                    + [setting(row, "cossim_pow", row["settings"]["cossim_pow"]),
+                       setting(row, "whiten", "yes" if row["settings"]["whiten"] else "no"),
+                       transforms_shown(row),
+                       f"{row['mean_icon_fidelity']:.3f}"]
+                    + ([f"{row['min_icon_fidelity']:.3f}"] if lowest else [])
+                    + [f"{row['class_agreement']:.3f}", f"{row['class_agreement_in_pure_cells']:.3f}"
+                       if row["class_agreement_in_pure_cells"] is not None else "–",
+                       f"{row['seconds_per_icon']:.2f}"])
+    header = (["param"] + (["icon px"] if sizes else []) + ["steps", "attempts"] + (["lr"] if rates else [])
+              + ["cossim_pow", "whiten", "transforms", "mean icon fidelity"] + (["lowest"] if lowest else [])
+              + ["class agreement, all cells", "class agreement, pure cells", "s / icon"])
+    sample = figures.get("cells_rendered", figures["cells"])
+    sampled = f"; {sample} of them rendered, a seeded sample" if sample < figures["cells"] else ""
     summary = (f"\n{figures['layer']} at grid {figures['grid']}: {figures['activations']:,} activations, "
-               f"{figures['cells']} cells ({figures['pure_cells']} of purity ≥ {PURE_CELL}), cell classes by "
+               f"{figures['cells']} cells ({figures['pure_cells']} of purity ≥ {PURE_CELL}){sampled}, cell classes by "
                f"{figures['cell_top_class_by']}; torch on {figures['threads']} threads.\n")
     return markdown(header, rows) + summary + measured_on(record)
 
@@ -179,11 +204,28 @@ def attacks(record: dict) -> str:
     return markdown(header, rows) + "".join(notes) + measured_on(record)
 
 
+def extraction_rate(record: dict) -> str:
+    """Per batch size and case: images per second (and against the bare channels-last forward pass),
+    the first batch's seconds and the process's peak memory."""
+    figures = record["figures"]
+    bare = {row["batch_size"]: row["images_per_second"] for row in figures["rows"]
+            if row["case"] == "forward, channels-last"}
+    rows = [[row["case"], row["batch_size"], f"{row['images_per_second']:.1f}",
+             f"{row['images_per_second'] / bare[row['batch_size']]:.2f}×", f"{row['first_batch_seconds']:.2f}",
+             f"{row['peak_memory_gib']:.2f}"] for row in figures["rows"]]
+    header = ["case", "batch", "images / s", "of the bare forward pass", "first batch, s", "peak memory, GiB"]
+    summary = (f"\n{figures['model']} at {figures['input_size']} px, layers {', '.join(figures['layers'])}; median over "
+               f"{figures['batches_timed']} batches after the first; attribution to each image's "
+               f"{figures['attribution_top_k']} highest logits; torch on {figures['threads']} threads.\n")
+    return markdown(header, rows) + summary + measured_on(record)
+
+
 # Tables of a run's figures, by name; a table named after a kept measurement (docs/measurements/<name>.json)
 # is made by the MEASUREMENT_TABLES entry for its benchmark (the name up to the first "-").
 TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
 MEASUREMENT_TABLES = {"run_benchmarks": run_benchmarks, "render_quality": render_quality,
-                      "reproducibility": reproducibility, "portable_kernels": portable_kernels, "attacks": attacks}
+                      "reproducibility": reproducibility, "portable_kernels": portable_kernels, "attacks": attacks,
+                      "extraction_rate": extraction_rate}
 
 
 def table_text(name: str) -> str:
