@@ -47,10 +47,9 @@ CONFIG = REPO / "config" / "cifar10-resnet32.yaml"
 # The local copy of a config's weights, used instead of its URL (by model name).
 CHECKPOINTS = {"cifar10-resnet32": REPO / "tests" / "data" / "cifar10-resnet32" / "resnet32-d509ac18.th"}
 NO_TRANSFORMS = {"pad": 0, "jitters": [], "scale_base": 1.0, "scale_exponents": [0, 0], "rotation_deg": 0}
-DEFAULT_TRANSFORMS = {"pad": 8, "jitters": [1, 1, 2, 2], "scale_base": 0.998, "scale_exponents": [20, 39],
-                      "rotation_deg": 10}   # the schema's
 LIGHT_TRANSFORMS = {"pad": 4, "jitters": [1, 1], "scale_base": 0.998, "scale_exponents": [0, 10], "rotation_deg": 2}
-# name → changes to the layer's render section as configured
+# name → changes to the layer's render section as configured (a transforms change is written over the
+# configured transforms)
 VARIANTS = {
     "config": {},
     "whiten": {"whiten": True},
@@ -67,7 +66,7 @@ VARIANTS = {
     "icon 224": {"icon_size": 224},
     "icon 224 + steps ×2": {"icon_size": 224, "steps_factor": 2},
     "icon 224 + steps ×4": {"icon_size": 224, "steps_factor": 4},
-    "no rotation": {"transforms": {**DEFAULT_TRANSFORMS, "rotation_deg": 0}},
+    "no rotation": {"transforms": {"rotation_deg": 0}},
     "light transforms": {"transforms": LIGHT_TRANSFORMS},
     "light transforms + steps ×4": {"transforms": LIGHT_TRANSFORMS, "steps_factor": 4},
     "paper": {"steps": 1024, "attempts": 4, "icon_size": 80},   # the Distill atlases' budget
@@ -113,8 +112,11 @@ def sample_cells(count: int, cells: int | None, seed: int) -> np.ndarray:
 
 
 def variant_section(section: dict, change: dict) -> dict:
-    """The section with the change written over it; steps_factor and lr_factor scale what it has."""
+    """The section with the change written over it (its transforms over the section's); steps_factor and
+    lr_factor scale what it has."""
     changed = {**section, **{k: v for k, v in change.items() if not k.endswith("_factor")}}
+    if "transforms" in change:
+        changed["transforms"] = {**section["transforms"], **change["transforms"]}
     if "steps_factor" in change:
         changed["steps"] = int(section["steps"] * change["steps_factor"])
     if "lr_factor" in change:
