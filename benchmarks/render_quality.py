@@ -2,16 +2,18 @@
 on real CIFAR-10 photographs (its committed checkpoint, offline), or any run's config (--config: the
 demo ViT's, say).
 
-The workflow makes the layer's atlas at one grid size with the config's render settings (the ones
-under test); then every variant renders the same cells, in this one process, from the same seeds:
-mean icon fidelity, class agreement over all cells and over cells of purity ≥ 0.5, seconds per icon.
-The config's own variant reproduces the workflow's icons exactly (checked); the maco variants use the
-amplitude spectrum the workflow's amplitude_spectrum rule computes.
+The workflow makes the layer's cells at one grid size (over all cells, its atlas with the config's
+render settings: the ones under test); then every variant renders the same cells, in this one process,
+from the same seeds: mean and lowest icon fidelity, class agreement over all cells and over cells of
+purity ≥ 0.5, seconds per icon. Over all cells, the config's own variant reproduces the workflow's icons
+exactly (checked); the maco variants use the amplitude spectrum the workflow's amplitude_spectrum rule
+computes.
 
   python -m benchmarks.render_quality --images ../path/to/cifar10-images [--variants config,maco,...]
   python -m benchmarks.render_quality --config config/demo-vit.yaml --layer encoder.layers.encoder_layer_3
 
-Figures are printed as a Markdown table and kept in docs/measurements/render_quality-<model>-<layer>.json.
+Figures are printed as a Markdown table and kept in docs/measurements/render_quality-<model>-<layer>.json
+(with --study S, render_quality-<model>-<layer>-S.json).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum
 from activation_atlas.models.kinds import model_kind
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_attempts
+from activation_atlas.runtime import configure_torch
 from activation_atlas.stages.render import RenderTarget, prepare_render
 from activation_atlas.workflow.config_check import check_config
 from activation_atlas.workflow.paths import ModelFiles, RunFiles
@@ -180,10 +183,10 @@ class LayerUnderTest:
 
 
 def prepare_layer(config_path: Path, images: Path | None, layer: str, grid_size: int, cores: str,
-                  run: str = "render-quality") -> LayerUnderTest:
-    """Make the layer's atlas at one grid (the workflow's icons, under the config's render settings)
-    and its amplitude spectrum with the workflow, as run `<run>-<the config's run>`, then load what
-    rendering its cells again needs."""
+                  run: str = "render-quality", workflow_icons: bool = True) -> LayerUnderTest:
+    """Make the layer's cells at one grid and its amplitude spectrum with the workflow, as run
+    `<run>-<the config's run>` (with workflow_icons, its whole atlas: the icons under the config's render
+    settings and their metrics), then load what rendering its cells again needs."""
     run = f"{run}-{yaml.safe_load(config_path.read_text())['run']}"
     config = benchmark_config(config_path.resolve(), images.resolve() if images else None, layer, grid_size, run)
     out_dir = REPO / "logs" / "benchmarks"
@@ -193,16 +196,17 @@ def prepare_layer(config_path: Path, images: Path | None, layer: str, grid_size:
     check_config(config, SCHEMA)   # the defaults, as the workflow sees them
     files = RunFiles(run)
     render = layer_section(config, "render", layer)
-    metrics_path, spectrum_path = files.metrics(layer), files.spectrum(render["icon_size"])
-    # The layer's atlas, and the maco variants' amplitude spectrum, by the workflow's own rules.
+    made = files.metrics(layer) if workflow_icons else files.cells(layer, grid_size)
+    spectrum_path = files.spectrum(render["icon_size"])
+    # The layer's cells (or atlas), and the maco variants' amplitude spectrum, by the workflow's own rules.
     subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", cores,
-                    metrics_path, spectrum_path], cwd=REPO, check=True)
+                    made, spectrum_path], cwd=REPO, check=True)
     cells_path = REPO / files.cells(layer, grid_size)
     cell_class, chosen_by = read_top_class(cells_path, read_card(REPO / files.model_card)["classes"])
-    torch.set_num_threads(config["threads"])
+    configure_torch(config["threads"], config["seed"], print)   # as the render jobs run: their seconds are these
     target = prepare_render(cells_path, REPO / files.activations(layer), weights_of(config),
                             REPO / ModelFiles(config["model"]["name"]).card, config["model"], layer, grid_size,
-                            whiten=True, device="cpu")
+                            whiten=True, device="cpu", input_size=model_input_size(config), log=print)
     return LayerUnderTest(
         config=config, files=files, layer=layer, grid_size=grid_size, target=target,
         input_size=model_input_size(config), cell_class=cell_class, chosen_by=chosen_by,
@@ -224,9 +228,12 @@ def main() -> None:
     parser = layer_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
     parser.add_argument("--cells", type=int, default=0, help="a seeded sample of this many cells (0: all)")
+    parser.add_argument("--study", default="", help="kept as render_quality-<model>-<layer>-<study>, beside the "
+                                                    "layer's other studies (default: as render_quality-<model>-<layer>)")
     args = parser.parse_args()
-    bench = prepare_layer(args.config, args.images, args.layer, args.grid, args.cores)
-    workflow = json.loads((REPO / bench.files.metrics(args.layer)).read_text())["grids"][str(args.grid)]
+    # A sample's figures are this process's own: the workflow renders the whole layer only to be checked
+    # against (all cells).
+    bench = prepare_layer(args.config, args.images, args.layer, args.grid, args.cores, workflow_icons=not args.cells)
     chosen = sample_cells(len(bench.cells.count), args.cells or None, bench.config["seed"])
     rows = []
     for name in args.variants.split(","):
@@ -234,7 +241,7 @@ def main() -> None:
         start = time.perf_counter()
         icons = bench.render(section, chosen)
         seconds = time.perf_counter() - start
-        if name == "config" and len(chosen) == len(bench.cells.count):   # a sample is batched otherwise
+        if name == "config" and not args.cells:   # a sample is batched otherwise
             with IconsFile(REPO / bench.files.icons(args.layer, args.grid)) as made:
                 assert np.array_equal(made.icons[:], icons.images), "the workflow's icons differ from this render"
         label = name.split(" + ")[0]
@@ -251,8 +258,8 @@ def main() -> None:
     report = {"layer": args.layer, "grid": args.grid, "cells": int(len(cells.count)), "pure_cells": int(pure.sum()),
               "cells_rendered": int(len(chosen)),
               "activations": int(cells.points_total), "cell_top_class_by": bench.chosen_by,
-              "workflow_metrics": workflow, "threads": bench.config["threads"], "variants": rows}
-    keep(f"render_quality-{bench.config['model']['name']}-{args.layer}", report)
+              "threads": bench.config["threads"], "variants": rows}
+    keep("-".join(["render_quality", bench.config["model"]["name"], args.layer, *filter(None, [args.study])]), report)
     print(f"\n{args.layer}, grid {args.grid}: {len(cells.count)} cells ({int(pure.sum())} of purity ≥ {PURE_CELL}), "
           f"{cells.points_total} activations; cell classes by {bench.chosen_by}\n")
     print("| variant | mean icon fidelity | class agreement (all cells) | class agreement (pure cells) | s / icon |")

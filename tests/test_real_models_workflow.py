@@ -206,6 +206,8 @@ def test_the_real_resnet32_on_real_photographs_makes_the_readmes_picture(tmp_pat
         assert f["attribution"].shape == (1200, 10)       # 300 images × 4 positions, every class
     describe_log = (workdir / "logs/model/cifar10-resnet32/describe.log").read_text()
     assert "naming the model's 10 logits after the dataset's class folders" in describe_log
+    render_log = (workdir / "logs/cifar10-resnet32/render/layer3/grid10/chunk0.log").read_text()
+    assert "31 batch norms folded into the convolutions before them" in render_log   # every one the network has
     picture = docs_image_of("cifar10-resnet32", "atlas/layer3/grid10.png")
     check = check_file(RunFolder(run), "atlas/layer3/grid10.png", picture)
     assert check.status in (IDENTICAL, WITHIN), check.details

@@ -220,12 +220,31 @@ def extraction_rate(record: dict) -> str:
     return markdown(header, rows) + summary + measured_on(record)
 
 
+def render_rate(record: dict) -> str:
+    """Per layer: milliseconds per icon-step with the network as loaded and with its batch norms folded,
+    the ratio, seconds per icon at the configured steps, and the batch norms' share of an unfolded step."""
+    figures = record["figures"]
+    rows = []
+    for layer in figures["layers"]:
+        loaded, folded = layer["ms_per_icon_step"]["as loaded"], layer["ms_per_icon_step"]["batch norms folded"]
+        rows.append([layer["layer"], f"{layer['icon_size']} px, {layer['param']}, batch {layer['batch_size']}",
+                     f"{layer['batch_norm_share']:.0%}", f"{loaded:.1f}", f"{folded:.1f}", f"{loaded / folded:.2f}×",
+                     f"{loaded * layer['steps_configured'] / 1000:.1f}", f"{folded * layer['steps_configured'] / 1000:.1f}",
+                     layer["steps_configured"]])
+    header = ["layer", "icons", "batch norms' share of a step", "ms / icon-step, as loaded", "folded", "speed-up",
+              "s / icon, as loaded", "folded", "at steps"]
+    summary = (f"\n{figures['model']}; medians over {figures['rounds']} renders of "
+               f"{figures['layers'][0]['steps_timed']} steps per case, the cases alternating; torch on "
+               f"{figures['threads']} threads.\n")
+    return markdown(header, rows) + summary + measured_on(record)
+
+
 # Tables of a run's figures, by name; a table named after a kept measurement (docs/measurements/<name>.json)
 # is made by the MEASUREMENT_TABLES entry for its benchmark (the name up to the first "-").
 TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
 MEASUREMENT_TABLES = {"run_benchmarks": run_benchmarks, "render_quality": render_quality,
                       "reproducibility": reproducibility, "portable_kernels": portable_kernels, "attacks": attacks,
-                      "extraction_rate": extraction_rate}
+                      "extraction_rate": extraction_rate, "render_rate": render_rate}
 
 
 def table_text(name: str) -> str:

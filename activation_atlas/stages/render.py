@@ -15,6 +15,7 @@ from activation_atlas.formats.icons import merge_icon_chunks, write_icons
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum, write_spectrum
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
+from activation_atlas.models.folding import fold_batch_norms
 from activation_atlas.models.grids import card_layer_grid
 from activation_atlas.models.loading import as_the_model_sees, load_described_model
 from activation_atlas.optvis.objectives import whitening_matrix
@@ -51,12 +52,14 @@ class RenderTarget:
 
 
 def prepare_render(cells_path, activations_path, weights, model_card, model_cfg: dict, layer: str, grid_size: int,
-                   whiten: bool, device: str) -> RenderTarget:
-    """Load the model with its weights, the layer's module and grid, the cells and (whiten) the
-    whitening matrix of the layer's activations."""
+                   whiten: bool, device: str, input_size: int, log) -> RenderTarget:
+    """Load the model with its weights (its batch norms folded), the layer's module and grid, the cells
+    and (whiten) the whitening matrix of the layer's activations."""
     cells = read_cells(cells_path)
     card = read_card(model_card)
     model = load_described_model(model_cfg, weights, card, device)
+    probe = torch.rand(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)).to(device)
+    model = fold_batch_norms(model, [layer], probe, log)
     module = resolve_layers(model, [layer], layer_names(model))
     whitening = None
     if whiten:
@@ -75,7 +78,7 @@ def render_icons(cells_path, activations_path, weights, model_card, spectrum_pat
     device = resolve_device(settings.device)
     layer, grid_size = settings.layer, settings.grid_size
     target = prepare_render(cells_path, activations_path, weights, model_card, settings.model, layer, grid_size,
-                            settings.render["whiten"], device)
+                            settings.render["whiten"], device, settings.input_size, log)
     model, module, cells = target.model, target.module, target.cells
     check_icon_size(model, module, settings.render["icon_size"], settings.input_size, device)
     chosen = render_chunk_cells(settings.chunk, settings.render["cells_per_job"])
