@@ -204,12 +204,13 @@ def prepare_layer(config_path: Path, images: Path | None, layer: str, grid_size:
     cells_path = REPO / files.cells(layer, grid_size)
     cell_class, chosen_by = read_top_class(cells_path, read_card(REPO / files.model_card)["classes"])
     configure_torch(config["threads"], config["seed"], print)   # as the render jobs run: their seconds are these
+    input_size = model_input_size(config)
     target = prepare_render(cells_path, REPO / files.activations(layer), weights_of(config),
                             REPO / ModelFiles(config["model"]["name"]).card, config["model"], layer, grid_size,
-                            whiten=True, device="cpu", input_size=model_input_size(config), log=print)
+                            whiten=True, device="cpu", input_size=input_size, log=print)
     return LayerUnderTest(
         config=config, files=files, layer=layer, grid_size=grid_size, target=target,
-        input_size=model_input_size(config), cell_class=cell_class, chosen_by=chosen_by,
+        input_size=input_size, cell_class=cell_class, chosen_by=chosen_by,
         pure=target.cells.purity >= PURE_CELL, spectrum_path=REPO / spectrum_path, configured=render)
 
 

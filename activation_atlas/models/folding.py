@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from activation_atlas.models.capture import forward_to_layers
+from activation_atlas.models.capture import capture_layers
 
 # Folding moves each value by float rounding only; a structural mistake moves it by the norm's scale.
 FOLDED_TOLERANCE = 1e-3
@@ -79,13 +79,15 @@ def fold_batch_norms(model: nn.Module, read_layers: list[str], probe: torch.Tens
     return folded.to(memory_format=torch.channels_last)
 
 
+def outputs_and_read_layers(model: nn.Module, read_layers: list[str], probe: torch.Tensor) -> list[torch.Tensor]:
+    """The network's output and its read layers' outputs on `probe`, from one forward pass."""
+    with torch.no_grad(), capture_layers({name: model.get_submodule(name) for name in read_layers}) as read:
+        output = model(probe)
+        return [output, *(read[name] for name in read_layers)]
+
+
 def largest_difference(model: nn.Module, folded: nn.Module, read_layers: list[str], probe: torch.Tensor) -> float:
     """The largest difference between the two networks' outputs and read layers on `probe`, relative to
     each tensor's largest magnitude."""
-    with torch.no_grad():
-        pairs = [(model(probe), folded(probe))]
-        for name in read_layers:
-            (before,) = forward_to_layers(model, {name: model.get_submodule(name)}, probe).values()
-            (after,) = forward_to_layers(folded, {name: folded.get_submodule(name)}, probe).values()
-            pairs.append((before, after))
+    pairs = zip(outputs_and_read_layers(model, read_layers, probe), outputs_and_read_layers(folded, read_layers, probe))
     return max(float((a - b).abs().max() / a.abs().max().clamp_min(1e-12)) for a, b in pairs)
