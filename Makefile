@@ -88,7 +88,12 @@ test-unit: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow tests
 
+# The style and lint rules in pyproject.toml (ruff for Python, snakefmt for the Snakefile and rules/),
+# then Snakemake's own lint of the workflow.
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
 
 # The performance figures of the default run (docs/measurements/run_benchmarks.json), then the tables
