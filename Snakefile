@@ -19,9 +19,9 @@ if "aligned" in config:
     include: "rules/aligned.smk"
 
     rule aligned_all:
+        default_target: True
         input:
             aligned_outputs(ALIGNED_FILES, GRIDS, VIEWER),
-        default_target: True
 
 else:
 
@@ -42,6 +42,6 @@ else:
     include: "rules/report.smk"
 
     rule all:
+        default_target: True
         input:
             all_outputs(),
-        default_target: True

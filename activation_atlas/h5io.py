@@ -5,6 +5,7 @@ fragment that made it, as JSON) and every dataset its unit and axis names. Nothi
 written (no object timestamps), and files are written under a temporary name and renamed when complete,
 so an interrupted job never leaves a file that looks finished.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,7 @@ def create_h5(path: Path | str, stage: str, **provenance):
         yield f
 
 
-def write_dataset(f: h5py.File, name: str, data: np.ndarray | None, unit: str, axes: str,
-                  **options) -> h5py.Dataset:
+def write_dataset(f: h5py.File, name: str, data: np.ndarray | None, unit: str, axes: str, **options) -> h5py.Dataset:
     """A dataset with its unit and axis names as attributes and no timestamps. With data None it is
     preallocated (pass shape and dtype) and filled later in slices."""
     dataset = f.create_dataset(name, data=data, track_times=False, **options)
@@ -46,8 +46,10 @@ def open_h5(path: Path | str) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as error:
         reason = str(error).split("(", 1)[-1].rstrip(")") if "(" in str(error) else str(error)
-        raise RunError(f"{path} cannot be read as HDF5 ({reason}): it is damaged or incomplete; delete it and "
-                       "run again to have it made anew") from None
+        raise RunError(
+            f"{path} cannot be read as HDF5 ({reason}): it is damaged or incomplete; delete it and "
+            "run again to have it made anew"
+        ) from None
 
 
 class H5Reader:

@@ -13,6 +13,7 @@ its formulas call these kernels as they called torch's. torch's other VML functi
 cos, tanh, erf, ...) gave the same bits on both CPUs and are left to torch (tools/kernel_probe.py
 checks them on each machine).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -20,14 +21,14 @@ import warnings
 import numpy as np
 import torch
 
-_REGISTRATION = []   # the library that holds the replacement kernels: alive for the process's life
+_REGISTRATION = []  # the library that holds the replacement kernels: alive for the process's life
 
 
 def ieee_sqrt(x: torch.Tensor) -> torch.Tensor:
     """The correctly rounded square root of x, in the dtype torch.sqrt gives."""
     if not (x.is_floating_point() or x.is_complex()):
         x = x.to(torch.get_default_dtype())
-    if x.dtype == torch.bfloat16:   # numpy has no bfloat16: float32's root rounded again is exact
+    if x.dtype == torch.bfloat16:  # numpy has no bfloat16: float32's root rounded again is exact
         return ieee_sqrt(x.float()).to(torch.bfloat16)
     return torch.from_numpy(np.asarray(np.sqrt(x.detach().numpy())))
 
@@ -47,7 +48,7 @@ def use_ieee_sqrt() -> None:
     if _REGISTRATION:
         return
     library = torch.library.Library("aten", "IMPL")
-    with warnings.catch_warnings():   # replacing a kernel is what is meant here
+    with warnings.catch_warnings():  # replacing a kernel is what is meant here
         warnings.filterwarnings("ignore", message=".*Overriding a previously registered kernel.*")
         library.impl("sqrt", ieee_sqrt, "CPU")
         library.impl("sqrt_", sqrt_in_place, "CPU")

@@ -1,5 +1,6 @@
 """What every stage's process needs: a progress log, deterministic torch, a device, atomic outputs,
 stable JSON."""
+
 from __future__ import annotations
 
 import hashlib
@@ -101,9 +102,11 @@ def configure_torch(threads: int, seed: int, log) -> None:
         torch.backends.mkldnn.set_flags(False)
         torch.backends.nnpack.set_flags(False)
         use_ieee_sqrt()
-    log(f"torch {torch.__version__}: {torch.backends.cpu.get_cpu_capability()} CPU kernels, "
+    log(
+        f"torch {torch.__version__}: {torch.backends.cpu.get_cpu_capability()} CPU kernels, "
         f"{torch.get_num_threads()} threads"
-        + (", oneDNN and NNPACK off, IEEE square roots (portable)" if portable else ""))
+        + (", oneDNN and NNPACK off, IEEE square roots (portable)" if portable else "")
+    )
 
 
 def resolve_device(requested: str) -> str:
@@ -153,7 +156,7 @@ def atomic_output(path: Path | str):
         if partial.is_file():
             with open(partial, "rb") as f:
                 os.fsync(f.fileno())
-        remove_path(path)   # os.replace cannot replace a folder that holds files
+        remove_path(path)  # os.replace cannot replace a folder that holds files
         os.replace(partial, path)
         sync_folder(path.parent)
     finally:

@@ -1,6 +1,7 @@
 """Performance and quality measurements of the workflow's stages (not part of the test suite). Each
 module runs from the repository root as `python -m benchmarks.<name>` and keeps its figures in
 docs/measurements/<name>.json, from which `python -m tools.docs_tables` makes the tables in docs/."""
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ def shown_argument(argument: str) -> str:
 def source() -> dict:
     """The commit measured, and whether files outside docs/ (the kept measurements and the tables made
     from them) differed from it."""
+
     def git(*args):
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
 

@@ -1,6 +1,6 @@
 """The patch attacks of a run (docs/attacks.md), made by the workflow and kept as a measurement: the
-config's attack tables made in the repository (with what they need; earlier outputs reused), with attacks.images set to another folder of
-images where given, then each attacked pair's figures per kind of patch.
+config's attack tables made in the repository (with what they need; earlier outputs reused), with
+attacks.images set to another folder of images where given, then each attacked pair's figures per kind of patch.
 
   python -m benchmarks.attacks --config config/cifar10-resnet32.yaml \
       --checkpoint tests/data/cifar10-resnet32/resnet32-d509ac18.th [--images FOLDER] \
@@ -8,6 +8,7 @@ images where given, then each attacked pair's figures per kind of patch.
 
 Keeps docs/measurements/attacks-<run>[-<label>].json; tools/docs_tables.py makes its table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,11 @@ def main() -> None:
     pairs = values["attacks"].get("pairs") or values["class_atlas"]["comparisons"]
     tables = [run.attack(comparison_slug(pair), "table.json") for pair in pairs]
     # Only what the attacks need: the comparisons' atlases, not every layer's.
-    subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(derived), "--cores", args.cores, *tables],
-                   cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--configfile", str(derived), "--cores", args.cores, *tables],
+        cwd=REPO,
+        check=True,
+    )
     figures = {}
     for pair in pairs:
         table = json.loads((REPO / run.attack(comparison_slug(pair), "table.json")).read_text())

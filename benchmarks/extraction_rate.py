@@ -15,6 +15,7 @@ Images per second are the median over the timed batches after a first one, whose
 apart (the kernels' first use). Prints the docs' table (tools/docs_tables.py) and keeps its figures in
 docs/measurements/extraction_rate-<model>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ TOP_K = 5
 
 def loaded_config(path: Path) -> dict:
     config = yaml.safe_load(path.read_text())
-    config["dataset"]["path"] = str(REPO)   # any folder: no image is read
+    config["dataset"]["path"] = str(REPO)  # any folder: no image is read
     check_config(config, SCHEMA, check_files=False)
     return config
 
@@ -96,12 +97,20 @@ def extraction_seconds(model, config: dict, images, attribution: bool) -> list[f
 
     with tempfile.TemporaryDirectory() as folder:
         paths = {layer: Path(folder) / f"{k}.h5" for k, layer in enumerate(layers)}
-        extract_activations(model, modules, batches(), sum(len(x) for x in images), paths,
-                            positions_per_image=config["extract"]["positions_per_image"],
-                            exclude_edge=config["extract"]["exclude_edge"], seed=config["seed"],
-                            provenance={"seed": config["seed"], "model": config["model"]["name"], "classes": [],
-                                        "config": {}},
-                            log=lambda _: None, attribution=attribution, attribution_top_k=TOP_K if attribution else None)
+        extract_activations(
+            model,
+            modules,
+            batches(),
+            sum(len(x) for x in images),
+            paths,
+            positions_per_image=config["extract"]["positions_per_image"],
+            exclude_edge=config["extract"]["exclude_edge"],
+            seed=config["seed"],
+            provenance={"seed": config["seed"], "model": config["model"]["name"], "classes": [], "config": {}},
+            log=lambda _: None,
+            attribution=attribution,
+            attribution_top_k=TOP_K if attribution else None,
+        )
     return list(np.diff(stamps))
 
 
@@ -117,14 +126,27 @@ def run_case(config_path: Path, case: str, batch_size: int, batches: int) -> dic
         seconds = forward_seconds(model, images, contiguous=case.endswith("contiguous"), graph=case.endswith("kept"))
     else:
         seconds = extraction_seconds(model, config, images, attribution=case.endswith("attribution"))
-    return {"first_batch_seconds": round(seconds[0], 3),
-            "images_per_second": round(batch_size / statistics.median(seconds[1:]), 2),
-            "peak_memory_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)}
+    return {
+        "first_batch_seconds": round(seconds[0], 3),
+        "images_per_second": round(batch_size / statistics.median(seconds[1:]), 2),
+        "peak_memory_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
 
 
 def measured_case(config_path: Path, case: str, batch_size: int, batches: int) -> dict:
-    command = [sys.executable, "-m", "benchmarks.extraction_rate", "--config", str(config_path),
-               "--case", case, "--batch-sizes", str(batch_size), "--batches", str(batches)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.extraction_rate",
+        "--config",
+        str(config_path),
+        "--case",
+        case,
+        "--batch-sizes",
+        str(batch_size),
+        "--batches",
+        str(batches),
+    ]
     done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -134,7 +156,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--batch-sizes", default="16,32,64")
     parser.add_argument("--batches", type=int, default=4, help="timed batches after the first")
-    parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)   # one case, in this process
+    parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)  # one case, in this process
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.batch_sizes.split(",")]
     if args.case:
@@ -144,13 +166,23 @@ def main(argv=None) -> int:
     rows = []
     for batch_size in sizes:
         for case in CASES:
-            rows.append({"case": case, "batch_size": batch_size,
-                         **measured_case(args.config, case, batch_size, args.batches)})
+            rows.append(
+                {"case": case, "batch_size": batch_size, **measured_case(args.config, case, batch_size, args.batches)}
+            )
             print(json.dumps(rows[-1]), flush=True)
-    kept = keep(f"extraction_rate-{config['model']['name']}",
-         {"model": config["model"]["name"], "layers": config["layers"], "input_size": model_input_size(config),
-          "threads": config["threads"], "attribution_top_k": TOP_K, "batches_timed": args.batches,
-          "cases": CASES, "rows": rows})
+    kept = keep(
+        f"extraction_rate-{config['model']['name']}",
+        {
+            "model": config["model"]["name"],
+            "layers": config["layers"],
+            "input_size": model_input_size(config),
+            "threads": config["threads"],
+            "attribution_top_k": TOP_K,
+            "batches_timed": args.batches,
+            "cases": CASES,
+            "rows": rows,
+        },
+    )
     print(extraction_rate(json.loads(kept.read_text())))
     return 0
 

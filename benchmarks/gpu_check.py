@@ -16,6 +16,7 @@ paper config's time depends on, and that time computed from them.
 
 Prints one JSON line per figure, then a summary; writes logs/benchmarks/gpu_check.json (--out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,21 +33,33 @@ import torch
 import yaml
 from torch.nn import functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-
 from activation_atlas.algorithms.extract import Batch, extract_activations
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.optvis.render import RenderSettings, render_icons
 from activation_atlas.workflow.config_check import check_config
 
+REPO = Path(__file__).resolve().parents[1]
+
 PAPER_CONFIG = REPO / "config" / "inceptionv1-imagenet.yaml"
 # full: batch sizes, sizes and step counts of each measurement; quick: the same code in seconds.
 MODES = {
-    "full": {"extract_batch": 256, "extract_batches": 6, "render_batches": (64, 256, 1024), "render_steps": 12,
-             "umap_points": 1_000_000, "umap_learn_points": 100_000},
-    "quick": {"extract_batch": 4, "extract_batches": 2, "render_batches": (2, 4), "render_steps": 3,
-              "umap_points": 2_000, "umap_learn_points": 2_000},
+    "full": {
+        "extract_batch": 256,
+        "extract_batches": 6,
+        "render_batches": (64, 256, 1024),
+        "render_steps": 12,
+        "umap_points": 1_000_000,
+        "umap_learn_points": 100_000,
+    },
+    "quick": {
+        "extract_batch": 4,
+        "extract_batches": 2,
+        "render_batches": (2, 4),
+        "render_steps": 3,
+        "umap_points": 2_000,
+        "umap_learn_points": 2_000,
+    },
 }
 
 
@@ -105,14 +118,38 @@ def measure_extraction(figures, device: str, mode: dict, layers: list[str], auto
 
     with tempfile.TemporaryDirectory() as tmp:
         out = {layer: Path(tmp) / f"{layer}.h5" for layer in layers}
-        extract_activations(model, modules, stream(), batch_size * batches, out, positions_per_image=1,
-                            exclude_edge=1, seed=0, provenance={}, log=lambda _: None, device=device,
-                            attribution=False, autocast=autocast)   # the first pass pays the kernels' set-up
+        extract_activations(
+            model,
+            modules,
+            stream(),
+            batch_size * batches,
+            out,
+            positions_per_image=1,
+            exclude_edge=1,
+            seed=0,
+            provenance={},
+            log=lambda _: None,
+            device=device,
+            attribution=False,
+            autocast=autocast,
+        )  # the first pass pays the kernels' set-up
         reset_peak(device)
         synchronise(device)
-        result = extract_activations(model, modules, stream(), batch_size * batches, out, positions_per_image=1,
-                                     exclude_edge=1, seed=0, provenance={}, log=lambda _: None, device=device,
-                                     attribution=False, autocast=autocast)
+        result = extract_activations(
+            model,
+            modules,
+            stream(),
+            batch_size * batches,
+            out,
+            positions_per_image=1,
+            exclude_edge=1,
+            seed=0,
+            provenance={},
+            log=lambda _: None,
+            device=device,
+            attribution=False,
+            autocast=autocast,
+        )
     name = f"extract_{autocast or 'float32'}"
     emit(figures, f"{name}_images_per_s", round(result["images_per_second"], 1))
     emit(figures, f"{name}_peak_memory_mb", round(peak_memory_mb(device)))
@@ -186,11 +223,12 @@ def paper_estimate(figures: dict, paper: dict, icons: int, step_fraction: float,
     }
     measured_umap = {k: v for k, v in figures.items() if k.startswith("umap_") and isinstance(v, float)}
     for name, seconds in measured_umap.items():
-        if name.endswith(f"_{images}_points_s"):   # only a measurement at the config's size is used
+        if name.endswith(f"_{images}_points_s"):  # only a measurement at the config's size is used
             estimate[f"layout_hours_{name.split('_')[1]}"] = layers * seconds / 3600
     return {k: round(v, 2) for k, v in estimate.items()} | {
         "assumes": f"{images} images, {layers} layers, {icons} icons × {paper['render']['steps']} steps × "
-                   f"{paper['render']['attempts']} attempts × {step_fraction}, one device; {mode_name} mode"}
+        f"{paper['render']['attempts']} attempts × {step_fraction}, one device; {mode_name} mode"
+    }
 
 
 def main() -> None:
@@ -198,8 +236,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code path, not the device")
     parser.add_argument("--icons", type=int, default=150_000, help="icons of the paper config (all layers, grids)")
-    parser.add_argument("--step-fraction", type=float, default=1.0,
-                        help="the fraction of the icon-steps a stopping rule spends (benchmarks/quality_per_step.py)")
+    parser.add_argument(
+        "--step-fraction",
+        type=float,
+        default=1.0,
+        help="the fraction of the icon-steps a stopping rule spends (benchmarks/quality_per_step.py)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "logs" / "benchmarks" / "gpu_check.json")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -210,9 +252,14 @@ def main() -> None:
     # Its defaults filled in, checked as the workflow checks it (its ImageNet folder need not be here).
     check_config(paper, REPO / "schemas" / "config.schema.yaml", check_files=False)
     figures: dict = {}
-    emit(figures, "device", torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
-         else f"{platform.machine()} CPU, {torch.backends.cpu.get_cpu_capability()} kernels, "
-              f"{torch.get_num_threads()} threads")
+    emit(
+        figures,
+        "device",
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"{platform.machine()} CPU, {torch.backends.cpu.get_cpu_capability()} kernels, "
+        f"{torch.get_num_threads()} threads",
+    )
     emit(figures, "torch", torch.__version__)
     emit(figures, "date", time.strftime("%Y-%m-%d"))
     start = time.perf_counter()

@@ -17,6 +17,7 @@ Figures are printed and kept in docs/measurements/layout_backends.json (a run ad
 kept); each run's own progress
 (umap-learn's and openTSNE's timestamps) to logs/benchmarks/layout_backends/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
 from benchmarks import MEASUREMENTS, keep
 from benchmarks.scale_benchmark import peak_rss_mb, synthetic_activations
+
+REPO = Path(__file__).resolve().parents[1]
 
 METHODS = ("umap-learn", "umap-learn-threaded-knn", "opentsne")
 SEED = 0
@@ -54,13 +56,22 @@ def timed_layout(method: str, data_path: Path, out_path: Path, threads: int) -> 
     if method == "opentsne":
         from openTSNE import TSNE
 
-        xy = TSNE(n_components=2, metric="cosine", neighbors="pynndescent", n_jobs=threads, random_state=SEED,
-                  verbose=True).fit(data)
+        xy = TSNE(
+            n_components=2, metric="cosine", neighbors="pynndescent", n_jobs=threads, random_state=SEED, verbose=True
+        ).fit(data)
     else:
         from activation_atlas.algorithms.layout import fit_umap
 
-        xy = fit_umap(data, n_neighbors=15, min_dist=0.05, metric="cosine", seed=SEED, verbose=True,
-                      backend=method, knn_threads=threads)
+        xy = fit_umap(
+            data,
+            n_neighbors=15,
+            min_dist=0.05,
+            metric="cosine",
+            seed=SEED,
+            verbose=True,
+            backend=method,
+            knn_threads=threads,
+        )
     seconds = time.perf_counter() - start
     np.save(out_path, np.asarray(xy, dtype=np.float32))
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb()}
@@ -68,8 +79,12 @@ def timed_layout(method: str, data_path: Path, out_path: Path, threads: int) -> 
 
 def run_child(method: str, data_path: Path, out_path: Path, threads: int, log_path: Path) -> dict:
     with open(log_path, "w") as log:
-        result = subprocess.run([sys.executable, "-m", __spec__.name, "--child", method, str(data_path), str(out_path),
-                                 str(threads)], stdout=subprocess.PIPE, stderr=log, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", __spec__.name, "--child", method, str(data_path), str(out_path), str(threads)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     if result.returncode != 0:
         raise RuntimeError(f"{method} failed: see {log_path}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -108,10 +123,18 @@ def measure(method: str, n: int, acts_path: Path, data_path: Path, args, tmp: Pa
     with h5py.File(acts_path, "r") as f:
         trust = trustworthiness_on_sample(f["activations"], xy, TRUST_SAMPLE, TRUST_NEIGHBORS, "cosine", SEED)
     seconds = [run["seconds"] for run in runs]
-    return {"method": method, "n": n, "pca_dims": args.pca_dims, "threads": args.threads,
-            "seconds": seconds, "median_seconds": statistics.median(seconds),
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs), "trustworthiness": trust,
-            "same_bytes": len(set(digests)) == 1, "sha256": digests[0]}
+    return {
+        "method": method,
+        "n": n,
+        "pca_dims": args.pca_dims,
+        "threads": args.threads,
+        "seconds": seconds,
+        "median_seconds": statistics.median(seconds),
+        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+        "trustworthiness": trust,
+        "same_bytes": len(set(digests)) == 1,
+        "sha256": digests[0],
+    }
 
 
 def main():
@@ -141,9 +164,12 @@ def main():
                 row = measure(method, n, acts_path, data_path, args, tmp)
                 row["pca_seconds"] = pca_seconds
                 report.append(row)
-                print(f"  {method}: {row['median_seconds']:.0f} s (runs: "
-                      f"{', '.join(f'{s:.0f}' for s in row['seconds'])}), peak RSS {row['peak_rss_mb']:.0f} MB, "
-                      f"trustworthiness {row['trustworthiness']:.4f}, same bytes: {row['same_bytes']}", flush=True)
+                print(
+                    f"  {method}: {row['median_seconds']:.0f} s (runs: "
+                    f"{', '.join(f'{s:.0f}' for s in row['seconds'])}), peak RSS {row['peak_rss_mb']:.0f} MB, "
+                    f"trustworthiness {row['trustworthiness']:.4f}, same bytes: {row['same_bytes']}",
+                    flush=True,
+                )
                 keep("layout_backends", report)
 
 

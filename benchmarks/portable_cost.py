@@ -9,6 +9,7 @@ with native and with portable kernels, alternately.
 Prints a Markdown table and keeps its figures in docs/measurements/portable_cost.json (--kernels:
 portable_kernels.json); the runs themselves stay under logs/benchmarks/portable_cost/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from activation_atlas.workflow.provenance import PORTABLE_ENVIRONMENT
 from benchmarks import keep
 from benchmarks.reproducibility import REPO, run_workflow
-
-from activation_atlas.workflow.provenance import PORTABLE_ENVIRONMENT
 
 MODES = {"native": "False", "portable": "True"}
 # Seconds per training step of the default run's demo CNN, printed by a process of its own (the kernel
@@ -50,8 +50,14 @@ print((time.perf_counter() - start) / 20)
 
 
 def seconds_per_training_step(env: dict) -> float:
-    result = subprocess.run([sys.executable, "-c", TRAINING_STEPS], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, **env}, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", TRAINING_STEPS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    )
     return float(result.stdout.split()[-1])
 
 
@@ -63,11 +69,17 @@ def kernels(rounds: int) -> None:
             seconds[mode].append(seconds_per_training_step(env))
             print(f"round {round_ + 1}, {mode}: {seconds[mode][-1]:.3f} s a step", file=sys.stderr, flush=True)
     median = {mode: statistics.median(values) for mode, values in seconds.items()}
-    result = {"rounds": rounds, "seconds_per_step": seconds, "median": median,
-              "ratio": round(median["portable"] / median["native"], 3)}
+    result = {
+        "rounds": rounds,
+        "seconds_per_step": seconds,
+        "median": median,
+        "ratio": round(median["portable"] / median["native"], 3),
+    }
     keep("portable_kernels", result)
-    print(f"| demo CNN training step (median of {rounds}) | {median['native']:.3f} s | "
-          f"{median['portable']:.3f} s | {result['ratio']:.2f} |")
+    print(
+        f"| demo CNN training step (median of {rounds}) | {median['native']:.3f} s | "
+        f"{median['portable']:.3f} s | {result['ratio']:.2f} |"
+    )
 
 
 def seconds_per_rule(workdir: Path) -> dict:
@@ -104,15 +116,24 @@ def main() -> None:
                 stages[stage][mode].append(seconds)
             print(f"round {round_ + 1}, {mode}: {wall[mode][-1]:.0f} s", file=sys.stderr, flush=True)
     median = {mode: statistics.median(wall[mode]) for mode in MODES}
-    per_stage = {stage: {mode: round(statistics.median(values[mode]), 1) for mode in MODES}
-                 for stage, values in sorted(stages.items())}
-    result = {"config": str(args.config), "rounds": args.rounds, "wall_seconds": wall,
-              "median_seconds": median, "ratio": round(median["portable"] / median["native"], 3),
-              "median_seconds_per_stage": per_stage}
+    per_stage = {
+        stage: {mode: round(statistics.median(values[mode]), 1) for mode in MODES}
+        for stage, values in sorted(stages.items())
+    }
+    result = {
+        "config": str(args.config),
+        "rounds": args.rounds,
+        "wall_seconds": wall,
+        "median_seconds": median,
+        "ratio": round(median["portable"] / median["native"], 3),
+        "median_seconds_per_stage": per_stage,
+    }
     keep("portable_cost", result)
-    print(f"| | native | portable | ratio |\n|---|---|---|---|\n"
-          f"| whole run (median of {args.rounds}) | {median['native']:.0f} s | {median['portable']:.0f} s | "
-          f"{result['ratio']:.2f} |")
+    print(
+        f"| | native | portable | ratio |\n|---|---|---|---|\n"
+        f"| whole run (median of {args.rounds}) | {median['native']:.0f} s | {median['portable']:.0f} s | "
+        f"{result['ratio']:.2f} |"
+    )
     for stage, seconds in per_stage.items():
         ratio = seconds["portable"] / seconds["native"] if seconds["native"] else float("nan")
         print(f"| {stage} | {seconds['native']} s | {seconds['portable']} s | {ratio:.2f} |")

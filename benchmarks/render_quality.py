@@ -15,6 +15,7 @@ computes.
 Figures are printed as a Markdown table and kept in docs/measurements/render_quality-<model>-<layer>.json
 (with --study S, render_quality-<model>-<layer>-S.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,10 +73,10 @@ VARIANTS = {
     "no rotation": {"transforms": {"rotation_deg": 0}},
     "light transforms": {"transforms": LIGHT_TRANSFORMS},
     "light transforms + steps ×4": {"transforms": LIGHT_TRANSFORMS, "steps_factor": 4},
-    "paper": {"steps": 1024, "attempts": 4, "icon_size": 80},   # the Distill atlases' budget
+    "paper": {"steps": 1024, "attempts": 4, "icon_size": 80},  # the Distill atlases' budget
     "attempts 2": {"attempts": 2},
     "attempts 4": {"attempts": 4},
-    "no transforms": {"transforms": NO_TRANSFORMS},   # a variant changing the transforms is named after them
+    "no transforms": {"transforms": NO_TRANSFORMS},  # a variant changing the transforms is named after them
     "maco lr 0.5": {"param": "maco", "lr": 0.5},
     "maco lr 0.5 whiten": {"param": "maco", "lr": 0.5, "whiten": True},
 }
@@ -85,8 +86,13 @@ def benchmark_config(config_path: Path, images: Path | None, layer: str, grid: i
     """The config on `images` (where given), with the local copy of its checkpoint (where there is one),
     one layer and grid, no class atlases or viewer; its per-layer overrides of other layers dropped."""
     config = yaml.safe_load(config_path.read_text())
-    config.update(run=run, layers=[layer], grid={**config["grid"], "sizes": [grid]},
-                  class_atlas={"classes": [], "comparisons": []}, viewer={"enabled": False})
+    config.update(
+        run=run,
+        layers=[layer],
+        grid={**config["grid"], "sizes": [grid]},
+        class_atlas={"classes": [], "comparisons": []},
+        viewer={"enabled": False},
+    )
     for section in ("layout", "render"):
         overrides = config.get(section, {}).get("per_layer", {})
         config.setdefault(section, {})["per_layer"] = {k: v for k, v in overrides.items() if k == layer}
@@ -131,6 +137,7 @@ def variant_section(section: dict, change: dict) -> dict:
 class LayerUnderTest:
     """One layer of a run, its cells at one grid and all the renderer needs to draw their icons (the
     render stage's own RenderTarget)."""
+
     config: dict
     files: RunFiles
     layer: str
@@ -141,7 +148,7 @@ class LayerUnderTest:
     chosen_by: str
     pure: np.ndarray
     spectrum_path: Path
-    configured: dict             # the layer's render section as configured
+    configured: dict  # the layer's render section as configured
 
     @property
     def model(self) -> torch.nn.Module:
@@ -168,22 +175,41 @@ class LayerUnderTest:
         with its trace."""
         settings = RenderSettings.from_section(section)
         amplitude = read_spectrum(self.spectrum_path) if settings.param == "maco" else None
-        attempts = render_attempts(self.model, self.module, self.cells.mean[cells], self.target.keys[cells],
-                                   self.config["seed"], settings, self.whitening if section["whiten"] else None,
-                                   log=lambda _: None, amplitude=amplitude, grid=self.grid, trace_every=trace_every)
+        attempts = render_attempts(
+            self.model,
+            self.module,
+            self.cells.mean[cells],
+            self.target.keys[cells],
+            self.config["seed"],
+            settings,
+            self.whitening if section["whiten"] else None,
+            log=lambda _: None,
+            amplitude=amplitude,
+            grid=self.grid,
+            trace_every=trace_every,
+        )
         return attempts if trace_every else attempts.best()
 
     def scores(self, icons, cells=slice(None)) -> dict:
         """Mean icon fidelity and class agreement (all cells, pure cells) of icons of the chosen cells."""
         icon_class = classify_icons(self.model, icons.images, self.input_size, 64)
-        return {"mean_icon_fidelity": round(float(icons.fidelity.mean()), 4),
-                "min_icon_fidelity": round(float(icons.fidelity.min()), 4),
-                "class_agreement": agreement(icon_class, self.cell_class[cells], np.ones(len(icon_class), bool)),
-                "class_agreement_in_pure_cells": agreement(icon_class, self.cell_class[cells], self.pure[cells])}
+        return {
+            "mean_icon_fidelity": round(float(icons.fidelity.mean()), 4),
+            "min_icon_fidelity": round(float(icons.fidelity.min()), 4),
+            "class_agreement": agreement(icon_class, self.cell_class[cells], np.ones(len(icon_class), bool)),
+            "class_agreement_in_pure_cells": agreement(icon_class, self.cell_class[cells], self.pure[cells]),
+        }
 
 
-def prepare_layer(config_path: Path, images: Path | None, layer: str, grid_size: int, cores: str,
-                  run: str = "render-quality", workflow_icons: bool = True) -> LayerUnderTest:
+def prepare_layer(
+    config_path: Path,
+    images: Path | None,
+    layer: str,
+    grid_size: int,
+    cores: str,
+    run: str = "render-quality",
+    workflow_icons: bool = True,
+) -> LayerUnderTest:
     """Make the layer's cells at one grid and its amplitude spectrum with the workflow, as run
     `<run>-<the config's run>` (with workflow_icons, its whole atlas: the icons under the config's render
     settings and their metrics), then load what rendering its cells again needs."""
@@ -193,25 +219,47 @@ def prepare_layer(config_path: Path, images: Path | None, layer: str, grid_size:
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path = out_dir / f"{run}.config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    check_config(config, SCHEMA)   # the defaults, as the workflow sees them
+    check_config(config, SCHEMA)  # the defaults, as the workflow sees them
     files = RunFiles(run)
     render = layer_section(config, "render", layer)
     made = files.metrics(layer) if workflow_icons else files.cells(layer, grid_size)
     spectrum_path = files.spectrum(render["icon_size"])
     # The layer's cells (or atlas), and the maco variants' amplitude spectrum, by the workflow's own rules.
-    subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", cores,
-                    made, spectrum_path], cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", cores, made, spectrum_path],
+        cwd=REPO,
+        check=True,
+    )
     cells_path = REPO / files.cells(layer, grid_size)
     cell_class, chosen_by = read_top_class(cells_path, read_card(REPO / files.model_card)["classes"])
-    configure_torch(config["threads"], config["seed"], print)   # as the render jobs run: their seconds are these
+    configure_torch(config["threads"], config["seed"], print)  # as the render jobs run: their seconds are these
     input_size = model_input_size(config)
-    target = prepare_render(cells_path, REPO / files.activations(layer), weights_of(config),
-                            REPO / ModelFiles(config["model"]["name"]).card, config["model"], layer, grid_size,
-                            whiten=True, device="cpu", input_size=input_size, log=print)
+    target = prepare_render(
+        cells_path,
+        REPO / files.activations(layer),
+        weights_of(config),
+        REPO / ModelFiles(config["model"]["name"]).card,
+        config["model"],
+        layer,
+        grid_size,
+        whiten=True,
+        device="cpu",
+        input_size=input_size,
+        log=print,
+    )
     return LayerUnderTest(
-        config=config, files=files, layer=layer, grid_size=grid_size, target=target,
-        input_size=input_size, cell_class=cell_class, chosen_by=chosen_by,
-        pure=target.cells.purity >= PURE_CELL, spectrum_path=REPO / spectrum_path, configured=render)
+        config=config,
+        files=files,
+        layer=layer,
+        grid_size=grid_size,
+        target=target,
+        input_size=input_size,
+        cell_class=cell_class,
+        chosen_by=chosen_by,
+        pure=target.cells.purity >= PURE_CELL,
+        spectrum_path=REPO / spectrum_path,
+        configured=render,
+    )
 
 
 def layer_parser(description: str) -> argparse.ArgumentParser:
@@ -229,8 +277,12 @@ def main() -> None:
     parser = layer_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
     parser.add_argument("--cells", type=int, default=0, help="a seeded sample of this many cells (0: all)")
-    parser.add_argument("--study", default="", help="kept as render_quality-<model>-<layer>-<study>, beside the "
-                                                    "layer's other studies (default: as render_quality-<model>-<layer>)")
+    parser.add_argument(
+        "--study",
+        default="",
+        help="kept as render_quality-<model>-<layer>-<study>, beside the "
+        "layer's other studies (default: as render_quality-<model>-<layer>)",
+    )
     args = parser.parse_args()
     # A sample's figures are this process's own: the workflow renders the whole layer only to be checked
     # against (all cells).
@@ -242,32 +294,53 @@ def main() -> None:
         start = time.perf_counter()
         icons = bench.render(section, chosen)
         seconds = time.perf_counter() - start
-        if name == "config" and not args.cells:   # a sample is batched otherwise
+        if name == "config" and not args.cells:  # a sample is batched otherwise
             with IconsFile(REPO / bench.files.icons(args.layer, args.grid)) as made:
                 assert np.array_equal(made.icons[:], icons.images), "the workflow's icons differ from this render"
         label = name.split(" + ")[0]
-        transforms = ("yes" if section["transforms"] == bench.configured["transforms"]
-                      else "none" if label == "no transforms" else label.removesuffix(" transforms"))
-        row = {"variant": name, **bench.scores(icons, chosen), "transforms": transforms,
-               "seconds_per_icon": round(seconds / len(icons.fidelity), 3),
-               "settings": {k: section[k] for k in ("param", "steps", "attempts", "lr", "cossim_pow", "whiten",
-                                                    "icon_size")}}
+        transforms = (
+            "yes"
+            if section["transforms"] == bench.configured["transforms"]
+            else "none"
+            if label == "no transforms"
+            else label.removesuffix(" transforms")
+        )
+        row = {
+            "variant": name,
+            **bench.scores(icons, chosen),
+            "transforms": transforms,
+            "seconds_per_icon": round(seconds / len(icons.fidelity), 3),
+            "settings": {
+                k: section[k] for k in ("param", "steps", "attempts", "lr", "cossim_pow", "whiten", "icon_size")
+            },
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
 
     cells, pure = bench.cells, bench.pure
-    report = {"layer": args.layer, "grid": args.grid, "cells": int(len(cells.count)), "pure_cells": int(pure.sum()),
-              "cells_rendered": int(len(chosen)),
-              "activations": int(cells.points_total), "cell_top_class_by": bench.chosen_by,
-              "threads": bench.config["threads"], "variants": rows}
+    report = {
+        "layer": args.layer,
+        "grid": args.grid,
+        "cells": int(len(cells.count)),
+        "pure_cells": int(pure.sum()),
+        "cells_rendered": int(len(chosen)),
+        "activations": int(cells.points_total),
+        "cell_top_class_by": bench.chosen_by,
+        "threads": bench.config["threads"],
+        "variants": rows,
+    }
     keep("-".join(["render_quality", bench.config["model"]["name"], args.layer, *filter(None, [args.study])]), report)
-    print(f"\n{args.layer}, grid {args.grid}: {len(cells.count)} cells ({int(pure.sum())} of purity ≥ {PURE_CELL}), "
-          f"{cells.points_total} activations; cell classes by {bench.chosen_by}\n")
+    print(
+        f"\n{args.layer}, grid {args.grid}: {len(cells.count)} cells ({int(pure.sum())} of purity ≥ {PURE_CELL}), "
+        f"{cells.points_total} activations; cell classes by {bench.chosen_by}\n"
+    )
     print("| variant | mean icon fidelity | class agreement (all cells) | class agreement (pure cells) | s / icon |")
     print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['variant']} | {row['mean_icon_fidelity']} | {row['class_agreement']} | "
-              f"{row['class_agreement_in_pure_cells']} | {row['seconds_per_icon']} |")
+        print(
+            f"| {row['variant']} | {row['mean_icon_fidelity']} | {row['class_agreement']} | "
+            f"{row['class_agreement_in_pure_cells']} | {row['seconds_per_icon']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ when they are not folded.
 Milliseconds per icon-step are medians over the rounds. Prints the docs' table (tools/docs_tables.py)
 and keeps its figures in docs/measurements/render_rate-<model>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,15 @@ def render_seconds(model, module: dict, targets: np.ndarray, settings: RenderSet
 def batch_norm_share(model, module: dict, targets: np.ndarray, settings: RenderSettings) -> float:
     """The fraction of the profiled CPU time of a short render spent in batch norm kernels."""
     with profile(activities=[ProfilerActivity.CPU]) as profiled:
-        render_attempts(model, module, targets, [(k,) for k in range(len(targets))], 0, replace(settings, steps=2),
-                        log=lambda _: None)
+        render_attempts(
+            model,
+            module,
+            targets,
+            [(k,) for k in range(len(targets))],
+            0,
+            replace(settings, steps=2),
+            log=lambda _: None,
+        )
     events = profiled.key_averages()
     total = sum(event.self_cpu_time_total for event in events)
     return sum(event.self_cpu_time_total for event in events if "batch_norm" in event.key) / total
@@ -69,17 +77,23 @@ def measure_layer(config: dict, layer: str, models: dict, steps: int, rounds: in
     generator = np.random.default_rng(config["seed"])
     channels = channels_of(models["as loaded"], modules["as loaded"], settings.icon_size)
     targets = generator.random((settings.batch_size, channels)).astype(np.float32)
-    for case, model in models.items():   # the kernels' first use, untimed
+    for case, model in models.items():  # the kernels' first use, untimed
         render_seconds(model, modules[case], targets, replace(settings, steps=1))
     seconds = {case: [] for case in models}
     for _ in range(rounds):
         for case, model in models.items():
             seconds[case].append(render_seconds(model, modules[case], targets, settings))
     icon_steps = settings.batch_size * steps
-    return {"layer": layer, "icon_size": settings.icon_size, "batch_size": settings.batch_size,
-            "param": settings.param, "steps_configured": section["steps"], "steps_timed": steps,
-            "ms_per_icon_step": {case: round(1000 * statistics.median(s) / icon_steps, 2) for case, s in seconds.items()},
-            "batch_norm_share": round(batch_norm_share(models["as loaded"], modules["as loaded"], targets, settings), 3)}
+    return {
+        "layer": layer,
+        "icon_size": settings.icon_size,
+        "batch_size": settings.batch_size,
+        "param": settings.param,
+        "steps_configured": section["steps"],
+        "steps_timed": steps,
+        "ms_per_icon_step": {case: round(1000 * statistics.median(s) / icon_steps, 2) for case, s in seconds.items()},
+        "batch_norm_share": round(batch_norm_share(models["as loaded"], modules["as loaded"], targets, settings), 3),
+    }
 
 
 def main(argv=None) -> int:
@@ -94,11 +108,14 @@ def main(argv=None) -> int:
     size = model_input_size(config)
     probe = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(config["seed"]))
     folded = {layer: fold_batch_norms(model, [layer], probe, print) for layer in config["layers"]}
-    layers = [measure_layer(config, layer, {"as loaded": model, "batch norms folded": folded[layer]}, args.steps,
-                            args.rounds) for layer in config["layers"]]
-    kept = keep(f"render_rate-{config['model']['name']}",
-                {"model": config["model"]["name"], "threads": config["threads"], "rounds": args.rounds,
-                 "layers": layers})
+    layers = [
+        measure_layer(config, layer, {"as loaded": model, "batch norms folded": folded[layer]}, args.steps, args.rounds)
+        for layer in config["layers"]
+    ]
+    kept = keep(
+        f"render_rate-{config['model']['name']}",
+        {"model": config["model"]["name"], "threads": config["threads"], "rounds": args.rounds, "layers": layers},
+    )
     print(render_rate(json.loads(kept.read_text())))
     return 0
 

@@ -9,6 +9,7 @@ figure is what verify's tolerances must cover.
 Prints a Markdown table and keeps its figures in docs/measurements/reproducibility[-<label>].json (the runs
 themselves stay under logs/benchmarks/).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,12 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
 from activation_atlas.checking.manifest import file_kind
 from activation_atlas.checking.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, verify
 from activation_atlas.workflow.paths import RunFiles
 from benchmarks import keep
+
+REPO = Path(__file__).resolve().parents[1]
 
 # name → (environment variables, --config values)
 VARIANTS = {
@@ -47,8 +48,17 @@ def slug(name: str) -> str:
 
 def run_workflow(config: Path, workdir: Path, env: dict, values: dict, cores: str) -> float:
     """Seconds to run the config from scratch in workdir."""
-    command = [sys.executable, "-m", "snakemake", "--configfile", str(config), "--cores", cores,
-               "--directory", str(workdir)]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        str(config),
+        "--cores",
+        cores,
+        "--directory",
+        str(workdir),
+    ]
     if values:
         command += ["--config", *(f"{key}={value}" for key, value in values.items())]
     start = time.perf_counter()
@@ -76,8 +86,13 @@ def largest_deviations(checks) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "config" / "ci.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="--config values for the reference and every variant (e.g. portable=True)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--config values for the reference and every variant (e.g. portable=True)",
+    )
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--cores", default="2")
     parser.add_argument("--out", type=Path, default=REPO / "logs" / "benchmarks" / "reproducibility")
@@ -96,15 +111,25 @@ def main() -> None:
         seconds[name] = run_workflow(args.config, workdir, env, {**common, **values}, args.cores)
         checks, _ = verify(workdir / files.root, reference)
         counts = {status: sum(c.status == status for c in checks) for status in (IDENTICAL, WITHIN, DIFFERS, MISSING)}
-        figures[name] = {"seconds": round(seconds[name], 1), **counts, "largest_deviations": largest_deviations(checks),
-                         "differing_files": [c.path for c in checks if c.status == DIFFERS]}
+        figures[name] = {
+            "seconds": round(seconds[name], 1),
+            **counts,
+            "largest_deviations": largest_deviations(checks),
+            "differing_files": [c.path for c in checks if c.status == DIFFERS],
+        }
         rows.append(f"| {name} | {seconds[name]:.0f} | " + " | ".join(str(n) for n in counts.values()) + " |")
         print(rows[-1], flush=True)
-    result = {"config": str(args.config), "set": common, "reference_seconds": round(seconds["reference"], 1),
-              "variants": figures}
+    result = {
+        "config": str(args.config),
+        "set": common,
+        "reference_seconds": round(seconds["reference"], 1),
+        "variants": figures,
+    }
     keep(out.name, result)
-    print(f"reference: {seconds['reference']:.0f} s\n\n| variant | s | identical | within tolerance | differs | "
-          "missing |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
+    print(
+        f"reference: {seconds['reference']:.0f} s\n\n| variant | s | identical | within tolerance | differs | "
+        "missing |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
     for name, entry in figures.items():
         print(f"\n{name}: differs {entry['differing_files']}")
         for key, delta in entry["largest_deviations"].items():

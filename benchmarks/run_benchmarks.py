@@ -7,6 +7,7 @@
 Run from the repository root after `make demo`:  python -m benchmarks.run_benchmarks [--inceptionv1]
 Figures are printed and kept in docs/measurements/run_benchmarks.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,6 @@ import numpy as np
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
 from activation_atlas.algorithms.extract import Batch, extract_activations
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.demo_cnn import DemoCNN
@@ -30,6 +29,8 @@ from activation_atlas.workflow.config_check import check_config
 from activation_atlas.workflow.paths import ModelFiles
 from activation_atlas.workflow.settings import layer_section
 from benchmarks import keep
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def demo_model(config: dict) -> torch.nn.Module:
@@ -45,9 +46,14 @@ def demo_model(config: dict) -> torch.nn.Module:
 def extraction_ratio(model, config: dict, n_images: int, rounds: int) -> dict:
     size, batch_size = config["dataset"]["image_size"], config["extract"]["batch_size"]
     images = torch.rand(n_images, 3, size, size, generator=torch.Generator().manual_seed(0))
-    batches = [Batch(images[i:i + batch_size], np.arange(i, min(i + batch_size, n_images)),
-                     np.zeros(min(batch_size, n_images - i), dtype=np.int64))
-               for i in range(0, n_images, batch_size)]
+    batches = [
+        Batch(
+            images[i : i + batch_size],
+            np.arange(i, min(i + batch_size, n_images)),
+            np.zeros(min(batch_size, n_images - i), dtype=np.int64),
+        )
+        for i in range(0, n_images, batch_size)
+    ]
     modules = resolve_layers(model, config["layers"], layer_names(model))
 
     def bare():
@@ -57,11 +63,20 @@ def extraction_ratio(model, config: dict, n_images: int, rounds: int) -> dict:
 
     def extract(out_dir):
         paths = {layer: Path(out_dir) / f"{layer}.h5" for layer in config["layers"]}
-        extract_activations(model, modules, iter(batches), n_images, paths, positions_per_image=1,
-                            exclude_edge=config["extract"]["exclude_edge"], seed=0,
-                            provenance={"classes": []}, log=lambda _: None)
+        extract_activations(
+            model,
+            modules,
+            iter(batches),
+            n_images,
+            paths,
+            positions_per_image=1,
+            exclude_edge=config["extract"]["exclude_edge"],
+            seed=0,
+            provenance={"classes": []},
+            log=lambda _: None,
+        )
 
-    bare()   # warm-up
+    bare()  # warm-up
     bare_rates, extract_rates = [], []
     with tempfile.TemporaryDirectory() as out_dir:
         for _ in range(rounds):
@@ -72,10 +87,15 @@ def extraction_ratio(model, config: dict, n_images: int, rounds: int) -> dict:
             extract(out_dir)
             extract_rates.append(n_images / (time.perf_counter() - start))
     ratios = [e / b for e, b in zip(extract_rates, bare_rates)]
-    return {"images": n_images, "batch_size": batch_size, "layers": config["layers"],
-            "bare_images_per_s": statistics.median(bare_rates),
-            "extract_images_per_s": statistics.median(extract_rates),
-            "ratio_median": statistics.median(ratios), "ratio_per_round": ratios}
+    return {
+        "images": n_images,
+        "batch_size": batch_size,
+        "layers": config["layers"],
+        "bare_images_per_s": statistics.median(bare_rates),
+        "extract_images_per_s": statistics.median(extract_rates),
+        "ratio_median": statistics.median(ratios),
+        "ratio_per_round": ratios,
+    }
 
 
 def rendering_ratio(model, config: dict, layer: str, icons: int, steps: int, batch_sizes, rounds: int) -> dict:
@@ -93,7 +113,7 @@ def rendering_ratio(model, config: dict, layer: str, icons: int, steps: int, bat
         render_icons(model, module, targets, keys, 0, s, log=lambda _: None)
         return icons / (time.perf_counter() - start)
 
-    rate(1)   # warm-up
+    rate(1)  # warm-up
     results = {}
     for _ in range(rounds):
         single = rate(1)
@@ -103,9 +123,16 @@ def rendering_ratio(model, config: dict, layer: str, icons: int, steps: int, bat
     single_rate = statistics.median(results.pop(1))
     ratios = {b: statistics.median(r) for b, r in results.items()}
     best = max(ratios, key=ratios.get)
-    return {"layer": layer, "icon_size": settings.icon_size, "icons": icons, "steps": steps,
-            "one_at_a_time_icons_per_s": single_rate, "ratio_by_batch_size": ratios,
-            "best_batch_size": best, "best_ratio": ratios[best]}
+    return {
+        "layer": layer,
+        "icon_size": settings.icon_size,
+        "icons": icons,
+        "steps": steps,
+        "one_at_a_time_icons_per_s": single_rate,
+        "ratio_by_batch_size": ratios,
+        "best_batch_size": best,
+        "best_ratio": ratios[best],
+    }
 
 
 def inceptionv1_rendering_ratio(icons: int, steps: int, batch_sizes, rounds: int) -> dict:
@@ -124,13 +151,14 @@ def inceptionv1_rendering_ratio(icons: int, steps: int, batch_sizes, rounds: int
     spec = TransformSpec(pad=16, jitters=(4, 4, 8), scale_base=0.998, scale_exponents=(20, 39), rotation_deg=20)
 
     def rate(batch_size):
-        s = RenderSettings(icon_size=80, steps=steps, attempts=1, lr=0.05, cossim_pow=3, batch_size=batch_size,
-                           transforms=spec)
+        s = RenderSettings(
+            icon_size=80, steps=steps, attempts=1, lr=0.05, cossim_pow=3, batch_size=batch_size, transforms=spec
+        )
         start = time.perf_counter()
         render_icons(model, module, targets, [(i,) for i in range(icons)], 0, s, log=lambda _: None)
         return icons / (time.perf_counter() - start)
 
-    rate(4)   # warm-up
+    rate(4)  # warm-up
     singles, ratios = [], {b: [] for b in batch_sizes}
     for _ in range(rounds):
         single = rate(1)
@@ -139,9 +167,16 @@ def inceptionv1_rendering_ratio(icons: int, steps: int, batch_sizes, rounds: int
             ratios[b].append(rate(b) / single)
     medians = {b: statistics.median(r) for b, r in ratios.items()}
     best = max(medians, key=medians.get)
-    return {"layer": "inceptionv1 mixed4c", "icon_size": 80, "icons": icons, "steps": steps,
-            "one_at_a_time_icons_per_s": statistics.median(singles), "ratio_by_batch_size": medians,
-            "best_batch_size": best, "best_ratio": medians[best]}
+    return {
+        "layer": "inceptionv1 mixed4c",
+        "icon_size": 80,
+        "icons": icons,
+        "steps": steps,
+        "one_at_a_time_icons_per_s": statistics.median(singles),
+        "ratio_by_batch_size": medians,
+        "best_batch_size": best,
+        "best_ratio": medians[best],
+    }
 
 
 def main():
@@ -152,8 +187,11 @@ def main():
     parser.add_argument("--icons", type=int, default=32)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32])
-    parser.add_argument("--inceptionv1", action="store_true",
-                        help="also measure rendering on InceptionV1 mixed4c at 80 px (the paper's setting)")
+    parser.add_argument(
+        "--inceptionv1",
+        action="store_true",
+        help="also measure rendering on InceptionV1 mixed4c at 80 px (the paper's setting)",
+    )
     parser.add_argument("--inceptionv1-steps", type=int, default=8)
     parser.add_argument("--inceptionv1-icons", type=int, default=128)
     parser.add_argument("--inceptionv1-batch-sizes", type=int, nargs="+", default=[16, 32, 64, 128])
@@ -169,21 +207,30 @@ def main():
     report = {"torch_threads": torch.get_num_threads()}
     report["extraction"] = extraction_ratio(model, config, args.images, args.rounds)
     e = report["extraction"]
-    print(f"(a) extraction: {e['extract_images_per_s']:.0f} images/s vs bare forward "
-          f"{e['bare_images_per_s']:.0f} images/s → ratio {e['ratio_median']:.3f} (median of {args.rounds})")
-    report["rendering"] = [rendering_ratio(model, config, layer, args.icons, args.steps, args.batch_sizes,
-                                           args.rounds) for layer in config["layers"]]
+    print(
+        f"(a) extraction: {e['extract_images_per_s']:.0f} images/s vs bare forward "
+        f"{e['bare_images_per_s']:.0f} images/s → ratio {e['ratio_median']:.3f} (median of {args.rounds})"
+    )
+    report["rendering"] = [
+        rendering_ratio(model, config, layer, args.icons, args.steps, args.batch_sizes, args.rounds)
+        for layer in config["layers"]
+    ]
     for r in report["rendering"]:
         ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
-        print(f"(b) rendering {r['layer']} ({r['icon_size']} px): one at a time "
-              f"{r['one_at_a_time_icons_per_s']:.2f} icons/s; batched {ratios}")
+        print(
+            f"(b) rendering {r['layer']} ({r['icon_size']} px): one at a time "
+            f"{r['one_at_a_time_icons_per_s']:.2f} icons/s; batched {ratios}"
+        )
     if args.inceptionv1:
-        r = inceptionv1_rendering_ratio(args.inceptionv1_icons, args.inceptionv1_steps,
-                                        args.inceptionv1_batch_sizes, args.rounds)
+        r = inceptionv1_rendering_ratio(
+            args.inceptionv1_icons, args.inceptionv1_steps, args.inceptionv1_batch_sizes, args.rounds
+        )
         report["rendering_inceptionv1"] = r
         ratios = ", ".join(f"B={b}: {v:.2f}×" for b, v in r["ratio_by_batch_size"].items())
-        print(f"(b) rendering {r['layer']} (80 px): one at a time {r['one_at_a_time_icons_per_s']:.2f} "
-              f"icons/s; batched {ratios}")
+        print(
+            f"(b) rendering {r['layer']} (80 px): one at a time {r['one_at_a_time_icons_per_s']:.2f} "
+            f"icons/s; batched {ratios}"
+        )
     keep("run_benchmarks", report)
 
 

@@ -11,6 +11,7 @@ drawn by the dataset generator in memory.
 
 Figures are printed and kept in docs/measurements/scale_benchmark.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,37 +42,58 @@ def synthetic_activations(path: Path, n: int, seed: int = 0, block: int = 1 << 1
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 1.0, size=(50, CHANNELS)).astype(np.float32)
     with create_h5(path, "activations", layer="synthetic", classes=[f"c{k}" for k in range(50)]) as f:
-        acts = write_dataset(f, "activations", None, "activation", "row, channel", shape=(n, CHANNELS),
-                             dtype="float32", chunks=(min(n, 1024), CHANNELS))
+        acts = write_dataset(
+            f,
+            "activations",
+            None,
+            "activation",
+            "row, channel",
+            shape=(n, CHANNELS),
+            dtype="float32",
+            chunks=(min(n, 1024), CHANNELS),
+        )
         labels = write_dataset(f, "label", None, "class index", "row", shape=(n,), dtype="int64")
         write_dataset(f, "image_index", np.arange(n), "index", "row")
         for start in range(0, n, block):
             k = min(block, n - start)
             label = rng.integers(0, 50, size=k)
-            acts[start:start + k] = np.maximum(centres[label] + rng.normal(0.0, 0.6, size=(k, CHANNELS)), 0.0)
-            labels[start:start + k] = label
+            acts[start : start + k] = np.maximum(centres[label] + rng.normal(0.0, 0.6, size=(k, CHANNELS)), 0.0)
+            labels[start : start + k] = label
 
 
 def config(pca_dims: int | None, low_memory: bool, grids) -> dict:
     """A run's config for the synthetic layer (a user model's, never built), checked by the workflow's check."""
     from activation_atlas.workflow.config_check import check_config
 
-    cfg = {"run": "scale", "layers": ["synthetic"], "grid": {"sizes": list(grids), "min_count": 5},
-           "model": {"kind": "user", "name": "synthetic", "factory": "synthetic:network"},
-           "layout": {"n_neighbors": 15, "min_dist": 0.05, "metric": "cosine", "pca_dims": pca_dims,
-                      "low_memory": low_memory}}
+    cfg = {
+        "run": "scale",
+        "layers": ["synthetic"],
+        "grid": {"sizes": list(grids), "min_count": 5},
+        "model": {"kind": "user", "name": "synthetic", "factory": "synthetic:network"},
+        "layout": {
+            "n_neighbors": 15,
+            "min_dist": 0.05,
+            "metric": "cosine",
+            "pca_dims": pca_dims,
+            "low_memory": low_memory,
+        },
+    }
     check_config(cfg, REPO / "schemas" / "config.schema.yaml")
     return cfg
 
 
 def child_layout(args) -> dict:
     from activation_atlas.runtime import ProgressLog
-    from activation_atlas.workflow.settings import umap_settings
     from activation_atlas.stages.layout import Layout, layout
+    from activation_atlas.workflow.settings import umap_settings
 
     cfg = config(args.pca_dims, args.low_memory, [8])
-    settings = Layout(seed=cfg["seed"], layer="synthetic", umap=umap_settings(cfg, "synthetic"),
-                      scatter_size=cfg["layout"]["scatter_size"])
+    settings = Layout(
+        seed=cfg["seed"],
+        layer="synthetic",
+        umap=umap_settings(cfg, "synthetic"),
+        scatter_size=cfg["layout"]["scatter_size"],
+    )
     start = time.perf_counter()
     layout(args.acts, args.layout, args.layout.with_suffix(".png"), settings, ProgressLog(None))
     return {"seconds": time.perf_counter() - start}
@@ -84,11 +106,25 @@ def child_bin(args) -> dict:
 
     cfg = config(None, False, [args.grid])
     card = args.layout.parent / "model.json"
-    write_card(card, {"model": "synthetic", "kind": "user", "classes": [f"c{k}" for k in range(50)],
-                      "layers": ["synthetic"], "held_out_accuracy": None})
+    write_card(
+        card,
+        {
+            "model": "synthetic",
+            "kind": "user",
+            "classes": [f"c{k}" for k in range(50)],
+            "layers": ["synthetic"],
+            "held_out_accuracy": None,
+        },
+    )
     start = time.perf_counter()
-    bin_cells(args.acts, args.layout, card, args.layout.parent / f"cells{args.grid}.h5",
-              Binning(seed=cfg["seed"], layer="synthetic", grid_size=args.grid, grid=cfg["grid"]), ProgressLog(None))
+    bin_cells(
+        args.acts,
+        args.layout,
+        card,
+        args.layout.parent / f"cells{args.grid}.h5",
+        Binning(seed=cfg["seed"], layer="synthetic", grid_size=args.grid, grid=cfg["grid"]),
+        ProgressLog(None),
+    )
     return {"seconds": time.perf_counter() - start}
 
 
@@ -97,12 +133,12 @@ def child_extract(args) -> dict:
     `args.shard` of `args.shards`."""
     import torch
 
+    from activation_atlas.algorithms.extract import ImageBatches, extract_activations
     from activation_atlas.data.generated import class_specs, image_rng, render_image
     from activation_atlas.data.image_folder import BatchRead, to_tensor
-    from activation_atlas.algorithms.extract import ImageBatches, extract_activations
-    from activation_atlas.workflow.jobs import shard_images
     from activation_atlas.models.capture import resolve_layers
     from activation_atlas.models.demo_cnn import DemoCNN
+    from activation_atlas.workflow.jobs import shard_images
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -118,14 +154,25 @@ def child_extract(args) -> dict:
     layers = ["conv2", "conv3", "conv4"]
     out = {layer: args.layout.parent / f"extract{args.shard}_{layer}.h5" for layer in layers}
     start = time.perf_counter()
-    extract_activations(model, resolve_layers(model, layers, list(model.stage_names)),
-                        ImageBatches(read, labels, 128, 64, images), len(images), out, positions_per_image=1,
-                        exclude_edge=1, seed=0, provenance={"classes": []}, log=lambda _: None)
+    extract_activations(
+        model,
+        resolve_layers(model, layers, list(model.stage_names)),
+        ImageBatches(read, labels, 128, 64, images),
+        len(images),
+        out,
+        positions_per_image=1,
+        exclude_edge=1,
+        seed=0,
+        provenance={"classes": []},
+        log=lambda _: None,
+    )
     return {"seconds": time.perf_counter() - start}
 
 
 def run_child(*argv) -> dict:
-    result = subprocess.run([sys.executable, "-m", __spec__.name, "--child", *map(str, argv)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", __spec__.name, "--child", *map(str, argv)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -133,8 +180,15 @@ def run_child(*argv) -> dict:
 
 def run_children_in_parallel(argvs) -> tuple[float, list[dict]]:
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", __spec__.name, "--child", *map(str, argv)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for argv in argvs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", __spec__.name, "--child", *map(str, argv)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate()
@@ -149,8 +203,12 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--grids", type=int, nargs="+", default=[20, 40, 80, 160])
     parser.add_argument("--extract-sizes", type=int, nargs="*", default=[10_000, 100_000])
-    parser.add_argument("--pca-from", type=int, default=1_000_000,
-                        help="from this N on, lay out with PCA to 50 dimensions and umap-learn's low-memory mode")
+    parser.add_argument(
+        "--pca-from",
+        type=int,
+        default=1_000_000,
+        help="from this N on, lay out with PCA to 50 dimensions and umap-learn's low-memory mode",
+    )
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -162,27 +220,44 @@ def main():
         for n in args.extract_sizes:
             one = run_child("extract", n, tmp / "layout.h5", 0, 1, 2)
             two_seconds, two = run_children_in_parallel([("extract", n, tmp / "layout.h5", k, 2, 1) for k in (0, 1)])
-            row = {"n": n, "seconds_one_job": one["seconds"], "peak_rss_mb": one["peak_rss_mb"],
-                   "images_per_s": n / one["seconds"], "seconds_two_shards": two_seconds,
-                   "shard_speedup": one["seconds"] / two_seconds}
+            row = {
+                "n": n,
+                "seconds_one_job": one["seconds"],
+                "peak_rss_mb": one["peak_rss_mb"],
+                "images_per_s": n / one["seconds"],
+                "seconds_two_shards": two_seconds,
+                "shard_speedup": one["seconds"] / two_seconds,
+            }
             report["extraction"].append(row)
-            print(f"extraction N={n}: {row['seconds_one_job']:.0f} s ({row['images_per_s']:.0f} images/s), peak RSS "
-                  f"{row['peak_rss_mb']:.0f} MB; 2 shards × 1 thread in parallel: {two_seconds:.0f} s "
-                  f"({row['shard_speedup']:.2f}×)", flush=True)
+            print(
+                f"extraction N={n}: {row['seconds_one_job']:.0f} s ({row['images_per_s']:.0f} images/s), peak RSS "
+                f"{row['peak_rss_mb']:.0f} MB; 2 shards × 1 thread in parallel: {two_seconds:.0f} s "
+                f"({row['shard_speedup']:.2f}×)",
+                flush=True,
+            )
         for n in args.sizes:
             acts = tmp / f"acts{n}.h5"
             synthetic_activations(acts, n)
             big = n >= args.pca_from
             layout = run_child("layout", n, tmp / "layout.h5", acts, 50 if big else 0, int(big))
-            row = {"n": n, "pca_dims": 50 if big else None, "low_memory": big,
-                   "layout_seconds": layout["seconds"], "layout_peak_rss_mb": layout["peak_rss_mb"], "bin": {}}
+            row = {
+                "n": n,
+                "pca_dims": 50 if big else None,
+                "low_memory": big,
+                "layout_seconds": layout["seconds"],
+                "layout_peak_rss_mb": layout["peak_rss_mb"],
+                "bin": {},
+            }
             for grid in args.grids:
                 binned = run_child("bin", n, tmp / "layout.h5", acts, grid)
                 row["bin"][grid] = {"seconds": binned["seconds"], "peak_rss_mb": binned["peak_rss_mb"]}
             report["layout_and_binning"].append(row)
             bins = ", ".join(f"G={g}: {b['seconds']:.1f} s / {b['peak_rss_mb']:.0f} MB" for g, b in row["bin"].items())
-            print(f"N={n}: layout {layout['seconds']:.0f} s, peak RSS {layout['peak_rss_mb']:.0f} MB"
-                  f"{' (PCA 50, low_memory)' if big else ''}; binning {bins}", flush=True)
+            print(
+                f"N={n}: layout {layout['seconds']:.0f} s, peak RSS {layout['peak_rss_mb']:.0f} MB"
+                f"{' (PCA 50, low_memory)' if big else ''}; binning {bins}",
+                flush=True,
+            )
             acts.unlink()
     keep("scale_benchmark", report)
 

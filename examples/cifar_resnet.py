@@ -7,6 +7,7 @@ where the shape changes, the input is subsampled and zero-padded with the new ch
 
 Used as `model: {kind: user, factory: "cifar_resnet:resnet32", python_path: [examples]}`.
 """
+
 from torch import nn
 from torch.nn import functional as F
 

@@ -6,6 +6,7 @@ embedding, class embedding). Class atlases and attributions then follow those cl
 tower's blocks are `visual.transformer.resblocks.K`: (B, 1 + h·w, C) token sequences, read as
 tokens(prefix=1).
 """
+
 import open_clip
 import torch
 from torch import nn
@@ -23,13 +24,17 @@ class ZeroShotCLIP(nn.Module):
         return self.scale * F.normalize(self.visual(x), dim=-1) @ self.class_embeddings.T
 
 
-def zero_shot_clip(class_names, model_name: str = "ViT-B-32", pretrained: str | None = None,
-                   prompt: str = "a photo of a {}.", image_size: int | None = None) -> ZeroShotCLIP:
+def zero_shot_clip(
+    class_names,
+    model_name: str = "ViT-B-32",
+    pretrained: str | None = None,
+    prompt: str = "a photo of a {}.",
+    image_size: int | None = None,
+) -> ZeroShotCLIP:
     """open_clip's `model_name` with its `pretrained` weights (fetched by open_clip into its cache on
     first use; None = random weights) and a zero-shot head for `class_names`; `image_size` builds the
     image tower for another input side (its position embeddings interpolated where weights are loaded)."""
-    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=pretrained,
-                                                        force_image_size=image_size)
+    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=pretrained, force_image_size=image_size)
     tokenizer = open_clip.get_tokenizer(model_name)
     model.eval()
     with torch.no_grad():

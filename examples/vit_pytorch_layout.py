@@ -6,6 +6,7 @@ Its head is the one most ViT code has: the class token (`pool="cls"`) or the mea
 Linear. Its blocks are pre-norm with no final norm, so the logits read the last block only through
 `mlp_head.0`, a norm applied to a slice or a pooling of the block's output.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
-        self.heads, self.scale = heads, dim_head ** -0.5
+        self.heads, self.scale = heads, dim_head**-0.5
         self.norm = nn.LayerNorm(dim)
         self.to_qkv = nn.Linear(dim, 3 * heads * dim_head, bias=False)
         self.to_out = nn.Linear(heads * dim_head, dim)
@@ -38,8 +39,9 @@ class FeedForward(nn.Module):
 class Transformer(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int):
         super().__init__()
-        self.layers = nn.ModuleList(nn.ModuleList([Attention(dim, heads, dim_head), FeedForward(dim, mlp_dim)])
-                                    for _ in range(depth))
+        self.layers = nn.ModuleList(
+            nn.ModuleList([Attention(dim, heads, dim_head), FeedForward(dim, mlp_dim)]) for _ in range(depth)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for attention, feed_forward in self.layers:
@@ -49,8 +51,19 @@ class Transformer(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, image_size: int, patch_size: int, num_classes: int, dim: int, depth: int, heads: int,
-                 mlp_dim: int, pool: str = "cls", channels: int = 3, dim_head: int = 64):
+    def __init__(
+        self,
+        image_size: int,
+        patch_size: int,
+        num_classes: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        mlp_dim: int,
+        pool: str = "cls",
+        channels: int = 3,
+        dim_head: int = 64,
+    ):
         super().__init__()
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', not {pool!r}")
@@ -68,7 +81,7 @@ class ViT(nn.Module):
     def patches(self, img: torch.Tensor) -> torch.Tensor:
         """(B, h·w, p·p·c): the image's patches row by row, each flattened row, column, channel."""
         p = self.patch_size
-        grid = img.unfold(2, p, p).unfold(3, p, p)           # (B, c, h, w, p, p)
+        grid = img.unfold(2, p, p).unfold(3, p, p)  # (B, c, h, w, p, p)
         return grid.permute(0, 2, 3, 4, 5, 1).flatten(3).flatten(1, 2)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -79,6 +92,16 @@ class ViT(nn.Module):
         return self.mlp_head(self.to_latent(x))
 
 
-def vit(image_size: int = 32, patch_size: int = 8, num_classes: int = 10, dim: int = 64, depth: int = 4,
-        heads: int = 4, mlp_dim: int = 128, pool: str = "cls", channels: int = 3, dim_head: int = 16) -> ViT:
+def vit(
+    image_size: int = 32,
+    patch_size: int = 8,
+    num_classes: int = 10,
+    dim: int = 64,
+    depth: int = 4,
+    heads: int = 4,
+    mlp_dim: int = 128,
+    pool: str = "cls",
+    channels: int = 3,
+    dim_head: int = 16,
+) -> ViT:
     return ViT(image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool, channels, dim_head)

@@ -12,7 +12,6 @@ from activation_atlas.workflow.config_schema import ConfigError
 from activation_atlas.workflow.paths import AlignedFiles
 from activation_atlas.workflow.settings import dataset_input, image_selection, umap_settings, viewer_page
 
-
 try:
     MEMBERS = check_aligned_config(config, os.path.join(workflow.basedir, "schemas"))
 except ConfigError as error:
@@ -50,8 +49,14 @@ if len(MEMBER_RUNS) == 2:
     use rule * from second as second_*
 
     defined = {rule.name for rule in workflow.rules}
-    for shared_rule in ("generate_dataset", "download_dataset", "unpack_dataset", "train_model",
-                        "download_weights", "describe_model"):
+    for shared_rule in (
+        "generate_dataset",
+        "download_dataset",
+        "unpack_dataset",
+        "train_model",
+        "download_weights",
+        "describe_model",
+    ):
         if {f"first_{shared_rule}", f"second_{shared_rule}"} <= defined:
             workflow.ruleorder(f"first_{shared_rule}", f"second_{shared_rule}")
 
@@ -62,29 +67,27 @@ wildcard_constraints:
     grid=r"\d+",
 
 
-
-
 rule aligned_layout:
     input:
         [member.activations for member in MEMBERS],
     output:
         layout=ALIGNED_FILES.layout(),
         scatter=ALIGNED_FILES.layout("png"),
+    log:
+        f"{LOGS}/layout.log",
+    benchmark:
+        f"{LOGS}/layout.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         seed=config["seed"],
         titles=TITLES,
         umap=umap_settings(config),
         scatter_size=config["layout"]["scatter_size"],
-    log:
-        f"{LOGS}/layout.log",
-    benchmark:
-        f"{LOGS}/layout.benchmark.tsv"
-    threads: config["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=120,
-    conda:
-        "../envs/layout.yaml"
     script:
         "../scripts/aligned_layout.py"
 
@@ -96,21 +99,21 @@ rule aligned_cells:
         card=lambda wildcards: member_named(MEMBERS, wildcards.member_run, wildcards.member_layer).card,
     output:
         ALIGNED_FILES.member_cells("{member_run}", "{member_layer}", "{grid}"),
+    log:
+        f"{LOGS}/members/{{member_run}}/{{member_layer}}/cells_grid{{grid}}.log",
+    benchmark:
+        f"{LOGS}/members/{{member_run}}/{{member_layer}}/cells_grid{{grid}}.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         seed=config["seed"],
         layer=lambda wildcards: wildcards.member_layer,
         grid_size=lambda wildcards: int(wildcards.grid),
         grid=config["grid"],
-    log:
-        f"{LOGS}/members/{{member_run}}/{{member_layer}}/cells_grid{{grid}}.log",
-    benchmark:
-        f"{LOGS}/members/{{member_run}}/{{member_layer}}/cells_grid{{grid}}.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../envs/layout.yaml"
     script:
         "../scripts/bin_cells.py"
 
@@ -122,18 +125,18 @@ rule aligned_montage:
     output:
         atlas=ALIGNED_FILES.member_atlas("{member_run}", "{member_layer}", "{grid}"),
         tiles=directory(ALIGNED_FILES.member_tiles("{member_run}", "{member_layer}", "{grid}")),
-    params:
-        **config["montage"],
     log:
         f"{LOGS}/members/{{member_run}}/{{member_layer}}/montage_grid{{grid}}.log",
     benchmark:
         f"{LOGS}/members/{{member_run}}/{{member_layer}}/montage_grid{{grid}}.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        **config["montage"],
     script:
         "../scripts/montage.py"
 
@@ -143,19 +146,19 @@ rule side_by_side:
         [ALIGNED_FILES.member_atlas(member.run, member.layer, "{grid}") for member in MEMBERS],
     output:
         ALIGNED_FILES.atlas("{grid}"),
-    params:
-        titles=TITLES,
-        background=config["montage"]["background"],
     log:
         f"{LOGS}/side_by_side_grid{{grid}}.log",
     benchmark:
         f"{LOGS}/side_by_side_grid{{grid}}.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        titles=TITLES,
+        background=config["montage"]["background"],
     script:
         "../scripts/side_by_side.py"
 
@@ -167,19 +170,19 @@ rule aligned_metrics:
         cards=[member.card for member in MEMBERS],
     output:
         ALIGNED_FILES.metrics,
-    params:
-        titles=TITLES,
-        grids=GRIDS,
     log:
         f"{LOGS}/metrics.log",
     benchmark:
         f"{LOGS}/metrics.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        titles=TITLES,
+        grids=GRIDS,
     script:
         "../scripts/aligned_metrics.py"
 
@@ -193,6 +196,16 @@ rule aligned_viewer:
     output:
         html=ALIGNED_FILES.viewer_page,
         assets=directory(ALIGNED_FILES.viewer_assets),
+    log:
+        f"{LOGS}/viewer.log",
+    benchmark:
+        f"{LOGS}/viewer.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         seed=MEMBERS[0].config["seed"],
         images=image_selection(MEMBERS[0].config),
@@ -213,16 +226,6 @@ rule aligned_viewer:
             for k, member in enumerate(MEMBERS)
         ],
         page=viewer_page(config, MEMBERS[0].config["model"]["resize"]),
-    log:
-        f"{LOGS}/viewer.log",
-    benchmark:
-        f"{LOGS}/viewer.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/viewer.py"
 
@@ -232,18 +235,18 @@ rule aligned_manifest:
         aligned_kept_outputs(ALIGNED_FILES, MEMBERS, GRIDS, VIEWER),
     output:
         ALIGNED_FILES.manifest,
-    params:
-        run=RUN,
-        seed=config["seed"],
     log:
         f"{LOGS}/manifest.log",
     benchmark:
         f"{LOGS}/manifest.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        run=RUN,
+        seed=config["seed"],
     script:
         "../scripts/manifest.py"

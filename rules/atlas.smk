@@ -11,18 +11,18 @@ rule montage:
             labels={"layer": "{layer}", "grid": "{grid} × {grid}"},
         ),
         tiles=directory(RUN_FILES.tiles("{layer}", "{grid}")),
-    params:
-        **config["montage"],
     log:
         f"{LOGS}/atlas/{{layer}}/grid{{grid}}.log",
     benchmark:
         f"{LOGS}/atlas/{{layer}}/grid{{grid}}.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        **config["montage"],
     script:
         "../scripts/montage.py"
 
@@ -41,6 +41,16 @@ rule atlas_metrics:
             category="Metrics",
             labels={"layer": "{layer}"},
         ),
+    log:
+        f"{LOGS}/atlas/{{layer}}/metrics.log",
+    benchmark:
+        f"{LOGS}/atlas/{{layer}}/metrics.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
     params:
         seed=config["seed"],
         layer=lambda wildcards: wildcards.layer,
@@ -48,15 +58,5 @@ rule atlas_metrics:
         metric=lambda wildcards: umap_settings(config, wildcards.layer)["metric"],
         trustworthiness_sample=config["metrics"]["trustworthiness_sample"],
         trustworthiness_neighbors=config["metrics"]["trustworthiness_neighbors"],
-    log:
-        f"{LOGS}/atlas/{{layer}}/metrics.log",
-    benchmark:
-        f"{LOGS}/atlas/{{layer}}/metrics.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=20,
-    conda:
-        "../envs/layout.yaml"
     script:
         "../scripts/atlas_metrics.py"

@@ -9,6 +9,16 @@ rule attack_images:
         images=[ATTACKS["images"]] if ATTACKS["images"] else [],
     output:
         RUN_FILES.attack("{pair}", "images.json"),
+    log:
+        f"{LOGS}/attacks/{{pair}}/images.log",
+    benchmark:
+        f"{LOGS}/attacks/{{pair}}/images.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         seed=config["seed"],
         pair=lambda wildcards: ATTACK_PAIRS[wildcards.pair],
@@ -16,16 +26,6 @@ rule attack_images:
         # The atlas's images: read only to take the images of class a from, or to leave them out.
         atlas_images=image_selection() if ATTACK_SOURCE["kind"] != "other_split" else None,
         max_images=config["attacks"]["max_images"],
-    log:
-        f"{LOGS}/attacks/{{pair}}/images.log",
-    benchmark:
-        f"{LOGS}/attacks/{{pair}}/images.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=30,
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/attack_images.py"
 
@@ -40,6 +40,16 @@ rule attack_patches:
         dataset=dataset_input(),
     output:
         RUN_FILES.attack("{pair}", "patches.h5"),
+    log:
+        f"{LOGS}/attacks/{{pair}}/patches.log",
+    benchmark:
+        f"{LOGS}/attacks/{{pair}}/patches.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         seed=config["seed"],
         layer=CLASS_LAYER,
@@ -48,16 +58,6 @@ rule attack_patches:
         input_size=MODEL_INPUT_SIZE,
         resize=MODEL["resize"],
         attacks=ATTACK_PATCHES,
-    log:
-        f"{LOGS}/attacks/{{pair}}/patches.log",
-    benchmark:
-        f"{LOGS}/attacks/{{pair}}/patches.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/attack_patches.py"
 
@@ -71,6 +71,15 @@ rule attack_shard:
         numerics=RUN_FILES.numerics,
     output:
         temp(RUN_FILES.attack_shard("{pair}", "{shard}")),
+    log:
+        f"{LOGS}/attacks/{{pair}}/shard{{shard}}.log",
+    benchmark:
+        f"{LOGS}/attacks/{{pair}}/shard{{shard}}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]
+    resources:
+        **torch_resources(mem_mb=6000, runtime=120),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -79,15 +88,6 @@ rule attack_shard:
         attacks=ATTACK_BATCHES,
         model=MODEL,
         input_size=MODEL_INPUT_SIZE,
-    log:
-        f"{LOGS}/attacks/{{pair}}/shard{{shard}}.log",
-    benchmark:
-        f"{LOGS}/attacks/{{pair}}/shard{{shard}}.benchmark.tsv"
-    threads: config["threads"]
-    resources:
-        **torch_resources(mem_mb=6000, runtime=120),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/attack_shard.py"
 
@@ -112,20 +112,20 @@ rule attack_table:
             category="Attacks",
             labels={"attack": "{pair}", "figure": "patches and success rates"},
         ),
+    log:
+        f"{LOGS}/attacks/{{pair}}/table.log",
+    benchmark:
+        f"{LOGS}/attacks/{{pair}}/table.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         pair=lambda wildcards: ATTACK_PAIRS[wildcards.pair],
         attacks=ATTACK_TABLE,
         input_size=MODEL_INPUT_SIZE,
         resize=MODEL["resize"],
-    log:
-        f"{LOGS}/attacks/{{pair}}/table.log",
-    benchmark:
-        f"{LOGS}/attacks/{{pair}}/table.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        "../envs/layout.yaml"
     script:
         "../scripts/attack_table.py"

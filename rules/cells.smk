@@ -6,20 +6,20 @@ checkpoint bin_cells:
         card=MODEL_FILES.card,
     output:
         RUN_FILES.cells("{layer}", "{grid}"),
+    log:
+        f"{LOGS}/cells/{{layer}}/grid{{grid}}.log",
+    benchmark:
+        f"{LOGS}/cells/{{layer}}/grid{{grid}}.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         seed=config["seed"],
         layer=lambda wildcards: wildcards.layer,
         grid_size=lambda wildcards: int(wildcards.grid),
         grid=config["grid"],
-    log:
-        f"{LOGS}/cells/{{layer}}/grid{{grid}}.log",
-    benchmark:
-        f"{LOGS}/cells/{{layer}}/grid{{grid}}.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../envs/layout.yaml"
     script:
         "../scripts/bin_cells.py"

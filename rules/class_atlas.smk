@@ -15,6 +15,16 @@ rule class_cells:
             labels={"class atlas": "{cls}", "figure": "layout"},
         ),
         cells=RUN_FILES.class_atlas("{cls}", "cells.h5"),
+    log:
+        f"{LOGS}/class_atlas/{{cls}}/cells.log",
+    benchmark:
+        f"{LOGS}/class_atlas/{{cls}}/cells.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: layout_threads(umap_settings(config, CLASS_LAYER))
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         seed=config["seed"],
         layer=CLASS_LAYER,
@@ -23,16 +33,6 @@ rule class_cells:
         scatter_size=config["layout"]["scatter_size"],
         samples_per_cell=config["grid"]["samples_per_cell"],
         class_atlas=config["class_atlas"],
-    log:
-        f"{LOGS}/class_atlas/{{cls}}/cells.log",
-    benchmark:
-        f"{LOGS}/class_atlas/{{cls}}/cells.benchmark.tsv"
-    threads: layout_threads(umap_settings(config, CLASS_LAYER))
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../envs/layout.yaml"
     script:
         "../scripts/class_cells.py"
 
@@ -46,15 +46,15 @@ use rule render_icons as class_icons with:
         spectrum=spectrum_input(CLASS_LAYER),
     output:
         RUN_FILES.class_atlas("{cls}", "icons.h5"),
+    log:
+        f"{LOGS}/class_atlas/{{cls}}/icons.log",
+    benchmark:
+        f"{LOGS}/class_atlas/{{cls}}/icons.benchmark.tsv"
     params:
         layer=CLASS_LAYER,
         grid_size=config["class_atlas"]["grid_size"],
         chunk=None,
         render=render_settings(CLASS_LAYER),
-    log:
-        f"{LOGS}/class_atlas/{{cls}}/icons.log",
-    benchmark:
-        f"{LOGS}/class_atlas/{{cls}}/icons.benchmark.tsv"
 
 
 use rule montage as class_montage with:

@@ -17,7 +17,6 @@ from activation_atlas.workflow.run_lock import clear_stale_lock
 from activation_atlas.workflow import paths, settings
 from activation_atlas.workflow.settings import layer_section, layout_threads, umap_settings
 
-
 # A bad value stops the workflow here, before any job, with one line naming the key.
 try:
     check_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
@@ -110,7 +109,9 @@ ATTACK_PAIRS = (
 )
 ATTACK_SOURCE = settings.attack_source(config)
 # Each attack rule's part of the section: a changed value reruns only the rules that use it.
-ATTACK_PATCHES = {key: ATTACKS[key] for key in ("cells", "crops_per_cell", "crops_from_other_classes", "crop_size", "sizes")}
+ATTACK_PATCHES = {
+    key: ATTACKS[key] for key in ("cells", "crops_per_cell", "crops_from_other_classes", "crop_size", "sizes")
+}
 ATTACK_BATCHES = {key: ATTACKS[key] for key in ("batch_size", "shards")}
 ATTACK_TABLE = {key: ATTACKS[key] for key in ("sizes", "static")}
 
@@ -145,7 +146,7 @@ def render_settings(layer):
 def spectrum_input(layer):
     """The amplitude spectrum a layer's render jobs read (render.param maco), at its icon size."""
     render = render_settings(layer)
-    return [RUN_FILES.spectrum(render['icon_size'])] if render["param"] == "maco" else []
+    return [RUN_FILES.spectrum(render["icon_size"])] if render["param"] == "maco" else []
 
 
 def icon_chunks(wildcards):
@@ -179,10 +180,7 @@ def viewer_atlases():
         {
             "id": layer,
             "title": f"layer {layer}",
-            "levels": [
-                [grid, RUN_FILES.cells(layer, grid), RUN_FILES.tiles(layer, grid)]
-                for grid in GRIDS
-            ],
+            "levels": [[grid, RUN_FILES.cells(layer, grid), RUN_FILES.tiles(layer, grid)] for grid in GRIDS],
         }
         for layer in LAYERS
     ]

@@ -3,21 +3,21 @@ if DATASET["kind"] == "generated":
     rule generate_dataset:
         output:
             directory(DATASET_DIR),
+        log:
+            f"logs/data/{DATASET['name']}/generate.log",
+        benchmark:
+            f"logs/data/{DATASET['name']}/generate.benchmark.tsv"
+        conda:
+            "../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
         params:
             seed=config["seed"],
             image_size=DATASET["image_size"],
             train_per_class=DATASET["train_per_class"],
             held_out_per_class=DATASET["held_out_per_class"],
-        log:
-            f"logs/data/{DATASET['name']}/generate.log",
-        benchmark:
-            f"logs/data/{DATASET['name']}/generate.benchmark.tsv"
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
-        conda:
-            "../envs/torch.yaml"
         script:
             "../scripts/generate_dataset.py"
 
@@ -27,20 +27,20 @@ if DATASET["kind"] == "download":
     rule download_dataset:
         output:
             DATASET_ARCHIVE,
-        params:
-            url=DATASET["url"],
-            sha256=DATASET["sha256"],
-            pin=f"{DATASET_ARCHIVE}.sha256",
         log:
             f"logs/data/{DATASET['name']}/download.log",
         benchmark:
             f"logs/data/{DATASET['name']}/download.benchmark.tsv"
+        conda:
+            "../envs/torch.yaml"
         threads: 1
         resources:
             mem_mb=1000,
             runtime=120,
-        conda:
-            "../envs/torch.yaml"
+        params:
+            url=DATASET["url"],
+            sha256=DATASET["sha256"],
+            pin=f"{DATASET_ARCHIVE}.sha256",
         script:
             "../scripts/download.py"
 
@@ -53,11 +53,11 @@ if DATASET["kind"] == "download":
             f"logs/data/{DATASET['name']}/unpack.log",
         benchmark:
             f"logs/data/{DATASET['name']}/unpack.benchmark.tsv"
+        conda:
+            "../envs/torch.yaml"
         threads: 1
         resources:
             mem_mb=1000,
             runtime=60,
-        conda:
-            "../envs/torch.yaml"
         script:
             "../scripts/unpack_dataset.py"

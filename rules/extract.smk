@@ -6,6 +6,15 @@ rule extract:
         numerics=RUN_FILES.numerics,
     output:
         temp(expand(RUN_FILES.activation_shard("{{shard}}", "{layer}"), layer=LAYERS)),
+    log:
+        f"{LOGS}/extract/shard{{shard}}.log",
+    benchmark:
+        f"{LOGS}/extract/shard{{shard}}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]
+    resources:
+        **torch_resources(mem_mb=8000, runtime=120),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -17,15 +26,6 @@ rule extract:
         model=MODEL,
         extract=config["extract"],
         named_classes=NAMED_CLASSES,
-    log:
-        f"{LOGS}/extract/shard{{shard}}.log",
-    benchmark:
-        f"{LOGS}/extract/shard{{shard}}.benchmark.tsv"
-    threads: config["threads"]
-    resources:
-        **torch_resources(mem_mb=8000, runtime=120),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/extract.py"
 
@@ -42,12 +42,12 @@ rule merge_activations:
         f"{LOGS}/extract/merge_{{layer}}.log",
     benchmark:
         f"{LOGS}/extract/merge_{{layer}}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/merge_activations.py"
 
@@ -57,17 +57,19 @@ rule evaluate_model:
         activations=RUN_FILES.activations(LAYERS[0]),
         card=MODEL_FILES.card,
     output:
-        report(RUN_FILES.model_card, caption="../report/model_card.rst", category="Model", labels={"file": "model.json"}),
+        report(
+            RUN_FILES.model_card, caption="../report/model_card.rst", category="Model", labels={"file": "model.json"}
+        ),
     log:
         f"{LOGS}/extract/evaluate_model.log",
     benchmark:
         f"{LOGS}/extract/evaluate_model.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/evaluate_model.py"
 
@@ -83,6 +85,15 @@ rule extract_shared:
         numerics=RUN_FILES.numerics,
     output:
         RUN_FILES.shared_activations("{layer}"),
+    log:
+        f"{LOGS}/aligned/extract_{{layer}}.log",
+    benchmark:
+        f"{LOGS}/aligned/extract_{{layer}}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]
+    resources:
+        **torch_resources(mem_mb=8000, runtime=120),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -94,14 +105,5 @@ rule extract_shared:
         model=MODEL,
         extract={**config["extract"], "shards": 1, "shared_positions": True},
         named_classes=NAMED_CLASSES,
-    log:
-        f"{LOGS}/aligned/extract_{{layer}}.log",
-    benchmark:
-        f"{LOGS}/aligned/extract_{{layer}}.benchmark.tsv"
-    threads: config["threads"]
-    resources:
-        **torch_resources(mem_mb=8000, runtime=120),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/extract.py"

@@ -9,21 +9,21 @@ rule layout:
             category="Layouts",
             labels={"layer": "{layer}"},
         ),
-    params:
-        seed=config["seed"],
-        layer=lambda wildcards: wildcards.layer,
-        umap=lambda wildcards: umap_settings(config, wildcards.layer),
-        scatter_size=config["layout"]["scatter_size"],
     log:
         f"{LOGS}/layout/{{layer}}.log",
     benchmark:
         f"{LOGS}/layout/{{layer}}.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     # A seeded UMAP optimises on one thread; umap-learn-threaded-knn searches neighbours on `threads`.
     threads: lambda wildcards: layout_threads(umap_settings(config, wildcards.layer))
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        seed=config["seed"],
+        layer=lambda wildcards: wildcards.layer,
+        umap=lambda wildcards: umap_settings(config, wildcards.layer),
+        scatter_size=config["layout"]["scatter_size"],
     script:
         "../scripts/layout.py"

@@ -7,20 +7,20 @@ if MODEL_TRAINED:
         output:
             weights=MODEL_FILES.weights,
             training=MODEL_FILES.training,
-        params:
-            seed=config["seed"],
-            input_size=MODEL_INPUT_SIZE,
-            model=MODEL,
         log:
             log=f"logs/model/{MODEL['name']}/train.log",
             timing=f"logs/model/{MODEL['name']}/timing.json",
         benchmark:
             f"logs/model/{MODEL['name']}/train.benchmark.tsv"
+        conda:
+            "../envs/torch.yaml"
         threads: config["threads"]
         resources:
             **torch_resources(mem_mb=6000, runtime=60),
-        conda:
-            "../envs/torch.yaml"
+        params:
+            seed=config["seed"],
+            input_size=MODEL_INPUT_SIZE,
+            model=MODEL,
         script:
             "../scripts/train_model.py"
 
@@ -29,20 +29,20 @@ elif MODEL["url"]:
     rule download_weights:
         output:
             MODEL_FILES.weights,
-        params:
-            url=MODEL["url"],
-            sha256=MODEL["sha256"],
-            pin=MODEL_FILES.weights_pin,
         log:
             f"logs/model/{MODEL['name']}/download.log",
         benchmark:
             f"logs/model/{MODEL['name']}/download.benchmark.tsv"
+        conda:
+            "../envs/torch.yaml"
         threads: 1
         resources:
             mem_mb=1000,
             runtime=60,
-        conda:
-            "../envs/torch.yaml"
+        params:
+            url=MODEL["url"],
+            sha256=MODEL["sha256"],
+            pin=MODEL_FILES.weights_pin,
         script:
             "../scripts/download.py"
 
@@ -55,19 +55,19 @@ rule describe_model:
         dataset=[] if MODEL_TRAINED else dataset_input(),
     output:
         MODEL_FILES.card,
+    log:
+        f"logs/model/{MODEL['name']}/describe.log",
+    benchmark:
+        f"logs/model/{MODEL['name']}/describe.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        **torch_resources(mem_mb=4000, runtime=30),
     params:
         model=MODEL,
         layers=LAYERS,
         input_size=MODEL_INPUT_SIZE,
         images=None if MODEL_TRAINED else image_selection(),
-    log:
-        f"logs/model/{MODEL['name']}/describe.log",
-    benchmark:
-        f"logs/model/{MODEL['name']}/describe.benchmark.tsv"
-    threads: 1
-    resources:
-        **torch_resources(mem_mb=4000, runtime=30),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/describe_model.py"

@@ -7,6 +7,15 @@ rule render_icons:
         spectrum=lambda wildcards: spectrum_input(wildcards.layer),
     output:
         temp(RUN_FILES.icon_chunk("{layer}", "{grid}", "{chunk}")),
+    log:
+        f"{LOGS}/render/{{layer}}/grid{{grid}}/chunk{{chunk}}.log",
+    benchmark:
+        f"{LOGS}/render/{{layer}}/grid{{grid}}/chunk{{chunk}}.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]
+    resources:
+        **torch_resources(mem_mb=6000, runtime=240),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -18,15 +27,6 @@ rule render_icons:
         render_config=config["render"],
         model=MODEL,
         input_size=MODEL_INPUT_SIZE,
-    log:
-        f"{LOGS}/render/{{layer}}/grid{{grid}}/chunk{{chunk}}.log",
-    benchmark:
-        f"{LOGS}/render/{{layer}}/grid{{grid}}/chunk{{chunk}}.benchmark.tsv"
-    threads: config["threads"]
-    resources:
-        **torch_resources(mem_mb=6000, runtime=240),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/render_icons.py"
 
@@ -40,12 +40,12 @@ rule merge_icons:
         f"{LOGS}/render/{{layer}}/grid{{grid}}/merge.log",
     benchmark:
         f"{LOGS}/render/{{layer}}/grid{{grid}}/merge.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/layout.yaml"
     script:
         "../scripts/merge_icons.py"
 
@@ -56,6 +56,15 @@ rule amplitude_spectrum:
         numerics=RUN_FILES.numerics,
     output:
         RUN_FILES.spectrum("{size}"),
+    log:
+        f"{LOGS}/render/spectrum{{size}}px.log",
+    benchmark:
+        f"{LOGS}/render/spectrum{{size}}px.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        **torch_resources(mem_mb=4000, runtime=30),
     params:
         seed=config["seed"],
         icon_size=lambda wildcards: int(wildcards.size),
@@ -63,15 +72,6 @@ rule amplitude_spectrum:
         resize=MODEL["resize"],
         on_unreadable=DATASET["on_unreadable"],
         spectrum_images=config["render"]["spectrum_images"],
-    log:
-        f"{LOGS}/render/spectrum{{size}}px.log",
-    benchmark:
-        f"{LOGS}/render/spectrum{{size}}px.benchmark.tsv"
-    threads: 1
-    resources:
-        **torch_resources(mem_mb=4000, runtime=30),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/amplitude_spectrum.py"
 
@@ -87,8 +87,17 @@ rule aligned_icons:
         spectrum=lambda wildcards: spectrum_input(wildcards.layer),
     output:
         f"results/{{aligned}}/members/{RUN}/{{layer}}/icons/grid{{grid}}.h5",
+    log:
+        f"logs/{{aligned}}/members/{RUN}/{{layer}}/render_grid{{grid}}.log",
+    benchmark:
+        f"logs/{{aligned}}/members/{RUN}/{{layer}}/render_grid{{grid}}.benchmark.tsv"
     wildcard_constraints:
         aligned=r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]
+    resources:
+        **torch_resources(mem_mb=6000, runtime=240),
     params:
         seed=config["seed"],
         device=config["device"],
@@ -99,14 +108,5 @@ rule aligned_icons:
         render_config=config["render"],
         model=MODEL,
         input_size=MODEL_INPUT_SIZE,
-    log:
-        f"logs/{{aligned}}/members/{RUN}/{{layer}}/render_grid{{grid}}.log",
-    benchmark:
-        f"logs/{{aligned}}/members/{RUN}/{{layer}}/render_grid{{grid}}.benchmark.tsv"
-    threads: config["threads"]
-    resources:
-        **torch_resources(mem_mb=6000, runtime=240),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/render_icons.py"

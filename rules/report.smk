@@ -10,19 +10,19 @@ rule provenance:
             category="Provenance",
             labels={"file": "provenance.json"},
         ),
-    params:
-        # Commit, config hash, packages and CPU as the workflow sees them: any change reruns this rule.
-        workflow=workflow_facts(workflow.basedir, config),
     log:
         f"{LOGS}/provenance.log",
     benchmark:
         f"{LOGS}/provenance.benchmark.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
-    conda:
-        "../envs/torch.yaml"
+    params:
+        # Commit, config hash, packages and CPU as the workflow sees them: any change reruns this rule.
+        workflow=workflow_facts(workflow.basedir, config),
     script:
         "../scripts/provenance.py"
 
@@ -32,19 +32,19 @@ rule manifest:
         kept_outputs(),
     output:
         RUN_FILES.manifest,
-    params:
-        run=RUN,
-        seed=config["seed"],
     log:
         f"{LOGS}/manifest.log",
     benchmark:
         f"{LOGS}/manifest.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        run=RUN,
+        seed=config["seed"],
     script:
         "../scripts/manifest.py"
 
@@ -52,18 +52,18 @@ rule manifest:
 rule numerics:
     output:
         RUN_FILES.numerics,
-    params:
-        portable=config["portable"],
-        environment=PORTABLE_ENVIRONMENT if config["portable"] else {},
     log:
         f"{LOGS}/numerics.log",
     benchmark:
         f"{LOGS}/numerics.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/layout.yaml"
+    params:
+        portable=config["portable"],
+        environment=PORTABLE_ENVIRONMENT if config["portable"] else {},
     script:
         "../scripts/numerics.py"

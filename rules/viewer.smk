@@ -8,21 +8,21 @@ rule viewer:
     output:
         html=RUN_FILES.viewer_page,
         assets=directory(RUN_FILES.viewer_assets),
+    log:
+        f"{LOGS}/viewer/viewer.log",
+    benchmark:
+        f"{LOGS}/viewer/viewer.benchmark.tsv"
+    conda:
+        # Sample thumbnails are read like the extraction reads images (activation_atlas.data).
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         seed=config["seed"],
         images=image_selection(),
         atlases=viewer_atlases(),
         page=settings.viewer_page(config, MODEL["resize"]),
-    log:
-        f"{LOGS}/viewer/viewer.log",
-    benchmark:
-        f"{LOGS}/viewer/viewer.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    conda:
-        # Sample thumbnails are read like the extraction reads images (activation_atlas.data).
-        "../envs/torch.yaml"
     script:
         "../scripts/viewer.py"

@@ -1,4 +1,5 @@
 """Rule amplitude_spectrum: the mean amplitude spectrum of the dataset's images at one icon size."""
+
 from activation_atlas.runtime import ProgressLog, settings_of
 from activation_atlas.stages.render import Spectrum, amplitude_spectrum
 

@@ -1,4 +1,5 @@
 """Rule attack_images: the images of class a a patch attack is tried on."""
+
 from activation_atlas.runtime import ProgressLog, settings_of
 from activation_atlas.stages.attacks import AttackImages, attack_images
 

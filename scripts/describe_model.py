@@ -1,4 +1,5 @@
 """Rule describe_model: load the model; write its card (classes, layers, layer grids, training figures)."""
+
 from activation_atlas.runtime import ProgressLog, settings_of
 from activation_atlas.stages.model import Description, describe_model
 

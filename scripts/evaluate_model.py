@@ -1,4 +1,5 @@
 """Rule evaluate_model: the run's model card, with the model's accuracy on the extracted images."""
+
 from activation_atlas.runtime import ProgressLog
 from activation_atlas.stages.extract import evaluate_model
 

@@ -1,4 +1,5 @@
 """Rule generate_dataset: the procedural demo dataset in the image-folder layout."""
+
 from activation_atlas.runtime import ProgressLog, settings_of
 from activation_atlas.stages.data import GeneratedDataset, generate_dataset
 

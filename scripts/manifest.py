@@ -1,4 +1,5 @@
 """Rule manifest: every kept output of the run with its sha256 and the figures a reviewer compares."""
+
 from activation_atlas.runtime import ProgressLog
 from activation_atlas.stages.report import manifest
 

@@ -1,4 +1,5 @@
 """Rule merge_activations: a layer's shard files, concatenated in order, into its activation file."""
+
 from activation_atlas.runtime import ProgressLog
 from activation_atlas.stages.extract import merge_activations
 

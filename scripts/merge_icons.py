@@ -1,4 +1,5 @@
 """Rule merge_icons: one grid's icon chunks, concatenated in order."""
+
 from activation_atlas.runtime import ProgressLog
 from activation_atlas.stages.render import merge_icons
 

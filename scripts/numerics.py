@@ -1,4 +1,5 @@
 """Rule numerics: whether the run computes with portable or native kernels, and the pins it sets."""
+
 from activation_atlas.runtime import ProgressLog
 from activation_atlas.stages.report import numerics
 

@@ -1,4 +1,5 @@
 """Rule provenance: what the run's numbers depend on besides its config, beside the run's logs."""
+
 from activation_atlas.runtime import ProgressLog
 from activation_atlas.stages.report import provenance
 

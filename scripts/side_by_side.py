@@ -1,4 +1,5 @@
 """Rule side_by_side: the members' atlases of one grid next to each other in one image."""
+
 from activation_atlas.runtime import ProgressLog, settings_of
 from activation_atlas.stages.aligned import SideBySide, side_by_side
 

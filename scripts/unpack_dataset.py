@@ -1,4 +1,5 @@
 """Rule unpack_dataset: extract the downloaded archive, refusing members that leave the target."""
+
 from activation_atlas.runtime import ProgressLog
 from activation_atlas.stages.data import unpack_dataset
 

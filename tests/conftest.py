@@ -1,4 +1,5 @@
 """Shared fixtures: validated configs and a tiny trained model on a tiny generated dataset."""
+
 from __future__ import annotations
 
 import shutil
@@ -22,7 +23,7 @@ def run_ci_config(workdir):
 
 def pytest_collection_modifyitems(config, items):
     """The SLURM tests come last: their runs go on beside the other tests (slurm_runs_in_background)."""
-    items.sort(key=is_slurm_test)   # stable: the order is otherwise kept
+    items.sort(key=is_slurm_test)  # stable: the order is otherwise kept
 
 
 def is_slurm_test(item) -> bool:
@@ -81,8 +82,16 @@ def tiny_model(tiny_dataset):
     torch.manual_seed(0)
     folder = scan_image_folder(tiny_dataset / "train")
     model = DemoCNN(channels=(8, 16, 16, 16), num_classes=len(folder.classes))
-    train_classifier(model, load_all(folder, 32), torch.from_numpy(folder.labels), epochs=15,
-                     batch_size=32, lr=0.01, seed=0, log=lambda _: None)
+    train_classifier(
+        model,
+        load_all(folder, 32),
+        torch.from_numpy(folder.labels),
+        epochs=15,
+        batch_size=32,
+        lr=0.01,
+        seed=0,
+        log=lambda _: None,
+    )
     return model.eval()
 
 

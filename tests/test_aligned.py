@@ -2,6 +2,7 @@
 aligned config and its members, and config/ci-aligned.yaml through the workflow: the CI CNN's conv3 and
 a tiny ViT's last block read the same patches of the same images, laid out once, binned once and
 rendered by each network, side by side. (Its viewer's switch: test_viewer.)"""
+
 import json
 
 import h5py
@@ -23,13 +24,14 @@ MEMBERS = [("ci", "conv3"), ("ci-vit", "encoder.layers.encoder_layer_1")]
 
 def test_a_joint_rows_cosine_is_the_mean_of_the_members_cosines():
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(50, 16)) * 7.0, rng.normal(size=(50, 40)) * 0.01   # any widths and scales
+    a, b = rng.normal(size=(50, 16)) * 7.0, rng.normal(size=(50, 40)) * 0.01  # any widths and scales
     joint = joint_vectors([a, b])
     assert np.allclose(np.linalg.norm(joint, axis=1), 1.0, atol=1e-6)
 
     def cosines(x):
         x = x / np.linalg.norm(x, axis=1, keepdims=True)
         return x @ x.T
+
     assert np.allclose(cosines(joint), (cosines(a) + cosines(b)) / 2, atol=1e-5)
 
 
@@ -56,30 +58,64 @@ def test_the_shipped_aligned_configs_are_valid(name, monkeypatch):
 def test_the_ci_aligned_config_names_its_members(monkeypatch):
     monkeypatch.chdir(REPO)
     members = checked({}, None)
-    assert [(m.run, m.layer, m.title) for m in members] == [(*MEMBERS[0], "CNN conv3"),
-                                                             (*MEMBERS[1], "ViT block 2")]
+    assert [(m.run, m.layer, m.title) for m in members] == [(*MEMBERS[0], "CNN conv3"), (*MEMBERS[1], "ViT block 2")]
     assert members[0].config == load_config("config/ci.yaml")
 
 
-@pytest.mark.parametrize("change, member_change, message", [
-    ({"aligned": [{"config": "config/ci.yaml", "layer": "conv3"}]}, None, "aligned = "),
-    ({"layout": {"per_layer": {}}}, None, "unknown key per_layer in layout"),
-    ({"aligned": [{"config": "config/ci.yaml", "layer": "conv3"}, {"config": "config/ci.yaml", "layer": "conv3"}]},
-     None, "aligned[1] repeats aligned[0] (ci, layer conv3): align two layers"),
-    ({"aligned": [{"config": "config/ci.yaml", "layer": "conv4"}, {"config": "config/ci-vit.yaml",
-                                                                   "layer": "encoder.layers.encoder_layer_1"}]},
-     None, "aligned[0].layer = 'conv4': not one of the layers of config/ci.yaml (conv1, conv2, conv3)"),
-    ({"aligned": [{"config": "config/nope.yaml", "layer": "conv3"}, {"config": "config/ci.yaml", "layer": "conv2"}]},
-     None, "aligned[0].config = 'config/nope.yaml': cannot be read: "),
-    ({}, {"seed": 8}, "aligned: the runs ci and ci-vit differ in seed (7 and 8): an aligned atlas needs both to read "
-                      "the same images at the same places"),
-    ({}, {"extract": {"positions_per_image": 1}}, "aligned: the runs ci and ci-vit differ in extract.positions_per_image"),
-    ({}, {"dataset": {"max_images": 100}}, "aligned: the runs ci and ci-vit differ in the images"),
-    ({}, {"render": {"stepz": 3}}, "aligned[1].config = "),
-    ({}, {"run": "ci-aligned"}, "aligned[1].config = "),
-])
-def test_an_aligned_config_that_cannot_align_is_one_line_naming_the_key(change, member_change, message, tmp_path,
-                                                                        monkeypatch):
+@pytest.mark.parametrize(
+    "change, member_change, message",
+    [
+        ({"aligned": [{"config": "config/ci.yaml", "layer": "conv3"}]}, None, "aligned = "),
+        ({"layout": {"per_layer": {}}}, None, "unknown key per_layer in layout"),
+        (
+            {
+                "aligned": [
+                    {"config": "config/ci.yaml", "layer": "conv3"},
+                    {"config": "config/ci.yaml", "layer": "conv3"},
+                ]
+            },
+            None,
+            "aligned[1] repeats aligned[0] (ci, layer conv3): align two layers",
+        ),
+        (
+            {
+                "aligned": [
+                    {"config": "config/ci.yaml", "layer": "conv4"},
+                    {"config": "config/ci-vit.yaml", "layer": "encoder.layers.encoder_layer_1"},
+                ]
+            },
+            None,
+            "aligned[0].layer = 'conv4': not one of the layers of config/ci.yaml (conv1, conv2, conv3)",
+        ),
+        (
+            {
+                "aligned": [
+                    {"config": "config/nope.yaml", "layer": "conv3"},
+                    {"config": "config/ci.yaml", "layer": "conv2"},
+                ]
+            },
+            None,
+            "aligned[0].config = 'config/nope.yaml': cannot be read: ",
+        ),
+        (
+            {},
+            {"seed": 8},
+            "aligned: the runs ci and ci-vit differ in seed (7 and 8): an aligned atlas needs both to read "
+            "the same images at the same places",
+        ),
+        (
+            {},
+            {"extract": {"positions_per_image": 1}},
+            "aligned: the runs ci and ci-vit differ in extract.positions_per_image",
+        ),
+        ({}, {"dataset": {"max_images": 100}}, "aligned: the runs ci and ci-vit differ in the images"),
+        ({}, {"render": {"stepz": 3}}, "aligned[1].config = "),
+        ({}, {"run": "ci-aligned"}, "aligned[1].config = "),
+    ],
+)
+def test_an_aligned_config_that_cannot_align_is_one_line_naming_the_key(
+    change, member_change, message, tmp_path, monkeypatch
+):
     monkeypatch.chdir(REPO)
     with pytest.raises(ConfigError) as caught:
         checked(change, tmp_path, member_change)
@@ -108,8 +144,12 @@ def test_the_aligned_ci_run_lays_out_bins_and_renders_both_networks_on_one_map(a
     metrics = json.loads((results / "metrics.json").read_text())
     assert metrics["members"] == ["CNN conv3", "ViT block 2"]
     listed = read_manifest(results / "MANIFEST.json")["files"]
-    assert {"layout.h5", "metrics.json", f"atlas/grid{GRIDS[0]}.png",
-            f"members/ci-vit/encoder.layers.encoder_layer_1/icons/grid{GRIDS[-1]}.h5"} <= set(listed)
+    assert {
+        "layout.h5",
+        "metrics.json",
+        f"atlas/grid{GRIDS[0]}.png",
+        f"members/ci-vit/encoder.layers.encoder_layer_1/icons/grid{GRIDS[-1]}.h5",
+    } <= set(listed)
     cell_px = ALIGNED["montage"]["cell_px"]
     for grid in GRIDS:
         cells = []
@@ -125,10 +165,13 @@ def test_the_aligned_ci_run_lays_out_bins_and_renders_both_networks_on_one_map(a
         for k in range(3):
             assert np.array_equal(cells[0][k], cells[1][k])
         assert cells[0][3].shape[1] == 16 and cells[1][3].shape[1] == 32
-        with Image.open(results / f"atlas/grid{grid}.png") as both, \
-                Image.open(results / "members" / "ci" / "conv3" / f"atlas/grid{grid}.png") as one:
+        with (
+            Image.open(results / f"atlas/grid{grid}.png") as both,
+            Image.open(results / "members" / "ci" / "conv3" / f"atlas/grid{grid}.png") as one,
+        ):
             assert one.size == (grid * cell_px,) * 2
             assert both.width == 2 * one.width + 16 and both.height > one.height
             # The left half below the titles is the CNN's atlas, pixel for pixel.
-            assert np.array_equal(np.asarray(both.convert("RGB"))[-one.height:, :one.width],
-                                  np.asarray(one.convert("RGB")))
+            assert np.array_equal(
+                np.asarray(both.convert("RGB"))[-one.height :, : one.width], np.asarray(one.convert("RGB"))
+            )

@@ -10,6 +10,7 @@
 The package mirrors the workflow: one stage module per rule file, each script calling its own stage,
 no stage importing another; the parts below the stages never reach up into stages, workflow or
 checking; there is no import cycle; modules stay small."""
+
 import ast
 import re
 import subprocess
@@ -68,8 +69,12 @@ def part_of(module: str) -> str:
 
 
 def test_each_part_imports_only_the_parts_below_it():
-    wrong = [(module, target) for module, targets in package_graph().items() for target in targets
-             if part_of(target) != part_of(module) and part_of(target) not in ALLOWED[part_of(module)]]
+    wrong = [
+        (module, target)
+        for module, targets in package_graph().items()
+        for target in targets
+        if part_of(target) != part_of(module) and part_of(target) not in ALLOWED[part_of(module)]
+    ]
     assert not wrong
 
 
@@ -83,7 +88,7 @@ def test_the_package_has_no_import_cycle():
 
     def visit(module):
         if module in on_path:
-            cycles.append(on_path[on_path.index(module):] + [module])
+            cycles.append(on_path[on_path.index(module) :] + [module])
             return
         if module in done:
             return
@@ -103,18 +108,24 @@ def test_the_package_has_no_import_cycle():
 def test_the_workflow_plumbing_and_the_model_kinds_load_without_torch():
     """Snakemake imports these on every parse (on a cluster, in every job): torch would cost seconds."""
     modules = [module_name(p) for p in (PACKAGE / "workflow").glob("*.py")] + ["activation_atlas.models.kinds"]
-    script = (f"import importlib, sys\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
-              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    script = (
+        f"import importlib, sys\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
 
 
 def test_sys_path_is_edited_only_to_import_a_user_models_package():
-    edits = [str(p.relative_to(REPO)) for folder in ("activation_atlas", "benchmarks", "tools", "tests", "rules",
-                                                     "scripts")
-             for p in (REPO / folder).rglob("*") if p.suffix in (".py", ".smk")
-             and re.search(r"sys\.path\.(insert|append)", p.read_text()) and p.name != "test_architecture.py"]
+    edits = [
+        str(p.relative_to(REPO))
+        for folder in ("activation_atlas", "benchmarks", "tools", "tests", "rules", "scripts")
+        for p in (REPO / folder).rglob("*")
+        if p.suffix in (".py", ".smk")
+        and re.search(r"sys\.path\.(insert|append)", p.read_text())
+        and p.name != "test_architecture.py"
+    ]
     assert edits == ["activation_atlas/models/kinds/user.py"]
 
 
@@ -137,13 +148,23 @@ def test_each_script_calls_the_stage_of_its_rule_file():
             rule_of_script.setdefault(script, set()).add(rule_file.stem)
     assert set(rule_of_script) == {p.stem for p in (REPO / "scripts").glob("*.py")}
     for script, rule_files in rule_of_script.items():
-        stages = {m.rsplit(".", 1)[1] for m in imported_modules(REPO / "scripts" / f"{script}.py")
-                  if m.startswith("activation_atlas.stages.")}
+        stages = {
+            m.rsplit(".", 1)[1]
+            for m in imported_modules(REPO / "scripts" / f"{script}.py")
+            if m.startswith("activation_atlas.stages.")
+        }
         # The one download script serves the dataset's and the weights' downloads.
         assert len(stages) == 1 and (stages <= rule_files or script == "download"), (script, stages, rule_files)
 
 
-def test_no_module_of_the_package_is_over_300_lines():
-    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 300}
+# As ruff formats it (pyproject.toml: 120 columns, a long call one argument a line).
+MODULE_LINES = 400
+
+
+def test_no_module_of_the_package_is_over_400_lines():
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MODULE_LINES
+    }
     assert not long

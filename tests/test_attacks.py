@@ -2,6 +2,7 @@
 pasting, the paper's static and dynamic figures; and the stage of config/ci.yaml's run, checked against
 the network run here on the patched images, against its own inputs, and against a rerun with another
 number of shards."""
+
 import json
 import shutil
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_cells_leaning_most_towards_b_then_a_then_random_others():
     assert chosen["b"].tolist() == [2, 5] and chosen["a"].tolist() == [1, 4]
     assert len(chosen["random"]) == 2 and set(chosen["random"]) <= {0, 3, 6}
     few = alg.choose_cells(lean[:5], 2, np.random.default_rng(0))
-    assert few["b"].tolist() == [2, 0] and few["random"].tolist() == [3]   # one cell is left for the random control
+    assert few["b"].tolist() == [2, 0] and few["random"].tolist() == [3]  # one cell is left for the random control
 
 
 def test_a_crop_is_centred_on_the_position_and_kept_inside_the_image():
@@ -54,13 +55,16 @@ def test_crops_from_other_classes_leave_out_images_of_either_class_and_unlabelle
 def test_a_patch_covers_its_corner_and_nothing_else():
     images = torch.zeros(2, 3, 10, 10)
     patch = torch.ones(3, 4, 4)
-    for corner, (rows, cols) in {"top_left": (slice(0, 4), slice(0, 4)), "bottom_right": (slice(6, 10), slice(6, 10)),
-                                 "top_right": (slice(0, 4), slice(6, 10))}.items():
+    for corner, (rows, cols) in {
+        "top_left": (slice(0, 4), slice(0, 4)),
+        "bottom_right": (slice(6, 10), slice(6, 10)),
+        "top_right": (slice(0, 4), slice(6, 10)),
+    }.items():
         out = alg.pasted(images, patch, corner)
         expected = torch.zeros(2, 3, 10, 10)
         expected[:, :, rows, cols] = 1
         assert torch.equal(out, expected), corner
-    assert images.sum() == 0     # the clean images are left as they were
+    assert images.sum() == 0  # the clean images are left as they were
     assert alg.patch_sides([0.2, 0.3, 0.5], 32) == [6, 10, 16]
     with pytest.raises(ValueError, match=r"give patch sides \[6, 6\] px on 32 px images: two are the same"):
         alg.patch_sides([0.2, 0.201], 32)
@@ -71,23 +75,34 @@ def test_static_and_dynamic_figures_count_flips_of_correct_images_only():
     b = 1
     top = np.zeros((1, 2, 4, 3), dtype=np.int32)
     p_b = np.full((1, 2, 4, 3), 0.1, dtype=np.float32)
-    top[0, 1, 3, 0] = b            # image 0 flips at the static placement (size 1, bottom right)
+    top[0, 1, 3, 0] = b  # image 0 flips at the static placement (size 1, bottom right)
     p_b[0, 1, 3, 0] = 0.7
-    top[0, 0, 0, 1] = b            # image 1 flips only at size 0, top left
+    top[0, 0, 0, 1] = b  # image 1 flips only at size 0, top left
     p_b[0, 0, 0, 1] = 0.6
-    top[0, :, :, 2] = b            # image 2 flips everywhere, but was not correct before
-    results = alg.AttackResults(clean_top=np.array([0, 0, 2]), clean_p_b=np.array([0.0, 0.2, 0.5], dtype=np.float32),
-                                top=top, p_b=p_b)
+    top[0, :, :, 2] = b  # image 2 flips everywhere, but was not correct before
+    results = alg.AttackResults(
+        clean_top=np.array([0, 0, 2]), clean_p_b=np.array([0.0, 0.2, 0.5], dtype=np.float32), top=top, p_b=p_b
+    )
     correct = results.clean_top == 0
     static = alg.static_outcome(results, np.array([0]), correct, b, 1, 3)
-    assert static == {"flipped": 1, "attacked": 2, "success_rate": 0.5, "p_b_before": 0.1, "p_b_after": 0.4,
-                      "p_b_change": 0.3}
+    assert static == {
+        "flipped": 1,
+        "attacked": 2,
+        "success_rate": 0.5,
+        "p_b_before": 0.1,
+        "p_b_after": 0.4,
+        "p_b_change": 0.3,
+    }
     dynamic = alg.dynamic_outcome(results, np.array([0]), correct, b)
     assert dynamic["flipped"] == 2 and dynamic["success_rate"] == 1.0 and dynamic["p_b_after"] == pytest.approx(0.65)
-    assert alg.by_size(results, np.array([0]), correct, b, 3) == {"static_corner": [0.0, 0.5], "best_corner": [0.5, 0.5]}
+    assert alg.by_size(results, np.array([0]), correct, b, 3) == {
+        "static_corner": [0.0, 0.5],
+        "best_corner": [0.5, 0.5],
+    }
 
 
 # ------------------------------------------------------------------------------------- the CI run's stage
+
 
 @pytest.fixture(scope="module")
 def attack(first_run):
@@ -116,7 +131,7 @@ def test_patches_are_the_comparisons_icons_crops_and_noise_at_every_size(first_r
     folder, table, _, _, patches = attack
     kinds = list(patches["kind"])
     cells = CONFIG["attacks"]["cells"]
-    assert kinds[:2 * cells] == ["b_icon"] * cells + ["b_crop"] * cells and "noise" in kinds
+    assert kinds[: 2 * cells] == ["b_icon"] * cells + ["b_crop"] * cells and "noise" in kinds
     assert {"a_icon", "a_crop", "random_icon", "random_crop"} <= set(kinds)
     with h5py.File(first_run / "results" / RUN / "class_atlas" / PAIR / "cells.h5") as f:
         cell_row, cell_col = f["row"][:], f["col"][:]
@@ -134,11 +149,13 @@ def test_patches_are_the_comparisons_icons_crops_and_noise_at_every_size(first_r
         p = kinds.index("b_crop")
         top, left, side = patches["crop"][p]
         image = np.asarray(Image.open(train[patches["image_index"][p]]).convert("RGB"))
-        crop = np.ascontiguousarray(image[top:top + side, left:left + side])
+        crop = np.ascontiguousarray(image[top : top + side, left : left + side])
         assert side == round(CONFIG["attacks"]["crop_size"] * 32)
-        assert np.array_equal(patches[f"size{px}"][p], np.asarray(Image.fromarray(crop).resize((px, px), Image.Resampling.LANCZOS)))
+        assert np.array_equal(
+            patches[f"size{px}"][p], np.asarray(Image.fromarray(crop).resize((px, px), Image.Resampling.LANCZOS))
+        )
         noise = patches[f"size{px}"][kinds.index("noise")]
-        assert noise.std() > 50    # uniform noise drawn at this size, not a scaled-down blur
+        assert noise.std() > 50  # uniform noise drawn at this size, not a scaled-down blur
 
 
 @pytest.mark.workflow
@@ -149,8 +166,9 @@ def test_the_recorded_answers_are_the_networks_on_the_patched_images(first_run, 
 
     _, table, images, results, patches = attack
     card = json.loads((first_run / "resources/models" / CONFIG["model"]["name"] / "model.json").read_text())
-    model = load_model(CONFIG["model"], first_run / "resources/models" / CONFIG["model"]["name"] / "weights.pt",
-                       len(card["classes"])).eval()
+    model = load_model(
+        CONFIG["model"], first_run / "resources/models" / CONFIG["model"]["name"] / "weights.pt", len(card["classes"])
+    ).eval()
     b = table["pair"]["b_index"]
     px = table["placement"]["sizes_px"][-1]
     image = np.asarray(Image.open(first_run / images["images"][3]).convert("RGB")).copy()
@@ -190,8 +208,9 @@ def test_the_attack_is_the_same_for_any_number_of_shards_and_verify_says_so(firs
     assert config["attacks"]["shards"] == 2
     config["attacks"]["shards"] = 1
     (workdir / "one_shard.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workdir, "--configfile", "one_shard.yaml", "--cores", "2", "--forcerun", "attack_images",
-                       "attack_patches")
+    result = snakemake(
+        workdir, "--configfile", "one_shard.yaml", "--cores", "2", "--forcerun", "attack_images", "attack_patches"
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "1 of 1)" in (workdir / "logs" / RUN / "attacks" / PAIR / "shard0.log").read_text()
     checks, _ = verify(workdir / "results" / RUN, first_run / "results" / RUN / "MANIFEST.json")

@@ -15,7 +15,7 @@ def test_points_on_cell_edges_fall_in_exactly_one_cell():
 
 def test_every_point_counted_once(rng):
     xy = rng.uniform(size=(5000, 2))
-    xy[:50] = np.round(xy[:50] * 8) / 8           # many points exactly on edges, including 1.0
+    xy[:50] = np.round(xy[:50] * 8) / 8  # many points exactly on edges, including 1.0
     acts = rng.normal(size=(5000, 3))
     cells = bin_layout(xy, acts, np.zeros(5000, dtype=int), 8, min_count=0, n_classes=1)
     assert cells.count.sum() == 5000
@@ -30,8 +30,9 @@ def test_cell_means_counts_and_class_histograms_match_a_direct_computation(rng):
     labels = rng.integers(0, 3, n)
     cells = bin_layout(xy, acts, labels, g, min_count=0, n_classes=3)
     for r, c, count, mean, hist in zip(cells.row, cells.col, cells.count, cells.mean, cells.class_histogram):
-        inside = (np.minimum((xy[:, 0] * g).astype(int), g - 1) == c) & \
-                 (np.minimum((xy[:, 1] * g).astype(int), g - 1) == r)
+        inside = (np.minimum((xy[:, 0] * g).astype(int), g - 1) == c) & (
+            np.minimum((xy[:, 1] * g).astype(int), g - 1) == r
+        )
         assert count == inside.sum()
         np.testing.assert_allclose(mean, acts[inside].mean(0), rtol=1e-5, atol=1e-6)
         assert hist.tolist() == np.bincount(labels[inside], minlength=3).tolist()
@@ -72,9 +73,8 @@ def test_cell_attribution_means_and_top_classes():
 
     xy = np.array([[0.1, 0.1], [0.2, 0.2], [0.9, 0.9], [0.8, 0.9], [0.9, 0.1]])
     labels = np.zeros(5, dtype=int)
-    cells = bin_layout(xy, np.ones((5, 1)), labels, 2, min_count=1, n_classes=1)   # keeps 2 cells
-    attribution = np.array([[1.0, 0.0, 3.0], [3.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 3.0, -1.0],
-                            [9.0, 9.0, 9.0]])
+    cells = bin_layout(xy, np.ones((5, 1)), labels, 2, min_count=1, n_classes=1)  # keeps 2 cells
+    attribution = np.array([[1.0, 0.0, 3.0], [3.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 3.0, -1.0], [9.0, 9.0, 9.0]])
     mean, top, values = cell_attributions(xy, cells, attribution, None, 3, top=2)
     np.testing.assert_allclose(mean, [[2.0, 0.0, 2.0], [0.0, 4.0, 0.0]])
     assert top.tolist() == [[0, 2], [1, 0]] and values[:, 0].tolist() == [2.0, 4.0]

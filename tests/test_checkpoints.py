@@ -2,6 +2,7 @@
 PyTorch, tests/data/cifar10-resnet32): PyTorch Lightning's, torch.compile's, timm's with an EMA copy,
 Hugging Face's file names. Each loads into the network exactly, or is refused in a few lines that say
 why, with the full key lists in the rule's log."""
+
 import json
 
 import pytest
@@ -26,9 +27,16 @@ def published() -> dict:
 
 def lightning_checkpoint(state: dict, hyper_parameters: dict | None = None) -> dict:
     """What a LightningModule holding the network as `self.model` saves."""
-    return {"epoch": 29, "global_step": 11730, "pytorch-lightning_version": "2.4.0",
-            "state_dict": {f"model.{k}": v for k, v in state.items()}, "hparams_name": "kwargs",
-            "hyper_parameters": hyper_parameters or {"lr": 0.1}, "optimizer_states": [], "lr_schedulers": []}
+    return {
+        "epoch": 29,
+        "global_step": 11730,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": {f"model.{k}": v for k, v in state.items()},
+        "hparams_name": "kwargs",
+        "hyper_parameters": hyper_parameters or {"lr": 0.1},
+        "optimizer_states": [],
+        "lr_schedulers": [],
+    }
 
 
 def outputs(model) -> torch.Tensor:
@@ -41,12 +49,15 @@ def reference() -> torch.Tensor:
     return outputs(load_model(RESNET32, REAL / "resnet32-d509ac18.th"))
 
 
-@pytest.mark.parametrize("name, saved", [
-    ("lightning.ckpt", lambda s: lightning_checkpoint(s)),
-    ("compiled.pt", lambda s: {f"_orig_mod.{k}": v for k, v in s.items()}),
-    ("ddp-compiled.pt", lambda s: {"model": {f"module._orig_mod.{k}": v for k, v in s.items()}, "epoch": 3}),
-    ("timm-ema-only.pth.tar", lambda s: {"epoch": 3, "arch": "resnet32", "state_dict_ema": s}),
-])
+@pytest.mark.parametrize(
+    "name, saved",
+    [
+        ("lightning.ckpt", lambda s: lightning_checkpoint(s)),
+        ("compiled.pt", lambda s: {f"_orig_mod.{k}": v for k, v in s.items()}),
+        ("ddp-compiled.pt", lambda s: {"model": {f"module._orig_mod.{k}": v for k, v in s.items()}, "epoch": 3}),
+        ("timm-ema-only.pth.tar", lambda s: {"epoch": 3, "arch": "resnet32", "state_dict_ema": s}),
+    ],
+)
 def test_checkpoints_in_the_fields_containers_load_exactly(tmp_path, published, reference, name, saved):
     torch.save(saved(published), tmp_path / name)
     lines = []
@@ -93,7 +104,7 @@ def test_another_depth_is_refused_in_a_few_lines_with_its_cause_and_the_full_lis
     with pytest.raises(SystemExit), ProgressLog(log_path) as log:
         load_model(deeper, tmp_path / "lightning.ckpt", log=log)
     logged = log_path.read_text()
-    message = logged[logged.index("error: "):logged.index("\nmissing (")]
+    message = logged[logged.index("error: ") : logged.index("\nmissing (")]
     assert len(message.splitlines()) <= 15, message
     assert "(with the prefix 'model.' taken off every key)" in message
     assert "repeat a block a different number of times (layer1.5.conv1.weight is in one only): another depth" in message
@@ -104,8 +115,11 @@ def test_another_depth_is_refused_in_a_few_lines_with_its_cause_and_the_full_lis
 
 def test_a_checkpoint_for_another_number_of_classes_says_so(tmp_path, published):
     torch.save(published, tmp_path / "ten.pt")
-    with pytest.raises(RunError, match=r"(?s)other shape \(2\): linear.weight \(10, 64\) ≠ model \(100, 64\).*"
-                                       r"only the last layer \(linear\) has another shape.*another number of classes"):
+    with pytest.raises(
+        RunError,
+        match=r"(?s)other shape \(2\): linear.weight \(10, 64\) ≠ model \(100, 64\).*"
+        r"only the last layer \(linear\) has another shape.*another number of classes",
+    ):
         load_checkpoint(build_model({**RESNET32, "kwargs": {"num_classes": 100}}), tmp_path / "ten.pt")
 
 
@@ -115,8 +129,10 @@ def test_a_lightning_checkpoints_constructor_arguments_build_the_network_when_as
     lines = []
     model = load_model(config, tmp_path / "l.ckpt", log=lines.append)
     torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
-    assert "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments of the " \
-           "factory: lr" in lines
+    assert (
+        "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments of the "
+        "factory: lr" in lines
+    )
     # Without it, the factory's default depth (32 here too) is built; with another default it would not fit.
     torch.save({"state_dict": published}, tmp_path / "plain.ckpt")
     with pytest.raises(RunError, match="has no 'hyper_parameters' entry"):
@@ -126,8 +142,12 @@ def test_a_lightning_checkpoints_constructor_arguments_build_the_network_when_as
 def tutorial_hyper_parameters(model_hparams: dict) -> dict:
     """What a LightningModule built as `Module(model_name, model_hparams, optimizer_name, optimizer_hparams)`
     saves (the pattern of the UvA deep-learning tutorials): the network's arguments one dict below."""
-    return {"model_name": "ResNet", "model_hparams": model_hparams, "optimizer_name": "SGD",
-            "optimizer_hparams": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}}
+    return {
+        "model_name": "ResNet",
+        "model_hparams": model_hparams,
+        "optimizer_name": "SGD",
+        "optimizer_hparams": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
+    }
 
 
 def test_nested_model_hparams_build_the_factory_with_them_and_the_log_says_from_where(tmp_path, published, reference):
@@ -135,63 +155,96 @@ def test_nested_model_hparams_build_the_factory_with_them_and_the_log_says_from_
     # The factory's default depth is 32: a ResNet-20's checkpoint loads only if model_hparams build the network.
     torch.manual_seed(0)
     resnet20 = build_model({**RESNET32, "factory": "cifar_resnet:resnet", "kwargs": {"depth": 20}})
-    torch.save(lightning_checkpoint(resnet20.state_dict(), tutorial_hyper_parameters(
-        {"depth": 20, "num_classes": 10, "act_fn_name": "relu"})), tmp_path / "r20.ckpt")
+    torch.save(
+        lightning_checkpoint(
+            resnet20.state_dict(), tutorial_hyper_parameters({"depth": 20, "num_classes": 10, "act_fn_name": "relu"})
+        ),
+        tmp_path / "r20.ckpt",
+    )
     lines = []
     model = load_model(config, tmp_path / "r20.ckpt", log=lines.append)
-    torch.testing.assert_close(outputs(model), outputs(resnet20.eval()), rtol=1e-4, atol=1e-6)   # channels_last
-    assert ("model.kwargs_from_checkpoint: depth=20, num_classes=10 from hyper_parameters.model_hparams; not arguments "
-            "of the factory: act_fn_name; the rest of hyper_parameters, not read: model_name, optimizer_hparams, "
-            "optimizer_name") in lines
+    torch.testing.assert_close(outputs(model), outputs(resnet20.eval()), rtol=1e-4, atol=1e-6)  # channels_last
+    assert (
+        "model.kwargs_from_checkpoint: depth=20, num_classes=10 from hyper_parameters.model_hparams; not arguments "
+        "of the factory: act_fn_name; the rest of hyper_parameters, not read: model_name, optimizer_hparams, "
+        "optimizer_name"
+    ) in lines
     # The committed ResNet-32 so saved loads exactly.
-    torch.save(lightning_checkpoint(published, tutorial_hyper_parameters({"depth": 32, "num_classes": 10})),
-               tmp_path / "r32.ckpt")
+    torch.save(
+        lightning_checkpoint(published, tutorial_hyper_parameters({"depth": 32, "num_classes": 10})),
+        tmp_path / "r32.ckpt",
+    )
     torch.testing.assert_close(outputs(load_model(config, tmp_path / "r32.ckpt")), reference, rtol=0, atol=0)
 
 
 def test_a_factory_taking_any_keyword_never_swallows_a_dict_of_arguments(tmp_path, published, reference):
-    (tmp_path / "any_factory.py").write_text("from cifar_resnet import resnet\n\n\n"
-                                             "def build(**kwargs):\n    return resnet(**kwargs)\n")
-    torch.save(lightning_checkpoint(published, tutorial_hyper_parameters({"depth": 32, "num_classes": 10})),
-               tmp_path / "r32.ckpt")
-    config = {**RESNET32, "factory": "any_factory:build", "kwargs_from_checkpoint": True,
-              "python_path": RESNET32["python_path"] + [str(tmp_path)]}
-    with pytest.raises(RunError, match=r"the factory takes \*\*kwargs and names none of the arguments in checkpoint "
-                                       r".*r32.ckpt, whose hyper_parameters hold dicts \(model_hparams, "
-                                       r"optimizer_hparams\): which of them holds its arguments cannot be told. Name "
-                                       r"the one to read: model.kwargs_from_checkpoint: one of hyper_parameters, "
-                                       r"model_hparams, optimizer_hparams$"):
+    (tmp_path / "any_factory.py").write_text(
+        "from cifar_resnet import resnet\n\n\ndef build(**kwargs):\n    return resnet(**kwargs)\n"
+    )
+    torch.save(
+        lightning_checkpoint(published, tutorial_hyper_parameters({"depth": 32, "num_classes": 10})),
+        tmp_path / "r32.ckpt",
+    )
+    config = {
+        **RESNET32,
+        "factory": "any_factory:build",
+        "kwargs_from_checkpoint": True,
+        "python_path": RESNET32["python_path"] + [str(tmp_path)],
+    }
+    with pytest.raises(
+        RunError,
+        match=r"the factory takes \*\*kwargs and names none of the arguments in checkpoint "
+        r".*r32.ckpt, whose hyper_parameters hold dicts \(model_hparams, "
+        r"optimizer_hparams\): which of them holds its arguments cannot be told. Name "
+        r"the one to read: model.kwargs_from_checkpoint: one of hyper_parameters, "
+        r"model_hparams, optimizer_hparams$",
+    ):
         load_model(config, tmp_path / "r32.ckpt")
     lines = []
     model = load_model({**config, "kwargs_from_checkpoint": "model_hparams"}, tmp_path / "r32.ckpt", log=lines.append)
     torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
-    assert lines[0] == ("model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters.model_hparams; "
-                        "the rest of hyper_parameters, not read: model_name, optimizer_hparams, optimizer_name")
+    assert lines[0] == (
+        "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters.model_hparams; "
+        "the rest of hyper_parameters, not read: model_name, optimizer_hparams, optimizer_name"
+    )
     # At the top level, its scalars are taken as before, its dicts never.
-    torch.save(lightning_checkpoint(published, {"depth": 32, "num_classes": 10, "model_hparams": {"depth": 20}}),
-               tmp_path / "top.ckpt")
+    torch.save(
+        lightning_checkpoint(published, {"depth": 32, "num_classes": 10, "model_hparams": {"depth": 20}}),
+        tmp_path / "top.ckpt",
+    )
     with pytest.raises(RunError, match="which of them holds its arguments cannot be told"):
         load_model(config, tmp_path / "top.ckpt")
     lines = []
-    model = load_model({**config, "kwargs_from_checkpoint": "hyper_parameters"}, tmp_path / "top.ckpt",
-                       log=lines.append)
+    model = load_model(
+        {**config, "kwargs_from_checkpoint": "hyper_parameters"}, tmp_path / "top.ckpt", log=lines.append
+    )
     torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
-    assert lines[0] == ("model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments "
-                        "of the factory: model_hparams")
+    assert lines[0] == (
+        "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments "
+        "of the factory: model_hparams"
+    )
 
 
 def test_arguments_in_two_places_or_a_dict_not_there_are_refused_with_the_names_to_pick(tmp_path, published):
     config = {**RESNET32, "factory": "cifar_resnet:resnet", "kwargs_from_checkpoint": True}
-    torch.save(lightning_checkpoint(published, {"num_classes": 10, "model_hparams": {"depth": 32, "num_classes": 10}}),
-               tmp_path / "both.ckpt")
-    with pytest.raises(RunError, match=r"the factory's arguments are in more than one place of checkpoint .*both.ckpt: "
-                                       r"hyper_parameters \(num_classes\); hyper_parameters.model_hparams \(depth, "
-                                       r"num_classes\). Name the one to read: model.kwargs_from_checkpoint: one of "
-                                       r"hyper_parameters, model_hparams$"):
+    torch.save(
+        lightning_checkpoint(published, {"num_classes": 10, "model_hparams": {"depth": 32, "num_classes": 10}}),
+        tmp_path / "both.ckpt",
+    )
+    with pytest.raises(
+        RunError,
+        match=r"the factory's arguments are in more than one place of checkpoint .*both.ckpt: "
+        r"hyper_parameters \(num_classes\); hyper_parameters.model_hparams \(depth, "
+        r"num_classes\). Name the one to read: model.kwargs_from_checkpoint: one of "
+        r"hyper_parameters, model_hparams$",
+    ):
         load_model(config, tmp_path / "both.ckpt")
-    with pytest.raises(RunError, match=r"model.kwargs_from_checkpoint = 'net_hparams': checkpoint .*both.ckpt has no "
-                                       r"dict of that name in its hyper_parameters; valid: hyper_parameters, "
-                                       r"model_hparams$"):
+    with pytest.raises(
+        RunError,
+        match=r"model.kwargs_from_checkpoint = 'net_hparams': checkpoint .*both.ckpt has no "
+        r"dict of that name in its hyper_parameters; valid: hyper_parameters, "
+        r"model_hparams$",
+    ):
         load_model({**config, "kwargs_from_checkpoint": "net_hparams"}, tmp_path / "both.ckpt")
 
 
@@ -210,30 +263,39 @@ def lightning_attribute_dict(monkeypatch):
 
 
 def test_a_lightning_checkpoints_attribute_dict_and_namespace_arguments_are_read_as_data(
-        tmp_path, published, reference, lightning_attribute_dict, monkeypatch):
+    tmp_path, published, reference, lightning_attribute_dict, monkeypatch
+):
     import argparse
     import sys
 
     saved = lightning_attribute_dict(depth=32, num_classes=10, args=argparse.Namespace(lr=0.1, epochs=30))
     torch.save(lightning_checkpoint(published, saved), tmp_path / "l.ckpt")
     for name in [name for name in sys.modules if name.startswith("lightning")]:
-        monkeypatch.delitem(sys.modules, name)   # read where Lightning is not installed
+        monkeypatch.delitem(sys.modules, name)  # read where Lightning is not installed
     lines = []
-    model = load_model({**RESNET32, "factory": "cifar_resnet:resnet", "kwargs_from_checkpoint": True},
-                       tmp_path / "l.ckpt", log=lines.append)
+    model = load_model(
+        {**RESNET32, "factory": "cifar_resnet:resnet", "kwargs_from_checkpoint": True},
+        tmp_path / "l.ckpt",
+        log=lines.append,
+    )
     torch.testing.assert_close(outputs(model), reference, rtol=0, atol=0)
-    assert "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments of the " \
-           "factory: args" in lines
+    assert (
+        "model.kwargs_from_checkpoint: depth=32, num_classes=10 from hyper_parameters; not arguments of the "
+        "factory: args" in lines
+    )
 
 
 def test_a_checkpoint_holding_another_pickled_object_is_refused_by_its_name(tmp_path, published):
     from fractions import Fraction
 
     torch.save(lightning_checkpoint(published, {"lr": Fraction(1, 10)}), tmp_path / "l.ckpt")
-    with pytest.raises(RunError, match=r"^checkpoint .*l.ckpt holds a pickled fractions.Fraction \(a whole model saved "
-                                       r"with torch.save\(model\), or an object among a training script's settings\?\), "
-                                       r"which is not loaded: unpickling it would run code the file names. save the "
-                                       r"weights with torch.save\(model.state_dict\(\), path\)"):
+    with pytest.raises(
+        RunError,
+        match=r"^checkpoint .*l.ckpt holds a pickled fractions.Fraction \(a whole model saved "
+        r"with torch.save\(model\), or an object among a training script's settings\?\), "
+        r"which is not loaded: unpickling it would run code the file names. save the "
+        r"weights with torch.save\(model.state_dict\(\), path\)",
+    ):
         load_model(RESNET32, tmp_path / "l.ckpt")
 
 
@@ -245,14 +307,16 @@ def card_run(tmp_path, checkpoint, **model):
     config["model"].update(url=None, sha256=None, checkpoint=str(checkpoint), **model)
     config["dataset"]["path"] = str(REAL / "images")
     (workdir / "run.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workdir, "--configfile", "run.yaml", "--cores", "2",
-                       "resources/models/cifar10-resnet32/model.json")
+    result = snakemake(
+        workdir, "--configfile", "run.yaml", "--cores", "2", "resources/models/cifar10-resnet32/model.json"
+    )
     return workdir, result
 
 
 @pytest.mark.workflow
 def test_the_workflow_reads_lightning_and_compiled_checkpoints_and_refuses_another_architecture_briefly(
-        tmp_path, published):
+    tmp_path, published
+):
     torch.save(lightning_checkpoint(published), tmp_path / "resnet32.ckpt")
     workdir, result = card_run(tmp_path / "lightning", tmp_path / "resnet32.ckpt")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -272,8 +336,8 @@ def test_the_workflow_reads_lightning_and_compiled_checkpoints_and_refuses_anoth
     torch.save(lightning_checkpoint(torchvision.models.resnet18().state_dict()), tmp_path / "resnet18.ckpt")
     workdir, result = card_run(tmp_path / "other", tmp_path / "resnet18.ckpt")
     assert result.returncode != 0
-    error = result.stderr[result.stderr.index("error: checkpoint"):]
-    message = error[:error.index("the full lists are in the rule's log")]
+    error = result.stderr[result.stderr.index("error: checkpoint") :]
+    message = error[: error.index("the full lists are in the rule's log")]
     assert len(message.splitlines()) < 15, message
     assert "it is the checkpoint of another architecture than the one the config builds" in message
     log = (workdir / "logs/model/cifar10-resnet32/describe.log").read_text()

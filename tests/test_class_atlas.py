@@ -5,11 +5,15 @@ from activation_atlas.algorithms.class_atlas import class_slug, resolve_class, s
 
 
 def test_selection_is_own_top_class_plus_the_most_attributed():
-    attribution = np.array([[5.0, 1.0],     # top class 0
-                            [1.0, 4.0],     # top class 1, 1.0 to class 0
-                            [0.0, 9.0],     # top class 1, 0.0 to class 0
-                            [3.0, 2.0],     # top class 0
-                            [2.5, 8.0]])    # top class 1, 2.5 to class 0
+    attribution = np.array(
+        [
+            [5.0, 1.0],  # top class 0
+            [1.0, 4.0],  # top class 1, 1.0 to class 0
+            [0.0, 9.0],  # top class 1, 0.0 to class 0
+            [3.0, 2.0],  # top class 0
+            [2.5, 8.0],
+        ]
+    )  # top class 1, 2.5 to class 0
     assert select_for_class(attribution, None, 0, top_n=1).tolist() == [0, 3]
     assert select_for_class(attribution, None, 0, top_n=3).tolist() == [0, 3, 4]
     assert select_for_class(attribution, None, 1, top_n=0).tolist() == [1, 2, 4]
@@ -47,7 +51,7 @@ def test_comparison_with_top_k_storage_counts_a_missing_class_at_the_rows_lowest
     from activation_atlas.algorithms.class_atlas import comparison_x
 
     attribution = np.array([[5.0, 1.0], [4.0, 2.0]])
-    classes = np.array([[0, 2], [1, 0]])     # row 0 stores classes 0 and 2, row 1 classes 1 and 0
+    classes = np.array([[0, 2], [1, 0]])  # row 0 stores classes 0 and 2, row 1 classes 1 and 0
     # Class 1 for row 0 is not stored: counted as 1.0 (its lowest stored value).
     assert np.allclose(comparison_x(attribution, classes, 0, 1), [(5 - 1) / 4, (2 - 4) / 4])
 

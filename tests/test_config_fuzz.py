@@ -2,11 +2,12 @@
 with one line that names a key, or accepted, and then Snakemake's dry run succeeds with every output
 inside the working directory; the slow test runs a few accepted ones for real.
 `python -m tools.fuzz_config --mutations 1000` runs many more."""
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from tools.runs import copy_workflow
 from tools.fuzz_config import checked, dry_run, mutated, mutations, real_run
+from tools.runs import copy_workflow
 
 # Derandomized: the same mutations on every run of the suite, so a red CI is reproducible.
 FUZZ = settings(database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -38,8 +39,7 @@ def test_an_accepted_mutation_dry_runs_with_its_outputs_inside_the_working_direc
 @pytest.mark.workflow
 @settings(FUZZ, max_examples=3)
 @given(mutations)
-def test_an_accepted_mutation_runs_or_fails_on_one_line_and_changes_only_its_outputs(tmp_path_factory,
-                                                                                   mutation_list):
+def test_an_accepted_mutation_runs_or_fails_on_one_line_and_changes_only_its_outputs(tmp_path_factory, mutation_list):
     config = mutated(mutation_list)
     assume(checked(config)[0] == "accepted")
     root = tmp_path_factory.mktemp("fuzz_run")

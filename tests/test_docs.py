@@ -3,6 +3,7 @@ somewhere, a recipe that runs, and pictures that are outputs of the workflow: ev
 has a source in docs/sources.yaml and is byte for byte the file its run's reference manifest records
 (the manifest `make verify` checks a reviewer's run against); make docs makes them. (The ResNet-32
 picture is also checked against a fresh run of its config: test_real_models_workflow.)"""
+
 import copy
 import json
 import re
@@ -12,10 +13,10 @@ import pytest
 import yaml
 from PIL import Image
 
+import tools.docs_tables
 from activation_atlas.checking.manifest import read_manifest
 from activation_atlas.runtime import sha256_of
 from activation_atlas.workflow.config_check import check_config
-import tools.docs_tables
 from tools.docs_images import DOCS, build, load_sources
 from tools.docs_tables import MEASUREMENTS, shown_tables, stale_tables
 from tools.runs import REPO, SCHEMA
@@ -33,8 +34,12 @@ def reference_entry(name: str) -> dict:
 
 def test_every_image_under_docs_has_a_source_and_the_pages_show_only_those():
     assert {p.name for p in DOCS.glob("*.png")} == set(SOURCES["images"])
-    shown = {(page.parent / target).resolve() for page in PAGES for target in LINK.findall(page.read_text())
-             if target.endswith(".png")}
+    shown = {
+        (page.parent / target).resolve()
+        for page in PAGES
+        for target in LINK.findall(page.read_text())
+        if target.endswith(".png")
+    }
     assert shown and shown <= {(DOCS / name).resolve() for name in SOURCES["images"]}
     for run, config in SOURCES["runs"].items():
         assert yaml.safe_load((REPO / config).read_text())["run"] == run
@@ -43,15 +48,20 @@ def test_every_image_under_docs_has_a_source_and_the_pages_show_only_those():
 
 @pytest.mark.parametrize("name", COPIED)
 def test_a_docs_image_is_the_file_its_runs_reference_manifest_records(name):
-    assert sha256_of(DOCS / name) == reference_entry(name)["sha256"], \
+    assert sha256_of(DOCS / name) == reference_entry(name)["sha256"], (
         f"docs/{name} is not {SOURCES['images'][name]['file']} of the reference run: make docs"
+    )
 
 
 @pytest.mark.workflow
 def test_make_docs_copies_each_named_file_unchanged_and_screenshots_the_viewer(first_run, tmp_path):
-    sources = {"runs": {"ci": "config/ci.yaml"},
-               "images": {"ci-atlas.png": {"run": "ci", "file": "atlas/conv3/grid6.png"},
-                          "ci-viewer.png": {"run": "ci", "viewer": "#atlas=conv3&x=0.5&y=0.5&zoom=2"}}}
+    sources = {
+        "runs": {"ci": "config/ci.yaml"},
+        "images": {
+            "ci-atlas.png": {"run": "ci", "file": "atlas/conv3/grid6.png"},
+            "ci-viewer.png": {"run": "ci", "viewer": "#atlas=conv3&x=0.5&y=0.5&zoom=2"},
+        },
+    }
     build(first_run / "results", tmp_path, sources)
     assert (tmp_path / "ci-atlas.png").read_bytes() == (first_run / "results/ci/atlas/conv3/grid6.png").read_bytes()
     with Image.open(tmp_path / "ci-viewer.png") as shot:
@@ -65,7 +75,8 @@ def test_the_readme_is_a_front_door_whose_links_all_lead_somewhere():
     readme = (REPO / "README.md").read_text()
     assert len(readme.splitlines()) <= 200
     assert {page.name for page in DOCS.glob("*.md")} == {
-        name for name in re.findall(r"\(docs/([\w-]+\.md)\)", readme)}, "every docs page is in the README's map"
+        name for name in re.findall(r"\(docs/([\w-]+\.md)\)", readme)
+    }, "every docs page is in the README's map"
     for page in PAGES:
         for target in LINK.findall(page.read_text()):
             if not target.startswith(("http://", "https://")):
@@ -89,7 +100,9 @@ def test_every_generated_table_in_the_docs_is_what_its_figures_make(tmp_path):
     assert stale_tables() == []
     page = (DOCS / "transformers.md").read_text()
     assert "<!-- table: demo-vit-atlases -->" in page
-    (tmp_path / "transformers.md").write_text(page.replace("| `encoder_layer_3` | 10 | 45 |", "| `encoder_layer_3` | 10 | 46 |"))
+    (tmp_path / "transformers.md").write_text(
+        page.replace("| `encoder_layer_3` | 10 | 45 |", "| `encoder_layer_3` | 10 | 46 |")
+    )
     assert stale_tables(tmp_path) == ["transformers.md: demo-vit-atlases"]
 
 

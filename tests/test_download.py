@@ -9,7 +9,7 @@ from activation_atlas.data.download import ArchiveRefused, ChecksumMismatch, dow
 from activation_atlas.runtime import RunError
 from tools.http_server import Routes, serve
 
-PAYLOAD = bytes(range(256)) * 4096      # 1 MiB
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
@@ -44,8 +44,8 @@ def test_first_download_pins_the_hash_and_later_ones_must_match(routes, tmp_path
     with serve(routes) as base:
         download(f"{base}/file.bin", tmp_path / "a.bin", pin_file=pin, log=quiet)
         assert pin.read_text().split()[0] == PAYLOAD_SHA
-        download(f"{base}/file.bin", tmp_path / "b.bin", pin_file=pin, log=quiet)   # same bytes: fine
-        routes.files["/file.bin"] = PAYLOAD[::-1]                                  # the server changed
+        download(f"{base}/file.bin", tmp_path / "b.bin", pin_file=pin, log=quiet)  # same bytes: fine
+        routes.files["/file.bin"] = PAYLOAD[::-1]  # the server changed
         with pytest.raises(ChecksumMismatch, match="pin file"):
             download(f"{base}/file.bin", tmp_path / "c.bin", pin_file=pin, log=quiet)
     assert not (tmp_path / "c.bin").exists()
@@ -55,8 +55,9 @@ def test_server_errors_are_retried_with_backoff(routes, tmp_path):
     routes.failures["/file.bin"] = 2
     messages = []
     with serve(routes) as base:
-        download(f"{base}/file.bin", tmp_path / "f.bin", sha256=PAYLOAD_SHA, retries=3, backoff=0.01,
-                 log=messages.append)
+        download(
+            f"{base}/file.bin", tmp_path / "f.bin", sha256=PAYLOAD_SHA, retries=3, backoff=0.01, log=messages.append
+        )
     assert routes.requests.count("/file.bin") == 3
     assert sum("retrying in" in m for m in messages) == 2
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
@@ -101,23 +102,32 @@ def make_tar(members, mode="w:gz"):
 
 def test_tgz_extracts_into_the_target(tmp_path):
     archive = tmp_path / "a.tgz"
-    archive.write_bytes(make_tar([("imagenette/train/n01/a.JPEG", b"x", "file", None),
-                                  ("imagenette/val/n01/b.JPEG", b"yy", "file", None),
-                                  ("imagenette/link", None, "symlink", "train/n01/a.JPEG")]))
+    archive.write_bytes(
+        make_tar(
+            [
+                ("imagenette/train/n01/a.JPEG", b"x", "file", None),
+                ("imagenette/val/n01/b.JPEG", b"yy", "file", None),
+                ("imagenette/link", None, "symlink", "train/n01/a.JPEG"),
+            ]
+        )
+    )
     out = extract_archive(archive, tmp_path / "out", log=quiet)
     assert (out / "imagenette/val/n01/b.JPEG").read_bytes() == b"yy"
     assert (out / "imagenette/link").resolve() == (out / "imagenette/train/n01/a.JPEG").resolve()
     assert not (tmp_path / "out.partial").exists()
 
 
-@pytest.mark.parametrize("member, message", [
-    (("../evil.txt", b"x", "file", None), "contains '..'"),
-    (("a/../../evil.txt", b"x", "file", None), "contains '..'"),
-    (("/tmp/evil.txt", b"x", "file", None), "absolute path"),
-    (("a/link", None, "symlink", "/etc/passwd"), "leaves"),
-    (("a/link", None, "symlink", "../../outside"), "leaves"),
-    (("a/hard", None, "hardlink", "../outside"), "leaves"),
-])
+@pytest.mark.parametrize(
+    "member, message",
+    [
+        (("../evil.txt", b"x", "file", None), "contains '..'"),
+        (("a/../../evil.txt", b"x", "file", None), "contains '..'"),
+        (("/tmp/evil.txt", b"x", "file", None), "absolute path"),
+        (("a/link", None, "symlink", "/etc/passwd"), "leaves"),
+        (("a/link", None, "symlink", "../../outside"), "leaves"),
+        (("a/hard", None, "hardlink", "../outside"), "leaves"),
+    ],
+)
 def test_tar_members_leaving_the_target_refuse_the_whole_archive(tmp_path, member, message):
     archive = tmp_path / "a.tar"
     archive.write_bytes(make_tar([("ok.txt", b"fine", "file", None), member], mode="w"))

@@ -15,18 +15,29 @@ from activation_atlas.workflow.jobs import shard_images
 LAYERS = ["conv1", "conv2", "conv3"]
 
 
-def run_extract(model, folder, out_dir, batch_size, k=2, edge=1, seed=11, images=None, attribution=False,
-                autocast=None):
+def run_extract(
+    model, folder, out_dir, batch_size, k=2, edge=1, seed=11, images=None, attribution=False, autocast=None
+):
     modules = resolve_layers(model, LAYERS, layer_names(model))
     paths = {layer: out_dir / f"{layer}.h5" for layer in LAYERS}
     images = range(len(folder)) if images is None else images
-    batches = ImageBatches(lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []), folder.labels,
-                           batch_size, 32, images)
-    extract_activations(model, modules, batches, len(images), paths, positions_per_image=k,
-                        attribution=attribution, autocast=autocast,
-                        exclude_edge=edge, seed=seed, provenance={"seed": seed, "model": "tiny",
-                                                                  "classes": list(folder.classes)},
-                        log=lambda _: None)
+    batches = ImageBatches(
+        lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []), folder.labels, batch_size, 32, images
+    )
+    extract_activations(
+        model,
+        modules,
+        batches,
+        len(images),
+        paths,
+        positions_per_image=k,
+        attribution=attribution,
+        autocast=autocast,
+        exclude_edge=edge,
+        seed=seed,
+        provenance={"seed": seed, "model": "tiny", "classes": list(folder.classes)},
+        log=lambda _: None,
+    )
     return paths
 
 
@@ -48,7 +59,7 @@ def test_activation_file_layout_and_values(tiny_model, tiny_dataset, tmp_path):
             acts, index, position = f["activations"][:], f["image_index"][:], f["position"][:]
             assert index.tolist() == np.repeat(np.arange(n), 2).tolist()
             assert f["label"][:].tolist() == np.repeat(folder.labels, 2).tolist()
-            assert position.min() >= 1 and position.max() <= size - 2     # edge excluded
+            assert position.min() >= 1 and position.max() <= size - 2  # edge excluded
             np.testing.assert_allclose(f["logits"][:], np.repeat(logits.numpy(), 2, axis=0), atol=1e-4)
         # Each stored vector is the layer's activation at the stored position of that image.
         expected = outputs[layer][index, :, position[:, 0], position[:, 1]].numpy()
@@ -67,9 +78,17 @@ def test_positions_do_not_depend_on_batch_size(tiny_model, tiny_dataset, tmp_pat
 
 def extract_in_shards(model, folder, out_dir, shards, batch_size=8):
     """Extraction as the workflow does it: each shard on its own, then a merge per layer."""
-    shard_paths = [run_extract(model, folder, out_dir / f"shard{k}", batch_size, attribution=True,
-                               images=shard_images(len(folder), batch_size, k, shards))
-                   for k in range(shards)]
+    shard_paths = [
+        run_extract(
+            model,
+            folder,
+            out_dir / f"shard{k}",
+            batch_size,
+            attribution=True,
+            images=shard_images(len(folder), batch_size, k, shards),
+        )
+        for k in range(shards)
+    ]
     merged = {layer: out_dir / f"{layer}.h5" for layer in LAYERS}
     for layer in LAYERS:
         merge_shards([paths[layer] for paths in shard_paths], merged[layer], block_rows=5)
@@ -77,7 +96,7 @@ def extract_in_shards(model, folder, out_dir, shards, batch_size=8):
 
 
 def test_activation_files_are_identical_for_any_number_of_shards(tiny_model, tiny_dataset, tmp_path):
-    folder = scan_image_folder(tiny_dataset / "held_out")    # 50 images: 7 batches of 8
+    folder = scan_image_folder(tiny_dataset / "held_out")  # 50 images: 7 batches of 8
     one = extract_in_shards(tiny_model, folder, tmp_path / "k1", shards=1)
     three = extract_in_shards(tiny_model, folder, tmp_path / "k3", shards=3)
     for layer in LAYERS:
@@ -102,7 +121,7 @@ def test_mixed_precision_extraction_stores_float32_close_to_full_precision(tiny_
         with h5py.File(full[layer], "r") as a, h5py.File(mixed[layer], "r") as b:
             assert b["activations"].dtype == np.float32
             x, y = a["activations"][:], b["activations"][:]
-            assert not np.array_equal(x, y)    # bfloat16 really was used
+            assert not np.array_equal(x, y)  # bfloat16 really was used
             cosine = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1) + 1e-12)
             assert np.median(cosine) > 0.99
 
@@ -121,10 +140,10 @@ def test_shared_positions_read_the_same_place_on_grids_of_any_size():
     images = np.arange(500)
     coarse = draw_positions(3, "conv4", images, 2, 6, 6, 1, shared=True)
     assert np.array_equal(coarse, draw_positions(3, "encoder.layers.encoder_layer_3", images, 2, 6, 6, 1, shared=True))
-    fine = draw_positions(3, "blocks.3", images, 2, 10, 10, 1, shared=True)   # free span 8 = 2 × 4
+    fine = draw_positions(3, "blocks.3", images, 2, 10, 10, 1, shared=True)  # free span 8 = 2 × 4
     assert np.array_equal((fine - 1) // 2, coarse - 1)
     assert coarse.min() == 1 and coarse.max() == 4 and fine.min() == 1 and fine.max() == 8
-    assert not np.array_equal(coarse, draw_positions(3, "conv4", images, 2, 6, 6, 1))   # not the per-layer draws
+    assert not np.array_equal(coarse, draw_positions(3, "conv4", images, 2, 6, 6, 1))  # not the per-layer draws
     # Every cell of the free span is drawn about equally often.
     counts = np.bincount((fine[:, 0] - 1) * 8 + fine[:, 1] - 1, minlength=64)
     assert counts.min() > 0 and counts.max() < 3 * counts.mean()
@@ -146,13 +165,24 @@ def test_failed_extraction_leaves_no_files(tiny_model, tiny_dataset, tmp_path):
     paths = {layer: tmp_path / f"{layer}.h5" for layer in LAYERS}
 
     def failing_batches():
-        yield next(iter(ImageBatches(lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []),
-                                     folder.labels, 8, 32)))
+        yield next(
+            iter(ImageBatches(lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []), folder.labels, 8, 32))
+        )
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        extract_activations(tiny_model, modules, failing_batches(), len(folder), paths,
-                            positions_per_image=1, exclude_edge=1, seed=0, provenance={}, log=lambda _: None)
+        extract_activations(
+            tiny_model,
+            modules,
+            failing_batches(),
+            len(folder),
+            paths,
+            positions_per_image=1,
+            exclude_edge=1,
+            seed=0,
+            provenance={},
+            log=lambda _: None,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -179,9 +209,20 @@ def test_attribution_matches_a_finite_difference(tiny_model, tiny_dataset, tmp_p
     modules = resolve_layers(tiny_model, ["conv2", "conv3"], layer_names(tiny_model))
     paths = {layer: tmp_path / f"{layer}.h5" for layer in modules}
     batches = ImageBatches(lambda idx: BatchRead(load_batch(folder, idx, 32), idx, [], []), folder.labels, 16, 32)
-    extract_activations(tiny_model, modules, batches, len(folder), paths, positions_per_image=1,
-                        exclude_edge=1, seed=2, provenance={}, log=lambda _: None, attribution=True,
-                        attribution_top_k=top_k)
+    extract_activations(
+        tiny_model,
+        modules,
+        batches,
+        len(folder),
+        paths,
+        positions_per_image=1,
+        exclude_edge=1,
+        seed=2,
+        provenance={},
+        log=lambda _: None,
+        attribution=True,
+        attribution_top_k=top_k,
+    )
     # The finite difference in float64, so that float32 rounding of the logits does not swamp it.
     images = load_batch(folder, np.arange(len(folder)), 32).double()
     model64 = copy.deepcopy(tiny_model).double()
@@ -195,8 +236,8 @@ def test_attribution_matches_a_finite_difference(tiny_model, tiny_dataset, tmp_p
         if top_k:
             np.testing.assert_array_equal(classes, np.argsort(-logits, axis=1)[:, :top_k])
         for row in (0, 7, 31):
-            up = logit_change_when_scaling(model64, layer, position[row], images[row:row + 1], 1 + eps)
-            down = logit_change_when_scaling(model64, layer, position[row], images[row:row + 1], 1 - eps)
+            up = logit_change_when_scaling(model64, layer, position[row], images[row : row + 1], 1 + eps)
+            down = logit_change_when_scaling(model64, layer, position[row], images[row : row + 1], 1 - eps)
             # Scaling h by (1 ± ε) changes logit c by ± ε · h·∂logit_c/∂h, to first order.
             expected = ((up - down) / (2 * eps)).numpy()[classes[row]]
             np.testing.assert_allclose(attribution[row], expected, rtol=2e-2, atol=2e-3)
@@ -217,8 +258,7 @@ def activation_file_with_logits(path, classes, labels, logits, positions=2):
 def card_with_classes(path, classes):
     from activation_atlas.formats.model_card import write_card
 
-    write_card(path, {"model": "m", "kind": "user", "classes": classes, "layers": ["conv1"],
-                      "held_out_accuracy": None})
+    write_card(path, {"model": "m", "kind": "user", "classes": classes, "layers": ["conv1"], "held_out_accuracy": None})
 
 
 def test_the_run_card_measures_accuracy_by_class_name_and_warns_near_chance(tmp_path):
@@ -226,7 +266,7 @@ def test_the_run_card_measures_accuracy_by_class_name_and_warns_near_chance(tmp_
 
     # The dataset's folders are the model's classes in another order: matched by name.
     card_with_classes(tmp_path / "card.json", ["cat", "dog", "ship", "truck"])
-    logits = np.eye(4)[[1, 0, 3, 2, 2, 0]]           # predicts dog, cat, truck, ship, ship, cat
+    logits = np.eye(4)[[1, 0, 3, 2, 2, 0]]  # predicts dog, cat, truck, ship, ship, cat
     activation_file_with_logits(tmp_path / "good.h5", ["dog", "cat", "truck", "ship"], [0, 1, 2, 3, 3, 0], logits)
     logged = []
     evaluate_model(tmp_path / "good.h5", tmp_path / "card.json", tmp_path / "run.json", logged.append)
@@ -262,16 +302,25 @@ def test_many_classes_attribute_each_images_top_logits_after_the_named_classes(t
     said = []
     ex = {"attribution": True, "attribution_top_k": None}
     assert attributed_classes(ex, names, ["c7", 3, "c7"], said.append) == (DEFAULT_TOP_K, (7, 3))
-    assert said == ["attribution to each image's 5 highest logits after the 2 classes the class atlases name: 7 "
-                    "backward passes a batch (1000 logits and no extract.attribution_top_k: attributing every class "
-                    "would take 1000 backward passes a batch; set attribution_top_k to choose)"]
+    assert said == [
+        "attribution to each image's 5 highest logits after the 2 classes the class atlases name: 7 "
+        "backward passes a batch (1000 logits and no extract.attribution_top_k: attributing every class "
+        "would take 1000 backward passes a batch; set attribution_top_k to choose)"
+    ]
     assert attributed_classes(ex, names[:10], ["c7"], said.append) == (None, ())
     assert attributed_classes({**ex, "attribution_top_k": 2}, names, [], said.append) == (2, ())
     # The named classes lead every row, then each image's highest other logits, none twice.
     logits = torch.tensor([[0.0, 5.0, 4.0, 3.0, 9.0], [8.0, 0.0, 1.0, 7.0, 2.0]], requires_grad=True)
     output = logits[:, :, None, None] * 1.0
-    _, classes = attribute_positions(output.sum(dim=(2, 3)), {"x": output}, {"x": MAPS},
-                                     {"x": np.zeros((2, 2), dtype=np.int64)}, 1, top_k=2, always=(4, 0))
+    _, classes = attribute_positions(
+        output.sum(dim=(2, 3)),
+        {"x": output},
+        {"x": MAPS},
+        {"x": np.zeros((2, 2), dtype=np.int64)},
+        1,
+        top_k=2,
+        always=(4, 0),
+    )
     assert classes.tolist() == [[4, 0, 1, 2], [4, 0, 3, 2]]
 
 
@@ -295,19 +344,32 @@ def test_a_thousand_class_model_says_what_attribution_covers_and_costs_in_its_fi
 
     workdir = copy_workflow(tmp_path / "w")
     config = yaml.safe_load((REPO / "config" / "cifar10-resnet32.yaml").read_text())
-    config.update(run="thousand", layers=["layer3"], grid={"sizes": [3], "min_count": 2},
-                  render={**config["render"], "steps": 4, "attempts": 1},
-                  class_atlas={**config["class_atlas"], "classes": ["class_3"], "comparisons": []},
-                  attacks={"enabled": False})
-    config["model"].update(name="resnet8-1000", factory="cifar_resnet:resnet", kwargs={"depth": 8, "num_classes": 1000},
-                           url=None, sha256=None)
+    config.update(
+        run="thousand",
+        layers=["layer3"],
+        grid={"sizes": [3], "min_count": 2},
+        render={**config["render"], "steps": 4, "attempts": 1},
+        class_atlas={**config["class_atlas"], "classes": ["class_3"], "comparisons": []},
+        attacks={"enabled": False},
+    )
+    config["model"].update(
+        name="resnet8-1000",
+        factory="cifar_resnet:resnet",
+        kwargs={"depth": 8, "num_classes": 1000},
+        url=None,
+        sha256=None,
+    )
     config["dataset"]["path"] = str(REPO / "tests/data/cifar10-resnet32/images")
     (workdir / "run.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--configfile", "run.yaml", "--cores", "2", "results/thousand/activations/layer3.h5")
     assert result.returncode == 0, result.stderr[-3000:]
     log = (workdir / "logs/thousand/extract/shard0.log").read_text().splitlines()
-    said = next(i for i, line in enumerate(log) if "attribution to each image's 5 highest logits after the 1 class "
-                "the class atlases name: 6 backward passes a batch (1000 logits" in line)
+    said = next(
+        i
+        for i, line in enumerate(log)
+        if "attribution to each image's 5 highest logits after the 1 class "
+        "the class atlases name: 6 backward passes a batch (1000 logits" in line
+    )
     cost = next(i for i, line in enumerate(log) if "first batch: forward pass" in line)
     assert said < cost < 6 and "attribution to 6 classes" in log[cost]
     with h5py.File(workdir / "results/thousand/activations/layer3.h5", "r") as f:

@@ -1,5 +1,6 @@
 """Batch norms folded into their convolutions for rendering (models/folding.py), on the published
 CIFAR-10 ResNet-32 and on networks made to break the pairing."""
+
 import pytest
 import torch
 import yaml
@@ -46,12 +47,14 @@ def test_the_published_resnet32_folds_every_norm_and_keeps_its_layers_and_logits
     config = yaml.safe_load(open("config/cifar10-resnet32.yaml"))
     model = load_model(config["model"], f"{RESNET32}/resnet32-d509ac18.th", 10)
     folder = scan_image_folder(f"{RESNET32}/images")
-    x = load_all(folder, 32)[::30]   # one photograph per class
+    x = load_all(folder, 32)[::30]  # one photograph per class
     said = []
     folded = fold_batch_norms(model, ["layer2"], x[:1], said.append)
     assert norms(model) == 31 and norms(folded) == 0
-    assert said == [f"31 batch norms folded into the convolutions before them (largest relative change "
-                    f"{said[0].split('change ')[1]}"]
+    assert said == [
+        f"31 batch norms folded into the convolutions before them (largest relative change "
+        f"{said[0].split('change ')[1]}"
+    ]
     logits, read = outputs(model, ["layer1", "layer2", "layer3"], x)
     folded_logits, folded_read = outputs(folded, ["layer1", "layer2", "layer3"], x)
     assert_same_up_to_rounding(folded_logits, logits)
@@ -61,13 +64,14 @@ def test_the_published_resnet32_folds_every_norm_and_keeps_its_layers_and_logits
 
 
 def test_a_convolution_that_is_read_keeps_its_norm():
-    model = with_running_statistics(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
-                                                  nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)))
+    model = with_running_statistics(
+        nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8))
+    )
     x = torch.rand(2, 3, 12, 12)
     folded = fold_batch_norms(model, ["0"], x[:1], print)
     assert isinstance(folded[1], nn.BatchNorm2d) and isinstance(folded[4], nn.Identity)
     (before,), (after,) = (outputs(m, ["0"], x)[1].values() for m in (model, folded))
-    assert_same_up_to_rounding(after, before)   # the pre-norm activation, not normalised
+    assert_same_up_to_rounding(after, before)  # the pre-norm activation, not normalised
     assert_same_up_to_rounding(folded(x).detach(), model(x).detach())
 
 
@@ -92,8 +96,11 @@ def test_a_fold_that_changes_the_function_is_refused_and_said():
     assert said and said[0].startswith("batch norms not folded: the folded network differs from the original by")
 
 
-@pytest.mark.parametrize("norm", [nn.BatchNorm2d(4, track_running_stats=False), nn.BatchNorm2d(4).train()],
-                         ids=["batch statistics", "training mode"])
+@pytest.mark.parametrize(
+    "norm",
+    [nn.BatchNorm2d(4, track_running_stats=False), nn.BatchNorm2d(4).train()],
+    ids=["batch statistics", "training mode"],
+)
 def test_a_norm_that_uses_its_batch_statistics_is_not_paired(norm):
     model = nn.Sequential(nn.Conv2d(3, 4, 1).eval(), norm)
     assert conv_batch_norm_pairs(model, torch.rand(2, 3, 4, 4)) == []

@@ -1,6 +1,7 @@
 """Each file format is declared once, in its module of activation_atlas/formats: the table of formats
 in docs/architecture.md must say what the modules declare, and the files a run writes must hold what
 they declare."""
+
 import importlib
 import json
 import re
@@ -10,15 +11,22 @@ import pytest
 
 from tools.runs import REPO, load_config
 
-FORMAT_OF_STAGE = {"activations": "activations", "layout": "layout", "cells": "cells", "icons": "icons",
-                   "spectrum": "spectrum", "attack_patches": "attack_patches", "attack_results": "attack_results"}
+FORMAT_OF_STAGE = {
+    "activations": "activations",
+    "layout": "layout",
+    "cells": "cells",
+    "icons": "icons",
+    "spectrum": "spectrum",
+    "attack_patches": "attack_patches",
+    "attack_results": "attack_results",
+}
 
 
 def documented_format_rows() -> dict[str, tuple[set[str], set[str]]]:
     """module name → (names in the datasets column, names in the attributes column) of the table."""
     text = (REPO / "docs" / "architecture.md").read_text()
-    section = text[text.index("## File formats"):]
-    section = section[:section.index("\n## ")]
+    section = text[text.index("## File formats") :]
+    section = section[: section.index("\n## ")]
     rows = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]

@@ -4,8 +4,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from activation_atlas.data.generated import (DEFAULT_CLASSES, class_specs, generate_dataset, image_rng,
-                                             render_image)
+from activation_atlas.data.generated import DEFAULT_CLASSES, class_specs, generate_dataset, image_rng, render_image
 from activation_atlas.data.image_folder import load_image, scan_image_folder
 
 
@@ -71,7 +70,7 @@ def test_object_colour_shows_in_the_image():
     spec = next(s for s in class_specs() if s.colour == "red" and s.texture == "checks")
     pixels, factors = render_image(spec, image_rng(0, "train", 0), 64)
     cy, cx = int(factors["y"] * 64), int(factors["x"] * 64)
-    patch = pixels[cy - 3:cy + 4, cx - 3:cx + 4].reshape(-1, 3).astype(int)
+    patch = pixels[cy - 3 : cy + 4, cx - 3 : cx + 4].reshape(-1, 3).astype(int)
     bright = patch[patch.sum(1) > 150]
     assert (bright[:, 0] > bright[:, 1] + 60).all()
 

@@ -1,5 +1,6 @@
 """Layers whose outputs are not (B, C, H, W) maps: token sequences, channels-last maps and vectors are
 read as grids (activation_atlas/models/grids.py), decided from a probe pass or named in the config."""
+
 import h5py
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ def hand_made_tokens(batch=2, prefix=1, side=3, channels=4) -> torch.Tensor:
         for row in range(side):
             for col in range(side):
                 tokens[b, prefix + row * side + col] = torch.tensor(
-                    [1000 * b + 100 * row + 10 * col + c for c in range(channels)], dtype=torch.float32)
+                    [1000 * b + 100 * row + 10 * col + c for c in range(channels)], dtype=torch.float32
+                )
     return tokens
 
 
@@ -31,13 +33,13 @@ def test_a_token_layers_positions_are_its_patch_tokens():
     maps = parse_grid("tokens(prefix=1)").as_maps(tokens)
     assert maps.shape == (2, 4, 3, 3)
     positions = draw_positions(5, "blocks.3", np.array([10, 11]), 4, *maps.shape[2:], exclude_edge=1)
-    assert (positions == 1).all()                     # a 3×3 grid less its edge: the centre patch only
+    assert (positions == 1).all()  # a 3×3 grid less its edge: the centre patch only
     positions = draw_positions(5, "blocks.3", np.array([10, 11]), 6, *maps.shape[2:], exclude_edge=0)
     vectors = gather_positions(maps, positions, 6)
     for i, (row, col) in enumerate(positions):
         b = i // 6
         assert vectors[i].tolist() == [1000 * b + 100 * row + 10 * col + c for c in range(4)]
-        assert vectors[i].tolist() == tokens[b, 1 + row * 3 + col].tolist()   # the token itself
+        assert vectors[i].tolist() == tokens[b, 1 + row * 3 + col].tolist()  # the token itself
 
 
 def test_channels_last_maps_and_vectors_read_as_maps():
@@ -49,10 +51,20 @@ def test_channels_last_maps_and_vectors_read_as_maps():
     assert parse_grid("maps").as_maps(maps) is maps
 
 
-@pytest.mark.parametrize("shape, expected", [
-    ((1, 197, 768), "tokens(prefix=1)"), ((1, 196, 768), "tokens(prefix=0)"), ((1, 201, 384), "tokens(prefix=5)"),
-    ((1, 64, 8, 8), "maps"), ((1, 8, 8, 96), "channels_last"), ((1, 1000), "vector"), ((1, 7, 7, 7), None),
-    ((1, 3, 5, 7), None), ((1, 2, 3, 4, 5), None)])
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ((1, 197, 768), "tokens(prefix=1)"),
+        ((1, 196, 768), "tokens(prefix=0)"),
+        ((1, 201, 384), "tokens(prefix=5)"),
+        ((1, 64, 8, 8), "maps"),
+        ((1, 8, 8, 96), "channels_last"),
+        ((1, 1000), "vector"),
+        ((1, 7, 7, 7), None),
+        ((1, 3, 5, 7), None),
+        ((1, 2, 3, 4, 5), None),
+    ],
+)
 def test_grid_of_shape(shape, expected):
     grid = grid_of_shape(shape)
     assert (str(grid) if grid else None) == expected
@@ -83,11 +95,11 @@ class TinyTokenNet(nn.Module):
 
     def forward(self, x):
         patches = self.embed(x)
-        self.cube(patches[:, :, :6, :6])   # a (B, 6, 6, 6) output
+        self.cube(patches[:, :, :6, :6])  # a (B, 6, 6, 6) output
         tokens = torch.cat([self.cls.expand(len(x), -1, -1), patches.flatten(2).transpose(1, 2)], dim=1)
         tokens = tokens + self.block(tokens)
-        self.sequence_first(tokens.transpose(0, 1))   # (T, B, C)
-        return self.head(tokens.mean(dim=1))   # every token reaches the logits
+        self.sequence_first(tokens.transpose(0, 1))  # (T, B, C)
+        return self.head(tokens.mean(dim=1))  # every token reaches the logits
 
 
 def test_grids_are_decided_from_a_probe_and_a_configured_grid_must_fit():
@@ -107,8 +119,11 @@ def test_grids_are_decided_from_a_probe_and_a_configured_grid_must_fit():
         decide_layer_grids(model, cube, 24, {})
     assert decide_layer_grids(model, cube, 24, {"cube": "channels_last"}) == {"cube": "channels_last"}
     sequence_first = resolve_layers(model, ["sequence_first"], ["sequence_first"])
-    with pytest.raises(ValueError, match=r"^layer 'sequence_first' gives 37×1×6 for one image: its first axis is not "
-                                         r"the batch"):
+    with pytest.raises(
+        ValueError,
+        match=r"^layer 'sequence_first' gives 37×1×6 for one image: its first axis is not "
+        r"the batch",
+    ):
         decide_layer_grids(model, sequence_first, 24, {"sequence_first": "tokens(prefix=1)"})
 
 
@@ -116,7 +131,7 @@ def test_the_icon_objective_reads_the_centre_patch_of_a_token_layer():
     torch.manual_seed(0)
     model = TinyTokenNet().eval()
     module = resolve_layers(model, ["block"], ["block"])
-    images = torch.rand(2, 3, 20, 20)                  # 5×5 patches: the centre is patch 12, token 13
+    images = torch.rand(2, 3, 20, 20)  # 5×5 patches: the centre is patch 12, token 13
     captured = {}
     handle = model.block.register_forward_hook(lambda _m, _i, out: captured.setdefault("out", out))
     centre = layer_centre(model, module, images, parse_grid("tokens(prefix=1)"))
@@ -135,19 +150,31 @@ def test_extraction_and_attribution_of_a_token_layer(tmp_path):
     labels = np.zeros(6, dtype=np.int64)
     batches = ImageBatches(lambda idx: BatchRead(images[idx], idx, [], []), labels, 4, 20)
     path = tmp_path / "block.h5"
-    extract_activations(model, modules, batches, 6, {"block": path}, positions_per_image=2, exclude_edge=1,
-                        seed=3, provenance={}, log=lambda _: None, attribution=True, grids={"block": grid})
+    extract_activations(
+        model,
+        modules,
+        batches,
+        6,
+        {"block": path},
+        positions_per_image=2,
+        exclude_edge=1,
+        seed=3,
+        provenance={},
+        log=lambda _: None,
+        attribution=True,
+        grids={"block": grid},
+    )
     with h5py.File(path, "r") as f:
         assert f.attrs["spatial_size"].tolist() == [5, 5]
         acts, position, attribution = f["activations"][:], f["position"][:], f["attribution"][:]
-    assert ((position >= 1) & (position <= 3)).all()   # edge exclusion in patches
+    assert ((position >= 1) & (position <= 3)).all()  # edge exclusion in patches
     captured = {}
     handle = model.block.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
     logits = model(images)
     handle.remove()
     for row, (r, c) in enumerate(position):
         token = captured["out"][row // 2, 1 + r * 5 + c]
-        np.testing.assert_allclose(acts[row], token.detach().numpy(), rtol=1e-5, atol=1e-6)   # other batches
+        np.testing.assert_allclose(acts[row], token.detach().numpy(), rtol=1e-5, atol=1e-6)  # other batches
         for j in range(3):
             (grad,) = torch.autograd.grad(logits[row // 2, j], captured["out"], retain_graph=True)
             expected = (token * grad[row // 2, 1 + r * 5 + c]).sum().item()
@@ -162,27 +189,46 @@ def test_icons_for_a_model_of_one_input_size_must_have_that_size():
     vit = torchvision.models.vit_b_16(weights=None, image_size=32).eval()
     block = resolve_layers(vit, ["encoder.layers.encoder_layer_0"], dict(vit.named_modules()))
     check_icon_size(vit, block, 32, 32, "cpu")
-    with pytest.raises(ValueError, match=r"render.icon_size = 48: the model does not take 48 px images "
-                                         r"\(AssertionError: Wrong image height! .*set render.icon_size to its "
-                                         r"input size, 32"):
+    with pytest.raises(
+        ValueError,
+        match=r"render.icon_size = 48: the model does not take 48 px images "
+        r"\(AssertionError: Wrong image height! .*set render.icon_size to its "
+        r"input size, 32",
+    ):
         check_icon_size(vit, block, 48, 32, "cpu")
 
 
-@pytest.mark.parametrize("architecture, kwargs, expected", [
-    # Random weights with torchvision's head at zero: no logit reads anything, so no layer is class-token read.
-    ("vit_b_16", {"image_size": 64}, {"encoder.layers.encoder_layer_2": "tokens(prefix=1)", "encoder.ln":
-                                      "tokens(prefix=1)", "heads": "vector"}),
-    ("swin_t", {}, {"features.0": "channels_last", "features.1": "channels_last", "features.3.1": "channels_last",
-                    "norm": "channels_last"}),
-    ("convnext_tiny", {}, {"classifier": "vector"}),
-])
+@pytest.mark.parametrize(
+    "architecture, kwargs, expected",
+    [
+        # Random weights with torchvision's head at zero: no logit reads anything, so no layer is class-token read.
+        (
+            "vit_b_16",
+            {"image_size": 64},
+            {"encoder.layers.encoder_layer_2": "tokens(prefix=1)", "encoder.ln": "tokens(prefix=1)", "heads": "vector"},
+        ),
+        (
+            "swin_t",
+            {},
+            {
+                "features.0": "channels_last",
+                "features.1": "channels_last",
+                "features.3.1": "channels_last",
+                "norm": "channels_last",
+            },
+        ),
+        ("convnext_tiny", {}, {"classifier": "vector"}),
+    ],
+)
 def test_the_grids_of_torchvisions_transformers_and_convnext(architecture, kwargs, expected):
     import torchvision
 
     model = torchvision.models.get_model(architecture, weights=None, **kwargs).eval()
-    layers = {"vit_b_16": ["encoder.layers.encoder_layer_2", "encoder.ln", "heads"],
-              "swin_t": ["features.0", "features.1", "features.3.1", "norm", "avgpool"],
-              "convnext_tiny": ["features.1", "features.3.0", "avgpool", "classifier"]}[architecture]
+    layers = {
+        "vit_b_16": ["encoder.layers.encoder_layer_2", "encoder.ln", "heads"],
+        "swin_t": ["features.0", "features.1", "features.3.1", "norm", "avgpool"],
+        "convnext_tiny": ["features.1", "features.3.0", "avgpool", "classifier"],
+    }[architecture]
     modules = resolve_layers(model, layers, dict(model.named_modules()))
     assert decide_layer_grids(model, modules, 64, {}) == expected
 
@@ -195,7 +241,7 @@ def vit_b_16():
 
     torch.manual_seed(0)
     model = torchvision.models.vit_b_16(weights=None, image_size=32).eval()
-    nn.init.normal_(model.heads.head.weight, std=0.02)   # torchvision starts its head at zero: all logits 0
+    nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision starts its head at zero: all logits 0
     return model
 
 
@@ -205,30 +251,50 @@ def test_a_class_token_vits_last_block_is_read_as_its_class_token(vit_b_16):
     said = []
     grids = decide_layer_grids(vit_b_16, modules, 32, {}, log=said.append)
     assert grids == {blocks[0]: "tokens(prefix=1)", blocks[1]: "class_token"}
-    assert said == [f"layer {blocks[1]}: the logits do not read its patch tokens, only its class token, which it is "
-                    f"read as (an atlas of its patches would show what no class depends on: set model.layer_grids: "
-                    f"{{{blocks[1]}: tokens(prefix=1)}} for one anyway)"]
+    assert said == [
+        f"layer {blocks[1]}: the logits do not read its patch tokens, only its class token, which it is "
+        f"read as (an atlas of its patches would show what no class depends on: set model.layer_grids: "
+        f"{{{blocks[1]}: tokens(prefix=1)}} for one anyway)"
+    ]
     # As configured, a grid is kept.
     assert decide_layer_grids(vit_b_16, modules, 32, {blocks[1]: "tokens(prefix=1)"}) == {
-        blocks[0]: "tokens(prefix=1)", blocks[1]: "tokens(prefix=1)"}
+        blocks[0]: "tokens(prefix=1)",
+        blocks[1]: "tokens(prefix=1)",
+    }
 
 
 def extract_vit(model, layer: str, grid: str, path, log=lambda _: None, attributed_at=None):
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     batches = ImageBatches(lambda idx: BatchRead(images[idx], idx, [], []), np.zeros(4, dtype=np.int64), 4, 32)
     modules = resolve_layers(model, [layer], dict(model.named_modules()))
-    extract_activations(model, modules, batches, 4, {layer: path}, positions_per_image=1, exclude_edge=0, seed=0,
-                        provenance={}, log=log, attribution=True, attribution_top_k=3,
-                        grids={layer: parse_grid(grid)}, attributed_at=attributed_at)
+    extract_activations(
+        model,
+        modules,
+        batches,
+        4,
+        {layer: path},
+        positions_per_image=1,
+        exclude_edge=0,
+        seed=0,
+        provenance={},
+        log=log,
+        attribution=True,
+        attribution_top_k=3,
+        grids={layer: parse_grid(grid)},
+        attributed_at=attributed_at,
+    )
     return images
 
 
 def test_zero_attribution_of_a_class_token_vits_last_patches_stops_extraction_with_what_to_pick(vit_b_16, tmp_path):
     last = "encoder.layers.encoder_layer_11"
-    with pytest.raises(ValueError, match=rf"^extract.attribution: layer '{last}' \(read as tokens\(prefix=1\)\) has "
-                                         r"attribution at most 0 for every activation of the first batch.*no logit "
-                                         r"depends on the positions it is read at.*model.layer_grids: "
-                                         rf"{{{last}: class_token}}\), pick an earlier layer"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^extract.attribution: layer '{last}' \(read as tokens\(prefix=1\)\) has "
+        r"attribution at most 0 for every activation of the first batch.*no logit "
+        r"depends on the positions it is read at.*model.layer_grids: "
+        rf"{{{last}: class_token}}\), pick an earlier layer",
+    ):
         extract_vit(vit_b_16, last, "tokens(prefix=1)", tmp_path / "patches.h5")
 
 
@@ -238,19 +304,23 @@ def test_the_norms_a_class_token_vits_layers_are_read_through_are_found(vit_b_16
     token); block 10's class token also reaches them through the residual stream, so it is attributed itself."""
     last, block10 = "encoder.layers.encoder_layer_11", "encoder.layers.encoder_layer_10"
     modules = resolve_layers(vit_b_16, [block10, last], dict(vit_b_16.named_modules()))
-    assert layers_read_through_norms(vit_b_16, modules, {block10: parse_grid("tokens(prefix=1)"), last: CLASS_TOKEN},
-                                     32, "cpu") == {block10: ReadThrough(f"{last}.ln_1", "its output"),
-                                                    last: ReadThrough("encoder.ln", "its output")}
+    assert layers_read_through_norms(
+        vit_b_16, modules, {block10: parse_grid("tokens(prefix=1)"), last: CLASS_TOKEN}, 32, "cpu"
+    ) == {block10: ReadThrough(f"{last}.ln_1", "its output"), last: ReadThrough("encoder.ln", "its output")}
     assert layers_read_through_norms(vit_b_16, modules, {block10: CLASS_TOKEN, last: CLASS_TOKEN}, 32, "cpu") == {
-        last: ReadThrough("encoder.ln", "its output")}
+        last: ReadThrough("encoder.ln", "its output")
+    }
 
 
 def test_the_last_blocks_class_token_is_attributed_at_the_final_norm_or_extraction_stops(vit_b_16, tmp_path):
     last = "encoder.layers.encoder_layer_11"
     # Attributed at its own output, it has float rounding for attribution: extraction stops, saying so.
-    with pytest.raises(ValueError, match=rf"^extract.attribution: layer '{last}' \(read as class_token\) has attribution "
-                                         r"at most [0-9.e-]+ for every activation of the first batch, against logits up "
-                                         r"to [0-9.]+: float rounding: .* Pick another layer"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^extract.attribution: layer '{last}' \(read as class_token\) has attribution "
+        r"at most [0-9.e-]+ for every activation of the first batch, against logits up "
+        r"to [0-9.]+: float rounding: .* Pick another layer",
+    ):
         extract_vit(vit_b_16, last, "class_token", tmp_path / "own.h5")
     # At the final norm's output z, less its bias β: (z − β)·∂logit/∂z, of the order of the logits.
     images = extract_vit(vit_b_16, last, "class_token", tmp_path / "norm.h5", attributed_at={last: "encoder.ln"})
@@ -272,20 +342,29 @@ def vit_pytorch_layout(pool: str) -> nn.Module:
     from tools.runs import REPO
 
     torch.manual_seed(0)
-    return build_model({"kind": "user", "factory": "vit_pytorch_layout:vit", "python_path": [str(REPO / "examples")],
-                        "kwargs": {"dim": 32, "depth": 2, "heads": 2, "mlp_dim": 64, "pool": pool}}).eval()
+    return build_model(
+        {
+            "kind": "user",
+            "factory": "vit_pytorch_layout:vit",
+            "python_path": [str(REPO / "examples")],
+            "kwargs": {"dim": 32, "depth": 2, "heads": 2, "mlp_dim": 64, "pool": pool},
+        }
+    ).eval()
 
 
-@pytest.mark.parametrize("pool, grid, takes", [("cls", CLASS_TOKEN, "its class token"),
-                                               ("mean", parse_grid("tokens(prefix=1)"), "all its tokens, pooled")])
+@pytest.mark.parametrize(
+    "pool, grid, takes",
+    [("cls", CLASS_TOKEN, "its class token"), ("mean", parse_grid("tokens(prefix=1)"), "all its tokens, pooled")],
+)
 def test_a_norm_that_takes_a_slice_or_pooling_of_the_last_block_is_found(pool, grid, takes):
     model = vit_pytorch_layout(pool)
     feed_forward = "transformer.layers.1.1"
     modules = resolve_layers(model, ["transformer", feed_forward], dict(model.named_modules()))
     grids = {"transformer": grid, feed_forward: parse_grid("tokens(prefix=1)")}
     # The last feed-forward's output is added to the residual stream before the norm: attributed itself.
-    assert layers_read_through_norms(model, modules, grids, 32, "cpu") == {"transformer": ReadThrough("mlp_head.0",
-                                                                                                      takes)}
+    assert layers_read_through_norms(model, modules, grids, 32, "cpu") == {
+        "transformer": ReadThrough("mlp_head.0", takes)
+    }
     assert decide_layer_grids(model, {"transformer": model.transformer}, 32, {}) == {"transformer": str(grid)}
 
 
@@ -295,10 +374,21 @@ def test_pooled_tokens_are_each_attributed_their_share_of_the_norms_output(tmp_p
     model = vit_pytorch_layout("mean")
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     batches = ImageBatches(lambda idx: BatchRead(images[idx], idx, [], []), np.zeros(4, dtype=np.int64), 4, 32)
-    extract_activations(model, {"transformer": model.transformer}, batches, 4, {"transformer": tmp_path / "a.h5"},
-                        positions_per_image=3, exclude_edge=0, seed=0, provenance={}, log=lambda _: None,
-                        attribution=True, grids={"transformer": parse_grid("tokens(prefix=1)")},
-                        attributed_at={"transformer": "mlp_head.0"})
+    extract_activations(
+        model,
+        {"transformer": model.transformer},
+        batches,
+        4,
+        {"transformer": tmp_path / "a.h5"},
+        positions_per_image=3,
+        exclude_edge=0,
+        seed=0,
+        provenance={},
+        log=lambda _: None,
+        attribution=True,
+        grids={"transformer": parse_grid("tokens(prefix=1)")},
+        attributed_at={"transformer": "mlp_head.0"},
+    )
     with h5py.File(tmp_path / "a.h5", "r") as f:
         attribution, position = f["attribution"][:], f["position"][:]
         assert "at the output of mlp_head.0 less its bias" in f.attrs["attribution"]

@@ -26,7 +26,7 @@ def test_files_are_self_describing(tmp_path):
 
 def test_identical_content_written_later_gives_identical_bytes(tmp_path):
     write_example(tmp_path / "a.h5")
-    time.sleep(1.1)      # object timestamps, if written, would differ
+    time.sleep(1.1)  # object timestamps, if written, would differ
     write_example(tmp_path / "b" / "a.h5")
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "a.h5", tmp_path / "b" / "a.h5")]
     assert digest[0] == digest[1]
@@ -43,12 +43,12 @@ def test_an_interrupted_write_leaves_nothing(tmp_path):
 def test_atlas_puts_row_zero_at_the_bottom_and_columns_left_to_right():
     red = np.zeros((2, 4, 4, 3), dtype=np.uint8)
     red[..., 0] = 255
-    red[1, ..., 2] = 255          # the second icon is magenta
+    red[1, ..., 2] = 255  # the second icon is magenta
     image = np.asarray(atlas_image(red, np.array([0, 2]), np.array([0, 1]), 3, 4, (0, 0, 0)))
     assert image.shape == (12, 12, 3)
-    assert image[8:12, 0:4].tolist() == red[0].tolist()      # row 0, col 0: bottom left
-    assert image[0:4, 4:8].tolist() == red[1].tolist()       # row 2, col 1: top middle
-    assert image[0:4, 0:4].max() == 0                        # empty cells show the background
+    assert image[8:12, 0:4].tolist() == red[0].tolist()  # row 0, col 0: bottom left
+    assert image[0:4, 4:8].tolist() == red[1].tolist()  # row 2, col 1: top middle
+    assert image[0:4, 0:4].max() == 0  # empty cells show the background
 
 
 def test_atlas_resizes_icons_to_the_cell_size():
@@ -82,8 +82,17 @@ def write_icons_and_cells(tmp_path, rng, grid_size, n_icons, icon_px=8):
 def montage_config(**montage):
     from activation_atlas.stages.atlas import Montage
 
-    return Montage(**{"cell_px": 8, "background": [255, 255, 255], "density": "none", "density_floor": 0.2,
-                      "tile_px": 24, "max_image_px": 8192, **montage})
+    return Montage(
+        **{
+            "cell_px": 8,
+            "background": [255, 255, 255],
+            "density": "none",
+            "density_floor": 0.2,
+            "tile_px": 24,
+            "max_image_px": 8192,
+            **montage,
+        }
+    )
 
 
 @pytest.mark.parametrize("grid_size", [1, 3, 7])
@@ -92,18 +101,24 @@ def test_tiles_put_together_are_the_atlas_image(tmp_path, rng, grid_size):
 
     from activation_atlas.stages.atlas import montage
 
-    icons, rows, cols = write_icons_and_cells(tmp_path, rng, grid_size, min(5, grid_size ** 2))
-    montage(tmp_path / "icons.h5", tmp_path / "cells.h5", tmp_path / "atlas.png", tmp_path / "tiles",
-            montage_config(), log=lambda _: None)
+    icons, rows, cols = write_icons_and_cells(tmp_path, rng, grid_size, min(5, grid_size**2))
+    montage(
+        tmp_path / "icons.h5",
+        tmp_path / "cells.h5",
+        tmp_path / "atlas.png",
+        tmp_path / "tiles",
+        montage_config(),
+        log=lambda _: None,
+    )
     expected = np.asarray(atlas_image(icons, rows, cols, grid_size, 8))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "atlas.png")), expected)
-    tiles_per_side = -(-grid_size // 3)   # 24 px tiles of 8 px cells: 3 cells a side
+    tiles_per_side = -(-grid_size // 3)  # 24 px tiles of 8 px cells: 3 cells a side
     names = sorted(p.name for p in (tmp_path / "tiles").iterdir())
     assert names == sorted(f"{r}_{c}.png" for r in range(tiles_per_side) for c in range(tiles_per_side))
     for r in range(tiles_per_side):
         for c in range(tiles_per_side):
             tile = np.asarray(Image.open(tmp_path / "tiles" / f"{r}_{c}.png"))
-            assert np.array_equal(tile, expected[r * 24:(r + 1) * 24, c * 24:(c + 1) * 24])
+            assert np.array_equal(tile, expected[r * 24 : (r + 1) * 24, c * 24 : (c + 1) * 24])
 
 
 def test_an_atlas_larger_than_max_image_px_is_downscaled_from_its_tiles(tmp_path, rng):
@@ -112,8 +127,14 @@ def test_an_atlas_larger_than_max_image_px_is_downscaled_from_its_tiles(tmp_path
     from activation_atlas.stages.atlas import montage
 
     icons, rows, cols = write_icons_and_cells(tmp_path, rng, 10, 30)
-    montage(tmp_path / "icons.h5", tmp_path / "cells.h5", tmp_path / "atlas.png", tmp_path / "tiles",
-            montage_config(max_image_px=40), log=lambda _: None)
+    montage(
+        tmp_path / "icons.h5",
+        tmp_path / "cells.h5",
+        tmp_path / "atlas.png",
+        tmp_path / "tiles",
+        montage_config(max_image_px=40),
+        log=lambda _: None,
+    )
     small = np.asarray(Image.open(tmp_path / "atlas.png"), dtype=np.float64)
     full = np.asarray(atlas_image(icons, rows, cols, 10, 8), dtype=np.float64)
     assert small.shape == (40, 40, 3)

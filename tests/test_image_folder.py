@@ -3,8 +3,15 @@ import pytest
 import torch
 from PIL import Image
 
-from activation_atlas.data.image_folder import (ImageSelection, describe_upscaled, load_image, read_batch,
-                                                scan_image_folder, select_images, subsample)
+from activation_atlas.data.image_folder import (
+    ImageSelection,
+    describe_upscaled,
+    load_image,
+    read_batch,
+    scan_image_folder,
+    select_images,
+    subsample,
+)
 
 
 def make_folder(root, counts, size=(20, 12)):
@@ -35,7 +42,7 @@ def test_stratified_subsample_keeps_class_shares_and_is_seeded(tmp_path):
     assert np.bincount(a.labels).tolist() == [30, 15, 5]
     assert a.files == subsample(folder, 50, seed=3, stratified=True).files
     assert a.files != subsample(folder, 50, seed=4, stratified=True).files
-    assert list(a.files) == sorted(a.files)                       # folder order is kept
+    assert list(a.files) == sorted(a.files)  # folder order is kept
     assert subsample(folder, 500, seed=3, stratified=True) is folder
 
 
@@ -46,7 +53,7 @@ def test_stratified_subsample_hands_out_the_remainder(tmp_path):
 
 def test_resize_crop_keeps_the_centre(tmp_path):
     image = np.zeros((20, 40, 3), dtype=np.uint8)
-    image[:, 10:30] = 255                                          # a white centre square
+    image[:, 10:30] = 255  # a white centre square
     Image.fromarray(image).save(tmp_path / "wide.png")
     cropped = load_image(tmp_path / "wide.png", 10, "resize_crop")
     assert cropped.shape == (10, 10, 3) and cropped.min() > 200
@@ -70,14 +77,15 @@ def test_an_empty_class_folder_stays_a_class_and_is_warned_of(tmp_path):
     root = make_folder(tmp_path / "images", [2, 0, 3])
     folder = scan_image_folder(root)
     assert folder.classes == ("class0", "class1", "class2") and folder.empty_classes == ("class1",)
-    assert folder.labels.tolist() == [0, 0, 2, 2, 2]   # class2 keeps its index
+    assert folder.labels.tolist() == [0, 0, 2, 2, 2]  # class2 keeps its index
     messages = []
     chosen = select_images(ImageSelection(str(root), "class_folders", 3, True), 0, messages.append)
     assert chosen.empty_classes == ("class1",)
     assert [m for m in messages if m.startswith("warning: 1 class folder(s)") and "class1" in m]
     messages.clear()
-    select_images(ImageSelection(str(make_folder(tmp_path / "full", [2, 2])), "class_folders", None, False), 0,
-                  messages.append)
+    select_images(
+        ImageSelection(str(make_folder(tmp_path / "full", [2, 2])), "class_folders", None, False), 0, messages.append
+    )
     assert not [m for m in messages if "warning" in m]
 
 
@@ -85,7 +93,7 @@ def test_images_scaled_up_to_the_input_are_listed_with_their_size(tmp_path):
     root = make_folder(tmp_path, [2], size=(20, 12))
     Image.new("RGB", (1, 1)).save(root / "class0" / "tiny.png")
     Image.new("RGB", (40, 40)).save(root / "class0" / "large.png")
-    folder = scan_image_folder(root)                 # 000.png, 001.png, large.png, tiny.png
+    folder = scan_image_folder(root)  # 000.png, 001.png, large.png, tiny.png
     read = read_batch(folder, [0, 1, 2, 3], 16, "resize_crop", "fail", lambda _: None)
     assert read.images.shape == (4, 3, 16, 16)
     assert read.upscaled == [(folder.files[0], (20, 12)), (folder.files[1], (20, 12)), (folder.files[3], (1, 1))]
@@ -102,8 +110,8 @@ def test_torchvision_weights_come_from_torch_home(tmp_path, monkeypatch):
 
     import torchvision
 
-    from activation_atlas.models.loading import build_model
     from activation_atlas.models.labels import builtin_labels
+    from activation_atlas.models.loading import build_model
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1

@@ -9,9 +9,17 @@ from tools.runs import REPO
 
 REFERENCE = REPO.parent / "shared" / "reference"
 SHAPES = REPO / "activation_atlas" / "models" / "inceptionv1_state_dict_shapes.json"
-CHANNELS = {"mixed3a": (256, 28), "mixed3b": (480, 28), "mixed4a": (508, 14), "mixed4b": (512, 14),
-            "mixed4c": (512, 14), "mixed4d": (528, 14), "mixed4e": (832, 14), "mixed5a": (832, 7),
-            "mixed5b": (1024, 7)}
+CHANNELS = {
+    "mixed3a": (256, 28),
+    "mixed3b": (480, 28),
+    "mixed4a": (508, 14),
+    "mixed4b": (512, 14),
+    "mixed4c": (512, 14),
+    "mixed4d": (528, 14),
+    "mixed4e": (832, 14),
+    "mixed5a": (832, 7),
+    "mixed5b": (1024, 7),
+}
 
 
 def published_shapes():
@@ -42,7 +50,7 @@ def test_mixed_layers_have_the_documented_channels_and_sizes_and_1008_logits(mod
         logits = model(x)
     for name, (channels, size) in CHANNELS.items():
         assert tuple(outputs[name].shape) == (2, channels, size, size), name
-        assert outputs[name].min() >= 0          # post-ReLU
+        assert outputs[name].min() >= 0  # post-ReLU
     assert tuple(outputs["conv2d0"].shape) == (2, 64, 112, 112)
     assert tuple(outputs["conv2d2"].shape) == (2, 192, 56, 56)
     assert tuple(outputs["mixed4c_3x3"].shape) == (2, 256, 14, 14)
@@ -52,8 +60,9 @@ def test_mixed_layers_have_the_documented_channels_and_sizes_and_1008_logits(mod
 
 def test_layers_work_at_icon_sizes(model):
     with torch.no_grad():
-        out = forward_to_layers(model, resolve_layers(model, ["mixed4d"], model.layer_names()),
-                                torch.rand(1, 3, 80, 80))
+        out = forward_to_layers(
+            model, resolve_layers(model, ["mixed4d"], model.layer_names()), torch.rand(1, 3, 80, 80)
+        )
     assert out["mixed4d"].shape[1] == 528 and out["mixed4d"].shape[2] == 5
 
 
@@ -107,8 +116,8 @@ def test_local_response_norm_equals_torchs():
     reference = torch.nn.functional.local_response_norm(x, size=9, alpha=9.99999974738e-05, beta=0.5, k=1)
     ours = LocalResponseNorm(70)(x)
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-3)
-    grad_ours, = torch.autograd.grad(ours.sum(), x)
-    grad_reference, = torch.autograd.grad(reference.sum(), x)
+    (grad_ours,) = torch.autograd.grad(ours.sum(), x)
+    (grad_reference,) = torch.autograd.grad(reference.sum(), x)
     torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-4, atol=1e-5)
 
 

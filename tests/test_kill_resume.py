@@ -2,6 +2,7 @@
 in turn, and resumed each time by the README's command alone (tools/kill_resume.py): no output looks
 finished that is not, and the last run ends with an uninterrupted run's bytes and nothing left over.
 `python -m tools.kill_resume --kills 20` kills more often."""
+
 import pytest
 
 from tools.kill_resume import kill_and_resume

@@ -2,6 +2,7 @@
 subtracted, and one-channel (grey) networks, configured by model.input beside model.normalize. Images
 and icons stay RGB; the network is given them converted. Variants of the committed ResNet-32 built so
 that each computes exactly what the published network computes on the same photograph."""
+
 import json
 
 import numpy as np
@@ -20,8 +21,10 @@ REAL = REPO / "tests" / "data" / "cifar10-resnet32"
 RESNET32 = {"kind": "user", "factory": "cifar_resnet:resnet32", "python_path": [str(REPO / "examples")]}
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # The published network's normalisation in Caffe's terms: BGR order, 0–255 pixels.
-BGR = {"input": {"channels": "bgr", "scale": 255},
-       "normalize": {"mean": [255 * m for m in MEAN[::-1]], "std": [255 * s for s in STD[::-1]]}}
+BGR = {
+    "input": {"channels": "bgr", "scale": 255},
+    "normalize": {"mean": [255 * m for m in MEAN[::-1]], "std": [255 * s for s in STD[::-1]]},
+}
 
 
 def published_state() -> dict:
@@ -48,8 +51,12 @@ def photographs() -> torch.Tensor:
     from PIL import Image
 
     paths = sorted((REAL / "images").glob("*/*"))[:16]
-    return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255)
-                        .permute(2, 0, 1) for p in paths])
+    return torch.stack(
+        [
+            torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+            for p in paths
+        ]
+    )
 
 
 def test_a_bgr_0_255_network_computes_what_the_rgb_one_does(tmp_path):
@@ -66,8 +73,13 @@ def test_a_bgr_0_255_network_computes_what_the_rgb_one_does(tmp_path):
 
 def test_a_grey_network_is_given_the_luminance_and_its_icons_are_grey(tmp_path):
     torch.save(grey_state(), tmp_path / "grey.pt")
-    config = {**RESNET32, "factory": "cifar_resnet:resnet", "kwargs": {"in_channels": 1},
-              "input": {"channels": "gray"}, "normalize": {"mean": [0.0], "std": [1.0]}}
+    config = {
+        **RESNET32,
+        "factory": "cifar_resnet:resnet",
+        "kwargs": {"in_channels": 1},
+        "input": {"channels": "gray"},
+        "normalize": {"mean": [0.0], "std": [1.0]},
+    }
     grey = load_model(config, tmp_path / "grey.pt")
     images = photographs()
     luminance = (images * torch.tensor(LUMINANCE).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -91,14 +103,21 @@ def test_a_grey_network_given_rgb_is_refused_in_one_line_with_what_to_set(tmp_pa
     assert "set model.input.channels: gray" in message
 
 
-@pytest.mark.parametrize("model, error", [
-    ({"normalize": {"mean": [0.1307], "std": [0.3081]}},
-     r"model.normalize.mean = \[0.1307\] has 1 value\(s\), but the network takes 3 channel\(s\) "
-     r"\(model.input.channels: rgb\): give 3; for a one-channel network set model.input.channels: gray"),
-    ({"input": {"channels": "gray"}, "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}},
-     r"model.normalize.mean = \[0.5, 0.5, 0.5\] has 3 value\(s\), but the network takes 1 channel\(s\)"),
-    ({"input": {"channels": "yuv"}}, r"model.input.channels"),
-])
+@pytest.mark.parametrize(
+    "model, error",
+    [
+        (
+            {"normalize": {"mean": [0.1307], "std": [0.3081]}},
+            r"model.normalize.mean = \[0.1307\] has 1 value\(s\), but the network takes 3 channel\(s\) "
+            r"\(model.input.channels: rgb\): give 3; for a one-channel network set model.input.channels: gray",
+        ),
+        (
+            {"input": {"channels": "gray"}, "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}},
+            r"model.normalize.mean = \[0.5, 0.5, 0.5\] has 3 value\(s\), but the network takes 1 channel\(s\)",
+        ),
+        ({"input": {"channels": "yuv"}}, r"model.input.channels"),
+    ],
+)
 def test_normalisation_must_match_the_networks_channels(model, error):
     config = yaml.safe_load((REPO / "config" / "cifar10-resnet32.yaml").read_text())
     config["model"].update(url=None, sha256=None, **model)
@@ -118,26 +137,39 @@ def test_bgr_and_grey_variants_of_the_resnet32_run_through_the_workflow(tmp_path
     torch.save(grey_state(), tmp_path / "grey.pt")
     variants = {
         "bgr": ({"checkpoint": str(tmp_path / "bgr.pt"), **BGR}, "model.json"),
-        "grey": ({"checkpoint": str(tmp_path / "grey.pt"), "factory": "cifar_resnet:resnet",
-                  "kwargs": {"in_channels": 1}, "input": {"channels": "gray"},
-                  "normalize": {"mean": [0.0], "std": [1.0]}}, "icons/layer3/grid3.h5"),
+        "grey": (
+            {
+                "checkpoint": str(tmp_path / "grey.pt"),
+                "factory": "cifar_resnet:resnet",
+                "kwargs": {"in_channels": 1},
+                "input": {"channels": "gray"},
+                "normalize": {"mean": [0.0], "std": [1.0]},
+            },
+            "icons/layer3/grid3.h5",
+        ),
     }
     workdir = copy_workflow(tmp_path / "w")
     for name, (model, target) in variants.items():
-        run = {**config, "run": f"resnet32-{name}", "layers": ["layer3"], "grid": {"sizes": [3], "min_count": 2},
-               "render": {**config["render"], "steps": 8, "attempts": 1},
-               "extract": {**config["extract"], "positions_per_image": 1, "attribution": False},
-               "class_atlas": {"classes": [], "comparisons": []},
-               "attacks": {"enabled": False},
-               "model": {**config["model"], "url": None, "sha256": None, "name": f"resnet32-{name}", **model},
-               "dataset": {**config["dataset"], "path": str(REAL / "images")}}
+        run = {
+            **config,
+            "run": f"resnet32-{name}",
+            "layers": ["layer3"],
+            "grid": {"sizes": [3], "min_count": 2},
+            "render": {**config["render"], "steps": 8, "attempts": 1},
+            "extract": {**config["extract"], "positions_per_image": 1, "attribution": False},
+            "class_atlas": {"classes": [], "comparisons": []},
+            "attacks": {"enabled": False},
+            "model": {**config["model"], "url": None, "sha256": None, "name": f"resnet32-{name}", **model},
+            "dataset": {**config["dataset"], "path": str(REAL / "images")},
+        }
         (workdir / f"{name}.yaml").write_text(yaml.safe_dump(run))
         result = snakemake(workdir, "--configfile", f"{name}.yaml", "--cores", "2", f"results/resnet32-{name}/{target}")
         assert result.returncode == 0, result.stderr[-4000:]
     card = json.loads((workdir / "results/resnet32-bgr/model.json").read_text())
     reference = json.loads((REPO / "reference/cifar10-resnet32/MANIFEST.json").read_text())
     assert card["extracted_accuracy"] == pytest.approx(
-        reference["files"]["model.json"]["figures"]["extracted_accuracy"], abs=1 / 300)
+        reference["files"]["model.json"]["figures"]["extracted_accuracy"], abs=1 / 300
+    )
     import h5py
 
     with h5py.File(workdir / "results/resnet32-grey/icons/layer3/grid3.h5", "r") as f:

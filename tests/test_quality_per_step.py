@@ -1,13 +1,14 @@
 """benchmarks/quality_per_step.py judges stopping rules on a recorded render: fed a trace's cosines, the
 renderer's own StopTracker must stop and drop the attempts a render under the rule stops and drops."""
+
 import dataclasses
 
 import numpy as np
+from test_render import NO_TRANSFORMS, cell_targets, dataset_images, settings  # noqa: F401 (a fixture)
 
 from activation_atlas.optvis.render import render_attempts
 from activation_atlas.optvis.stopping import StopRule
 from benchmarks.quality_per_step import simulate_rule
-from test_render import NO_TRANSFORMS, cell_targets, dataset_images, settings  # noqa: F401 (a fixture)
 
 
 def test_a_rule_simulated_on_a_trace_stops_where_the_rule_stops_a_render(tiny_model, dataset_images, rng):
@@ -17,9 +18,16 @@ def test_a_rule_simulated_on_a_trace_stops_where_the_rule_stops_a_render(tiny_mo
     rule = {"window": 8, "min_gain": 0.005, "prune_at": 16, "prune_margin": 0.01}
     traced = render_attempts(tiny_model, module, targets, keys, 2, plain, log=lambda _: None, trace_every=8)
     steps, dropped = simulate_rule(rule, traced.trace.cosines, traced.trace.every)
-    stopped = render_attempts(tiny_model, module, targets, keys, 2,
-                              dataclasses.replace(plain, stop=StopRule.from_section(rule)), log=lambda _: None)
-    assert (steps < 48).any() and dropped.any()   # the rule acts here
+    stopped = render_attempts(
+        tiny_model,
+        module,
+        targets,
+        keys,
+        2,
+        dataclasses.replace(plain, stop=StopRule.from_section(rule)),
+        log=lambda _: None,
+    )
+    assert (steps < 48).any() and dropped.any()  # the rule acts here
     assert np.array_equal(steps, stopped.steps) and np.array_equal(dropped, stopped.dropped)
     # The snapshot at each attempt's last step is the icon the render kept for it.
     at = steps // 8 - 1

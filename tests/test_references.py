@@ -1,5 +1,6 @@
 """The committed references list every file their run keeps: a new stage's outputs cannot be left out of
 them (verify would report them as "not in the reference" on every reviewer's run)."""
+
 import re
 
 import pytest
@@ -9,7 +10,9 @@ from activation_atlas.checking.manifest import read_manifest
 from tools.runs import REPO, snakemake
 
 # A reference is reference/<run>/ or, made with portable kernels, reference/<run>-portable/.
-CONFIGS = {yaml.safe_load(path.read_text())["run"]: path for path in [REPO / "config.yaml", *(REPO / "config").glob("*.yaml")]}
+CONFIGS = {
+    yaml.safe_load(path.read_text())["run"]: path for path in [REPO / "config.yaml", *(REPO / "config").glob("*.yaml")]
+}
 REFERENCES = sorted(path.parent.name for path in (REPO / "reference").glob("*/MANIFEST.json"))
 
 
@@ -18,7 +21,7 @@ def kept_outputs(config_file, portable: bool, run: str, empty_folder) -> list[st
     relative to results/<run>/). A config on the user's own photographs (an image folder not in the
     repository) is dry-run on an empty folder: what a run keeps does not depend on the images."""
     overrides = ["portable=True"] if portable else []
-    dataset = yaml.safe_load(config_file.read_text()).get("dataset", {})   # an aligned config has none
+    dataset = yaml.safe_load(config_file.read_text()).get("dataset", {})  # an aligned config has none
     if dataset.get("kind") == "image_folder" and not (REPO / dataset["path"]).is_dir():
         overrides.append(f"dataset={{path: {empty_folder}}}")
     extra = ["--config", *overrides] if overrides else []

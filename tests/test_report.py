@@ -1,6 +1,7 @@
 """What a reviewer checks a run by, on the shared run of config/ci.yaml: the Snakemake report holds every
 figure, the provenance records what the numbers depend on, the manifest lists every kept output, and
 verify tells identical, rounding and real changes apart."""
+
 import hashlib
 import json
 import re
@@ -25,13 +26,15 @@ TEMPORARY = re.compile(r"^activations/shards/|/chunk\d+\.h5$|^attacks/[^/]+/shar
 
 def figure_paths(run) -> list[str]:
     """Every atlas, class atlas and layout image of the run, relative to the workflow's folder."""
-    return sorted(str(p.relative_to(run.parents[1])) for p in
-                  [*run.glob("atlas/*/grid*.png"), *run.glob("class_atlas/*/*.png"), *run.glob("layout/*.png")])
+    return sorted(
+        str(p.relative_to(run.parents[1]))
+        for p in [*run.glob("atlas/*/grid*.png"), *run.glob("class_atlas/*/*.png"), *run.glob("layout/*.png")]
+    )
 
 
 @pytest.fixture(scope="module")
 def report_zip(first_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "report.zip"   # outside results/: that run stays as made
+    out = tmp_path_factory.mktemp("report") / "report.zip"  # outside results/: that run stays as made
     result = snakemake(first_run, "--configfile", "config/ci.yaml", "--report", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return zipfile.ZipFile(out)
@@ -44,12 +47,20 @@ def test_the_report_holds_every_figure_metric_and_the_config(first_run, report_z
     # The report stores each file under a folder named by a hash, with its own name.
     stored = {hashlib.sha256(report_zip.read(name)).hexdigest() for name in names if "/data/raw/" in name}
     figures = figure_paths(run)
-    assert len(figures) == len(LAYERS) * (len(GRIDS) + 1) + 2 * (len(CONFIG["class_atlas"]["classes"])
-                                                                 + len(CONFIG["class_atlas"]["comparisons"]))
-    for path in [*figures, f"results/{RUN}/model.json", f"logs/{RUN}/provenance.json",
-                 *(f"results/{RUN}/atlas/{layer}/metrics.json" for layer in LAYERS),
-                 *(f"results/{RUN}/attacks/{'_vs_'.join(pair)}/{name}" for pair in CONFIG["class_atlas"]["comparisons"]
-                   for name in ("table.json", "figure.png"))]:
+    assert len(figures) == len(LAYERS) * (len(GRIDS) + 1) + 2 * (
+        len(CONFIG["class_atlas"]["classes"]) + len(CONFIG["class_atlas"]["comparisons"])
+    )
+    for path in [
+        *figures,
+        f"results/{RUN}/model.json",
+        f"logs/{RUN}/provenance.json",
+        *(f"results/{RUN}/atlas/{layer}/metrics.json" for layer in LAYERS),
+        *(
+            f"results/{RUN}/attacks/{'_vs_'.join(pair)}/{name}"
+            for pair in CONFIG["class_atlas"]["comparisons"]
+            for name in ("table.json", "figure.png")
+        ),
+    ]:
         assert hashlib.sha256((first_run / path).read_bytes()).hexdigest() in stored, f"{path} is not in the report"
     page = report_zip.read(next(n for n in names if n.endswith("report.html"))).decode()
     assert "cells_per_job" in page and "Class atlases" in page and "Attacks" in page
@@ -59,7 +70,7 @@ def test_the_report_holds_every_figure_metric_and_the_config(first_run, report_z
 def test_the_provenance_records_the_commit_config_packages_and_torchs_build(first_run):
     facts = json.loads((first_run / "logs" / RUN / "provenance.json").read_text())
     assert facts["workflow"]["config_sha256"] == config_sha256(CONFIG)
-    assert facts["workflow"]["code"] == {"commit": None, "uncommitted_changes": None}   # a copy outside git
+    assert facts["workflow"]["code"] == {"commit": None, "uncommitted_changes": None}  # a copy outside git
     job = facts["job"]
     assert job["packages"]["torch"] == torch.__version__.split("+")[0]
     assert job["torch"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
@@ -78,14 +89,16 @@ def test_the_manifest_lists_every_kept_output_with_its_hash_and_figures(first_ru
     run = first_run / "results" / RUN
     files = read_manifest(run / "MANIFEST.json")["files"]
     on_disk = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()} - {"MANIFEST.json"}
-    kept = {p for p in on_disk if not TEMPORARY.search(p)}    # the run kept its temp files
+    kept = {p for p in on_disk if not TEMPORARY.search(p)}  # the run kept its temp files
     sheets = {p for p in kept if p.startswith("viewer/samples/")}
     assert sheets and set(files) == kept - sheets | {"viewer/samples"}
     for path, entry in files.items():
         if path != "viewer/samples":
             assert entry["sha256"] == hashlib.sha256((run / path).read_bytes()).hexdigest(), path
-    lines = "".join(f"{p.removeprefix('viewer/samples/')}\t{hashlib.sha256((run / p).read_bytes()).hexdigest()}\n"
-                    for p in sorted(sheets))   # one entry for however many sheets the cells' samples fill
+    lines = "".join(
+        f"{p.removeprefix('viewer/samples/')}\t{hashlib.sha256((run / p).read_bytes()).hexdigest()}\n"
+        for p in sorted(sheets)
+    )  # one entry for however many sheets the cells' samples fill
     assert files["viewer/samples"]["sha256"] == hashlib.sha256(lines.encode()).hexdigest()
     assert files["viewer/samples"]["files"] == len(sheets)
     layer, grid = LAYERS[-1], GRIDS[-1]
@@ -106,7 +119,7 @@ def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first
     run = first_run / "results" / RUN
     reference = run / "MANIFEST.json"
     assert main([str(run), str(reference)]) == 0
-    assert main([str(run), str(run)]) == 0    # the folder that holds the reference manifest
+    assert main([str(run), str(run)]) == 0  # the folder that holds the reference manifest
     with pytest.raises(SystemExit):
         main([str(run), str(tmp_path)])
     assert f"{tmp_path / 'MANIFEST.json'} does not exist" in capsys.readouterr().err
@@ -125,7 +138,9 @@ def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first
     checks, extra = verify(copy, reference)
     status = {check.path: check.status for check in checks}
     assert status[f"atlas/{layer}/metrics.json"] == WITHIN and status[f"atlas/{layer}/grid{grid}.png"] == WITHIN
-    kept_temporary = {path for p in copy.rglob("*") if p.is_file() and TEMPORARY.search(path := p.relative_to(copy).as_posix())}
+    kept_temporary = {
+        path for p in copy.rglob("*") if p.is_file() and TEMPORARY.search(path := p.relative_to(copy).as_posix())
+    }
     assert set(extra) == kept_temporary
     assert main([str(copy), str(reference)]) == 0
     # Real changes: one icon replaced, a metric changed, a tile gone.
@@ -141,16 +156,22 @@ def test_verify_passes_the_run_itself_and_tells_rounding_from_real_changes(first
     status = {check.path: check.status for check in checks}
     assert status[f"icons/{layer}/grid{grid}.h5"] == DIFFERS and status[f"atlas/{layer}/metrics.json"] == DIFFERS
     assert status[tile.relative_to(copy).as_posix()] == MISSING
-    changed = {f"icons/{layer}/grid{grid}.h5", f"atlas/{layer}/metrics.json", f"atlas/{layer}/grid{grid}.png",
-               tile.relative_to(copy).as_posix()}
+    changed = {
+        f"icons/{layer}/grid{grid}.h5",
+        f"atlas/{layer}/metrics.json",
+        f"atlas/{layer}/grid{grid}.png",
+        tile.relative_to(copy).as_posix(),
+    }
     assert all(s == IDENTICAL for path, s in status.items() if path not in changed)
     capsys.readouterr()
     assert main([str(copy), str(reference)]) == 1
     printed = capsys.readouterr().out
-    assert printed.startswith(f"NOT REPRODUCED: {len(checks) - 4} identical, 1 within tolerance, 2 differs, 1 missing "
-                              f"of {len(checks)} files\n")
+    assert printed.startswith(
+        f"NOT REPRODUCED: {len(checks) - 4} identical, 1 within tolerance, 2 differs, 1 missing "
+        f"of {len(checks)} files\n"
+    )
     assert f"differs: icons/{layer}/grid{grid}.h5\n" in printed and "\n    per_icon.mean_rgb.0.0: " in printed
-    assert f"within tolerance: atlas/{layer}/grid{grid}.png" not in printed    # only with --all
+    assert f"within tolerance: atlas/{layer}/grid{grid}.png" not in printed  # only with --all
     assert "(1 files within tolerance: --all lists them with their figures)" in printed
     assert main([str(copy), str(reference), "--all"]) == 1
     assert f"within tolerance: atlas/{layer}/grid{grid}.png" in capsys.readouterr().out
@@ -187,18 +208,34 @@ def test_verify_catches_another_seeds_weights_where_the_config_fixes_the_seed(fi
     again from it: the run still claims seed 7, so its figures are judged by rounding, and differ."""
     layer = LAYERS[1]
     other = copy_workflow(tmp_path / "seed8")
-    result = snakemake(other, "--configfile", "config/ci.yaml", "--config", "seed=8", "--cores", "2",
-                       f"resources/models/{CONFIG['model']['name']}/weights.pt")
+    result = snakemake(
+        other,
+        "--configfile",
+        "config/ci.yaml",
+        "--config",
+        "seed=8",
+        "--cores",
+        "2",
+        f"resources/models/{CONFIG['model']['name']}/weights.pt",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     workdir = tmp_path / "swapped"
     shutil.copytree(first_run, workdir, symlinks=True)
     weights = f"resources/models/{CONFIG['model']['name']}/weights.pt"
     shutil.copyfile(other / weights, workdir / weights)
     run = workdir / "results" / RUN
-    result = snakemake(workdir, f"results/{RUN}/activations/{layer}.h5", "--configfile", "config/ci.yaml",
-                       "--cores", "2", "--rerun-triggers", "mtime")
+    result = snakemake(
+        workdir,
+        f"results/{RUN}/activations/{layer}.h5",
+        "--configfile",
+        "config/ci.yaml",
+        "--cores",
+        "2",
+        "--rerun-triggers",
+        "mtime",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "rule train_model" not in result.stdout + result.stderr    # the weights brought in are kept
+    assert "rule train_model" not in result.stdout + result.stderr  # the weights brought in are kept
     reference = first_run / "results" / RUN / "MANIFEST.json"
     assert read_manifest(run / "MANIFEST.json")["seed"] == CONFIG["seed"]
     checks, _ = verify(run, reference)
@@ -214,11 +251,15 @@ def test_verify_catches_another_seeds_weights_where_the_config_fixes_the_seed(fi
 def test_counts_by_top_class_may_move_further_the_more_mixed_the_cells():
     """Measured on the default run under baseline kernels: a class's count of cells moved 7 → 13 in a
     layer whose cells are half mixed; in a layer of pure cells a change that large is a real one."""
+
     def within(purity, before, after):
-        figures = [{"cells": 60, "mean_purity": purity, "cells_by_top_class": {"a": count}} for count in (before, after)]
+        figures = [
+            {"cells": 60, "mean_purity": purity, "cells_by_top_class": {"a": count}} for count in (before, after)
+        ]
         _, differences = compare_figures("cells", *figures)
         return all(difference.within for difference in differences)
-    assert within(0.5, 8, 14) and not within(1.0, 8, 14)     # allowed 2 + 25 % + (1 − purity) of 8: 8, 4
+
+    assert within(0.5, 8, 14) and not within(1.0, 8, 14)  # allowed 2 + 25 % + (1 − purity) of 8: 8, 4
     assert within(1.0, 8, 11) and not within(1.0, 8, 0)
 
 
@@ -243,7 +284,12 @@ def test_the_viewers_sheets_are_one_entry_however_many_the_cells_samples_fill(tm
         assert manifest["files"]["viewer/samples"]["files"] == sheets
     checks, extra = verify(runs["run"], runs["reference"] / "MANIFEST.json")
     assert extra == [] and {c.path: c.status for c in checks} == {"viewer/data.js": WITHIN, "viewer/samples": WITHIN}
-    listed_one_by_one = {f"viewer/samples/sheet{k}.jpg": {"sha256": hashlib.sha256(
-        (runs["run"] / "viewer" / "samples" / f"sheet{k}.jpg").read_bytes()).hexdigest(), "bytes": 1} for k in range(3)}
+    listed_one_by_one = {
+        f"viewer/samples/sheet{k}.jpg": {
+            "sha256": hashlib.sha256((runs["run"] / "viewer" / "samples" / f"sheet{k}.jpg").read_bytes()).hexdigest(),
+            "bytes": 1,
+        }
+        for k in range(3)
+    }
     own = read_manifest(runs["run"] / "MANIFEST.json")["files"]["viewer/samples"]
     assert grouped_entries(listed_one_by_one)["viewer/samples"]["sha256"] == own["sha256"]

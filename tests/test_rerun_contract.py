@@ -6,6 +6,7 @@ config key, Snakemake's --summary of the run under a config with only that key c
 column says "params changed" for every output of a job whose params differ from those it ran with.
 (--list-changes params cannot serve: Snakemake 9.27 lists every output there, changed or not.)
 """
+
 from pathlib import Path
 
 import pytest
@@ -20,19 +21,57 @@ CONFIG = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 
 # key path → value → (rules whose jobs read it, the one layer whose jobs alone read it or None)
 CASES = [
-    (("seed",), 8, {"generate_dataset", "train_model", "extract", "layout", "bin_cells", "render_icons",
-                    "atlas_metrics", "class_cells", "class_icons", "viewer", "amplitude_spectrum", "manifest",
-                    "attack_images", "attack_patches", "attack_shard"}, None),
+    (
+        ("seed",),
+        8,
+        {
+            "generate_dataset",
+            "train_model",
+            "extract",
+            "layout",
+            "bin_cells",
+            "render_icons",
+            "atlas_metrics",
+            "class_cells",
+            "class_icons",
+            "viewer",
+            "amplitude_spectrum",
+            "manifest",
+            "attack_images",
+            "attack_patches",
+            "attack_shard",
+        },
+        None,
+    ),
     (("device",), "auto", {"extract", "render_icons", "class_icons", "attack_shard"}, None),
-    (("threads",), 2, set(), None),   # a job's resources, not a setting of any stage
+    (("threads",), 2, set(), None),  # a job's resources, not a setting of any stage
     # Its jobs' environment; numerics.json, an input of the first float-computing jobs, reruns the rest.
     (("portable",), True, {"numerics"}, None),
     (("dataset", "train_per_class"), 41, {"generate_dataset", "extract"}, None),
     (("dataset", "max_images"), 300, {"extract", "viewer", "amplitude_spectrum", "attack_patches"}, None),
-    (("model", "train", "epochs"), 9, {"train_model", "describe_model", "extract", "render_icons", "class_icons",
-                                       "attack_shard"}, None),
-    (("model", "resize"), "resize", {"train_model", "describe_model", "extract", "render_icons", "class_icons", "viewer",
-                                     "amplitude_spectrum", "attack_patches", "attack_shard", "attack_table"}, None),
+    (
+        ("model", "train", "epochs"),
+        9,
+        {"train_model", "describe_model", "extract", "render_icons", "class_icons", "attack_shard"},
+        None,
+    ),
+    (
+        ("model", "resize"),
+        "resize",
+        {
+            "train_model",
+            "describe_model",
+            "extract",
+            "render_icons",
+            "class_icons",
+            "viewer",
+            "amplitude_spectrum",
+            "attack_patches",
+            "attack_shard",
+            "attack_table",
+        },
+        None,
+    ),
     (("extract", "positions_per_image"), 3, {"extract"}, None),
     (("layout", "n_neighbors"), 9, {"layout", "class_cells"}, None),
     (("layout", "min_dist"), 0.1, {"layout", "class_cells"}, None),
@@ -88,7 +127,7 @@ def belongs_to(path: str, layer: str) -> bool:
 
 @pytest.fixture(scope="module")
 def kept_run(first_run):
-    workdir = first_run   # run with --notemp
+    workdir = first_run  # run with --notemp
     rows = summary(workdir, CONFIG)
     assert rows and not [row for row in rows if row[2] != "ok"], "an unchanged config must change nothing"
     return workdir, rows
@@ -102,8 +141,7 @@ def test_the_run_covers_every_rule_with_params(kept_run):
 
 
 @pytest.mark.parametrize("path, value, rules, layer", CASES, ids=[".".join(c[0]) for c in CASES])
-def test_a_changed_value_changes_the_params_of_exactly_the_jobs_that_read_it(kept_run, path, value, rules,
-                                                                            layer):
+def test_a_changed_value_changes_the_params_of_exactly_the_jobs_that_read_it(kept_run, path, value, rules, layer):
     workdir, _ = kept_run
     rows = summary(workdir, with_value(CONFIG, path, value))
     # Jobs behind a checkpoint whose own params changed (render_icons behind bin_cells) are not in the
@@ -112,5 +150,4 @@ def test_a_changed_value_changes_the_params_of_exactly_the_jobs_that_read_it(kep
     assert bool(expected) == bool(rules)
     expected |= {(rule, f) for rule, f, _ in rows if rule in RECORDS_THE_WHOLE_CONFIG}
     changed = {(rule, f) for rule, f, status in rows if status == "params changed"}
-    assert changed == expected, (f"also changed: {sorted(changed - expected)}; "
-                                 f"not changed: {sorted(expected - changed)}")
+    assert changed == expected, f"also changed: {sorted(changed - expected)}; not changed: {sorted(expected - changed)}"

@@ -1,6 +1,7 @@
 """verify with a reference's spread over seeds: a run with another seed is judged by how far the
 method's figures move from seed to seed; a run with the reference's seed by rounding, except the
 figures fragile by construction; a figure outside the spread and its margin still differs."""
+
 import json
 
 from activation_atlas.checking.manifest import FORMAT
@@ -10,12 +11,26 @@ from tools.spread_margin import figures_outside
 
 
 def manifest(seed: int, agreement: float, rms: float, loss: float, digest: str = "a") -> dict:
-    return {"format": FORMAT, "run": "r", "seed": seed, "files": {
-        "atlas/l/metrics.json": {"sha256": digest * 64, "bytes": 1, "kind": "json",
-                                 "figures": {"grids.10.cells_kept": 40, "grids.10.class_agreement": agreement}},
-        "activations/l.h5": {"sha256": digest * 64, "bytes": 1, "kind": "activations",
-                             "figures": {"rows": 100, "channels": 8, "mean": 0.5, "rms": rms}},
-        "model.json": {"sha256": digest * 64, "bytes": 1, "kind": "json", "figures": {"loss_per_epoch.0": loss}}}}
+    return {
+        "format": FORMAT,
+        "run": "r",
+        "seed": seed,
+        "files": {
+            "atlas/l/metrics.json": {
+                "sha256": digest * 64,
+                "bytes": 1,
+                "kind": "json",
+                "figures": {"grids.10.cells_kept": 40, "grids.10.class_agreement": agreement},
+            },
+            "activations/l.h5": {
+                "sha256": digest * 64,
+                "bytes": 1,
+                "kind": "activations",
+                "figures": {"rows": 100, "channels": 8, "mean": 0.5, "rms": rms},
+            },
+            "model.json": {"sha256": digest * 64, "bytes": 1, "kind": "json", "figures": {"loss_per_epoch.0": loss}},
+        },
+    }
 
 
 def statuses(tmp_path, run: dict, spread: bool = True) -> dict:
@@ -52,8 +67,9 @@ def test_the_references_seed_is_judged_by_rounding_but_fragile_figures_by_the_sp
     status = statuses(tmp_path, manifest(0, 0.59, 1.00, 1.50, "b"))
     assert status["atlas/l/metrics.json"] == WITHIN and status["activations/l.h5"] == WITHIN
     # Without a spread, that same share differs.
-    assert statuses(tmp_path / "none", manifest(0, 0.59, 1.00, 1.50, "b"), spread=False)[
-        "atlas/l/metrics.json"] == DIFFERS
+    assert (
+        statuses(tmp_path / "none", manifest(0, 0.59, 1.00, 1.50, "b"), spread=False)["atlas/l/metrics.json"] == DIFFERS
+    )
     assert set(statuses(tmp_path, manifest(0, 0.50, 1.00, 1.50)).values()) == {IDENTICAL}
 
 
@@ -65,7 +81,9 @@ def test_leaving_one_seed_out_counts_its_figures_outside_the_others_spread_and_m
     # lie beyond the range and their rounding tolerance, its class agreement within that tolerance;
     # one width of margin takes them in.
     assert figures_outside(seeds[1], [seeds[0], seeds[2]], widths=0.0) == [
-        "activations/l.h5:rms", "model.json:loss_per_epoch.0"]
+        "activations/l.h5:rms",
+        "model.json:loss_per_epoch.0",
+    ]
     assert figures_outside(seeds[1], [seeds[0], seeds[2]], widths=1.0) == []
     far = manifest(3, 0.80, 1.05, 1.60, "d")
     assert figures_outside(far, seeds[:2], widths=1.0) == ["atlas/l/metrics.json:grids.10.class_agreement"]

@@ -1,5 +1,6 @@
 """The layout, binning, montage and metrics rules run in envs/layout.yaml, which has no torch: their
 stages must work with torch absent. Run in a fresh interpreter where importing torch fails."""
+
 import importlib.metadata
 import re
 import subprocess
@@ -70,8 +71,10 @@ STAGES_WITHOUT_TORCH = textwrap.dedent("""
 
 def test_layout_environment_stages_run_without_torch(tmp_path):
     from tools.runs import validated
-    config = validated({"layout": {"n_neighbors": 10}, "montage": {"cell_px": 8},
-                        "metrics": {"trustworthiness_sample": 100}})
+
+    config = validated(
+        {"layout": {"n_neighbors": 10}, "montage": {"cell_px": 8}, "metrics": {"trustworthiness_sample": 100}}
+    )
     script = STAGES_WITHOUT_TORCH.format(out=str(tmp_path), config=config)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]

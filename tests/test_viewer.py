@@ -2,6 +2,7 @@
 tiles load, zooming in switches grid, tooltips describe cells, the layer and class choosers work and
 a link restores the view. Any console error, page error or failed request fails the test.
 Screenshots go to results/viewer-test/ for review."""
+
 import json
 import re
 import shutil
@@ -58,8 +59,9 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     card = json.loads(next((first_run / "resources" / "models").glob("*/model.json")).read_text())
     page, problems = open_viewer(browser, viewer.as_uri())
     assert page.evaluate("atlasViewer.grid()") == GRIDS[0]
-    assert page.locator("#atlas-select option").count() == len(LAYERS) + len(CONFIG["class_atlas"]["classes"]) \
-        + len(CONFIG["class_atlas"]["comparisons"])
+    assert page.locator("#atlas-select option").count() == len(LAYERS) + len(CONFIG["class_atlas"]["classes"]) + len(
+        CONFIG["class_atlas"]["comparisons"]
+    )
     page.screenshot(path=SCREENSHOTS / "1-overview.png")
 
     # Zoom in with the button until the finer grid takes over.
@@ -70,8 +72,10 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     assert page.evaluate("atlasViewer.grid()") == GRIDS[1]
     assert re.search(rf"grid {GRIDS[1]}×{GRIDS[1]}", page.text_content("#level"))
     page.wait_for_function(TILES_LOADED)
-    assert all(f"tiles/grid{GRIDS[1]}/" in src for src in page.eval_on_selector_all(
-        "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
+    assert all(
+        f"tiles/grid{GRIDS[1]}/" in src
+        for src in page.eval_on_selector_all("#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))")
+    )
 
     # Hover an icon: its cell, count, top classes and sample images.
     cell = page.evaluate("atlasViewer.visibleCells()")[0]
@@ -100,9 +104,11 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     # Another layer, then a class filter that veils the cells not attributed to the class.
     page.select_option("#atlas-select", label=f"layer {LAYERS[-1]}")
     page.wait_for_function(TILES_LOADED)
-    assert all(f"atlas/{LAYERS[-1]}/" in src for src in page.eval_on_selector_all(
-        "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
-    spec = CONFIG["class_atlas"]["classes"][0]     # a name or a logit index
+    assert all(
+        f"atlas/{LAYERS[-1]}/" in src
+        for src in page.eval_on_selector_all("#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))")
+    )
+    spec = CONFIG["class_atlas"]["classes"][0]  # a name or a logit index
     target = card["classes"][spec] if isinstance(spec, int) else spec
     page.select_option("#class-filter", label=target)
     assert f"class={target}" in page.get_attribute("#view-link", "href")
@@ -120,8 +126,10 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     # A class atlas from the chooser.
     page.select_option("#atlas-select", label=f"class {spec} ({CONFIG['class_atlas']['layer'] or LAYERS[-1]})")
     page.wait_for_function(TILES_LOADED)
-    assert all(f"class_atlas/{spec}/tiles/" in src for src in page.eval_on_selector_all(
-        "#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))"))
+    assert all(
+        f"class_atlas/{spec}/tiles/" in src
+        for src in page.eval_on_selector_all("#tiles img", "imgs => imgs.map(i => i.getAttribute('src'))")
+    )
     page.screenshot(path=SCREENSHOTS / "4-class-atlas.png")
     assert not problems and not restored_problems, problems + restored_problems
 
@@ -157,7 +165,7 @@ def test_an_aligned_atlas_switches_to_the_other_network_at_the_same_view(aligned
     assert [src.split("/tiles/")[1] for src in vit_tiles] == [src.split("/tiles/")[1] for src in cnn_tiles]
     assert switch.text_content() == "⇄ CNN conv3" and "atlas=member1" in page.get_attribute("#view-link", "href")
     page.screenshot(path=SCREENSHOTS / "6-aligned-vit.png")
-    page.select_option("#atlas-select", label="CNN conv3")   # the partner, from the chooser: same view
+    page.select_option("#atlas-select", label="CNN conv3")  # the partner, from the chooser: same view
     assert page.evaluate("({...atlasViewer.state})") == view
     assert not problems, problems
 
@@ -176,7 +184,7 @@ def test_make_test_installs_chromium_as_root_and_otherwise_says_how(tmp_path):
     assert "sudo apt-get install chromium fonts-dejavu-core" in missing.stderr
     # As root it installs it (apt-get here records how it was called).
     (bin_dir / "id").write_text("#!/bin/sh\necho 0\n")
-    (bin_dir / "apt-get").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/apt.log\n")
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\n')
     installed = subprocess.run(script, env={"PATH": str(bin_dir)}, capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
     assert (tmp_path / "apt.log").read_text() == "update -qq\ninstall -y -qq chromium fonts-dejavu-core\n"

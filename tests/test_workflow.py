@@ -1,5 +1,6 @@
 """The workflow end to end through Snakemake on config/ci.yaml: every output, its metrics, and
 byte-identical results from two independent runs, one of them killed and resumed."""
+
 import json
 import os
 import re
@@ -39,8 +40,10 @@ def test_every_configured_atlas_and_metrics_file_is_made(first_run):
             figures = metrics["grids"][str(grid)]
             atlas = Image.open(results / "atlas" / layer / f"grid{grid}.png")
             assert atlas.size == (grid * CONFIG["montage"]["cell_px"],) * 2
-            with h5py.File(results / "cells" / layer / f"grid{grid}.h5", "r") as cells, \
-                    h5py.File(results / "icons" / layer / f"grid{grid}.h5", "r") as icons:
+            with (
+                h5py.File(results / "cells" / layer / f"grid{grid}.h5", "r") as cells,
+                h5py.File(results / "icons" / layer / f"grid{grid}.h5", "r") as icons,
+            ):
                 kept = len(cells["count"])
                 assert kept == figures["cells_kept"] > 0
                 assert (cells["count"][:] > CONFIG["grid"]["min_count"]).all()
@@ -49,7 +52,8 @@ def test_every_configured_atlas_and_metrics_file_is_made(first_run):
                 fidelity = icons["fidelity"][:]
                 assert figures["mean_icon_fidelity"] == pytest.approx(fidelity.mean(), abs=1e-6)
                 assert figures["fraction_of_points_in_kept_cells"] == pytest.approx(
-                    cells["count"][:].sum() / cells.attrs["points_total"], abs=1e-6)
+                    cells["count"][:].sum() / cells.attrs["points_total"], abs=1e-6
+                )
             assert 0.0 < figures["mean_cell_class_purity"] <= 1.0
             assert figures["mean_icon_fidelity"] > 0.5
 
@@ -92,16 +96,31 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
         for grid in GRIDS:
             with h5py.File(first_run / "results" / RUN / "cells" / layer / f"grid{grid}.h5", "r") as f:
                 render_jobs += -(-len(f["count"]) // CONFIG["render"]["cells_per_job"])
-    assert render_jobs > len(LAYERS) * len(GRIDS)      # some grids really are split
-    maco_sizes = {section["icon_size"] for section in (layer_section(CONFIG, "render", layer) for layer in LAYERS)
-                  if section["param"] == "maco"}
+    assert render_jobs > len(LAYERS) * len(GRIDS)  # some grids really are split
+    maco_sizes = {
+        section["icon_size"]
+        for section in (layer_section(CONFIG, "render", layer) for layer in LAYERS)
+        if section["param"] == "maco"
+    }
     # dataset, model (training, description), extract shards, the model's evaluation, per layer (merge,
     # layout, metrics, per grid: bin, merge icons, montage), an amplitude spectrum per maco icon size, the
     # render jobs, 3 per class atlas, per attacked comparison 3 and its shards, the viewer, the numerics, the
     # manifest, the provenance
     n_attacks = len(CONFIG["class_atlas"]["comparisons"])
-    assert len(list(logs.rglob("*.benchmark.tsv"))) == 1 + 2 + shards + 1 + len(LAYERS) * (3 + 3 * len(GRIDS)) \
-        + len(maco_sizes) + render_jobs + 3 * n_class_atlases + n_attacks * (3 + CONFIG["attacks"]["shards"]) + 1 + 3
+    assert (
+        len(list(logs.rglob("*.benchmark.tsv")))
+        == 1
+        + 2
+        + shards
+        + 1
+        + len(LAYERS) * (3 + 3 * len(GRIDS))
+        + len(maco_sizes)
+        + render_jobs
+        + 3 * n_class_atlases
+        + n_attacks * (3 + CONFIG["attacks"]["shards"])
+        + 1
+        + 3
+    )
     n_images = CONFIG["dataset"]["train_per_class"] * 10
     shard_logs = [(logs / RUN / "extract" / f"shard{k}.log").read_text() for k in range(shards)]
     assert f"(shard {shards} of {shards})" in shard_logs[-1]
@@ -118,7 +137,7 @@ def test_the_run_card_holds_the_models_accuracy_on_the_extracted_images(first_ru
     with h5py.File(results / "activations" / f"{LAYERS[0]}.h5", "r") as f:
         _, first_rows = np.unique(f["image_index"][:], return_index=True)
         labels, logits = f["label"][:][first_rows], f["logits"][:][first_rows]
-        assert json.loads(f.attrs["classes"]) == card["classes"]      # the demo model names its logits so
+        assert json.loads(f.attrs["classes"]) == card["classes"]  # the demo model names its logits so
     assert card["extracted_images"] == len(labels) == CONFIG["dataset"]["train_per_class"] * 10
     assert card["extracted_accuracy"] == round(float(np.mean(logits.argmax(1) == labels)), 6)
     assert card["chance_accuracy"] == 0.1
@@ -196,7 +215,7 @@ def test_atlases_are_also_written_as_tiles(first_run):
         for grid in GRIDS:
             tiles = sorted((results / "atlas" / layer / "tiles" / f"grid{grid}").glob("*.png"))
             per_side = -(-grid // max(1, CONFIG["montage"]["tile_px"] // CONFIG["montage"]["cell_px"]))
-            assert len(tiles) == per_side ** 2
+            assert len(tiles) == per_side**2
             assert Image.open(tiles[0]).size[0] <= CONFIG["montage"]["tile_px"]
     assert (results / "viewer.html").stat().st_size > 500
     assert (results / "viewer" / "data.js").read_text().startswith("window.ATLAS_VIEWER_DATA = ")
@@ -212,8 +231,9 @@ def test_a_run_killed_and_resumed_by_the_same_command_has_the_bytes_of_an_uninte
     files (the first run kept them with --notemp): none is left behind, nor any partial output."""
     workdir = copy_workflow(tmp_path / "b")
     command = [sys.executable, "-m", "snakemake", "--configfile", "config/ci.yaml", "--cores", "2"]
-    killed = subprocess.Popen(command, cwd=workdir, start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(
+        command, cwd=workdir, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 600
     while not list(workdir.glob(f"results/{RUN}/icons/*/grid*/chunk*.h5")) and time.monotonic() < deadline:
         assert killed.poll() is None, "the run ended before it was killed"
@@ -242,9 +262,11 @@ def assert_matches_the_portable_reference(run, made: list[str]) -> None:
     compared = {path: entry["sha256"] for path, entry in reference.items() if (run / path).is_file()}
     assert set(made) <= set(compared)
     differing = sorted(path for path, digest in compared.items() if sha256_of(run / path) != digest)
-    assert not differing, (f"a portable run on this CPU ({cpu()['model']}) differs from "
-                           f"{PORTABLE_REFERENCE.relative_to(REPO)} in {len(differing)} of {len(compared)} files: "
-                           f"{differing}; `make kernels` names the operations this CPU computes otherwise")
+    assert not differing, (
+        f"a portable run on this CPU ({cpu()['model']}) differs from "
+        f"{PORTABLE_REFERENCE.relative_to(REPO)} in {len(differing)} of {len(compared)} files: "
+        f"{differing}; `make kernels` names the operations this CPU computes otherwise"
+    )
 
 
 def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_job_is_pinned(first_run, tmp_path):
@@ -257,13 +279,17 @@ def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_j
     runs = {}
     for name, env in (("as is", {}), ("capped", capped)):
         workdir = copy_workflow(tmp_path / name.replace(" ", "_"))
-        result = snakemake(workdir, "--configfile", "config/ci.yaml", "--config", "portable=True", "--cores", "2",
-                           *targets, env=env)
+        result = snakemake(
+            workdir, "--configfile", "config/ci.yaml", "--config", "portable=True", "--cores", "2", *targets, env=env
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         runs[name] = workdir
-        torch_logs = [*workdir.glob("logs/model/*/train.log"), *workdir.glob(f"logs/{RUN}/extract/shard*.log"),
-                      *workdir.glob(f"logs/{RUN}/render/conv2/grid{GRIDS[0]}/chunk*.log")]
-        assert len(torch_logs) > 1 + CONFIG["extract"]["shards"]   # training, extraction, rendering
+        torch_logs = [
+            *workdir.glob("logs/model/*/train.log"),
+            *workdir.glob(f"logs/{RUN}/extract/shard*.log"),
+            *workdir.glob(f"logs/{RUN}/render/conv2/grid{GRIDS[0]}/chunk*.log"),
+        ]
+        assert len(torch_logs) > 1 + CONFIG["extract"]["shards"]  # training, extraction, rendering
         for log in torch_logs:
             assert re.search(r"torch \S+: DEFAULT CPU kernels, .*IEEE square roots \(portable\)", log.read_text()), log
         numerics = json.loads((workdir / "results" / RUN / "numerics.json").read_text())
@@ -272,7 +298,8 @@ def test_portable_runs_are_byte_identical_under_capped_kernels_and_every_torch_j
     assert len(digests["as is"]) > 10 and digests["as is"] == digests["capped"]
     assert_matches_the_portable_reference(runs["as is"] / "results" / RUN, [t.split("/", 2)[2] for t in targets])
     import torch
-    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":   # the native run used better kernels
+
+    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":  # the native run used better kernels
         weights = "resources/models/demo_cnn-ci/weights.pt"
         assert digests["as is"][weights] != tree_digest(first_run)[weights]
 
@@ -291,15 +318,31 @@ def test_the_resnet32_config_runs_offline_from_the_committed_checkpoint_as_the_r
     """docs/models.md: --config 'model={url: "", checkpoint: ...}' replaces the download by the committed file;
     a url and a checkpoint together are refused, naming both."""
     checkpoint = "tests/data/cifar10-resnet32/resnet32-d509ac18.th"
-    offline = snakemake(REPO, "--configfile", "config/cifar10-resnet32.yaml", "-n", "--forceall",
-                        "--config", f'model={{url: "", checkpoint: {checkpoint}}}')
+    offline = snakemake(
+        REPO,
+        "--configfile",
+        "config/cifar10-resnet32.yaml",
+        "-n",
+        "--forceall",
+        "--config",
+        f'model={{url: "", checkpoint: {checkpoint}}}',
+    )
     assert offline.returncode == 0, offline.stdout[-3000:] + offline.stderr[-3000:]
     assert "describe_model" in offline.stdout and "download_weights" not in offline.stdout
-    both = snakemake(REPO, "--configfile", "config/cifar10-resnet32.yaml", "-n", "--forceall",
-                     "--config", f"model={{checkpoint: {checkpoint}}}")
+    both = snakemake(
+        REPO,
+        "--configfile",
+        "config/cifar10-resnet32.yaml",
+        "-n",
+        "--forceall",
+        "--config",
+        f"model={{checkpoint: {checkpoint}}}",
+    )
     assert both.returncode != 0
-    assert (f"model.url (https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
-            f"resnet32-d509ac18.th) and model.checkpoint ({checkpoint}) are both set") in both.stdout + both.stderr
+    assert (
+        f"model.url (https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+        f"resnet32-d509ac18.th) and model.checkpoint ({checkpoint}) are both set"
+    ) in both.stdout + both.stderr
 
 
 def test_lint_is_clean():

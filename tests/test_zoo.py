@@ -43,8 +43,11 @@ def test_a_checkpoint_that_does_not_fit_lists_missing_unexpected_and_wrong_shape
     state["head.weight"] = torch.zeros(1)
     state["linear.weight"] = torch.zeros(3, 3)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match=r"missing \(1\): linear.bias\n  unexpected \(1\): head.weight\n  "
-                                         r"other shape \(1\): linear.weight \(3, 3\) ≠ model \(10, 64\)\n"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing \(1\): linear.bias\n  unexpected \(1\): head.weight\n  "
+        r"other shape \(1\): linear.weight \(3, 3\) ≠ model \(10, 64\)\n",
+    ):
         load_checkpoint(build_model(USER), tmp_path / "bad.pt")
 
 
@@ -69,7 +72,7 @@ def test_a_safetensors_checkpoint_loads_whatever_its_name(tmp_path):
 
     torch.manual_seed(2)
     trained = build_model(USER)
-    save_file(trained.state_dict(), str(tmp_path / "weights.pt"))   # the name the download rule gives it
+    save_file(trained.state_dict(), str(tmp_path / "weights.pt"))  # the name the download rule gives it
     model = load_model(USER, tmp_path / "weights.pt")
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -139,8 +142,11 @@ def test_a_timm_model_loads_its_checkpoint_and_takes_its_pretrained_configs_norm
 
 
 def test_timm_names_and_arguments_it_refuses_are_one_line_errors():
-    with pytest.raises(RunError, match=r"^unknown timm model 'vit_tiny_patch17_224'; timm has \d+ models "
-                                       r"\(timm.list_models\(\)\), the closest: vit_tiny_patch16_224, "):
+    with pytest.raises(
+        RunError,
+        match=r"^unknown timm model 'vit_tiny_patch17_224'; timm has \d+ models "
+        r"\(timm.list_models\(\)\), the closest: vit_tiny_patch16_224, ",
+    ):
         build_model({"kind": "timm", "architecture": "vit_tiny_patch17_224"})
     with pytest.raises(RunError, match=r"^model.kwargs = \{'depht': 3\}: timm's vit_tiny_patch16_224 refuses them: "):
         build_model({"kind": "timm", "architecture": "vit_tiny_patch16_224", "kwargs": {"depht": 3}})
@@ -151,10 +157,12 @@ def test_published_torchvision_weights_altered_in_the_cache_are_refused_not_load
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     cached.parent.mkdir(parents=True)
-    torch.save(build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "none"}).state_dict(),
-               cached)
-    with pytest.raises(RunError, match=rf"^{cached} does not have the sha256 published in its name \(f37072fd…, "
-                                       r"it has [0-9a-f]{8}…\): it was altered or damaged; delete it"):
+    torch.save(build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "none"}).state_dict(), cached)
+    with pytest.raises(
+        RunError,
+        match=rf"^{cached} does not have the sha256 published in its name \(f37072fd…, "
+        r"it has [0-9a-f]{8}…\): it was altered or damaged; delete it",
+    ):
         build_model({"kind": "torchvision", "architecture": "resnet18", "weights": "IMAGENET1K_V1"})
 
 
@@ -199,9 +207,11 @@ def test_a_user_model_with_other_logits_than_dataset_classes_gets_numbered_names
     logged = []
     names = logit_names(USER, 4, ["a", "b", "c"], logged.append)
     assert names == ["class_0", "class_1", "class_2", "class_3"]
-    assert logged == ["WARNING: the model has 4 logits and the dataset 3 class folders, so the logits are named "
-                      "class_0 … class_3: name them with model.labels (a list of names, a text file with "
-                      "one name a line, or imagenet1k for an ImageNet-1k classifier)"]
+    assert logged == [
+        "WARNING: the model has 4 logits and the dataset 3 class folders, so the logits are named "
+        "class_0 … class_3: name them with model.labels (a list of names, a text file with "
+        "one name a line, or imagenet1k for an ImageNet-1k classifier)"
+    ]
 
 
 def test_describe_model_names_a_user_models_logits_class_k_when_the_folders_do_not_fit(tmp_path):
@@ -218,10 +228,22 @@ def test_describe_model_names_a_user_models_logits_class_k_when_the_folders_do_n
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / name / "0.png")
     cfg = {**USER, "kwargs": {"depth": 8, "num_classes": 4}, "name": "m", "labels": None, "normalize": None}
     logged = []
-    describe_model(None, tmp_path / "model.json", Description(
-        model=cfg, layers=["layer3"], input_size=32,
-        images={"folder": str(tmp_path / "images"), "layout": "class_folders", "max_images": None,
-                "stratified": False}), logged.append)
+    describe_model(
+        None,
+        tmp_path / "model.json",
+        Description(
+            model=cfg,
+            layers=["layer3"],
+            input_size=32,
+            images={
+                "folder": str(tmp_path / "images"),
+                "layout": "class_folders",
+                "max_images": None,
+                "stratified": False,
+            },
+        ),
+        logged.append,
+    )
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["classes"] == ["class_0", "class_1", "class_2", "class_3"]
     assert any(line.startswith("WARNING: the model has 4 logits and the dataset 3 class folders") for line in logged)
@@ -233,8 +255,8 @@ def readme_clip_recipe() -> dict:
 
 
 def test_the_readmes_clip_recipe_gives_zero_shot_logits_and_token_blocks(monkeypatch):
-    """The CLIP recipe of docs/transformers.md passes the config check; built as it says, with random weights (nothing is
-    fetched) at 64 px: one logit per class name, and the image tower's blocks it names read as a class
+    """The CLIP recipe of docs/transformers.md passes the config check; built as it says, with random weights (nothing
+    is fetched) at 64 px: one logit per class name, and the image tower's blocks it names read as a class
     token and a patch grid."""
     from activation_atlas.models.grids import decide_layer_grids
 
@@ -248,5 +270,7 @@ def test_the_readmes_clip_recipe_gives_zero_shot_logits_and_token_blocks(monkeyp
     assert logits.shape == (2, len(recipe["model"]["labels"])) and torch.isfinite(logits).all()
     grids = decide_layer_grids(model, resolve_layers(model, recipe["layers"], layer_names(model)), 64, {})
     # CLIP's head reads the class token: its last block is read as that token, an earlier one as its patches.
-    assert grids == {"visual.transformer.resblocks.8": "tokens(prefix=1)",
-                     "visual.transformer.resblocks.11": "class_token"}
+    assert grids == {
+        "visual.transformer.resblocks.8": "tokens(prefix=1)",
+        "visual.transformer.resblocks.11": "class_token",
+    }

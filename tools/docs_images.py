@@ -3,6 +3,7 @@ of results/<run>/ that docs/sources.yaml names, copied unchanged, and the viewer
 
     python -m tools.docs_images [--results results] [--docs docs]
 """
+
 from __future__ import annotations
 
 import argparse

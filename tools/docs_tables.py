@@ -9,6 +9,7 @@ The run tables read the reference manifests (reference/<run>/MANIFEST.json: the 
 `make docs` makes, which `make verify` checks a reviewer's run against); the measurement tables read
 what the benchmarks keep (docs/measurements/<benchmark>.json, with where it was measured).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,15 +44,24 @@ def atlas_rows(run: str, layers: dict[str, str]) -> list[list]:
         grid_figures = figures(run, f"atlas/{layer}/metrics.json")
         for grid in sorted({int(key.split(".")[1]) for key in grid_figures if key.startswith("grids.")}):
             g = f"grids.{grid}."
-            rows.append([f"`{shown}`", grid, grid_figures[g + "cells_kept"], f"{grid_figures[g + 'mean_icon_fidelity']:.3f}",
-                         f"{grid_figures[g + 'min_icon_fidelity']:.3f}", f"{grid_figures[g + 'class_agreement']:.2f}"])
+            rows.append(
+                [
+                    f"`{shown}`",
+                    grid,
+                    grid_figures[g + "cells_kept"],
+                    f"{grid_figures[g + 'mean_icon_fidelity']:.3f}",
+                    f"{grid_figures[g + 'min_icon_fidelity']:.3f}",
+                    f"{grid_figures[g + 'class_agreement']:.2f}",
+                ]
+            )
     return rows
 
 
 def demo_vit_atlases() -> str:
     layers = {f"encoder_layer_{k}": f"encoder.layers.encoder_layer_{k}" for k in (2, 3)}
-    return markdown(["layer", "grid", "cells", "mean icon fidelity", "lowest", "class agreement"],
-                    atlas_rows("demo-vit", layers))
+    return markdown(
+        ["layer", "grid", "cells", "mean icon fidelity", "lowest", "class agreement"], atlas_rows("demo-vit", layers)
+    )
 
 
 def aligned_demo_members() -> str:
@@ -62,8 +72,16 @@ def aligned_demo_members() -> str:
         grids = sorted({int(key.split(".")[2]) for key in member_figures if key.startswith(f"grids.{member}.")})
         for grid in grids:
             g = f"grids.{member}.{grid}."
-            rows.append([member, grid, member_figures[g + "cells"], f"{member_figures[g + 'mean_icon_fidelity']:.3f}",
-                         f"{member_figures[g + 'min_icon_fidelity']:.3f}", f"{member_figures[g + 'class_agreement']:.2f}"])
+            rows.append(
+                [
+                    member,
+                    grid,
+                    member_figures[g + "cells"],
+                    f"{member_figures[g + 'mean_icon_fidelity']:.3f}",
+                    f"{member_figures[g + 'min_icon_fidelity']:.3f}",
+                    f"{member_figures[g + 'class_agreement']:.2f}",
+                ]
+            )
     return markdown(["member", "grid", "cells", "mean icon fidelity", "lowest", "class agreement"], rows)
 
 
@@ -75,35 +93,47 @@ def measured_on(record: dict) -> str:
     """Where and from what a kept measurement was made, as a line under its table."""
     commit = record["source"]["commit"]
     source = f"commit `{commit[:7]}`" + (" with changes" if record["source"]["uncommitted_changes"] else "")
-    return (f"\n*`{record['command']}` on {record['cpu']['model']} ({record['cpu']['logical_cpus']} logical CPUs), "
-            f"torch {record['packages']['torch']}, {source}.*\n")
+    return (
+        f"\n*`{record['command']}` on {record['cpu']['model']} ({record['cpu']['logical_cpus']} logical CPUs), "
+        f"torch {record['packages']['torch']}, {source}.*\n"
+    )
 
 
 def batch_ratios(rendering: dict) -> str:
     """'B = 8 / 16 / 32: 3.5× / 4.2× / **5.2×**', the best batch size in bold."""
     ratios = rendering["ratio_by_batch_size"]
-    shown = [f"**{ratio:.1f}×**" if int(b) == int(rendering["best_batch_size"]) else f"{ratio:.1f}×"
-             for b, ratio in ratios.items()]
+    shown = [
+        f"**{ratio:.1f}×**" if int(b) == int(rendering["best_batch_size"]) else f"{ratio:.1f}×"
+        for b, ratio in ratios.items()
+    ]
     return f"B = {' / '.join(ratios)}: {' / '.join(shown)}"
 
 
 def run_benchmarks(record: dict) -> str:
     figures = record["figures"]
     extraction = figures["extraction"]
-    rows = [["(a) extraction (hooks, position sampling, HDF5 writes) vs a bare forward pass of the demo CNN, "
-             f"batch {extraction['batch_size']}, the same {extraction['images']:,} in-memory images",
-             f"{extraction['extract_images_per_s']:.0f} vs {extraction['bare_images_per_s']:.0f} images/s: "
-             f"**{extraction['ratio_median']:.2f}×**"]]
+    rows = [
+        [
+            "(a) extraction (hooks, position sampling, HDF5 writes) vs a bare forward pass of the demo CNN, "
+            f"batch {extraction['batch_size']}, the same {extraction['images']:,} in-memory images",
+            f"{extraction['extract_images_per_s']:.0f} vs {extraction['bare_images_per_s']:.0f} images/s: "
+            f"**{extraction['ratio_median']:.2f}×**",
+        ]
+    ]
     renderings = figures["rendering"] + [figures[key] for key in ("rendering_inceptionv1",) if key in figures]
     for rendering in renderings:
         network = "InceptionV1 (random weights)" if rendering["layer"].startswith("inceptionv1") else "demo CNN"
         layer = rendering["layer"].removeprefix("inceptionv1 ")
-        rows.append([f"(b) batched vs one-at-a-time rendering, {network} {layer} ({rendering['icon_size']} px), "
-                     f"{rendering['icons']} icons × {rendering['steps']} steps",
-                     f"{batch_ratios(rendering)} (one at a time: "
-                     f"{rendering['one_at_a_time_icons_per_s']:.1f} icons/s)"])
-    return markdown(["measurement (medians of 3 rounds, torch on "
-                     f"{figures['torch_threads']} threads)", "figure"], rows) + measured_on(record)
+        rows.append(
+            [
+                f"(b) batched vs one-at-a-time rendering, {network} {layer} ({rendering['icon_size']} px), "
+                f"{rendering['icons']} icons × {rendering['steps']} steps",
+                f"{batch_ratios(rendering)} (one at a time: {rendering['one_at_a_time_icons_per_s']:.1f} icons/s)",
+            ]
+        )
+    return markdown(
+        [f"measurement (medians of 3 rounds, torch on {figures['torch_threads']} threads)", "figure"], rows
+    ) + measured_on(record)
 
 
 def transforms_shown(row: dict) -> str:
@@ -134,27 +164,42 @@ def render_quality(record: dict) -> str:
     for row in variants:
         param = row["settings"]["param"]
         param += f" (lr {row['settings']['lr']})" if param == "maco" and not rates else ""
-        rows.append([setting(row, "param", param)]
-                    + ([setting(row, "icon_size", row["settings"]["icon_size"])] if sizes else [])
-                    + [setting(row, "steps", row["settings"]["steps"]),
-                       setting(row, "attempts", row["settings"]["attempts"])]
-                    + ([setting(row, "lr", row["settings"]["lr"])] if rates else [])
-                    + [setting(row, "cossim_pow", row["settings"]["cossim_pow"]),
-                       setting(row, "whiten", "yes" if row["settings"]["whiten"] else "no"),
-                       transforms_shown(row),
-                       f"{row['mean_icon_fidelity']:.3f}"]
-                    + ([f"{row['min_icon_fidelity']:.3f}"] if lowest else [])
-                    + [f"{row['class_agreement']:.3f}", f"{row['class_agreement_in_pure_cells']:.3f}"
-                       if row["class_agreement_in_pure_cells"] is not None else "–",
-                       f"{row['seconds_per_icon']:.2f}"])
-    header = (["param"] + (["icon px"] if sizes else []) + ["steps", "attempts"] + (["lr"] if rates else [])
-              + ["cossim_pow", "whiten", "transforms", "mean icon fidelity"] + (["lowest"] if lowest else [])
-              + ["class agreement, all cells", "class agreement, pure cells", "s / icon"])
+        rows.append(
+            [setting(row, "param", param)]
+            + ([setting(row, "icon_size", row["settings"]["icon_size"])] if sizes else [])
+            + [setting(row, "steps", row["settings"]["steps"]), setting(row, "attempts", row["settings"]["attempts"])]
+            + ([setting(row, "lr", row["settings"]["lr"])] if rates else [])
+            + [
+                setting(row, "cossim_pow", row["settings"]["cossim_pow"]),
+                setting(row, "whiten", "yes" if row["settings"]["whiten"] else "no"),
+                transforms_shown(row),
+                f"{row['mean_icon_fidelity']:.3f}",
+            ]
+            + ([f"{row['min_icon_fidelity']:.3f}"] if lowest else [])
+            + [
+                f"{row['class_agreement']:.3f}",
+                f"{row['class_agreement_in_pure_cells']:.3f}"
+                if row["class_agreement_in_pure_cells"] is not None
+                else "–",
+                f"{row['seconds_per_icon']:.2f}",
+            ]
+        )
+    header = (
+        ["param"]
+        + (["icon px"] if sizes else [])
+        + ["steps", "attempts"]
+        + (["lr"] if rates else [])
+        + ["cossim_pow", "whiten", "transforms", "mean icon fidelity"]
+        + (["lowest"] if lowest else [])
+        + ["class agreement, all cells", "class agreement, pure cells", "s / icon"]
+    )
     sample = figures.get("cells_rendered", figures["cells"])
     sampled = f"; {sample} of them rendered, a seeded sample" if sample < figures["cells"] else ""
-    summary = (f"\n{figures['layer']} at grid {figures['grid']}: {figures['activations']:,} activations, "
-               f"{figures['cells']} cells ({figures['pure_cells']} of purity ≥ {PURE_CELL}){sampled}, cell classes by "
-               f"{figures['cell_top_class_by']}; torch on {figures['threads']} threads.\n")
+    summary = (
+        f"\n{figures['layer']} at grid {figures['grid']}: {figures['activations']:,} activations, "
+        f"{figures['cells']} cells ({figures['pure_cells']} of purity ≥ {PURE_CELL}){sampled}, cell classes by "
+        f"{figures['cell_top_class_by']}; torch on {figures['threads']} threads.\n"
+    )
     return markdown(header, rows) + summary + measured_on(record)
 
 
@@ -167,8 +212,17 @@ def reproducibility(record: dict) -> str:
         files = sum(found[status] for status in ("identical", "within tolerance", "differs", "missing"))
         differing = found["differing_files"]
         beyond = ", ".join(f"`{path}`" for path in differing[:3]) + (", …" if len(differing) > 3 else "")
-        rows.append([shown, found["identical"], found["within tolerance"], found["differs"], found["missing"], files,
-                     beyond or "—"])
+        rows.append(
+            [
+                shown,
+                found["identical"],
+                found["within tolerance"],
+                found["differs"],
+                found["missing"],
+                files,
+                beyond or "—",
+            ]
+        )
     header = ["setting", "identical", "within tolerance", "differs", "missing", "files", "beyond tolerance"]
     return markdown(header, rows) + measured_on(record)
 
@@ -177,8 +231,14 @@ def portable_kernels(record: dict) -> str:
     """Seconds per training step of the default run's CNN with native and with portable kernels."""
     figures = record["figures"]
     median = figures["median"]
-    rows = [[f"demo CNN training step, batch 64 at 64 px (median of {figures['rounds']})",
-             f"{median['native']:.3f} s", f"{median['portable']:.3f} s", f"{figures['ratio']:.2f}×"]]
+    rows = [
+        [
+            f"demo CNN training step, batch 64 at 64 px (median of {figures['rounds']})",
+            f"{median['native']:.3f} s",
+            f"{median['portable']:.3f} s",
+            f"{figures['ratio']:.2f}×",
+        ]
+    ]
     return markdown(["", "native", "portable", "ratio"], rows) + measured_on(record)
 
 
@@ -190,17 +250,36 @@ def attacks(record: dict) -> str:
         images = pair["images"]
         for kind, figures in pair["kinds"].items():
             static, dynamic = figures["static"], figures["dynamic"]
-            rows.append([f"{pair['pair']['a']} → {pair['pair']['b']}", f"`{kind}`", figures["patches"],
-                         f"{static['flipped']} / {static['attacked']} ({100 * static['success_rate']:.1f} %)",
-                         f"{dynamic['flipped']} / {dynamic['attacked']} ({100 * dynamic['success_rate']:.1f} %)",
-                         f"{100 * static['p_b_before']:.1f} %", f"{100 * static['p_b_after']:.1f} %",
-                         f"{100 * dynamic['p_b_after']:.1f} %"])
-        notes.append(f"\n*{pair['pair']['a']} → {pair['pair']['b']}: {images['correct_before']} of {images['attacked']} "
-                     f"images of {pair['pair']['a']} classified correctly before the attack, from {images['source_said']}; static: "
-                     f"{pair['placement']['static']['size']} of the side, {pair['placement']['static']['corner'].replace('_', ' ')}; "
-                     f"dynamic: the best of {len(pair['placement']['corners'])} corners × sides "
-                     f"{', '.join(map(str, pair['placement']['sizes_px']))} px of {pair['placement']['image_px']}.*\n")
-    header = ["pair", "patch kind", "patches", "flipped, static", "flipped, dynamic", "p(b) before", "static", "dynamic"]
+            rows.append(
+                [
+                    f"{pair['pair']['a']} → {pair['pair']['b']}",
+                    f"`{kind}`",
+                    figures["patches"],
+                    f"{static['flipped']} / {static['attacked']} ({100 * static['success_rate']:.1f} %)",
+                    f"{dynamic['flipped']} / {dynamic['attacked']} ({100 * dynamic['success_rate']:.1f} %)",
+                    f"{100 * static['p_b_before']:.1f} %",
+                    f"{100 * static['p_b_after']:.1f} %",
+                    f"{100 * dynamic['p_b_after']:.1f} %",
+                ]
+            )
+        notes.append(
+            f"\n*{pair['pair']['a']} → {pair['pair']['b']}: {images['correct_before']} of {images['attacked']} "
+            f"images of {pair['pair']['a']} classified correctly before the attack, from {images['source_said']}; "
+            f"static: {pair['placement']['static']['size']} of the side, "
+            f"{pair['placement']['static']['corner'].replace('_', ' ')}; "
+            f"dynamic: the best of {len(pair['placement']['corners'])} corners × sides "
+            f"{', '.join(map(str, pair['placement']['sizes_px']))} px of {pair['placement']['image_px']}.*\n"
+        )
+    header = [
+        "pair",
+        "patch kind",
+        "patches",
+        "flipped, static",
+        "flipped, dynamic",
+        "p(b) before",
+        "static",
+        "dynamic",
+    ]
     return markdown(header, rows) + "".join(notes) + measured_on(record)
 
 
@@ -208,15 +287,28 @@ def extraction_rate(record: dict) -> str:
     """Per batch size and case: images per second (and against the bare channels-last forward pass),
     the first batch's seconds and the process's peak memory."""
     figures = record["figures"]
-    bare = {row["batch_size"]: row["images_per_second"] for row in figures["rows"]
-            if row["case"] == "forward, channels-last"}
-    rows = [[row["case"], row["batch_size"], f"{row['images_per_second']:.1f}",
-             f"{row['images_per_second'] / bare[row['batch_size']]:.2f}×", f"{row['first_batch_seconds']:.2f}",
-             f"{row['peak_memory_gib']:.2f}"] for row in figures["rows"]]
+    bare = {
+        row["batch_size"]: row["images_per_second"]
+        for row in figures["rows"]
+        if row["case"] == "forward, channels-last"
+    }
+    rows = [
+        [
+            row["case"],
+            row["batch_size"],
+            f"{row['images_per_second']:.1f}",
+            f"{row['images_per_second'] / bare[row['batch_size']]:.2f}×",
+            f"{row['first_batch_seconds']:.2f}",
+            f"{row['peak_memory_gib']:.2f}",
+        ]
+        for row in figures["rows"]
+    ]
     header = ["case", "batch", "images / s", "of the bare forward pass", "first batch, s", "peak memory, GiB"]
-    summary = (f"\n{figures['model']} at {figures['input_size']} px, layers {', '.join(figures['layers'])}; median over "
-               f"{figures['batches_timed']} batches after the first; attribution to each image's "
-               f"{figures['attribution_top_k']} highest logits; torch on {figures['threads']} threads.\n")
+    summary = (
+        f"\n{figures['model']} at {figures['input_size']} px, layers {', '.join(figures['layers'])}; median over "
+        f"{figures['batches_timed']} batches after the first; attribution to each image's "
+        f"{figures['attribution_top_k']} highest logits; torch on {figures['threads']} threads.\n"
+    )
     return markdown(header, rows) + summary + measured_on(record)
 
 
@@ -227,24 +319,50 @@ def render_rate(record: dict) -> str:
     rows = []
     for layer in figures["layers"]:
         loaded, folded = layer["ms_per_icon_step"]["as loaded"], layer["ms_per_icon_step"]["batch norms folded"]
-        rows.append([layer["layer"], f"{layer['icon_size']} px, {layer['param']}, batch {layer['batch_size']}",
-                     f"{layer['batch_norm_share']:.0%}", f"{loaded:.1f}", f"{folded:.1f}", f"{loaded / folded:.2f}×",
-                     f"{loaded * layer['steps_configured'] / 1000:.1f}", f"{folded * layer['steps_configured'] / 1000:.1f}",
-                     layer["steps_configured"]])
-    header = ["layer", "icons", "batch norms' share of a step", "ms / icon-step, as loaded", "folded", "speed-up",
-              "s / icon, as loaded", "folded", "at steps"]
-    summary = (f"\n{figures['model']}; medians over {figures['rounds']} renders of "
-               f"{figures['layers'][0]['steps_timed']} steps per case, the cases alternating; torch on "
-               f"{figures['threads']} threads.\n")
+        rows.append(
+            [
+                layer["layer"],
+                f"{layer['icon_size']} px, {layer['param']}, batch {layer['batch_size']}",
+                f"{layer['batch_norm_share']:.0%}",
+                f"{loaded:.1f}",
+                f"{folded:.1f}",
+                f"{loaded / folded:.2f}×",
+                f"{loaded * layer['steps_configured'] / 1000:.1f}",
+                f"{folded * layer['steps_configured'] / 1000:.1f}",
+                layer["steps_configured"],
+            ]
+        )
+    header = [
+        "layer",
+        "icons",
+        "batch norms' share of a step",
+        "ms / icon-step, as loaded",
+        "folded",
+        "speed-up",
+        "s / icon, as loaded",
+        "folded",
+        "at steps",
+    ]
+    summary = (
+        f"\n{figures['model']}; medians over {figures['rounds']} renders of "
+        f"{figures['layers'][0]['steps_timed']} steps per case, the cases alternating; torch on "
+        f"{figures['threads']} threads.\n"
+    )
     return markdown(header, rows) + summary + measured_on(record)
 
 
 # Tables of a run's figures, by name; a table named after a kept measurement (docs/measurements/<name>.json)
 # is made by the MEASUREMENT_TABLES entry for its benchmark (the name up to the first "-").
 TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
-MEASUREMENT_TABLES = {"run_benchmarks": run_benchmarks, "render_quality": render_quality,
-                      "reproducibility": reproducibility, "portable_kernels": portable_kernels, "attacks": attacks,
-                      "extraction_rate": extraction_rate, "render_rate": render_rate}
+MEASUREMENT_TABLES = {
+    "run_benchmarks": run_benchmarks,
+    "render_quality": render_quality,
+    "reproducibility": reproducibility,
+    "portable_kernels": portable_kernels,
+    "attacks": attacks,
+    "extraction_rate": extraction_rate,
+    "render_rate": render_rate,
+}
 
 
 def table_text(name: str) -> str:
@@ -254,14 +372,18 @@ def table_text(name: str) -> str:
     if benchmark in MEASUREMENT_TABLES and (MEASUREMENTS / f"{name}.json").exists():
         return MEASUREMENT_TABLES[benchmark](measurement(name))
     kept = sorted(path.stem for path in MEASUREMENTS.glob("*.json"))
-    raise SystemExit(f"unknown table {name!r}; tools/docs_tables.py makes: {', '.join(TABLES)}, and one for each "
-                     f"kept measurement of {', '.join(MEASUREMENT_TABLES)} (kept: {', '.join(kept) or 'none'})")
+    raise SystemExit(
+        f"unknown table {name!r}; tools/docs_tables.py makes: {', '.join(TABLES)}, and one for each "
+        f"kept measurement of {', '.join(MEASUREMENT_TABLES)} (kept: {', '.join(kept) or 'none'})"
+    )
 
 
 def rendered(page: str) -> str:
     """The page with every table made again; an unknown table name is an error."""
+
     def table(match: re.Match) -> str:
         return match.group(1) + table_text(match.group("name")) + match.group(4)
+
     return TABLE.sub(table, page)
 
 

@@ -10,6 +10,7 @@ asked, dry-runs every accepted one and counts the outcomes:
 
   python -m tools.fuzz_config [--mutations 1000] [--seed 0] [--report logs/fuzz_config.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,8 @@ from activation_atlas.workflow.config_check import ConfigError, check_config, lo
 from tools.runs import REPO, SCHEMA, copy_workflow, validated
 
 BASE = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+
+
 class Delete:
     """A mutation's value that removes the key."""
 
@@ -63,27 +66,71 @@ def value_at(config, path):
 
 SECTIONS = [(), *(path for path in PATHS if isinstance(value_at(FILLED, path), dict))]
 NAME_PATHS = [("run",), ("dataset", "name"), ("model", "name"), ("layers", 0), ("class_atlas", "layer")]
-ODD_VALUES = [None, True, False, -1, 0, 1, 3, 2**70, 10**9, 0.5, -2.5, "", "x", "nonsense", "..", [], [1],
-              [39, 20], {"a": 1}]
+ODD_VALUES = [
+    None,
+    True,
+    False,
+    -1,
+    0,
+    1,
+    3,
+    2**70,
+    10**9,
+    0.5,
+    -2.5,
+    "",
+    "x",
+    "nonsense",
+    "..",
+    [],
+    [1],
+    [39, 20],
+    {"a": 1},
+]
 ODD_NAMES = ["..", ".", "a/b", "/tmp", ".hidden", "", "ok_name", "conv9", "a" * 300, "x\ny"]
 # Values that pass the schema but not what it cannot say (or do: the workflow must then run).
 MEANINGFUL = [
-    (("layers",), ["conv1", "conv9"]), (("layers",), ["conv4"]), (("layers",), ["conv2"]),
-    (("class_atlas", "layer"), "conv3"), (("class_atlas", "classes"), ["nope"]), (("class_atlas", "classes"), [9]),
-    (("class_atlas", "classes"), [10]), (("class_atlas", "comparisons"), [[1, 1]]),
+    (("layers",), ["conv1", "conv9"]),
+    (("layers",), ["conv4"]),
+    (("layers",), ["conv2"]),
+    (("class_atlas", "layer"), "conv3"),
+    (("class_atlas", "classes"), ["nope"]),
+    (("class_atlas", "classes"), [9]),
+    (("class_atlas", "classes"), [10]),
+    (("class_atlas", "comparisons"), [[1, 1]]),
     (("class_atlas", "comparisons"), [["red_checks_disc", "blue_dots_ring"]]),
-    (("render", "per_layer", "conv4"), {"steps": 2}), (("layout", "per_layer", "conv2"), {"min_dist": 0.3}),
-    (("render", "transforms", "scale_exponents"), [39, 20]), (("render", "transforms", "scale_exponents"), [5, 5]),
-    (("extract", "shards"), 400), (("extract", "shards"), 401), (("grid", "min_count"), 799),
-    (("grid", "min_count"), 800), (("grid", "sizes"), [1]), (("grid", "sizes"), [1000]),
-    (("dataset", "subdir"), "train"), (("dataset", "kind"), "image_folder"), (("dataset", "kind"), "download"),
-    (("dataset", "max_images"), 50), (("model", "kind"), "torchvision"), (("model", "kind"), "inceptionv1"),
-    (("model", "architecture"), "resnet18"), (("model", "url"), "http://127.0.0.1:9/w.pt"),
-    (("model", "checkpoint"), "no/such/file.pt"), (("model", "labels"), "no-such-labels.txt"),
-    (("model", "labels"), ["a", "b"]), (("extract", "attribution"), False), (("seed",), 4294967295),
-    (("seed",), 4294967296), (("threads",), 1025), (("portable",), True), (("device",), "cuda"),
-    (("layout", "metric"), "euclidean"), (("layout", "backend"), "cuml"), (("render", "param"), "maco"),
-    (("model", "layer_grids"), {"conv2": "tokens(prefix=1)"}), (("model", "layer_grids"), {"conv2": "tokens(1)"}),
+    (("render", "per_layer", "conv4"), {"steps": 2}),
+    (("layout", "per_layer", "conv2"), {"min_dist": 0.3}),
+    (("render", "transforms", "scale_exponents"), [39, 20]),
+    (("render", "transforms", "scale_exponents"), [5, 5]),
+    (("extract", "shards"), 400),
+    (("extract", "shards"), 401),
+    (("grid", "min_count"), 799),
+    (("grid", "min_count"), 800),
+    (("grid", "sizes"), [1]),
+    (("grid", "sizes"), [1000]),
+    (("dataset", "subdir"), "train"),
+    (("dataset", "kind"), "image_folder"),
+    (("dataset", "kind"), "download"),
+    (("dataset", "max_images"), 50),
+    (("model", "kind"), "torchvision"),
+    (("model", "kind"), "inceptionv1"),
+    (("model", "architecture"), "resnet18"),
+    (("model", "url"), "http://127.0.0.1:9/w.pt"),
+    (("model", "checkpoint"), "no/such/file.pt"),
+    (("model", "labels"), "no-such-labels.txt"),
+    (("model", "labels"), ["a", "b"]),
+    (("extract", "attribution"), False),
+    (("seed",), 4294967295),
+    (("seed",), 4294967296),
+    (("threads",), 1025),
+    (("portable",), True),
+    (("device",), "cuda"),
+    (("layout", "metric"), "euclidean"),
+    (("layout", "backend"), "cuml"),
+    (("render", "param"), "maco"),
+    (("model", "layer_grids"), {"conv2": "tokens(prefix=1)"}),
+    (("model", "layer_grids"), {"conv2": "tokens(1)"}),
     (("model", "kwargs"), {"image_size": 64}),
 ]
 
@@ -145,7 +192,7 @@ def checked(config: dict) -> tuple[str, str]:
         if "\n" in line or not names_a_key(line):
             return "failure", f"rejection that names no key or is not one line: {line!r}"
         return "rejected", line
-    except Exception as error:   # a traceback: the check itself broke
+    except Exception as error:  # a traceback: the check itself broke
         return "failure", f"{type(error).__name__} in the config check: {error}"
     return "accepted", ""
 
@@ -156,11 +203,19 @@ OUTPUT_LINE = re.compile(r"^\s+output: (.+)$", re.M)
 def dry_run(config: dict, workdir: Path) -> tuple[str, str]:
     """('accepted', '') when `snakemake -n` succeeds and every output lies inside workdir, else a failure."""
     (workdir / "fuzz.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "fuzz.yaml"],
-                            cwd=workdir, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", "fuzz.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines()
-                 if line.strip() and not line.startswith("Using workflow specific profile")]
+        lines = [
+            line
+            for line in result.stderr.splitlines()
+            if line.strip() and not line.startswith("Using workflow specific profile")
+        ]
         if len(lines) == 1 and lines[0].startswith("config: "):
             return "failure", f"rejected only by the workflow, not by the check: {lines[0]}"
         return "failure", "dry run failed: " + " | ".join(lines[-5:])
@@ -178,9 +233,13 @@ ERROR_LINE = re.compile(r"^(?:.*\] )?error: .+$", re.M)
 
 def file_digests(root: Path, leave_out: Path | None = None) -> dict[str, str]:
     """sha256 of every file under root by path, without leave_out and Snakemake's own records."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".snakemake" not in p.relative_to(root).parts
-            and (leave_out is None or leave_out not in p.parents)}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and ".snakemake" not in p.relative_to(root).parts
+        and (leave_out is None or leave_out not in p.parents)
+    }
 
 
 def real_run(config: dict, workdir: Path, timeout: float = 1200) -> tuple[str, str]:
@@ -189,21 +248,26 @@ def real_run(config: dict, workdir: Path, timeout: float = 1200) -> tuple[str, s
     outputs, logs and benchmarks its jobs declared, and none outside workdir; else ('failure', what)."""
     (workdir / "fuzz.yaml").write_text(yaml.safe_dump(config))
     outside_before, inside_before = file_digests(workdir.parent, workdir), file_digests(workdir)
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "fuzz.yaml"], cwd=workdir,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--configfile", "fuzz.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     said = result.stdout + result.stderr
     if file_digests(workdir.parent, workdir) != outside_before:
         return "failure", "the run changed files outside its working directory"
     declared = [Path(path) for paths in DECLARED_LINE.findall(said) for path in paths.split(", ")]
     inside_after = file_digests(workdir)
-    touched = [path for path in inside_after.keys() | inside_before.keys()
-               if inside_after.get(path) != inside_before.get(path)]
-    undeclared = [path for path in touched
-                  if not any(Path(path) == d or d in Path(path).parents for d in declared)]
+    touched = [
+        path for path in inside_after.keys() | inside_before.keys() if inside_after.get(path) != inside_before.get(path)
+    ]
+    undeclared = [path for path in touched if not any(Path(path) == d or d in Path(path).parents for d in declared)]
     if undeclared:
         return "failure", f"files changed that no job declared: {sorted(undeclared)[:5]}"
     if "Traceback" in said:
-        return "failure", "a traceback: " + said[said.index("Traceback"):][:2000]
+        return "failure", "a traceback: " + said[said.index("Traceback") :][:2000]
     if result.returncode == 0:
         return "ran", ""
     errors = ERROR_LINE.findall(said)
@@ -234,12 +298,17 @@ def main() -> None:
         workdir = copy_workflow(Path(tmp) / "workflow")
 
         @seed(args.seed)
-        @settings(max_examples=args.mutations, database=None, deadline=None, derandomize=False,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=args.mutations,
+            database=None,
+            deadline=None,
+            derandomize=False,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(mutations)
         def run(mutation_list):
             key = repr(mutation_list)
-            if key not in outcomes:   # a mutation drawn again counts again, but runs once
+            if key not in outcomes:  # a mutation drawn again counts again, but runs once
                 outcomes[key] = outcome(mutation_list, workdir)
                 if outcomes[key][0] == "failure":
                     failures.append({"mutations": key, "failure": outcomes[key][1]})
@@ -249,8 +318,13 @@ def main() -> None:
                 print(f"{total}: {dict(counts)}", file=sys.stderr, flush=True)
 
         run()
-    report = {"seed": args.seed, "drawn": sum(counts.values()), "distinct": len(outcomes), "outcomes": dict(counts),
-              "failures": failures}
+    report = {
+        "seed": args.seed,
+        "drawn": sum(counts.values()),
+        "distinct": len(outcomes),
+        "outcomes": dict(counts),
+        "failures": failures,
+    }
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "failures"}))

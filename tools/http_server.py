@@ -1,5 +1,6 @@
 """A small HTTP server on 127.0.0.1 for download tests: serves byte strings by path, and can be told
 to fail a path a number of times first or to cut a transfer short."""
+
 from __future__ import annotations
 
 import threading
@@ -10,14 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Routes:
     def __init__(self):
         self.files: dict[str, bytes] = {}
-        self.failures: dict[str, int] = {}      # path → how many requests answer 500 first
-        self.truncate: set[str] = set()         # paths whose body is cut in half
+        self.failures: dict[str, int] = {}  # path → how many requests answer 500 first
+        self.truncate: set[str] = set()  # paths whose body is cut in half
         self.requests: list[str] = []
 
 
 def make_handler(routes: Routes):
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):   # noqa: N802 - the http.server API
+        def do_GET(self):  # noqa: N802 - the http.server API
             routes.requests.append(self.path)
             if routes.failures.get(self.path, 0) > 0:
                 routes.failures[self.path] -= 1
@@ -30,7 +31,7 @@ def make_handler(routes: Routes):
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body[:len(body) // 2] if self.path in routes.truncate else body)
+            self.wfile.write(body[: len(body) // 2] if self.path in routes.truncate else body)
 
         def log_message(self, *args):
             pass

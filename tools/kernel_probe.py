@@ -12,6 +12,7 @@ Two machines whose portable digests agree compute these operations alike; refere
 KERNELS.json holds the digests of the machine that made the portable reference (`make kernels`
 compares this machine's with them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,18 +60,27 @@ def cases(rng) -> dict:
         return (y, *torch.autograd.grad(y, inputs, t(*y.shape)))
 
     out = {}
-    for cin, cout, k, stride, side, layout in [(3, 16, 3, 1, 32, "nchw"), (16, 32, 3, 2, 32, "nchw"),
-                                               (32, 64, 1, 1, 16, "nchw"), (3, 16, 3, 1, 32, "channels_last"),
-                                               (16, 32, 3, 1, 16, "channels_last")]:
+    for cin, cout, k, stride, side, layout in [
+        (3, 16, 3, 1, 32, "nchw"),
+        (16, 32, 3, 2, 32, "nchw"),
+        (32, 64, 1, 1, 16, "nchw"),
+        (3, 16, 3, 1, 32, "channels_last"),
+        (16, 32, 3, 1, 16, "channels_last"),
+    ]:
         x = t(8, cin, side, side)
         if layout == "channels_last":
             x = x.contiguous(memory_format=torch.channels_last)
         out[f"conv2d {cin}->{cout} k{k} s{stride} {side}px {layout}"] = forward_backward(
-            lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=k // 2), x, t(cout, cin, k, k), t(cout))
+            lambda x, w, b, stride=stride, k=k: F.conv2d(x, w, b, stride=stride, padding=k // 2),
+            x,
+            t(cout, cin, k, k),
+            t(cout),
+        )
     for m, k, n in [(64, 128, 10), (256, 512, 256), (7, 33, 5)]:
         out[f"linear {m}x{k}->{n}"] = forward_backward(F.linear, t(m, k), t(n, k), t(n))
     out["batch_norm train"] = forward_backward(
-        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), t(16, 32, 8, 8), t(32), t(32))
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), t(16, 32, 8, 8), t(32), t(32)
+    )
     out["layer_norm"] = forward_backward(lambda x, w, b: F.layer_norm(x, (64,), w, b), t(8, 17, 64), t(64), t(64))
     out["max_pool2d"] = forward_backward(lambda x: F.max_pool2d(x, 2), t(4, 16, 16, 16))
     out["softmax"] = forward_backward(lambda x: F.softmax(x, 1), t(64, 1000))
@@ -90,15 +100,19 @@ def cases(rng) -> dict:
     out["normalize"] = (F.normalize(t(100, 512), dim=1),)
     out["sum 1e6"] = (t(1_000_000).sum(),)
     out["interpolate bilinear"] = forward_backward(
-        lambda x: F.interpolate(x, scale_factor=1.3, mode="bilinear", align_corners=False), t(2, 3, 32, 32))
+        lambda x: F.interpolate(x, scale_factor=1.3, mode="bilinear", align_corners=False), t(2, 3, 32, 32)
+    )
     theta = torch.tensor([[[0.98, -0.17, 0.02], [0.17, 0.98, -0.03]]]).repeat(2, 1, 1)
     grid = F.affine_grid(theta, [2, 3, 32, 32], align_corners=False)
     out["grid_sample"] = forward_backward(lambda x: F.grid_sample(x, grid, align_corners=False), t(2, 3, 32, 32))
-    out["irfft2"] = forward_backward(lambda x: torch.fft.irfft2(torch.complex(x, x * 0.5), s=(32, 32), norm="ortho"),
-                                     t(2, 3, 32, 17))
-    for name, make in [("adam", lambda p: torch.optim.Adam(p, lr=1e-3)),
-                       ("adam foreach", lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True)),
-                       ("sgd momentum", lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9))]:
+    out["irfft2"] = forward_backward(
+        lambda x: torch.fft.irfft2(torch.complex(x, x * 0.5), s=(32, 32), norm="ortho"), t(2, 3, 32, 17)
+    )
+    for name, make in [
+        ("adam", lambda p: torch.optim.Adam(p, lr=1e-3)),
+        ("adam foreach", lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True)),
+        ("sgd momentum", lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9)),
+    ]:
         parameter = torch.nn.Parameter(t(256, 128))
         optimizer = make([parameter])
         for _ in range(3):
@@ -122,10 +136,17 @@ def probe() -> dict:
     from activation_atlas.workflow.provenance import cpu
 
     configure_torch(1, 0, lambda line: None)
-    digests = {name: digest(*outputs) for name, outputs in cases(np.random.Generator(np.random.PCG64(20261206))).items()}
-    return {"format": FORMAT, "cpu": cpu()["model"], "torch": torch.__version__,
-            "capability": torch.backends.cpu.get_cpu_capability(),
-            "portable": os.environ.get("ACTIVATION_ATLAS_PORTABLE_TORCH") == "1", "digests": digests}
+    digests = {
+        name: digest(*outputs) for name, outputs in cases(np.random.Generator(np.random.PCG64(20261206))).items()
+    }
+    return {
+        "format": FORMAT,
+        "cpu": cpu()["model"],
+        "torch": torch.__version__,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "portable": os.environ.get("ACTIVATION_ATLAS_PORTABLE_TORCH") == "1",
+        "digests": digests,
+    }
 
 
 def run_probe(out: Path, native: bool = False, environment: dict | None = None) -> dict:
@@ -140,8 +161,9 @@ def run_probe(out: Path, native: bool = False, environment: dict | None = None) 
 
 def differing(a: dict, b: dict) -> list[str]:
     """The cases whose digests differ, or that only one of the probes has."""
-    return sorted(name for name in set(a["digests"]) | set(b["digests"])
-                  if a["digests"].get(name) != b["digests"].get(name))
+    return sorted(
+        name for name in set(a["digests"]) | set(b["digests"]) if a["digests"].get(name) != b["digests"].get(name)
+    )
 
 
 def main(argv=None) -> int:
@@ -153,9 +175,11 @@ def main(argv=None) -> int:
     if args.compare:
         a, b = (json.loads(path.read_text()) for path in args.compare)
         names = differing(a, b)
-        print(f"{a['cpu']} ({a['capability']}, portable {a['portable']}) | {b['cpu']} ({b['capability']}, "
-              f"portable {b['portable']}): {len(names)} of {len(a['digests'])} operations differ"
-              + "".join(f"\n  {name}" for name in names))
+        print(
+            f"{a['cpu']} ({a['capability']}, portable {a['portable']}) | {b['cpu']} ({b['capability']}, "
+            f"portable {b['portable']}): {len(names)} of {len(a['digests'])} operations differ"
+            + "".join(f"\n  {name}" for name in names)
+        )
         return 1 if names else 0
     if args.out is None:
         parser.error("name the file to write the digests to, or --compare two of them")
@@ -163,8 +187,10 @@ def main(argv=None) -> int:
         Path(args.out).write_text(json.dumps(probe(), indent=1, sort_keys=True) + "\n")
         return 0
     result = run_probe(args.out, args.native)
-    print(f"{len(result['digests'])} operations on {result['cpu']} ({result['capability']} kernels, "
-          f"portable {result['portable']}) -> {args.out}")
+    print(
+        f"{len(result['digests'])} operations on {result['cpu']} ({result['capability']} kernels, "
+        f"portable {result['portable']}) -> {args.out}"
+    )
     return 0
 
 

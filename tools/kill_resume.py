@@ -15,6 +15,7 @@ outputs that are gone are counted apart: Snakemake ignores them (see inert_marke
 
   python -m tools.kill_resume [--kills 20] [--seed 0] [--report logs/kill_resume.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,15 @@ class Watched:
 
     def __init__(self, workdir: Path, *extra: str):
         self.start = time.monotonic()
-        self.process = subprocess.Popen([*COMMAND, *extra], cwd=workdir, start_new_session=True, text=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.started: list[tuple[float, str, int]] = []   # (seconds in, rule, jobid)
+        self.process = subprocess.Popen(
+            [*COMMAND, *extra],
+            cwd=workdir,
+            start_new_session=True,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.started: list[tuple[float, str, int]] = []  # (seconds in, rule, jobid)
         self.ended: dict[int, float] = {}
         self.stderr: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -95,14 +102,18 @@ def incomplete_outputs(workdir: Path) -> list[str]:
     """The outputs Snakemake marked incomplete: the jobs that were running when the run was killed."""
     folder = workdir / ".snakemake" / "incomplete"
     # Snakemake names each marker by the output's urlsafe base64, cut into "@"-prefixed folders when long.
-    return sorted(base64.urlsafe_b64decode("".join(p.lstrip("@") for p in marker.relative_to(folder).parts)).decode()
-                  for marker in folder.rglob("*") if marker.is_file())
+    return sorted(
+        base64.urlsafe_b64decode("".join(p.lstrip("@") for p in marker.relative_to(folder).parts)).decode()
+        for marker in folder.rglob("*")
+        if marker.is_file()
+    )
 
 
 def unfinished_outputs_that_look_finished(workdir: Path, clean: dict[str, str]) -> list[str]:
     """Files under results/ and resources/ that are neither partial nor the uninterrupted run's bytes."""
-    return sorted(path for path, digest in tree_digest(workdir).items()
-                  if not PARTIAL.search(path) and clean.get(path) != digest)
+    return sorted(
+        path for path, digest in tree_digest(workdir).items() if not PARTIAL.search(path) and clean.get(path) != digest
+    )
 
 
 def leftovers(workdir: Path) -> list[str]:
@@ -110,8 +121,7 @@ def leftovers(workdir: Path) -> list[str]:
     a finished run (Snakemake would remake those outputs, or stop without --rerun-incomplete)."""
     found = [path for path in tree_digest(workdir) if TEMPORARY.search(path) or PARTIAL.search(path)]
     found += [str(p.relative_to(workdir)) for p in workdir.glob("**/*.partial")]
-    found += [f"incomplete marker of {output}" for output in incomplete_outputs(workdir)
-              if (workdir / output).exists()]
+    found += [f"incomplete marker of {output}" for output in incomplete_outputs(workdir) if (workdir / output).exists()]
     found += [str(p.relative_to(workdir)) for p in (workdir / ".snakemake").glob("locks/*")]
     return sorted(set(found))
 
@@ -154,27 +164,46 @@ def one_pass(root: Path, name: str, aims: list[int], order, durations, clean, rn
             rule, started = hit
             delay = rng.uniform(0, durations.get(rule, 1.0))
             time.sleep(max(0.0, started + delay - (time.monotonic() - run.start)))
-        if run.process.poll() is not None:   # the run ended before the aim: this pass ends here
+        if run.process.poll() is not None:  # the run ended before the aim: this pass ends here
             early_exits.append(run.wait())
             break
         at = time.monotonic() - run.start
         run.kill()
         kills += 1
-        records.append({"pass": name, "aimed_at": order[aim], "job_started": rule, "delay_s": round(delay, 2),
-                        "killed_at_s": round(at, 2), "incomplete": incomplete_outputs(workdir),
-                        "partial": sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*.partial")),
-                        "look_finished_but_are_not": unfinished_outputs_that_look_finished(workdir, clean)})
-        print(f"kill {len(records)} ({name}): {rule} +{delay:.1f} s at {at:.1f} s, "
-              f"{len(records[-1]['incomplete'])} outputs incomplete", file=sys.stderr, flush=True)
+        records.append(
+            {
+                "pass": name,
+                "aimed_at": order[aim],
+                "job_started": rule,
+                "delay_s": round(delay, 2),
+                "killed_at_s": round(at, 2),
+                "incomplete": incomplete_outputs(workdir),
+                "partial": sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*.partial")),
+                "look_finished_but_are_not": unfinished_outputs_that_look_finished(workdir, clean),
+            }
+        )
+        print(
+            f"kill {len(records)} ({name}): {rule} +{delay:.1f} s at {at:.1f} s, "
+            f"{len(records[-1]['incomplete'])} outputs incomplete",
+            file=sys.stderr,
+            flush=True,
+        )
     final = Watched(workdir)
     code = final.wait()
     outputs = tree_digest(workdir)
     kept = {path: digest for path, digest in clean.items() if not TEMPORARY.search(path)}
     differing = sorted(path for path in kept.keys() | outputs.keys() if kept.get(path) != outputs.get(path))
-    return {"pass": name, "kills": kills, "runs_that_ended_before_their_aim": early_exits, "final_exit": code,
-            "files_compared": len(kept), "differing": differing, "left_over": leftovers(workdir),
-            "inert_markers": inert_markers(workdir),
-            "final_stderr_tail": final.stderr[-20:] if code else []}
+    return {
+        "pass": name,
+        "kills": kills,
+        "runs_that_ended_before_their_aim": early_exits,
+        "final_exit": code,
+        "files_compared": len(kept),
+        "differing": differing,
+        "left_over": leftovers(workdir),
+        "inert_markers": inert_markers(workdir),
+        "final_stderr_tail": final.stderr[-20:] if code else [],
+    }
 
 
 def kill_and_resume(kills: int | None, seed: int, root: Path) -> dict:
@@ -182,7 +211,7 @@ def kill_and_resume(kills: int | None, seed: int, root: Path) -> dict:
     folders under root; the report, its failures listed."""
     rng = random.Random(seed)
     clean_dir = copy_workflow(root / "clean")
-    clean_run = Watched(clean_dir, "--notemp")   # its temp files kept: a killed run may leave some
+    clean_run = Watched(clean_dir, "--notemp")  # its temp files kept: a killed run may leave some
     assert clean_run.wait() == 0, "\n".join(clean_run.stderr[-30:])
     clean_seconds = round(time.monotonic() - clean_run.start, 1)
     order, durations = rule_timeline(clean_run)
@@ -195,16 +224,28 @@ def kill_and_resume(kills: int | None, seed: int, root: Path) -> dict:
         passes.append(one_pass(root, f"pass{len(passes) + 1}", aims, order, durations, clean, rng, records))
         if passes[-1]["kills"] == 0:
             raise RuntimeError("a pass ended without a kill")
-    failures = [f"kill {i + 1}: {r['look_finished_but_are_not']}" for i, r in enumerate(records)
-                if r["look_finished_but_are_not"]]
-    failures += [f"{p['pass']}: exit {p['final_exit']}, differing {p['differing'][:5]}, left {p['left_over'][:5]}"
-                 for p in passes if p["final_exit"] or any(p["runs_that_ended_before_their_aim"]) or p["differing"]
-                 or p["left_over"]]
-    return {"seed": seed, "kills": len(records), "uninterrupted_s": clean_seconds, "rules": order,
-            "rule_median_s": {rule: round(s, 2) for rule, s in durations.items()},
-            "jobs_killed_mid_work": sum(bool(r["incomplete"]) for r in records),
-            "rules_killed_mid_work": sorted({r["job_started"] for r in records if r["incomplete"]}),
-            "passes": passes, "records": records, "failures": failures}
+    failures = [
+        f"kill {i + 1}: {r['look_finished_but_are_not']}"
+        for i, r in enumerate(records)
+        if r["look_finished_but_are_not"]
+    ]
+    failures += [
+        f"{p['pass']}: exit {p['final_exit']}, differing {p['differing'][:5]}, left {p['left_over'][:5]}"
+        for p in passes
+        if p["final_exit"] or any(p["runs_that_ended_before_their_aim"]) or p["differing"] or p["left_over"]
+    ]
+    return {
+        "seed": seed,
+        "kills": len(records),
+        "uninterrupted_s": clean_seconds,
+        "rules": order,
+        "rule_median_s": {rule: round(s, 2) for rule, s in durations.items()},
+        "jobs_killed_mid_work": sum(bool(r["incomplete"]) for r in records),
+        "rules_killed_mid_work": sorted({r["job_started"] for r in records if r["incomplete"]}),
+        "passes": passes,
+        "records": records,
+        "failures": failures,
+    }
 
 
 def main() -> None:
@@ -217,8 +258,22 @@ def main() -> None:
         report = kill_and_resume(args.kills, args.seed, Path(tmp))
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("seed", "kills", "uninterrupted_s", "jobs_killed_mid_work",
-                                             "rules_killed_mid_work", "failures")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "seed",
+                    "kills",
+                    "uninterrupted_s",
+                    "jobs_killed_mid_work",
+                    "rules_killed_mid_work",
+                    "failures",
+                )
+            },
+            indent=1,
+        )
+    )
     sys.exit(1 if report["failures"] else 0)
 
 

@@ -8,6 +8,7 @@ they depend on, at the lock's versions.
     python -m tools.lock compile    # requirements.txt → requirements.lock (pip-tools, over the network)
     python -m tools.lock envs       # envs/*.yaml: each pin and its dependencies at the lock's versions
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -52,8 +53,11 @@ def closure(roots) -> set[str]:
 
 
 def env_pins(env_file: Path) -> dict[str, str]:
-    return {canonicalize_name(m.group(2)): m.group(3) for line in env_file.read_text().splitlines()
-            if (m := ENV_PIN.match(line))}
+    return {
+        canonicalize_name(m.group(2)): m.group(3)
+        for line in env_file.read_text().splitlines()
+        if (m := ENV_PIN.match(line))
+    }
 
 
 def write_env(env_file: Path, locked: dict[str, str]) -> None:
@@ -68,9 +72,20 @@ def write_env(env_file: Path, locked: dict[str, str]) -> None:
 
 
 def compile_lock() -> int:
-    return subprocess.call(["pip-compile", "--generate-hashes", "--allow-unsafe", "--strip-extras",
-                            "--no-emit-index-url", "--no-emit-find-links", "--quiet", "-o", str(LOCK),
-                            str(REPO / "requirements.txt")])
+    return subprocess.call(
+        [
+            "pip-compile",
+            "--generate-hashes",
+            "--allow-unsafe",
+            "--strip-extras",
+            "--no-emit-index-url",
+            "--no-emit-find-links",
+            "--quiet",
+            "-o",
+            str(LOCK),
+            str(REPO / "requirements.txt"),
+        ]
+    )
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ reference/<run>-portable/MANIFEST.json: the bytes every machine's portable run i
 KERNELS.json, the bits of the operations it runs on this machine (tools/kernel_probe.py), against
 which `make kernels` compares another machine's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,11 @@ def seeded_config(config: dict, seed: int) -> dict:
 
 
 def run(config_file: Path, cores: str, *extra: str) -> None:
-    subprocess.run([str(Path(sys.executable).with_name("snakemake")), "--configfile", str(config_file),
-                    "--cores", cores, *extra], cwd=REPO, check=True)
+    subprocess.run(
+        [str(Path(sys.executable).with_name("snakemake")), "--configfile", str(config_file), "--cores", cores, *extra],
+        cwd=REPO,
+        check=True,
+    )
 
 
 def portable_reference(config_file: Path, name: str, cores: str) -> Path:

@@ -1,5 +1,6 @@
 """Running the workflow from tests and tools: a fresh copy of its tracked files, Snakemake in it,
 validated configs, and digests of what a run made."""
+
 from __future__ import annotations
 
 import copy
@@ -30,8 +31,19 @@ def load_config(name: str) -> dict:
     return validated(yaml.safe_load((REPO / name).read_text()))
 
 
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "profiles",
-                  "activation_atlas", "examples", "report"]
+WORKFLOW_FILES = [
+    "Snakefile",
+    "config.yaml",
+    "config",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "profiles",
+    "activation_atlas",
+    "examples",
+    "report",
+]
 
 
 def copy_workflow(target):
@@ -48,8 +60,14 @@ def copy_workflow(target):
 
 def snakemake(workdir, *args, timeout=600, env=None):
     """Snakemake in workdir, with `env` added to this process's environment."""
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 # The outputs the rules mark temp() (extraction shards, render chunks, attack shards), by path under a workflow folder.
@@ -58,5 +76,9 @@ TEMPORARY = re.compile(r"/activations/shards/|/icons/.+/chunk\d+\.h5$|/attacks/.
 
 def tree_digest(root):
     """sha256 of every file under results/ and resources/, by path."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for sub in ("results", "resources") for p in sorted((root / sub).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for sub in ("results", "resources")
+        for p in sorted((root / sub).rglob("*"))
+        if p.is_file()
+    }

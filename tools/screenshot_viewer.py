@@ -4,6 +4,7 @@ kept cell nearest the centre of the view, whatever the layout's orientation on t
 
     python -m tools.screenshot_viewer results/demo "#atlas=conv4&x=0.5&y=0.5&zoom=2" docs/demo-viewer.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def hovered_cell(cells: list[dict], centre: tuple[float, float], cell: tuple[int
     return min(cells, key=lambda c: (c["x"] - centre[0]) ** 2 + (c["y"] - centre[1]) ** 2)
 
 
-def screenshot(run_dir: Path, view: str, out: Path, cell: tuple[int, int] | None = None,
-               size: tuple[int, int] = SIZE) -> None:
+def screenshot(
+    run_dir: Path, view: str, out: Path, cell: tuple[int, int] | None = None, size: tuple[int, int] = SIZE
+) -> None:
     from playwright.sync_api import sync_playwright
 
     browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,14 +38,15 @@ def screenshot(run_dir: Path, view: str, out: Path, cell: tuple[int, int] | None
         browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         page.goto((Path(run_dir) / "viewer.html").resolve().as_uri() + view)
-        page.wait_for_function("() => [...document.querySelectorAll('#tiles img')]"
-                               ".every((t) => t.complete && t.naturalWidth > 0)")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#tiles img')].every((t) => t.complete && t.naturalWidth > 0)"
+        )
         box = page.locator("#viewport").bounding_box()
         centre = (box["width"] / 2, box["height"] / 2)
         target = hovered_cell(page.evaluate("atlasViewer.visibleCells()"), centre, cell)
         page.mouse.move(box["x"] + target["x"], box["y"] + target["y"])
         page.locator("#tooltip").wait_for(state="visible")
-        page.wait_for_timeout(500)   # the thumbnails are CSS backgrounds: give them a moment
+        page.wait_for_timeout(500)  # the thumbnails are CSS backgrounds: give them a moment
         page.screenshot(path=out)
         browser.close()
 
@@ -53,8 +56,13 @@ def main():
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("view", help="the view, as in the viewer's 'Link to this view' (#atlas=...)")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--cell", type=int, nargs=2, metavar=("ROW", "COL"),
-                        help="hover this cell of the grid in view (row from the bottom)")
+    parser.add_argument(
+        "--cell",
+        type=int,
+        nargs=2,
+        metavar=("ROW", "COL"),
+        help="hover this cell of the grid in view (row from the bottom)",
+    )
     parser.add_argument("--size", type=int, nargs=2, default=SIZE, metavar=("WIDTH", "HEIGHT"))
     args = parser.parse_args()
     screenshot(args.run_dir, args.view, args.out, args.cell, tuple(args.size))

@@ -8,6 +8,7 @@ activation_atlas.checking.verify.SPREAD_MARGIN is the smallest margin at which n
 figure outside. Names (of the model, the dataset) are not judged here: make_reference's runs carry
 their seed in them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ def figures_outside(left_out: dict, others: list[dict], widths: float) -> list[s
         mine = left_out["files"].get(path)
         if mine is None or mine.get("sha256") == entry.get("sha256") or "figures" not in entry:
             continue
-        _, differences = compare_figures(entry["kind"], entry["figures"], mine["figures"], spread.get(path),
-                                         same_seed=False, widths=widths)
+        _, differences = compare_figures(
+            entry["kind"], entry["figures"], mine["figures"], spread.get(path), same_seed=False, widths=widths
+        )
         outside += [f"{path}:{d.name}" for d in differences if not d.within and is_number(d.actual)]
     return outside
 
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
     for widths in MARGINS:
         counts = []
         for k, left_out in enumerate(runs):
-            outside = figures_outside(left_out, runs[:k] + runs[k + 1:], widths)
+            outside = figures_outside(left_out, runs[:k] + runs[k + 1 :], widths)
             counts.append(len(outside))
             for figure in outside:
                 print(f"  margin {widths}: seed {left_out.get('seed')} outside at {figure}")

@@ -4,6 +4,7 @@ seconds compiling them. make install runs it; the kernels are the same as a firs
 
     python -m tools.warm_numba_cache
 """
+
 import numpy as np
 
 from activation_atlas.algorithms.layout import fit_umap

@@ -1,5 +1,6 @@
 """The figure of a patch attack: an example before and after, its patches, and the success rate
 against patch size per kind of patch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,13 +9,21 @@ from activation_atlas.algorithms import attacks as alg
 from activation_atlas.runtime import atomic_output
 
 
-def plot_attack(table: dict, kinds: np.ndarray, pixels: dict[int, np.ndarray], results: alg.AttackResults,
-                example: int, clean: np.ndarray, out) -> None:
+def plot_attack(
+    table: dict,
+    kinds: np.ndarray,
+    pixels: dict[int, np.ndarray],
+    results: alg.AttackResults,
+    example: int,
+    clean: np.ndarray,
+    out,
+) -> None:
     """The attack's figure, from its table (stages/attacks.py) and patches. Top: `example`, an image
     attacked (`clean`, as the model is fed it), before and after the patch leaning towards b that does most
     at the static placement, and one patch of each kind. Bottom: success rate against patch size per kind, at the
     static corner (solid) and the best corner (dashed)."""
-    import matplotlib   # imported here: only this rule draws
+    import matplotlib  # imported here: only this rule draws
+
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
@@ -23,19 +32,23 @@ def plot_attack(table: dict, kinds: np.ndarray, pixels: dict[int, np.ndarray], r
     sides = table["placement"]["sizes_px"]
     s, c = table["placement"]["sizes"].index(static["size"]), alg.CORNERS.index(static["corner"])
     attack_patches = [entry for entry in table["patches"] if entry["kind"] in ("b_icon", "b_crop")]
-    best = max(attack_patches, key=lambda entry: (entry["static"]["success_rate"] or 0.0,
-                                                  entry["static"]["p_b_after"] or 0.0))["patch"]
+    best = max(
+        attack_patches, key=lambda entry: (entry["static"]["success_rate"] or 0.0, entry["static"]["p_b_after"] or 0.0)
+    )["patch"]
     px = sides[s]
     side = table["placement"]["image_px"]
     top, left = alg.corner_origin(static["corner"], side, px)
     patched = clean.copy()
-    patched[top:top + px, left:left + px] = pixels[px][best]
+    patched[top : top + px, left : left + px] = pixels[px][best]
     shown_kinds = [kind for kind in alg.KINDS if kind in set(kinds)]
     fig = plt.figure(figsize=(max(8, 1.3 * (2 + len(shown_kinds))), 5.6), dpi=100)
     grid = fig.add_gridspec(2, 2 + len(shown_kinds), height_ratios=[1, 1.6])
-    for k, (image, title) in enumerate([
+    for k, (image, title) in enumerate(
+        [
             (clean, f"{a_name}\np(b) = {results.clean_p_b[example]:.2f}"),
-            (patched, f"patch {best}\np(b) = {results.p_b[best, s, c, example]:.2f}")]):
+            (patched, f"patch {best}\np(b) = {results.p_b[best, s, c, example]:.2f}"),
+        ]
+    ):
         ax = fig.add_subplot(grid[0, k])
         ax.imshow(image, interpolation="nearest")
         ax.set_title(title, fontsize=7)
@@ -50,14 +63,19 @@ def plot_attack(table: dict, kinds: np.ndarray, pixels: dict[int, np.ndarray], r
     colours = plt.get_cmap("tab10")
     for k, kind in enumerate(shown_kinds):
         rates = table["kinds"][kind]["success_rate_by_size"]
-        ax.plot(sides, rates["static_corner"], "-o", color=colours(k), label=f"{kind} ({static['corner']})", markersize=3)
+        ax.plot(
+            sides, rates["static_corner"], "-o", color=colours(k), label=f"{kind} ({static['corner']})", markersize=3
+        )
         ax.plot(sides, rates["best_corner"], "--", color=colours(k), linewidth=1)
     ax.set_xlabel(f"patch side (px of {side})")
     ax.set_ylabel(f"share flipped to {b_name}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(sides)
-    ax.set_title(f"a = {a_name} → b = {b_name}: {table['images']['correct_before']} images; solid: static corner, "
-                 "dashed: best corner", fontsize=8)
+    ax.set_title(
+        f"a = {a_name} → b = {b_name}: {table['images']['correct_before']} images; solid: static corner, "
+        "dashed: best corner",
+        fontsize=8,
+    )
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     with atomic_output(out) as partial:

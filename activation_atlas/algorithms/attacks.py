@@ -8,6 +8,7 @@ Placements: a patch is a square of side `fraction × image side` flush with one 
 of the sizes (the attack succeeds when any of them flips the image; its probability of b is the highest
 any of them gives).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ def patch_sides(fractions: list[float], side: int) -> list[int]:
     error (the results have one entry per size)."""
     sides = [max(1, int(round(fraction * side))) for fraction in fractions]
     if len(set(sides)) < len(sides):
-        raise RunError(f"attacks.sizes = {list(fractions)} give patch sides {sides} px on {side} px images: two are "
-                       f"the same; make the sizes differ by at least 1/{side}")
+        raise RunError(
+            f"attacks.sizes = {list(fractions)} give patch sides {sides} px on {side} px images: two are "
+            f"the same; make the sizes differ by at least 1/{side}"
+        )
     return sides
 
 
@@ -113,7 +116,7 @@ def pasted(images: torch.Tensor, patch: torch.Tensor, corner: str) -> torch.Tens
     out = images.clone()
     px = patch.shape[-1]
     top, left = corner_origin(corner, images.shape[-1], px)
-    out[:, :, top:top + px, left:left + px] = patch
+    out[:, :, top : top + px, left : left + px] = patch
     return out
 
 
@@ -121,6 +124,7 @@ def pasted(images: torch.Tensor, patch: torch.Tensor, corner: str) -> torch.Tens
 class AttackResults:
     """Per image (N): the clean image's top-1 class and probability of b; per patch, size, corner and
     image (P, S, 4, N): the patched image's top-1 class and probability of b."""
+
     clean_top: np.ndarray
     clean_p_b: np.ndarray
     top: np.ndarray
@@ -149,10 +153,12 @@ def attack_batch(model, images: torch.Tensor, patches: list[torch.Tensor], b: in
 
 def concatenated(parts: list[AttackResults]) -> AttackResults:
     """Results of consecutive batches of images as one."""
-    return AttackResults(clean_top=np.concatenate([part.clean_top for part in parts]),
-                         clean_p_b=np.concatenate([part.clean_p_b for part in parts]),
-                         top=np.concatenate([part.top for part in parts], axis=-1),
-                         p_b=np.concatenate([part.p_b for part in parts], axis=-1))
+    return AttackResults(
+        clean_top=np.concatenate([part.clean_top for part in parts]),
+        clean_p_b=np.concatenate([part.clean_p_b for part in parts]),
+        top=np.concatenate([part.top for part in parts], axis=-1),
+        p_b=np.concatenate([part.p_b for part in parts], axis=-1),
+    )
 
 
 def rate(flipped: int, images: int) -> float | None:
@@ -169,25 +175,31 @@ def outcome(flipped_per_patch: np.ndarray, p_before: np.ndarray, p_after: np.nda
     p_after: (P, N)."""
     images = int(p_after.shape[-1]) * int(p_after.shape[0])
     before, after = mean_or_none(p_before), mean_or_none(p_after)
-    return {"flipped": int(flipped_per_patch.sum()), "attacked": images,
-            "success_rate": rate(int(flipped_per_patch.sum()), images),
-            "p_b_before": before, "p_b_after": after,
-            "p_b_change": None if before is None else round(after - before, 6)}
+    return {
+        "flipped": int(flipped_per_patch.sum()),
+        "attacked": images,
+        "success_rate": rate(int(flipped_per_patch.sum()), images),
+        "p_b_before": before,
+        "p_b_after": after,
+        "p_b_change": None if before is None else round(after - before, 6),
+    }
 
 
-def static_outcome(results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int,
-                   size: int, corner: int) -> dict:
+def static_outcome(
+    results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int, size: int, corner: int
+) -> dict:
     """outcome() of the patches at one size and corner on every correctly classified image."""
     top = results.top[patches, size, corner][:, correct]
     p_after = results.p_b[patches, size, corner][:, correct]
     return outcome((top == b).sum(axis=1), results.clean_p_b[correct], p_after)
 
 
-def dynamic_outcome(results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int,
-                    sizes: slice | list[int] = slice(None)) -> dict:
+def dynamic_outcome(
+    results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int, sizes: slice | list[int] = slice(None)
+) -> dict:
     """outcome() with the best corner and size per image (of `sizes`): flipped where any flips, the
     highest probability of b any gives."""
-    top = results.top[patches][:, sizes][..., correct]        # (P, S', 4, N')
+    top = results.top[patches][:, sizes][..., correct]  # (P, S', 4, N')
     p_b = results.p_b[patches][:, sizes][..., correct]
     flipped = (top == b).any(axis=(1, 2)).sum(axis=1)
     return outcome(flipped, results.clean_p_b[correct], p_b.max(axis=(1, 2)))
@@ -196,22 +208,35 @@ def dynamic_outcome(results: AttackResults, patches: np.ndarray, correct: np.nda
 def by_size(results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int, corner: int) -> dict:
     """Success rate per patch size: at the static corner, and at the best corner per image."""
     sizes = range(results.top.shape[1])
-    return {"static_corner": [static_outcome(results, patches, correct, b, s, corner)["success_rate"] for s in sizes],
-            "best_corner": [dynamic_outcome(results, patches, correct, b, [s])["success_rate"] for s in sizes]}
+    return {
+        "static_corner": [static_outcome(results, patches, correct, b, s, corner)["success_rate"] for s in sizes],
+        "best_corner": [dynamic_outcome(results, patches, correct, b, [s])["success_rate"] for s in sizes],
+    }
 
 
-def kind_figures(results: AttackResults, kinds: np.ndarray, correct: np.ndarray, a_name: str, b_name: str,
-                 b: int, size: int, corner: int) -> dict:
+def kind_figures(
+    results: AttackResults,
+    kinds: np.ndarray,
+    correct: np.ndarray,
+    a_name: str,
+    b_name: str,
+    b: int,
+    size: int,
+    corner: int,
+) -> dict:
     """Per kind of patch (KINDS, those present): what it is, how many, static and dynamic outcome() of all
     its patches together, and its success rate by size."""
     figures = {}
     for kind, said in KINDS.items():
         mine = np.flatnonzero(kinds == kind)
         if len(mine):
-            figures[kind] = {"said": said.format(a=a_name, b=b_name), "patches": len(mine),
-                             "static": static_outcome(results, mine, correct, b, size, corner),
-                             "dynamic": dynamic_outcome(results, mine, correct, b),
-                             "success_rate_by_size": by_size(results, mine, correct, b, corner)}
+            figures[kind] = {
+                "said": said.format(a=a_name, b=b_name),
+                "patches": len(mine),
+                "static": static_outcome(results, mine, correct, b, size, corner),
+                "dynamic": dynamic_outcome(results, mine, correct, b),
+                "success_rate_by_size": by_size(results, mine, correct, b, corner),
+            }
     return figures
 
 
@@ -220,9 +245,15 @@ def patch_figures(results: AttackResults, columns: dict, correct: np.ndarray, b:
     figures = []
     for p, kind in enumerate(columns["kind"]):
         lean = float(columns["lean"][p])
-        figures.append({"patch": p, "kind": str(kind), "cell": columns["cell"][p].tolist(),
-                        "lean": None if np.isnan(lean) else round(lean, 6),
-                        "image_index": int(columns["image_index"][p]),
-                        "static": static_outcome(results, np.array([p]), correct, b, size, corner),
-                        "dynamic": dynamic_outcome(results, np.array([p]), correct, b)})
+        figures.append(
+            {
+                "patch": p,
+                "kind": str(kind),
+                "cell": columns["cell"][p].tolist(),
+                "lean": None if np.isnan(lean) else round(lean, 6),
+                "image_index": int(columns["image_index"][p]),
+                "static": static_outcome(results, np.array([p]), correct, b, size, corner),
+                "dynamic": dynamic_outcome(results, np.array([p]), correct, b),
+            }
+        )
     return figures

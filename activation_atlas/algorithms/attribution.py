@@ -11,6 +11,7 @@ models; their indices are returned beside the values. A layer the logits read on
 normalisation is attributed at that norm's output, less its bias, each position by its share with the
 norm's scale held (models/normalised.py).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,9 +21,16 @@ from activation_atlas.models.grids import LayerGrid
 from activation_atlas.models.normalised import NormPass
 
 
-def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], grids: dict[str, LayerGrid],
-                        positions: dict[str, np.ndarray], k: int, top_k: int | None, always: tuple[int, ...] = (),
-                        through_norms: dict[str, NormPass] | None = None):
+def attribute_positions(
+    logits: torch.Tensor,
+    outputs: dict[str, torch.Tensor],
+    grids: dict[str, LayerGrid],
+    positions: dict[str, np.ndarray],
+    k: int,
+    top_k: int | None,
+    always: tuple[int, ...] = (),
+    through_norms: dict[str, NormPass] | None = None,
+):
     """Attributions of the sampled positions of each layer.
 
     logits (B, K), outputs[layer] (the layer's output) and through_norms[layer] (the norm a layer is
@@ -36,7 +44,7 @@ def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], 
         others = logits.detach().clone()
         others[:, list(always)] = -torch.inf
         named = torch.tensor(always, dtype=torch.long, device=logits.device).expand(batch, len(always))
-        classes = torch.cat([named, others.topk(top_k, dim=1).indices], dim=1)   # (B, |always| + top_k)
+        classes = torch.cat([named, others.topk(top_k, dim=1).indices], dim=1)  # (B, |always| + top_k)
     else:
         classes = torch.arange(n_classes, device=logits.device).expand(batch, n_classes)
     layers = list(outputs)
@@ -44,12 +52,13 @@ def attribute_positions(logits: torch.Tensor, outputs: dict[str, torch.Tensor], 
     rows = {layer: torch.from_numpy(positions[layer][:, 0]).to(logits.device) for layer in layers}
     cols = {layer: torch.from_numpy(positions[layer][:, 1]).to(logits.device) for layer in layers}
     through_norms = through_norms or {}
-    sampled = {layer: grids[layer].as_maps(outputs[layer].detach())[image, :, rows[layer], cols[layer]]
-               for layer in layers}
+    sampled = {
+        layer: grids[layer].as_maps(outputs[layer].detach())[image, :, rows[layer], cols[layer]] for layer in layers
+    }
     values = {layer: torch.zeros(batch * k, classes.shape[1]) for layer in layers}
     differentiated = [through_norms[layer].output if layer in through_norms else outputs[layer] for layer in layers]
     for j in range(classes.shape[1]):
-        target = logits.gather(1, classes[:, j:j + 1]).sum()
+        target = logits.gather(1, classes[:, j : j + 1]).sum()
         grads = torch.autograd.grad(target, differentiated, retain_graph=True)
         for layer, grad in zip(layers, grads):
             if layer in through_norms:

@@ -4,6 +4,7 @@ Cell (row, col): col = ⌊x·G⌋ counts left to right, row = ⌊y·G⌋ counts 
 cell is half-open [k/G, (k+1)/G) except the last, which also holds 1.0, so every point in [0, 1]²
 lies in exactly one cell.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,13 +26,14 @@ def cell_coordinates(xy: np.ndarray, grid_size: int) -> tuple[np.ndarray, np.nda
 @dataclass
 class Cells:
     """The kept cells of one grid, in row-major order of (row, col)."""
+
     grid_size: int
-    row: np.ndarray              # (M,)
-    col: np.ndarray              # (M,)
-    count: np.ndarray            # (M,) points averaged
-    mean: np.ndarray             # (M, C) mean activation vector
+    row: np.ndarray  # (M,)
+    col: np.ndarray  # (M,)
+    count: np.ndarray  # (M,) points averaged
+    mean: np.ndarray  # (M, C) mean activation vector
     class_histogram: np.ndarray  # (M, K) points per class label
-    points_total: int            # points in the layout, kept cells or not
+    points_total: int  # points in the layout, kept cells or not
 
     @property
     def kept_fraction(self) -> float:
@@ -43,7 +45,7 @@ class Cells:
         return self.class_histogram.max(axis=1) / np.maximum(self.class_histogram.sum(axis=1), 1)
 
 
-BLOCK_ROWS = 1 << 16   # rows of activations or attributions read at a time
+BLOCK_ROWS = 1 << 16  # rows of activations or attributions read at a time
 
 
 def block_sums(values, slot: np.ndarray, n_slots: int, block_rows: int = BLOCK_ROWS) -> np.ndarray:
@@ -51,13 +53,13 @@ def block_sums(values, slot: np.ndarray, n_slots: int, block_rows: int = BLOCK_R
     at a time) by slot; rows with slot −1 are left out."""
     sums = np.zeros((n_slots, values.shape[1]))
     for start in range(0, len(slot), block_rows):
-        block_slot = slot[start:start + block_rows]
+        block_slot = slot[start : start + block_rows]
         wanted = np.flatnonzero(block_slot >= 0)
         if not len(wanted):
             continue
         order = wanted[np.argsort(block_slot[wanted], kind="stable")]
         ids, starts = np.unique(block_slot[order], return_index=True)
-        block = np.asarray(values[start:start + len(block_slot)], dtype=np.float64)
+        block = np.asarray(values[start : start + len(block_slot)], dtype=np.float64)
         sums[ids] += np.add.reduceat(block[order], starts, axis=0)
     return sums
 
@@ -66,8 +68,9 @@ class EmptyGrid(RunError):
     """No cell of a grid holds enough points to be kept."""
 
 
-def bin_layout(xy: np.ndarray, activations, labels: np.ndarray, grid_size: int, min_count: int,
-               n_classes: int) -> Cells:
+def bin_layout(
+    xy: np.ndarray, activations, labels: np.ndarray, grid_size: int, min_count: int, n_classes: int
+) -> Cells:
     """Mean activation, count and class histogram of every cell holding more than min_count points.
 
     `activations` may be an HDF5 dataset: it is read in blocks, so a million 512-d activations never
@@ -76,15 +79,18 @@ def bin_layout(xy: np.ndarray, activations, labels: np.ndarray, grid_size: int, 
     if grid_size < 1:
         raise RunError(f"grid size must be ≥ 1, got {grid_size}")
     if len(xy) != len(activations) or len(xy) != len(labels):
-        raise RunError(f"layout ({len(xy)}), activations ({len(activations)}) and labels "
-                       f"({len(labels)}) differ in length")
+        raise RunError(
+            f"layout ({len(xy)}), activations ({len(activations)}) and labels ({len(labels)}) differ in length"
+        )
     row, col = cell_coordinates(xy, grid_size)
     flat = row * grid_size + col
     counts = np.bincount(flat, minlength=grid_size * grid_size)
     kept_ids = np.flatnonzero(counts > min_count)
     if len(kept_ids) == 0:
-        raise EmptyGrid(f"no cell of the {grid_size}×{grid_size} grid holds more than {min_count} of the "
-                        f"{len(xy)} points (the fullest holds {counts.max(initial=0)})")
+        raise EmptyGrid(
+            f"no cell of the {grid_size}×{grid_size} grid holds more than {min_count} of the "
+            f"{len(xy)} points (the fullest holds {counts.max(initial=0)})"
+        )
     slot_of_cell = np.full(grid_size * grid_size, -1, dtype=np.int64)
     slot_of_cell[kept_ids] = np.arange(len(kept_ids))
     slot = slot_of_cell[flat]
@@ -111,8 +117,7 @@ def kept_slots(xy: np.ndarray, cells: Cells) -> np.ndarray:
     return slot_of_cell[row * cells.grid_size + col]
 
 
-def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_class, n_classes: int,
-                      top: int = 5):
+def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_class, n_classes: int, top: int = 5):
     """Per kept cell: the mean attribution to every class (M, K) and its `top` classes by that mean
     with their values (M, top).
 
@@ -126,10 +131,10 @@ def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_cla
     else:
         sums = np.zeros((len(cells.row), n_classes))
         for start in range(0, len(slot), BLOCK_ROWS):
-            block_slot = slot[start:start + BLOCK_ROWS]
+            block_slot = slot[start : start + BLOCK_ROWS]
             wanted = block_slot >= 0
-            values = np.asarray(attribution[start:start + BLOCK_ROWS], dtype=np.float64)[wanted]
-            classes = np.asarray(attribution_class[start:start + BLOCK_ROWS])[wanted]
+            values = np.asarray(attribution[start : start + BLOCK_ROWS], dtype=np.float64)[wanted]
+            classes = np.asarray(attribution_class[start : start + BLOCK_ROWS])[wanted]
             np.add.at(sums, (np.repeat(block_slot[wanted], values.shape[1]), classes.ravel()), values.ravel())
     mean = sums / np.maximum(cells.count, 1)[:, None]
     order = np.argsort(-mean, axis=1, kind="stable")[:, :top]
@@ -140,22 +145,25 @@ def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_cla
 class CellAttributions:
     """Per kept cell: mean attribution to every class (M, K), its top classes (M, k) by that mean,
     their values and their names."""
+
     mean: np.ndarray
     top: np.ndarray
     values: np.ndarray
     names: np.ndarray
 
 
-def summarise_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_class,
-                           class_names: list[str]) -> CellAttributions:
+def summarise_attributions(
+    xy: np.ndarray, cells: Cells, attribution, attribution_class, class_names: list[str]
+) -> CellAttributions:
     """cell_attributions, with the names of each cell's top classes."""
     mean, top, values = cell_attributions(xy, cells, attribution, attribution_class, len(class_names))
     names = np.array([[class_names[c] for c in row] for row in top], dtype=object)
     return CellAttributions(mean, top, values, names)
 
 
-def cell_samples(xy: np.ndarray, cells: Cells, image_index: np.ndarray, per_cell: int,
-                 rng: np.random.Generator) -> np.ndarray:
+def cell_samples(
+    xy: np.ndarray, cells: Cells, image_index: np.ndarray, per_cell: int, rng: np.random.Generator
+) -> np.ndarray:
     """(M, per_cell) indices of distinct images with an activation in each kept cell, drawn at random
     and sorted; −1 pads cells with fewer images."""
     row, col = cell_coordinates(xy, cells.grid_size)
@@ -165,9 +173,9 @@ def cell_samples(xy: np.ndarray, cells: Cells, image_index: np.ndarray, per_cell
     samples = np.full((len(cells.row), per_cell), -1, dtype=np.int64)
     where = np.searchsorted(cell_ids, cells.row.astype(np.int64) * cells.grid_size + cells.col)
     for k, group in enumerate(where):
-        images = np.unique(image_index[order[starts[group]:starts[group] + counts[group]]])
+        images = np.unique(image_index[order[starts[group] : starts[group] + counts[group]]])
         chosen = np.sort(rng.choice(images, size=min(per_cell, len(images)), replace=False))
-        samples[k, :len(chosen)] = chosen
+        samples[k, : len(chosen)] = chosen
     return samples
 
 

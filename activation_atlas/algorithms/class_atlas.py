@@ -4,6 +4,7 @@ As in the paper, an activation belongs to class c's atlas when c is its most att
 when it is among the `top_n` activations with the highest attribution to c. The selection is then
 laid out, binned on a small grid and rendered like any atlas.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,9 @@ def resolve_class(spec, class_names: list[str]) -> int:
         return names[spec]
     close = [name for name in class_names if spec.lower() in name.lower()][:10]
     hint = f"; names containing it: {', '.join(close)}" if close else ""
-    raise RunError(f"unknown class {spec!r}{hint}; valid: names from the model's label list or indices "
-                   f"0–{len(class_names) - 1}")
+    raise RunError(
+        f"unknown class {spec!r}{hint}; valid: names from the model's label list or indices 0–{len(class_names) - 1}"
+    )
 
 
 def resolve_pair(pair: list, class_names: list[str]) -> tuple[int, int, str, str]:
@@ -59,8 +61,9 @@ def top_attributed_class(attribution: np.ndarray, attribution_class: np.ndarray 
     return best if attribution_class is None else attribution_class[np.arange(len(best)), best]
 
 
-def select_for_class(attribution: np.ndarray, attribution_class: np.ndarray | None, index: int,
-                     top_n: int) -> np.ndarray:
+def select_for_class(
+    attribution: np.ndarray, attribution_class: np.ndarray | None, index: int, top_n: int
+) -> np.ndarray:
     """Sorted row indices of the activations in class `index`'s atlas."""
     own = top_attributed_class(attribution, attribution_class) == index
     to_class = attribution_to(attribution, attribution_class, index)
@@ -77,27 +80,29 @@ def attribution_or_floor(attribution: np.ndarray, attribution_class: np.ndarray 
     return np.where(np.isfinite(values), values, attribution.min(axis=1))
 
 
-def select_for_comparison(attribution: np.ndarray, attribution_class: np.ndarray | None, first: int,
-                          second: int, top_n: int) -> np.ndarray:
+def select_for_comparison(
+    attribution: np.ndarray, attribution_class: np.ndarray | None, first: int, second: int, top_n: int
+) -> np.ndarray:
     """Sorted row indices of the activations in either class's atlas."""
-    return np.union1d(select_for_class(attribution, attribution_class, first, top_n),
-                      select_for_class(attribution, attribution_class, second, top_n))
+    return np.union1d(
+        select_for_class(attribution, attribution_class, first, top_n),
+        select_for_class(attribution, attribution_class, second, top_n),
+    )
 
 
-def select(attribution: np.ndarray, attribution_class: np.ndarray | None, indices: list[int],
-           top_n: int) -> np.ndarray:
+def select(attribution: np.ndarray, attribution_class: np.ndarray | None, indices: list[int], top_n: int) -> np.ndarray:
     """Sorted row indices of a class atlas (one class index) or of a comparison (two)."""
     if len(indices) == 1:
         return select_for_class(attribution, attribution_class, indices[0], top_n)
     return select_for_comparison(attribution, attribution_class, *indices, top_n)
 
 
-def comparison_x(attribution: np.ndarray, attribution_class: np.ndarray | None, first: int,
-                 second: int) -> np.ndarray:
+def comparison_x(attribution: np.ndarray, attribution_class: np.ndarray | None, first: int, second: int) -> np.ndarray:
     """Attribution to `first` minus attribution to `second`, divided by the largest absolute difference:
     in [−1, 1], +1 for the activation that favours `first` most."""
-    difference = (attribution_or_floor(attribution, attribution_class, first)
-                  - attribution_or_floor(attribution, attribution_class, second))
+    difference = attribution_or_floor(attribution, attribution_class, first) - attribution_or_floor(
+        attribution, attribution_class, second
+    )
     scale = np.abs(difference).max() if len(difference) else 0.0
     return difference / scale if scale > 0 else np.zeros_like(difference)
 
@@ -105,12 +110,23 @@ def comparison_x(attribution: np.ndarray, attribution_class: np.ndarray | None, 
 def comparison_layout(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(N, 2) atlas coordinates in [0, 1]²: x from [−1, 1] (second class left, first class right), y
     already in [0, 1] (a 1-D embedding of the activations)."""
-    return np.column_stack([(np.asarray(x, dtype=np.float64) + 1.0) / 2.0,
-                            np.asarray(y, dtype=np.float64)]).clip(0.0, 1.0).astype(np.float32)
+    return (
+        np.column_stack([(np.asarray(x, dtype=np.float64) + 1.0) / 2.0, np.asarray(y, dtype=np.float64)])
+        .clip(0.0, 1.0)
+        .astype(np.float32)
+    )
 
 
-def lay_out_comparison(acts: np.ndarray, attribution: np.ndarray, attribution_class: np.ndarray | None,
-                       first: int, second: int, umap: dict, seed: int, log) -> tuple[np.ndarray, np.ndarray]:
+def lay_out_comparison(
+    acts: np.ndarray,
+    attribution: np.ndarray,
+    attribution_class: np.ndarray | None,
+    first: int,
+    second: int,
+    umap: dict,
+    seed: int,
+    log,
+) -> tuple[np.ndarray, np.ndarray]:
     """Raw coordinates (comparison_x, a 1-D UMAP) and atlas coordinates in [0, 1]² of a comparison."""
     x = comparison_x(attribution, attribution_class, first, second)
     y_raw, y = lay_out(acts, umap, seed, log, n_components=1)

@@ -5,6 +5,7 @@ drawn from a generator seeded by (seed, layer, image index): the positions do no
 order or sharding. Positions within `exclude_edge` cells of the border are never drawn, since their
 receptive fields run off the image.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,8 +40,9 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def draw_positions(seed: int, layer: str, image_indices, k: int, height: int, width: int,
-                   exclude_edge: int, shared: bool = False) -> np.ndarray:
+def draw_positions(
+    seed: int, layer: str, image_indices, k: int, height: int, width: int, exclude_edge: int, shared: bool = False
+) -> np.ndarray:
     """(len(image_indices)·k, 2) (row, col) positions, k per image, away from the border by
     exclude_edge cells.
 
@@ -51,8 +53,10 @@ def draw_positions(seed: int, layer: str, image_indices, k: int, height: int, wi
     layers of an aligned atlas).
     """
     if height - 2 * exclude_edge < 1 or width - 2 * exclude_edge < 1:
-        raise RunError(f"exclude_edge={exclude_edge} leaves no position in layer {layer!r} "
-                       f"of spatial size {height}×{width}; use at most {(min(height, width) - 1) // 2}")
+        raise RunError(
+            f"exclude_edge={exclude_edge} leaves no position in layer {layer!r} "
+            f"of spatial size {height}×{width}; use at most {(min(height, width) - 1) // 2}"
+        )
     with np.errstate(over="ignore"):
         stream = splitmix64(np.uint64(seed) ^ splitmix64(np.uint64(0 if shared else layer_key(layer))))
         images = np.repeat(np.asarray(image_indices, dtype=np.uint64), k)
@@ -60,7 +64,7 @@ def draw_positions(seed: int, layer: str, image_indices, k: int, height: int, wi
         counter = splitmix64(stream ^ splitmix64(images)) + draws * np.uint64(2)
         row_hash, col_hash = splitmix64(counter), splitmix64(counter + np.uint64(1))
         rows_free, cols_free = np.uint64(height - 2 * exclude_edge), np.uint64(width - 2 * exclude_edge)
-        if shared:   # the top 32 bits as a fraction of the free span: the same fraction on every grid
+        if shared:  # the top 32 bits as a fraction of the free span: the same fraction on every grid
             rows = ((row_hash >> np.uint64(32)) * rows_free) >> np.uint64(32)
             cols = ((col_hash >> np.uint64(32)) * cols_free) >> np.uint64(32)
         else:
@@ -70,9 +74,9 @@ def draw_positions(seed: int, layer: str, image_indices, k: int, height: int, wi
 
 @dataclass
 class Batch:
-    images: torch.Tensor       # (B, 3, H, W) float32 in [0, 1]
-    indices: np.ndarray        # (B,) dataset image indices
-    labels: np.ndarray         # (B,) class labels, -1 where unknown
+    images: torch.Tensor  # (B, 3, H, W) float32 in [0, 1]
+    indices: np.ndarray  # (B,) dataset image indices
+    labels: np.ndarray  # (B,) class labels, -1 where unknown
 
 
 def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.ndarray:
@@ -83,8 +87,9 @@ def gather_positions(output: torch.Tensor, positions: np.ndarray, k: int) -> np.
     return output[batch_rows, :, rows, cols].float().numpy()
 
 
-def refuse_unread_layers(attributions: dict[str, np.ndarray], logits: np.ndarray, grids: dict[str, LayerGrid],
-                         rounding: float = 1e-5) -> None:
+def refuse_unread_layers(
+    attributions: dict[str, np.ndarray], logits: np.ndarray, grids: dict[str, LayerGrid], rounding: float = 1e-5
+) -> None:
     """At the first batch, stop when a layer's attributions are all zero (no logit depends on the
     positions it is read at) or at the level of float rounding against the logits (a vector read through
     a LayerNorm that was not found as the norm to attribute it at: models/normalised.py): every cell
@@ -94,35 +99,66 @@ def refuse_unread_layers(attributions: dict[str, np.ndarray], logits: np.ndarray
         largest = float(np.abs(values).max())
         if largest > rounding * scale or scale == 0.0:
             continue
-        found = (f"extract.attribution: layer {layer!r} (read as {grids[layer]}) has attribution at most "
-                 f"{largest:.3g} for every activation of the first batch, against logits up to {scale:.3g}")
+        found = (
+            f"extract.attribution: layer {layer!r} (read as {grids[layer]}) has attribution at most "
+            f"{largest:.3g} for every activation of the first batch, against logits up to {scale:.3g}"
+        )
         if largest == 0.0 and grids[layer].kind == "tokens" and grids[layer].prefix > 0:
-            raise RunError(f"{found}: no logit depends on the positions it is read at (a class-token network reads "
-                           f"only its class token after its last block). Read it as its class token "
-                           f"(model.layer_grids: {{{layer}: class_token}}), pick an earlier layer, or set "
-                           f"extract.attribution: false")
-        why = ("no logit depends on it" if largest == 0.0 else
-               "float rounding: the logits read it through something blind to its scale, as a LayerNorm is, and "
-               "no single norm that takes the layer's output, or a slice or pooling of it, was found to attribute it at")
-        raise RunError(f"{found}: {why}. Pick another layer, or set extract.attribution: false (cells then take "
-                       f"their images' most frequent label)")
+            raise RunError(
+                f"{found}: no logit depends on the positions it is read at (a class-token network reads "
+                f"only its class token after its last block). Read it as its class token "
+                f"(model.layer_grids: {{{layer}: class_token}}), pick an earlier layer, or set "
+                f"extract.attribution: false"
+            )
+        why = (
+            "no logit depends on it"
+            if largest == 0.0
+            else "float rounding: the logits read it through something blind to its scale, as a LayerNorm is, and "
+            "no single norm that takes the layer's output, or a slice or pooling of it, was found to attribute it at"
+        )
+        raise RunError(
+            f"{found}: {why}. Pick another layer, or set extract.attribution: false (cells then take "
+            f"their images' most frequent label)"
+        )
 
 
 def attribution_said(top_k: int | None, always: tuple[int, ...], norm: str | None) -> str:
     """What a layer's file says of its attribution: to which classes, and at which output."""
-    classes = "all classes" if top_k is None else f"top {top_k} classes by logit" + (
-        f" after classes {', '.join(map(str, always))}" if always else "")
-    return classes + (f", at the output of {norm} less its bias, each position's share with the norm's scale held "
-                      f"(the norm the logits read the layer through)" if norm else "")
+    classes = (
+        "all classes"
+        if top_k is None
+        else f"top {top_k} classes by logit" + (f" after classes {', '.join(map(str, always))}" if always else "")
+    )
+    return classes + (
+        f", at the output of {norm} less its bias, each position's share with the norm's scale held "
+        f"(the norm the logits read the layer through)"
+        if norm
+        else ""
+    )
 
 
-def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], batches, n_images: int,
-                        out_paths: dict[str, Path], *, positions_per_image: int, exclude_edge: int,
-                        seed: int, provenance: dict, log=print, channels_last: bool = True,
-                        device: str = "cpu", attribution: bool = False,
-                        attribution_top_k: int | None = None, attribution_always: tuple[int, ...] = (),
-                        autocast: str | None = None, grids: dict[str, LayerGrid] | None = None,
-                        shared_positions: bool = False, attributed_at: dict[str, str] | None = None) -> dict:
+def extract_activations(
+    model: nn.Module,
+    layer_modules: dict[str, nn.Module],
+    batches,
+    n_images: int,
+    out_paths: dict[str, Path],
+    *,
+    positions_per_image: int,
+    exclude_edge: int,
+    seed: int,
+    provenance: dict,
+    log=print,
+    channels_last: bool = True,
+    device: str = "cpu",
+    attribution: bool = False,
+    attribution_top_k: int | None = None,
+    attribution_always: tuple[int, ...] = (),
+    autocast: str | None = None,
+    grids: dict[str, LayerGrid] | None = None,
+    shared_positions: bool = False,
+    attributed_at: dict[str, str] | None = None,
+) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
     `grids` reads each layer's output as a (B, C, H, W) map (models.grids; default: it is one), so a
@@ -144,8 +180,10 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
     shapes = {}
     done, start = 0, time.perf_counter()
     with ExitStack() as stack:
-        files = {layer: stack.enter_context(create_activation_file(out_paths[layer], layer, provenance))
-                 for layer in layer_modules}
+        files = {
+            layer: stack.enter_context(create_activation_file(out_paths[layer], layer, provenance))
+            for layer in layer_modules
+        }
         outputs = stack.enter_context(capture_layers(layer_modules))
         norm_outputs = stack.enter_context(capture_layers(norms))
         norm_inputs = stack.enter_context(capture_layers(norms, inputs=True))
@@ -156,30 +194,44 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if attribution:
-                x.requires_grad_(True)   # builds the graph from the input, through every layer
-            precision = (torch.autocast(torch.device(device).type, dtype=getattr(torch, autocast)) if autocast
-                         else nullcontext())
+                x.requires_grad_(True)  # builds the graph from the input, through every layer
+            precision = (
+                torch.autocast(torch.device(device).type, dtype=getattr(torch, autocast)) if autocast else nullcontext()
+            )
             forward_start = time.perf_counter()
             with precision:
                 logits_tensor = model(x)
             forward_seconds = time.perf_counter() - forward_start
             logits = logits_tensor.detach().float().cpu().numpy()
             maps = {layer: grids[layer].as_maps(outputs[layer]) for layer in layer_modules}
-            positions = {layer: draw_positions(seed, layer, batch.indices, k, *maps[layer].shape[2:],
-                                               exclude_edge, shared_positions).astype(np.int32)
-                         for layer in layer_modules}
+            positions = {
+                layer: draw_positions(
+                    seed, layer, batch.indices, k, *maps[layer].shape[2:], exclude_edge, shared_positions
+                ).astype(np.int32)
+                for layer in layer_modules
+            }
             if attribution:
                 attribution_start = time.perf_counter()
-                passes = {norm: norm_pass(module, norm_inputs[norm], norm_outputs[norm]) for norm, module in norms.items()}
+                passes = {
+                    norm: norm_pass(module, norm_inputs[norm], norm_outputs[norm]) for norm, module in norms.items()
+                }
                 attributions, attributed_classes = attribute_positions(
-                    logits_tensor, {layer: outputs[layer] for layer in layer_modules}, grids, positions, k,
-                    attribution_top_k, attribution_always,
-                    {layer: passes[norm] for layer, norm in attributed_at.items()})
+                    logits_tensor,
+                    {layer: outputs[layer] for layer in layer_modules},
+                    grids,
+                    positions,
+                    k,
+                    attribution_top_k,
+                    attribution_always,
+                    {layer: passes[norm] for layer, norm in attributed_at.items()},
+                )
                 if done == 0:
                     seconds = time.perf_counter() - attribution_start
-                    log(f"first batch: forward pass {forward_seconds:.2f} s, attribution to "
+                    log(
+                        f"first batch: forward pass {forward_seconds:.2f} s, attribution to "
                         f"{attributed_classes.shape[1]} classes {seconds:.2f} s "
-                        f"({seconds / max(forward_seconds, 1e-9):.1f}× the forward pass)")
+                        f"({seconds / max(forward_seconds, 1e-9):.1f}× the forward pass)"
+                    )
                     refuse_unread_layers(attributions, logits, grids)
             for layer in layer_modules:
                 output = maps[layer].detach().cpu()
@@ -187,16 +239,32 @@ def extract_activations(model: nn.Module, layer_modules: dict[str, nn.Module], b
                 if layer not in writers:
                     shapes[layer] = tuple(output.shape[1:])
                     n_attributed = attributed_classes.shape[1] if attribution else 0
-                    writers[layer] = LayerWriter(files[layer], n_images * k, output.shape[1],
-                                                 logits.shape[1], n_attributed, attribution_top_k is not None)
+                    writers[layer] = LayerWriter(
+                        files[layer],
+                        n_images * k,
+                        output.shape[1],
+                        logits.shape[1],
+                        n_attributed,
+                        attribution_top_k is not None,
+                    )
                     writers[layer].describe_sampling(
-                        list(output.shape[2:]), k, exclude_edge, shared_positions,
-                        "none" if not attribution else attribution_said(attribution_top_k, attribution_always,
-                                                                        attributed_at.get(layer)))
-                writers[layer].write(vectors, np.repeat(batch.indices, k), positions[layer],
-                                     np.repeat(batch.labels, k), np.repeat(logits, k, axis=0),
-                                     attributions[layer] if attribution else None,
-                                     attributed_classes if attribution else None)
+                        list(output.shape[2:]),
+                        k,
+                        exclude_edge,
+                        shared_positions,
+                        "none"
+                        if not attribution
+                        else attribution_said(attribution_top_k, attribution_always, attributed_at.get(layer)),
+                    )
+                writers[layer].write(
+                    vectors,
+                    np.repeat(batch.indices, k),
+                    positions[layer],
+                    np.repeat(batch.labels, k),
+                    np.repeat(logits, k, axis=0),
+                    attributions[layer] if attribution else None,
+                    attributed_classes if attribution else None,
+                )
             done += len(batch.indices)
             log(f"{done}/{n_images} images ({done / (time.perf_counter() - start):.0f} images/s)")
         unreadable = len(getattr(batches, "skipped", ()))

@@ -1,5 +1,6 @@
 """2-D layout of activation vectors with UMAP, the paper's normalisation to [0, 1]², and the scatter
 plot of a layout."""
+
 from __future__ import annotations
 
 from contextlib import redirect_stdout
@@ -7,7 +8,6 @@ from contextlib import redirect_stdout
 import numpy as np
 
 from activation_atlas.runtime import RunError, atomic_output
-
 
 THREADED_KNN_BACKEND = "umap-learn-threaded-knn"
 LAYOUT_BACKENDS = ("umap-learn", THREADED_KNN_BACKEND, "cuml")
@@ -31,8 +31,9 @@ def pca_in_blocks(activations, n_components: int, block_rows: int = PCA_BLOCK_RO
     pca = IncrementalPCA(n_components=n_components)
     for start, stop in bounds:
         pca.partial_fit(np.asarray(activations[start:stop], dtype=np.float32))
-    return np.concatenate([pca.transform(np.asarray(activations[start:stop], dtype=np.float32))
-                           for start, stop in bounds]).astype(np.float32)
+    return np.concatenate(
+        [pca.transform(np.asarray(activations[start:stop], dtype=np.float32)) for start, stop in bounds]
+    ).astype(np.float32)
 
 
 def cache_umap_kernels() -> int:
@@ -49,15 +50,20 @@ def cache_umap_kernels() -> int:
     import umap.utils
     from numba.core.registry import CPUDispatcher
 
-    kernels = [kernel for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils, umap.distances, umap.sparse)
-               for kernel in vars(module).values() if isinstance(kernel, CPUDispatcher)]
+    kernels = [
+        kernel
+        for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils, umap.distances, umap.sparse)
+        for kernel in vars(module).values()
+        if isinstance(kernel, CPUDispatcher)
+    ]
     for kernel in kernels:
         kernel.enable_caching()
     return len(kernels)
 
 
-def threaded_knn(data: np.ndarray, n_neighbors: int, metric: str, seed: int, low_memory: bool, threads: int,
-                 verbose: bool) -> tuple:
+def threaded_knn(
+    data: np.ndarray, n_neighbors: int, metric: str, seed: int, low_memory: bool, threads: int, verbose: bool
+) -> tuple:
     """umap-learn's own nearest-neighbour search (pynndescent), on `threads` threads. pynndescent splits
     its work into as many fixed parts as threads and merges them in order, so the graph is the same
     from run to run for a thread count, though not across thread counts."""
@@ -65,16 +71,39 @@ def threaded_knn(data: np.ndarray, n_neighbors: int, metric: str, seed: int, low
     from umap.umap_ import nearest_neighbors
 
     if threads > numba.config.NUMBA_NUM_THREADS:
-        raise RunError(f"threads = {threads}: the layout's nearest-neighbour search is split into that many "
-                       f"parts, and numba allows {numba.config.NUMBA_NUM_THREADS} here; set NUMBA_NUM_THREADS="
-                       f"{threads} or lower threads (the layout's bytes depend on it)")
-    return nearest_neighbors(data, n_neighbors, metric, {}, False, np.random.RandomState(seed),
-                             low_memory=low_memory, use_pynndescent=True, n_jobs=threads, verbose=verbose)
+        raise RunError(
+            f"threads = {threads}: the layout's nearest-neighbour search is split into that many "
+            f"parts, and numba allows {numba.config.NUMBA_NUM_THREADS} here; set NUMBA_NUM_THREADS="
+            f"{threads} or lower threads (the layout's bytes depend on it)"
+        )
+    return nearest_neighbors(
+        data,
+        n_neighbors,
+        metric,
+        {},
+        False,
+        np.random.RandomState(seed),
+        low_memory=low_memory,
+        use_pynndescent=True,
+        n_jobs=threads,
+        verbose=verbose,
+    )
 
 
-def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, seed: int,
-             pca_dims: int | None = None, low_memory: bool = False, verbose: bool = False,
-             n_components: int = 2, backend: str = "umap-learn", knn_threads: int = 1) -> np.ndarray:
+def fit_umap(
+    activations: np.ndarray,
+    *,
+    n_neighbors: int,
+    min_dist: float,
+    metric: str,
+    seed: int,
+    pca_dims: int | None = None,
+    low_memory: bool = False,
+    verbose: bool = False,
+    n_components: int = 2,
+    backend: str = "umap-learn",
+    knn_threads: int = 1,
+) -> np.ndarray:
     """UMAP embedding (N, n_components) float32, seeded. umap-learn is exact for a seed (which makes it
     single-threaded); "umap-learn-threaded-knn" is umap-learn given its nearest neighbours searched on
     knn_threads threads (exact for a seed and a thread count; below EXACT_NEIGHBOURS_BELOW points both
@@ -84,8 +113,7 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
     if backend not in LAYOUT_BACKENDS:
         raise RunError(f"unknown layout backend {backend!r}; valid: {', '.join(LAYOUT_BACKENDS)}")
     if len(activations) <= n_neighbors:
-        raise RunError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} activations, "
-                       f"got {len(activations)}")
+        raise RunError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} activations, got {len(activations)}")
     if pca_dims is not None and pca_dims < activations.shape[1]:
         data = pca_in_blocks(activations, pca_dims)
     else:
@@ -94,33 +122,49 @@ def fit_umap(activations: np.ndarray, *, n_neighbors: int, min_dist: float, metr
         try:
             from cuml.manifold import UMAP as CumlUMAP
         except ImportError as error:
-            raise RunError("layout.backend: cuml needs RAPIDS cuML and a CUDA GPU (see "
-                           "https://docs.rapids.ai/install); it is not installed here. Use layout.backend: "
-                           "umap-learn, or install cuML into the layout environment") from error
-        reducer = CumlUMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
-                           random_state=seed, verbose=verbose)
+            raise RunError(
+                "layout.backend: cuml needs RAPIDS cuML and a CUDA GPU (see "
+                "https://docs.rapids.ai/install); it is not installed here. Use layout.backend: "
+                "umap-learn, or install cuML into the layout environment"
+            ) from error
+        reducer = CumlUMAP(
+            n_components=n_components,
+            n_neighbors=n_neighbors,
+            min_dist=min_dist,
+            metric=metric,
+            random_state=seed,
+            verbose=verbose,
+        )
         return np.asarray(reducer.fit_transform(data), dtype=np.float32)
-    import umap   # imported here: `import umap` costs seconds, and most of the package never needs it
+    import umap  # imported here: `import umap` costs seconds, and most of the package never needs it
 
     cache_umap_kernels()
     knn = (None, None, None)
     if backend == THREADED_KNN_BACKEND and len(data) >= EXACT_NEIGHBOURS_BELOW:
         knn = threaded_knn(data, n_neighbors, metric, seed, low_memory, knn_threads, verbose)
-    reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
-                        random_state=seed, n_jobs=1, low_memory=low_memory, verbose=verbose,
-                        tqdm_kwds={"disable": True}, precomputed_knn=knn)
+    reducer = umap.UMAP(
+        n_components=n_components,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        metric=metric,
+        random_state=seed,
+        n_jobs=1,
+        low_memory=low_memory,
+        verbose=verbose,
+        tqdm_kwds={"disable": True},
+        precomputed_knn=knn,
+    )
     return reducer.fit_transform(data).astype(np.float32)
 
 
-def normalise_layout(xy: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0,
-                     widen: float = 0.1) -> np.ndarray:
+def normalise_layout(xy: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0, widen: float = 0.1) -> np.ndarray:
     """Per axis: clip to the [low, high] percentiles widened by `widen` of their span, scale to [0, 1]."""
     xy = np.asarray(xy, dtype=np.float64)
     lo = np.percentile(xy, low_pct, axis=0)
     hi = np.percentile(xy, high_pct, axis=0)
     span = hi - lo
     lo, hi = lo - widen * span, hi + widen * span
-    span = np.where(hi > lo, hi - lo, 1.0)   # a degenerate axis maps to 0 rather than dividing by 0
+    span = np.where(hi > lo, hi - lo, 1.0)  # a degenerate axis maps to 0 rather than dividing by 0
     return np.clip((xy - lo) / span, 0.0, 1.0).astype(np.float32)
 
 
@@ -128,14 +172,15 @@ def lay_out(activations, umap: dict, seed: int, log, n_components: int = 2) -> t
     """UMAP of the activations with the settings `umap` (fit_umap's keywords), raw and normalised to
     [0, 1] per axis; umap-learn's progress goes to the log."""
     log(f"{n_components}-D UMAP of {activations.shape[0]} × {activations.shape[1]} activations: {umap}")
-    with redirect_stdout(log):   # umap-learn reports its progress with print()
+    with redirect_stdout(log):  # umap-learn reports its progress with print()
         raw = fit_umap(activations, seed=seed, verbose=True, n_components=n_components, **umap)
     return raw, normalise_layout(raw)
 
 
 def plot_layout(xy: np.ndarray, labels: np.ndarray, classes: list[str], out, title: str, size_px: int) -> None:
     """A PNG scatter plot of a normalised layout, coloured by class, without time or software metadata."""
-    import matplotlib   # imported here: only the layout stages draw
+    import matplotlib  # imported here: only the layout stages draw
+
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 

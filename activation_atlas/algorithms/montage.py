@@ -7,11 +7,11 @@ Large atlases are drawn tile by tile (squares of whole cells), so no step holds 
 image: the tiles are written as PNGs, and the single atlas image is assembled from them, downscaled
 where it would exceed montage.max_image_px.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-
 
 DENSITY_MODES = ("none", "size", "opacity")
 
@@ -24,8 +24,9 @@ def density_factors(count: np.ndarray, floor: float) -> np.ndarray:
     return np.maximum(np.log1p(count) / np.log1p(max(count.max(), 1.0)), floor)
 
 
-def draw_icon(canvas: np.ndarray, icon: np.ndarray, top: int, left: int, cell_px: int, factor: float,
-              density: str, background) -> None:
+def draw_icon(
+    canvas: np.ndarray, icon: np.ndarray, top: int, left: int, cell_px: int, factor: float, density: str, background
+) -> None:
     """Paint one icon into its cell of `canvas`: full size, shrunk (density "size") or faded into the
     background (density "opacity") by `factor`."""
     side = cell_px if density != "size" else max(1, int(round(cell_px * factor)))
@@ -34,13 +35,23 @@ def draw_icon(canvas: np.ndarray, icon: np.ndarray, top: int, left: int, cell_px
     if density == "opacity":
         icon = np.round(icon * factor + np.asarray(background, dtype=np.float64) * (1.0 - factor))
     offset = (cell_px - side) // 2
-    canvas[top + offset:top + offset + side, left + offset:left + offset + side] = icon
+    canvas[top + offset : top + offset + side, left + offset : left + offset + side] = icon
 
 
-def atlas_image(icons: np.ndarray, rows: np.ndarray, cols: np.ndarray, grid_size: int, cell_px: int,
-                background=(255, 255, 255), factors: np.ndarray | None = None, density: str = "none",
-                first_row: int = 0, first_col: int = 0, n_rows: int | None = None,
-                n_cols: int | None = None) -> Image.Image:
+def atlas_image(
+    icons: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    grid_size: int,
+    cell_px: int,
+    background=(255, 255, 255),
+    factors: np.ndarray | None = None,
+    density: str = "none",
+    first_row: int = 0,
+    first_col: int = 0,
+    n_rows: int | None = None,
+    n_cols: int | None = None,
+) -> Image.Image:
     """The atlas, or the window of it n_rows × n_cols cells from image row first_row (counted from the
     top) and column first_col: each icon (M, n, n, 3) resized to cell_px and placed at its cell."""
     n_rows = grid_size if n_rows is None else n_rows
@@ -66,14 +77,20 @@ def tile_name(tile_row: int, tile_col: int) -> str:
     return f"{tile_row}_{tile_col}.png"
 
 
-def trustworthiness_on_sample(activations: np.ndarray, xy: np.ndarray, sample: int, n_neighbors: int,
-                              metric: str, seed: int) -> float:
+def trustworthiness_on_sample(
+    activations: np.ndarray, xy: np.ndarray, sample: int, n_neighbors: int, metric: str, seed: int
+) -> float:
     """scikit-learn's trustworthiness of the layout on a seeded subsample of the points."""
     from sklearn.manifold import trustworthiness
 
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(xy), size=min(sample, len(xy)), replace=False))
     neighbours = min(n_neighbors, len(chosen) // 2 - 1)
-    return float(trustworthiness(np.asarray(activations[chosen], dtype=np.float64),
-                                 np.asarray(xy[chosen], dtype=np.float64),
-                                 n_neighbors=neighbours, metric=metric))
+    return float(
+        trustworthiness(
+            np.asarray(activations[chosen], dtype=np.float64),
+            np.asarray(xy[chosen], dtype=np.float64),
+            n_neighbors=neighbours,
+            metric=metric,
+        )
+    )

@@ -1,6 +1,7 @@
 """A run's manifest (results/<run>/MANIFEST.json): every kept output file with its sha256 and size, and
 for the files that carry the run's findings the figures a reviewer compares when bytes differ (see
 activation_atlas.checking.verify): counts, means, class compositions, image statistics."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +17,7 @@ from activation_atlas.runtime import RunError, sha256_of
 
 FORMAT = "activation-atlas manifest 1"
 MANIFEST_NAME = "MANIFEST.json"
-NEIGHBOURS = 10   # a layout point's class region: the classes of its nearest neighbours in 2-D
+NEIGHBOURS = 10  # a layout point's class region: the classes of its nearest neighbours in 2-D
 BLOCK_ROWS = 1 << 16
 
 # Relative path (POSIX) → kind of figures; files of no kind are compared by their bytes alone.
@@ -63,13 +64,17 @@ def activation_figures(path: Path, run_dir: Path) -> dict:
         acts = f["activations"]
         total, squares = np.zeros(acts.shape[1]), np.zeros(acts.shape[1])
         for start in range(0, acts.shape[0], BLOCK_ROWS):
-            block = acts[start:start + BLOCK_ROWS].astype(np.float64)
+            block = acts[start : start + BLOCK_ROWS].astype(np.float64)
             total += block.sum(axis=0)
-            squares += (block ** 2).sum(axis=0)
+            squares += (block**2).sum(axis=0)
         n = max(acts.shape[0], 1)
         mean = total / n
-        return {"rows": int(acts.shape[0]), "channels": int(acts.shape[1]), "mean": rounded(mean.mean()),
-                "rms": rounded(np.sqrt(squares.sum() / (n * max(acts.shape[1], 1))))}
+        return {
+            "rows": int(acts.shape[0]),
+            "channels": int(acts.shape[1]),
+            "mean": rounded(mean.mean()),
+            "rms": rounded(np.sqrt(squares.sum() / (n * max(acts.shape[1], 1)))),
+        }
 
 
 def class_neighbour_agreement(xy: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
@@ -106,9 +111,12 @@ def cell_figures(path: Path, run_dir: Path) -> dict:
         classes = json.loads(f.attrs["classes"])
     top = histogram.argmax(axis=1) if len(count) else np.zeros(0, int)
     purity = histogram.max(axis=1) / np.maximum(histogram.sum(axis=1), 1) if len(count) else np.zeros(0)
-    return {"cells": int(len(count)), "points_in_cells": int(count.sum()),
-            "mean_purity": rounded(purity.mean()) if len(purity) else None,
-            "cells_by_top_class": {name: int((top == c).sum()) for c, name in enumerate(classes)}}
+    return {
+        "cells": int(len(count)),
+        "points_in_cells": int(count.sum()),
+        "mean_purity": rounded(purity.mean()) if len(purity) else None,
+        "cells_by_top_class": {name: int((top == c).sum()) for c, name in enumerate(classes)},
+    }
 
 
 def icon_figures(path: Path, run_dir: Path) -> dict:
@@ -119,12 +127,14 @@ def icon_figures(path: Path, run_dir: Path) -> dict:
         cells = np.stack([f["row"][:], f["col"][:]], axis=1)
         mean_rgb = np.zeros((len(icons), icons.shape[-1]))
         for start in range(0, len(icons), 256):
-            mean_rgb[start:start + 256] = icons[start:start + 256].mean(axis=(1, 2))
-    return {"icons": int(len(fidelity)),
-            "mean_fidelity": rounded(fidelity.mean()) if len(fidelity) else None,
-            "min_fidelity": rounded(fidelity.min()) if len(fidelity) else None,
-            "mean_pixel": rounded(mean_rgb.mean()) if len(mean_rgb) else None,
-            "per_icon": {"cell": cells.tolist(), "mean_rgb": np.round(mean_rgb, 2).tolist()}}
+            mean_rgb[start : start + 256] = icons[start : start + 256].mean(axis=(1, 2))
+    return {
+        "icons": int(len(fidelity)),
+        "mean_fidelity": rounded(fidelity.mean()) if len(fidelity) else None,
+        "min_fidelity": rounded(fidelity.min()) if len(fidelity) else None,
+        "mean_pixel": rounded(mean_rgb.mean()) if len(mean_rgb) else None,
+        "per_icon": {"cell": cells.tolist(), "mean_rgb": np.round(mean_rgb, 2).tolist()},
+    }
 
 
 def flatten(value, prefix: str = "") -> dict:
@@ -149,13 +159,24 @@ def image_figures(path: Path, run_dir: Path) -> dict:
         pixels = np.asarray(image, dtype=np.float64)
         mode = image.mode
     channels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
-    return {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]), "mode": mode,
-            "mean": [rounded(v) for v in channels.mean(axis=(0, 1))],
-            "std": [rounded(v) for v in channels.std(axis=(0, 1))]}
+    return {
+        "width": int(pixels.shape[1]),
+        "height": int(pixels.shape[0]),
+        "mode": mode,
+        "mean": [rounded(v) for v in channels.mean(axis=(0, 1))],
+        "std": [rounded(v) for v in channels.std(axis=(0, 1))],
+    }
 
 
-FIGURES = {"derived": lambda path, run_dir: {}, "activations": activation_figures, "layout": layout_figures, "cells": cell_figures,
-           "icons": icon_figures, "json": json_figures, "image": image_figures}
+FIGURES = {
+    "derived": lambda path, run_dir: {},
+    "activations": activation_figures,
+    "layout": layout_figures,
+    "cells": cell_figures,
+    "icons": icon_figures,
+    "json": json_figures,
+    "image": image_figures,
+}
 
 
 def kind_and_figures(path: Path, run_dir: Path) -> dict:
@@ -178,8 +199,11 @@ def entry_sha256(path: Path, files: dict[str, Path] | None = None) -> str:
 def file_entry(path: Path, run_dir: Path) -> dict:
     """A file's entry, or a folder entry's (FOLDER_ENTRIES) with the number of files it holds."""
     files = files_in(path) if path.is_dir() else None
-    size = ({"bytes": sum(p.stat().st_size for p in files.values()), "files": len(files)} if files is not None
-            else {"bytes": path.stat().st_size})
+    size = (
+        {"bytes": sum(p.stat().st_size for p in files.values()), "files": len(files)}
+        if files is not None
+        else {"bytes": path.stat().st_size}
+    )
     return {"sha256": entry_sha256(path, files), **size, **kind_and_figures(path, run_dir)}
 
 
@@ -220,17 +244,22 @@ def grouped_entries(entries: dict) -> dict:
         if folder == name:
             grouped[name] = entry
         else:
-            members.setdefault(folder, {})[name[len(folder) + 1:]] = entry
+            members.setdefault(folder, {})[name[len(folder) + 1 :]] = entry
     for folder, files in members.items():
-        grouped[folder] = {"sha256": folder_sha256({name: e["sha256"] for name, e in files.items()}),
-                           "bytes": sum(e["bytes"] for e in files.values()), "files": len(files),
-                           "kind": file_kind(folder), "figures": {}}
+        grouped[folder] = {
+            "sha256": folder_sha256({name: e["sha256"] for name, e in files.items()}),
+            "bytes": sum(e["bytes"] for e in files.values()),
+            "files": len(files),
+            "kind": file_kind(folder),
+            "figures": {},
+        }
     return grouped
 
 
 def read_manifest(path) -> dict:
     manifest = json.loads(Path(path).read_text())
     if manifest.get("format") != FORMAT:
-        raise RunError(f"{path} is not a manifest of this workflow (format {manifest.get('format')!r}, "
-                       f"expected {FORMAT!r})")
+        raise RunError(
+            f"{path} is not a manifest of this workflow (format {manifest.get('format')!r}, expected {FORMAT!r})"
+        )
     return {**manifest, "files": grouped_entries(manifest["files"])}

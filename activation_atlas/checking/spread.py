@@ -6,6 +6,7 @@ own findings move when nothing but the seed changes. verify accepts a figure ins
 widened by a stated margin, where rounding alone is not the measure (a run with another seed, or a
 figure fragile by construction).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,17 +30,18 @@ def figure_spread(manifests: list[dict]) -> dict[str, dict[str, list[float]]]:
     for path in sorted(set.intersection(*(set(m["files"]) for m in manifests))):
         figures = [flatten(m["files"][path].get("figures", {})) for m in manifests]
         names = set.intersection(*(set(f) for f in figures))
-        ranges = {name: [min(f[name] for f in figures), max(f[name] for f in figures)]
-                  for name in sorted(names) if not name.startswith("per_icon.")
-                  and all(is_number(f[name]) for f in figures)}
+        ranges = {
+            name: [min(f[name] for f in figures), max(f[name] for f in figures)]
+            for name in sorted(names)
+            if not name.startswith("per_icon.") and all(is_number(f[name]) for f in figures)
+        }
         if ranges:
             files[path] = ranges
     return files
 
 
 def write_spread(path: Path, manifests: list[dict]) -> None:
-    write_json(path, {"format": FORMAT, "seeds": [m.get("seed") for m in manifests],
-                      "files": figure_spread(manifests)})
+    write_json(path, {"format": FORMAT, "seeds": [m.get("seed") for m in manifests], "files": figure_spread(manifests)})
 
 
 def read_spread(reference_manifest: Path) -> dict | None:
@@ -49,6 +51,7 @@ def read_spread(reference_manifest: Path) -> dict | None:
         return None
     spread = json.loads(path.read_text())
     if spread.get("format") != FORMAT:
-        raise RunError(f"{path} is not a figure spread of this workflow (format {spread.get('format')!r}, "
-                       f"expected {FORMAT!r})")
+        raise RunError(
+            f"{path} is not a figure spread of this workflow (format {spread.get('format')!r}, expected {FORMAT!r})"
+        )
     return spread

@@ -9,6 +9,7 @@ The report opens with the verdict (reproduced, or not, with the counts), then wh
 `--all` lists the files within tolerance too, and `--report` writes every file's check as JSON.
 Exit status 0 when every file is identical or within tolerance, 1 otherwise, 2 on a bad argument.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,16 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from activation_atlas.checking.manifest import (MANIFEST_NAME, entry_paths, entry_sha256, flatten, kind_and_figures,
-                                                read_manifest)
+from activation_atlas.checking.manifest import (
+    MANIFEST_NAME,
+    entry_paths,
+    entry_sha256,
+    flatten,
+    kind_and_figures,
+    read_manifest,
+)
 from activation_atlas.checking.spread import is_number, read_spread
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -30,6 +38,7 @@ class Tolerance:
     than a share of many; and purity is its figure `purity_of`: a cell whose points are of mixed
     classes changes its top class under rounding, so counts by top class move further the more mixed
     the cells are."""
+
     absolute: float = 0.0
     relative: float = 0.0
     share_of: str | None = None
@@ -44,10 +53,10 @@ class Tolerance:
         return allowed
 
 
-ITEMS = 2   # how many cells (icons, ...) may change sides between two runs that differ in rounding alone
-COUNT = Tolerance(2, 0.15)       # counts that follow the layout: cells kept, points in them
-SHARE = Tolerance(0.03)          # accuracies, trustworthiness
-PIXEL = Tolerance(10.0)          # mean and spread of pixel values, 0–255 (a montage's follow its cells)
+ITEMS = 2  # how many cells (icons, ...) may change sides between two runs that differ in rounding alone
+COUNT = Tolerance(2, 0.15)  # counts that follow the layout: cells kept, points in them
+SHARE = Tolerance(0.03)  # accuracies, trustworthiness
+PIXEL = Tolerance(10.0)  # mean and spread of pixel values, 0–255 (a montage's follow its cells)
 # Where bytes differ, the figures of a file are compared by kind of file and figure name (first
 # match); a figure that matches none must be equal. They cover the spread measured between runs that
 # differ only in the order of float operations: config/ci.yaml and the default run under baseline
@@ -55,22 +64,33 @@ PIXEL = Tolerance(10.0)          # mean and spread of pixel values, 0–255 (a m
 TOLERANCES = {
     "activations": ((r"^(mean|rms)$", Tolerance(0.0, 0.02)),),
     "layout": ((r"^class_neighbour_agreement\.", Tolerance(0.06)), (r"^points$", COUNT)),
-    "cells": ((r"^(cells|points_in_cells)$", COUNT),
-              (r"^cells_by_top_class\..+$", Tolerance(2, 0.25, purity_of="mean_purity")),
-              (r"^mean_purity$", Tolerance(0.03, 0.0, "cells"))),
-    "icons": ((r"^icons$", COUNT), (r"^mean_fidelity$", Tolerance(0.03, 0.0, "icons")),
-              (r"^min_fidelity$", Tolerance(0.1)), (r"^(mean_pixel|per_icon\.mean_rgb\..+)$", PIXEL)),
+    "cells": (
+        (r"^(cells|points_in_cells)$", COUNT),
+        (r"^cells_by_top_class\..+$", Tolerance(2, 0.25, purity_of="mean_purity")),
+        (r"^mean_purity$", Tolerance(0.03, 0.0, "cells")),
+    ),
+    "icons": (
+        (r"^icons$", COUNT),
+        (r"^mean_fidelity$", Tolerance(0.03, 0.0, "icons")),
+        (r"^min_fidelity$", Tolerance(0.1)),
+        (r"^(mean_pixel|per_icon\.mean_rgb\..+)$", PIXEL),
+    ),
     "image": ((r"^(mean|std)\.\d+$", PIXEL),),
-    "json": ((r"^grids\.(\d+)\.(cells_kept|pure_cells)$", COUNT),
-             (r"^grids\.(\d+)\.class_agreement_in_pure_cells$", Tolerance(0.03, 0.0, "grids.{0}.pure_cells")),
-             (r"^grids\.(\d+)\.(class_agreement|mean_cell_class_purity|mean_icon_fidelity|fraction_of_points_in_kept_cells)$",
-              Tolerance(0.03, 0.0, "grids.{0}.cells_kept")),
-             (r"^grids\.\d+\.min_icon_fidelity$", Tolerance(0.1)),
-             # Early stopping checks every 16 steps: an icon that stops one check sooner or later moves
-             # the mean by 16/n, and rounding moves a few.
-             (r"^grids\.\d+\.mean_icon_steps$", Tolerance(0.0, 0.02)),
-             (r"(accuracy|accuracy_on_extracted_images|trustworthiness)$", SHARE),
-             (r"^loss_per_epoch\.\d+$", Tolerance(0.01, 0.05)), (r"seconds$", Tolerance(float("inf")))),
+    "json": (
+        (r"^grids\.(\d+)\.(cells_kept|pure_cells)$", COUNT),
+        (r"^grids\.(\d+)\.class_agreement_in_pure_cells$", Tolerance(0.03, 0.0, "grids.{0}.pure_cells")),
+        (
+            r"^grids\.(\d+)\.(class_agreement|mean_cell_class_purity|mean_icon_fidelity|fraction_of_points_in_kept_cells)$",
+            Tolerance(0.03, 0.0, "grids.{0}.cells_kept"),
+        ),
+        (r"^grids\.\d+\.min_icon_fidelity$", Tolerance(0.1)),
+        # Early stopping checks every 16 steps: an icon that stops one check sooner or later moves
+        # the mean by 16/n, and rounding moves a few.
+        (r"^grids\.\d+\.mean_icon_steps$", Tolerance(0.0, 0.02)),
+        (r"(accuracy|accuracy_on_extracted_images|trustworthiness)$", SHARE),
+        (r"^loss_per_epoch\.\d+$", Tolerance(0.01, 0.05)),
+        (r"seconds$", Tolerance(float("inf"))),
+    ),
 }
 
 # Figures fragile by construction: a share over a few mixed cells, a minimum over many icons, the mean
@@ -89,12 +109,13 @@ IDENTICAL, WITHIN, DIFFERS, MISSING = "identical", "within tolerance", "differs"
 @dataclass
 class Difference:
     """A figure that is not equal in the two runs."""
+
     name: str
     reference: object
     actual: object
-    allowed: float | None   # the largest difference accepted; None: must be equal
+    allowed: float | None  # the largest difference accepted; None: must be equal
     within: bool
-    spread: list | None = None   # [lowest, highest] accepted by the seeds' spread and its margin
+    spread: list | None = None  # [lowest, highest] accepted by the seeds' spread and its margin
 
     def line(self) -> str:
         if self.spread is not None:
@@ -120,9 +141,15 @@ class FileCheck:
         """What did not reproduce: the notes, and the figures beyond what is accepted."""
         beyond = [difference for difference in self.differences if not difference.within]
         within = len(self.differences) - len(beyond)
-        return self.notes + [difference.line() for difference in beyond] + (
-            [f"(and {within} other figure{'s' * (within != 1)} not equal but accepted: --all lists them)"]
-            if within else [])
+        return (
+            self.notes
+            + [difference.line() for difference in beyond]
+            + (
+                [f"(and {within} other figure{'s' * (within != 1)} not equal but accepted: --all lists them)"]
+                if within
+                else []
+            )
+        )
 
 
 def allowed_difference(kind: str, name: str, reference, figures: dict) -> float | None:
@@ -144,8 +171,14 @@ def spread_bounds(name: str, spread: dict, allowed: float | None, widths: float 
     return [low - margin, high + margin]
 
 
-def compare_figures(kind: str, reference: dict, actual: dict, spread: dict | None = None,
-                    same_seed: bool = True, widths: float = SPREAD_MARGIN) -> tuple[list[str], list[Difference]]:
+def compare_figures(
+    kind: str,
+    reference: dict,
+    actual: dict,
+    spread: dict | None = None,
+    same_seed: bool = True,
+    widths: float = SPREAD_MARGIN,
+) -> tuple[list[str], list[Difference]]:
     """(notes, the figures that are not equal). Icons are compared one by one where both runs kept the
     same cells, else by their totals alone. With `spread` (this file's figures over seeds), a figure
     beyond its rounding tolerance is accepted inside the seeds' range and margin (spread_bounds) when
@@ -216,8 +249,9 @@ def open_run(path) -> RunFolder | RunManifest:
     return RunManifest(path) if path.is_file() else RunFolder(path)
 
 
-def check_file(run: RunFolder | RunManifest, path: str, reference: dict, spread: dict | None = None,
-               same_seed: bool = True) -> FileCheck:
+def check_file(
+    run: RunFolder | RunManifest, path: str, reference: dict, spread: dict | None = None, same_seed: bool = True
+) -> FileCheck:
     digest = run.sha256(path)
     if digest is None:
         return FileCheck(path, MISSING)
@@ -226,8 +260,7 @@ def check_file(run: RunFolder | RunManifest, path: str, reference: dict, spread:
     actual = run.figures(path)
     if "figures" not in reference or actual.get("kind") != reference.get("kind"):
         return FileCheck(path, DIFFERS, ["bytes differ and the file has no figures to compare"])
-    notes, differences = compare_figures(reference["kind"], reference["figures"], actual["figures"], spread,
-                                         same_seed)
+    notes, differences = compare_figures(reference["kind"], reference["figures"], actual["figures"], spread, same_seed)
     if reference["kind"] == "derived":
         notes.append("bytes differ: a view of files checked by their figures")
     elif not differences:
@@ -264,8 +297,11 @@ def summary_lines(checks: list[FileCheck], extra: list[str], every_file: bool = 
     lines = [("REPRODUCED: " if reproduced(checks) else "NOT REPRODUCED: ") + tally]
     shown = (DIFFERS, MISSING, WITHIN) if every_file else (DIFFERS, MISSING)
     for status in shown:
-        lines += [f"{c.status}: {c.path}" + "".join(f"\n    {d}" for d in (c.details if every_file else c.beyond))
-                  for c in checks if c.status == status]
+        lines += [
+            f"{c.status}: {c.path}" + "".join(f"\n    {d}" for d in (c.details if every_file else c.beyond))
+            for c in checks
+            if c.status == status
+        ]
     if counts[WITHIN] and not every_file:
         lines.append(f"({counts[WITHIN]} files within tolerance: --all lists them with their figures)")
     lines += [f"not in the reference: {path}" for path in extra]
@@ -273,7 +309,9 @@ def summary_lines(checks: list[FileCheck], extra: list[str], every_file: bool = 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation_atlas.checking.verify", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m activation_atlas.checking.verify", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("run", type=Path, help="the run's folder, results/<run>, or its MANIFEST.json")
     parser.add_argument("reference", type=Path, help="the reference MANIFEST.json, or the folder holding it")
     parser.add_argument("--all", action="store_true", help="also list the files within tolerance, with their figures")
@@ -287,8 +325,12 @@ def main(argv=None) -> int:
     checks, extra = verify(args.run, args.reference)
     print("\n".join(summary_lines(checks, extra, args.all)))
     if args.report:
-        args.report.write_text(json.dumps({"reproduced": reproduced(checks), "files": [asdict(c) for c in checks],
-                                           "not_in_reference": extra}, indent=2))
+        args.report.write_text(
+            json.dumps(
+                {"reproduced": reproduced(checks), "files": [asdict(c) for c in checks], "not_in_reference": extra},
+                indent=2,
+            )
+        )
     return 0 if reproduced(checks) else 1
 
 

@@ -5,6 +5,7 @@ per network operation and retries with exponential backoff; the file is renamed 
 once its sha256 matches. Without a published checksum, the first download records its hash in a pin
 file and every later download must match it (trust on first use).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,17 @@ def fetch_once(url: str, partial: Path, timeout: float, log) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path | str, *, sha256: str | None = None, pin_file: Path | str | None = None,
-             retries: int = 3, timeout: float = 60.0, backoff: float = 2.0, log=print) -> str:
+def download(
+    url: str,
+    dest: Path | str,
+    *,
+    sha256: str | None = None,
+    pin_file: Path | str | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    backoff: float = 2.0,
+    log=print,
+) -> str:
     """Download url to dest and verify it; returns its sha256.
 
     The expected hash is `sha256` when given, otherwise the one in `pin_file` when that exists;
@@ -104,7 +114,8 @@ def check_tar_member(target: Path, member: tarfile.TarInfo) -> None:
         link_base = path.parent if member.issym() else target
         link_target = (link_base / member.linkname).resolve()
         if PurePosixPath(member.linkname).is_absolute() or (
-                link_target != target and target not in link_target.parents):
+            link_target != target and target not in link_target.parents
+        ):
             raise ArchiveRefused(f"archive link {member.name!r} → {member.linkname!r} leaves {target}")
     elif not (member.isfile() or member.isdir()):
         raise ArchiveRefused(f"archive member {member.name!r} is a device or fifo")

@@ -10,6 +10,7 @@ On disk it uses the image-folder layout the real-image path reads::
     <root>/held_out/<class>/<index>.png
     <root>/factors.csv      one row per image: split, index, file, class, shape, colour, texture, x, y, ...
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,8 +48,20 @@ DEFAULT_CLASSES = (
 )
 
 SPLITS = ("train", "held_out")
-FACTOR_COLUMNS = ("split", "index", "file", "label", "class", "shape", "colour", "texture",
-                  "x", "y", "scale", "rotation_deg")
+FACTOR_COLUMNS = (
+    "split",
+    "index",
+    "file",
+    "label",
+    "class",
+    "shape",
+    "colour",
+    "texture",
+    "x",
+    "y",
+    "scale",
+    "rotation_deg",
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +109,7 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         d = np.maximum(np.abs(u), np.abs(v)) - 0.8
     elif shape == "cross":
         arm = 0.3
-        d = np.minimum(np.maximum(np.abs(u) - arm, np.abs(v) - 1.0),
-                       np.maximum(np.abs(v) - arm, np.abs(u) - 1.0))
+        d = np.minimum(np.maximum(np.abs(u) - arm, np.abs(v) - 1.0), np.maximum(np.abs(v) - arm, np.abs(u) - 1.0))
     elif shape == "triangle":
         # Equilateral triangle with circumradius 1: the maximum over its three edge half-planes.
         angles = np.deg2rad([90.0, 210.0, 330.0])
@@ -126,8 +138,12 @@ def texture_pattern(texture: str, u: np.ndarray, v: np.ndarray, period: float) -
 def cluttered_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A smooth random colour field, a few grey distractor strokes and pixel noise, (H, W, 3)."""
     coarse = rng.uniform(0.25, 0.65, size=(4, 4, 3))
-    field = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize(
-        (size, size), Image.BILINEAR), dtype=np.float64) / 255.0
+    field = (
+        np.asarray(
+            Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR), dtype=np.float64
+        )
+        / 255.0
+    )
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     for _ in range(rng.integers(2, 6)):
         x0, y0 = rng.uniform(0, size, 2)
@@ -140,10 +156,10 @@ def cluttered_background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def render_image(spec: ClassSpec, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict]:
     """One image (uint8, H×W×3) of the class and the factors drawn for it."""
-    scale = rng.uniform(0.22, 0.36) * size       # object radius in pixels
+    scale = rng.uniform(0.22, 0.36) * size  # object radius in pixels
     cx, cy = rng.uniform(scale, size - scale, 2)
     rotation = rng.uniform(0.0, 360.0)
-    period = rng.uniform(0.32, 0.42)             # texture period in object units
+    period = rng.uniform(0.32, 0.42)  # texture period in object units
     colour = np.clip(np.array(COLOURS[spec.colour]) + rng.normal(0.0, 0.04, 3), 0.0, 1.0)
 
     image = cluttered_background(rng, size)
@@ -158,13 +174,23 @@ def render_image(spec: ClassSpec, rng: np.random.Generator, size: int) -> tuple[
     image = image * (1 - coverage) + fill * coverage
     image = image + rng.normal(0.0, 0.04, image.shape)
     pixels = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-    factors = {"x": round(cx / size, 4), "y": round(cy / size, 4),
-               "scale": round(scale / size, 4), "rotation_deg": round(rotation, 2)}
+    factors = {
+        "x": round(cx / size, 4),
+        "y": round(cy / size, 4),
+        "scale": round(scale / size, 4),
+        "rotation_deg": round(rotation, 2),
+    }
     return pixels, factors
 
 
-def generate_dataset(root: Path | str, seed: int, image_size: int, images_per_class: dict[str, int],
-                     combinations=DEFAULT_CLASSES, log=None) -> Path:
+def generate_dataset(
+    root: Path | str,
+    seed: int,
+    image_size: int,
+    images_per_class: dict[str, int],
+    combinations=DEFAULT_CLASSES,
+    log=None,
+) -> Path:
     """Write every split of the dataset under root and its factor table; returns the table's path.
 
     images_per_class maps split name ('train', 'held_out') to the number of images per class.
@@ -186,9 +212,19 @@ def generate_dataset(root: Path | str, seed: int, image_size: int, images_per_cl
             pixels, factors = render_image(spec, image_rng(seed, split, index), image_size)
             rel = f"{split}/{spec.name}/{index:06d}.png"
             Image.fromarray(pixels).save(root / rel, optimize=False)
-            rows.append({"split": split, "index": index, "file": rel, "label": label,
-                         "class": spec.name, "shape": spec.shape, "colour": spec.colour,
-                         "texture": spec.texture, **factors})
+            rows.append(
+                {
+                    "split": split,
+                    "index": index,
+                    "file": rel,
+                    "label": label,
+                    "class": spec.name,
+                    "shape": spec.shape,
+                    "colour": spec.colour,
+                    "texture": spec.texture,
+                    **factors,
+                }
+            )
             if log is not None and (index + 1) % 500 == 0:
                 log(f"{split}: {index + 1}/{count} images")
         if log is not None:

@@ -1,6 +1,7 @@
 """Reading image folders: the ImageNet layout <root>/<class>/<image> (labels from the sorted class
 names) or a flat folder of unlabelled images (label −1); seeded subsampling; unreadable, tiny and
 missing images."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 @dataclass(frozen=True)
 class ImageFolder:
     """The files of one split, in a fixed order (sorted by class, then file name)."""
+
     root: Path
     classes: tuple[str, ...]
     files: tuple[Path, ...]
@@ -52,8 +54,9 @@ def scan_image_folder(root: Path | str, layout: str = "class_folders") -> ImageF
     else:
         classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
         if not classes:
-            raise RunError(f"image folder {root} has no class sub-folders (use layout: flat for a "
-                           f"folder of unlabelled images)")
+            raise RunError(
+                f"image folder {root} has no class sub-folders (use layout: flat for a folder of unlabelled images)"
+            )
         files, labels, empty = [], [], []
         for label, name in enumerate(classes):
             found = image_files(root / name)
@@ -63,8 +66,9 @@ def scan_image_folder(root: Path | str, layout: str = "class_folders") -> ImageF
                 empty.append(name)
     if not files:
         raise RunError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return ImageFolder(root, classes, tuple(files), np.asarray(labels, dtype=np.int64),
-                       tuple(empty) if layout != "flat" else ())
+    return ImageFolder(
+        root, classes, tuple(files), np.asarray(labels, dtype=np.int64), tuple(empty) if layout != "flat" else ()
+    )
 
 
 def subsample(folder: ImageFolder, max_images: int | None, seed: int, stratified: bool) -> ImageFolder:
@@ -78,19 +82,25 @@ def subsample(folder: ImageFolder, max_images: int | None, seed: int, stratified
         quota = np.floor(counts * max_images / len(folder)).astype(int)
         # Hand the remaining images to the classes with the largest fractional shares.
         remainder = counts * max_images / len(folder) - quota
-        quota[np.argsort(-remainder, kind="stable")[:max_images - quota.sum()]] += 1
-        chosen = np.concatenate([rng.choice(np.flatnonzero(folder.labels == c), quota[c], replace=False)
-                                 for c in range(len(folder.classes))])
+        quota[np.argsort(-remainder, kind="stable")[: max_images - quota.sum()]] += 1
+        chosen = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(folder.labels == c), quota[c], replace=False)
+                for c in range(len(folder.classes))
+            ]
+        )
     else:
         chosen = rng.choice(len(folder), max_images, replace=False)
     chosen = np.sort(chosen)
-    return ImageFolder(folder.root, folder.classes, tuple(folder.files[i] for i in chosen),
-                       folder.labels[chosen], folder.empty_classes)
+    return ImageFolder(
+        folder.root, folder.classes, tuple(folder.files[i] for i in chosen), folder.labels[chosen], folder.empty_classes
+    )
 
 
 @dataclass(frozen=True)
 class ImageSelection:
     """Which images of a folder a run uses (the dataset section's layout, max_images, stratified)."""
+
     folder: str
     layout: str
     max_images: int | None
@@ -101,18 +111,22 @@ def select_images(selection: ImageSelection, seed: int, log) -> ImageFolder:
     """The images to extract from: the folder's, subsampled to max_images with a seed derived from `seed`."""
     folder = scan_image_folder(selection.folder, selection.layout)
     chosen = subsample(folder, selection.max_images, derive_seed(seed, "subsample"), selection.stratified)
-    log(f"{len(chosen)} of {len(folder)} images in {selection.folder}"
-        + (f" ({len(folder.classes)} classes)" if folder.classes else " (unlabelled)"))
+    log(
+        f"{len(chosen)} of {len(folder)} images in {selection.folder}"
+        + (f" ({len(folder.classes)} classes)" if folder.classes else " (unlabelled)")
+    )
     warn_of_empty_classes(folder, log)
     return chosen
 
 
 def warn_of_empty_classes(folder: ImageFolder, log) -> None:
     if folder.empty_classes:
-        log(f"warning: {len(folder.empty_classes)} class folder(s) of {folder.root} hold no image: "
+        log(
+            f"warning: {len(folder.empty_classes)} class folder(s) of {folder.root} hold no image: "
             f"{', '.join(folder.empty_classes[:10])}{' ...' if len(folder.empty_classes) > 10 else ''} "
             "(kept as classes, so that class indices follow the folder order; remove them if they are "
-            "not classes of the model)")
+            "not classes of the model)"
+        )
 
 
 def load_image(path: Path, size: int, policy: str = "resize") -> np.ndarray:
@@ -150,10 +164,10 @@ def load_batch(folder: ImageFolder, indices, size: int, policy: str = "resize") 
 
 
 class BatchRead(NamedTuple):
-    images: torch.Tensor                              # (B, 3, size, size) float32 in [0, 1]
-    kept: np.ndarray                                  # the indices read
-    skipped: list[Path]                               # unreadable images
-    upscaled: list[tuple[Path, tuple[int, int]]]     # images smaller than size on their shorter side
+    images: torch.Tensor  # (B, 3, size, size) float32 in [0, 1]
+    kept: np.ndarray  # the indices read
+    skipped: list[Path]  # unreadable images
+    upscaled: list[tuple[Path, tuple[int, int]]]  # images smaller than size on their shorter side
 
 
 def read_batch(folder: ImageFolder, indices, size: int, policy: str, on_unreadable: str, log) -> BatchRead:
@@ -179,9 +193,11 @@ def read_batch(folder: ImageFolder, indices, size: int, policy: str, on_unreadab
 def describe_upscaled(upscaled: list[tuple[Path, tuple[int, int]]], size: int) -> str:
     """One warning line for the images scaled up to the input size, naming the smallest."""
     path, (width, height) = min(upscaled, key=lambda item: (min(item[1]), str(item[0])))
-    return (f"warning: {len(upscaled)} image(s) smaller than {size} px on their shorter side were scaled up "
-            f"to the model's input (the smallest: {path}, {width}×{height} px); their activations show "
-            "interpolation more than content")
+    return (
+        f"warning: {len(upscaled)} image(s) smaller than {size} px on their shorter side were scaled up "
+        f"to the model's input (the smallest: {path}, {width}×{height} px); their activations show "
+        "interpolation more than content"
+    )
 
 
 def load_all(folder: ImageFolder, size: int) -> torch.Tensor:

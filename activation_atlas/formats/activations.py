@@ -1,5 +1,6 @@
 """The activation file of one layer: one row per sampled activation, written batch by batch by the
 extraction (one file per shard), concatenated into results/<run>/activations/<layer>.h5."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,25 @@ DATASETS = {
 TOP_K_ATTRIBUTION_AXES = "row, rank (class in attribution_class)"
 # shard: [k, K] in the shard files only; upscaled_images and empty_class_folders only where not zero
 # or empty; shared_positions only where true.
-ATTRIBUTES = ("stage", "package_version", "layer", "seed", "model", "classes", "config", "spatial_size",
-              "positions_per_image", "exclude_edge", "shared_positions", "attribution", "images", "unreadable_images",
-              "upscaled_images", "empty_class_folders", "shard")
+ATTRIBUTES = (
+    "stage",
+    "package_version",
+    "layer",
+    "seed",
+    "model",
+    "classes",
+    "config",
+    "spatial_size",
+    "positions_per_image",
+    "exclude_edge",
+    "shared_positions",
+    "attribution",
+    "images",
+    "unreadable_images",
+    "upscaled_images",
+    "empty_class_folders",
+    "shard",
+)
 # Attributes of a shard file only, or recomputed when the shards are merged.
 PER_SHARD_ATTRIBUTES = ("stage", "package_version", "images", "unreadable_images", "upscaled_images", "shard")
 
@@ -47,8 +64,7 @@ def create_activation_file(path: Path | str, layer: str, provenance: dict):
 class LayerWriter:
     """Preallocated datasets of one layer's activation file, filled batch by batch."""
 
-    def __init__(self, f, n_rows: int, channels: int, n_logits: int, n_attributed: int = 0,
-                 with_classes: bool = False):
+    def __init__(self, f, n_rows: int, channels: int, n_logits: int, n_attributed: int = 0, with_classes: bool = False):
         # n_rows is an upper bound: rows of unreadable images are trimmed by finish().
         self.f = f
         self.chunk_rows = chunk_rows_for(n_rows, channels)
@@ -60,8 +76,9 @@ class LayerWriter:
         self.row_datasets = [self.activations, self.image_index, self.position, self.label, self.logits]
         self.attribution = self.attribution_class = None
         if n_attributed:
-            self.attribution = self.rows_dataset("attribution", (n_rows, n_attributed),
-                                                 TOP_K_ATTRIBUTION_AXES if with_classes else None)
+            self.attribution = self.rows_dataset(
+                "attribution", (n_rows, n_attributed), TOP_K_ATTRIBUTION_AXES if with_classes else None
+            )
             self.row_datasets.append(self.attribution)
         if n_attributed and with_classes:
             self.attribution_class = self.rows_dataset("attribution_class", (n_rows, n_attributed))
@@ -70,16 +87,31 @@ class LayerWriter:
 
     def rows_dataset(self, name, shape, axes=None):
         dtype, unit, declared_axes = DATASETS[name]
-        return write_dataset(self.f, name, None, unit, axes or declared_axes, shape=shape, dtype=dtype,
-                             maxshape=(None, *shape[1:]), chunks=(self.chunk_rows, *shape[1:]))
+        return write_dataset(
+            self.f,
+            name,
+            None,
+            unit,
+            axes or declared_axes,
+            shape=shape,
+            dtype=dtype,
+            maxshape=(None, *shape[1:]),
+            chunks=(self.chunk_rows, *shape[1:]),
+        )
 
-    def describe_sampling(self, spatial_size: list[int], positions_per_image: int, exclude_edge: int,
-                          shared_positions: bool, attribution: str) -> None:
+    def describe_sampling(
+        self,
+        spatial_size: list[int],
+        positions_per_image: int,
+        exclude_edge: int,
+        shared_positions: bool,
+        attribution: str,
+    ) -> None:
         attrs = self.f.attrs
         attrs["spatial_size"] = spatial_size
         attrs["positions_per_image"] = positions_per_image
         attrs["exclude_edge"] = exclude_edge
-        if shared_positions:   # only then: files of independently drawn positions stay as they were
+        if shared_positions:  # only then: files of independently drawn positions stay as they were
             attrs["shared_positions"] = True
         attrs["attribution"] = attribution
 
@@ -90,7 +122,7 @@ class LayerWriter:
             dataset.resize(self.filled, axis=0)
         self.f.attrs["images"] = images
         self.f.attrs["unreadable_images"] = unreadable_images
-        if upscaled_images:   # only then: a clean dataset's files stay as they were
+        if upscaled_images:  # only then: a clean dataset's files stay as they were
             self.f.attrs["upscaled_images"] = upscaled_images
 
     def write(self, acts, image_index, position, label, logits, attribution=None, attribution_class=None):
@@ -124,11 +156,19 @@ def merge_shards(shard_paths: list[Path], out_path: Path, block_rows: int = 1 <<
                 first = shards[0][name]
                 tail = first.shape[1:]
                 chunks = (chunk_rows_for(total, int(np.prod(tail))), *tail) if total else None
-                dataset = write_dataset(out, name, None, first.attrs["unit"], first.attrs["axes"],
-                                        shape=(total, *tail), dtype=first.dtype, chunks=chunks)
+                dataset = write_dataset(
+                    out,
+                    name,
+                    None,
+                    first.attrs["unit"],
+                    first.attrs["axes"],
+                    shape=(total, *tail),
+                    dtype=first.dtype,
+                    chunks=chunks,
+                )
                 start = 0
                 for block in row_blocks([f[name] for f in shards], block_rows):
-                    dataset[start:start + len(block)] = block
+                    dataset[start : start + len(block)] = block
                     start += len(block)
             out.attrs["images"] = sum(int(f.attrs["images"]) for f in shards)
             out.attrs["unreadable_images"] = sum(int(f.attrs["unreadable_images"]) for f in shards)
@@ -143,10 +183,10 @@ def row_blocks(datasets, block_rows: int):
     pending, held = [], 0
     for data in datasets:
         for offset in range(0, len(data), block_rows):
-            piece = data[offset:offset + block_rows]
+            piece = data[offset : offset + block_rows]
             pending.append(piece)
             held += len(piece)
-            if held >= block_rows:   # pieces hold at most block_rows: one block to give
+            if held >= block_rows:  # pieces hold at most block_rows: one block to give
                 rows = np.concatenate(pending)
                 yield rows[:block_rows]
                 pending, held = [rows[block_rows:]], len(rows) - block_rows
@@ -182,8 +222,10 @@ class ActivationFile(H5Reader):
         """The label and the model's top-1 logit of each extracted image, from its first row (every row
         of an image has the same); logits are read in blocks of rows."""
         logits = self.file["logits"]
-        top1 = np.concatenate([logits[start:start + block_rows].argmax(axis=1)
-                               for start in range(0, len(logits), block_rows)] or [np.zeros(0, np.int64)])
+        top1 = np.concatenate(
+            [logits[start : start + block_rows].argmax(axis=1) for start in range(0, len(logits), block_rows)]
+            or [np.zeros(0, np.int64)]
+        )
         _, first = np.unique(self.image_index, return_index=True)
         first = np.sort(first)
         return self.labels[first], top1[first]

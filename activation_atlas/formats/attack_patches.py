@@ -1,5 +1,6 @@
 """The patches of a patch attack (results/<run>/attacks/<a>_vs_<b>/patches.h5): per patch its kind and
 where it came from, and its pixels at every size, as pasted."""
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,17 @@ DATASETS = {
     "lean": ("logit (mean attribution to b minus to a)", "patch; NaN: not from a cell"),
     "image_index": ("image index of the atlas's images (-1: none)", "patch"),
     "crop": ("pixel (-1: none)", "patch, (top, left, side) in the image at the model's input size"),
-    "pixels": ("uint8 RGB", "patch, size (sizes_px), y, x, channel; a patch of px pixels fills [:px, :px], "
-                            "zeros pad the rest"),
+    "pixels": (
+        "uint8 RGB",
+        "patch, size (sizes_px), y, x, channel; a patch of px pixels fills [:px, :px], zeros pad the rest",
+    ),
 }
 ATTRIBUTES = ("stage", "package_version", "layer", "seed", "pair", "sizes", "sizes_px", "config")
 
 
-def write_patches(path: Path | str, columns: dict[str, np.ndarray], pixels: dict[int, np.ndarray],
-                  **provenance) -> None:
+def write_patches(
+    path: Path | str, columns: dict[str, np.ndarray], pixels: dict[int, np.ndarray], **provenance
+) -> None:
     """columns: every dataset but pixels; pixels: side in px → (P, px, px, 3) uint8, in the order of
     provenance's sizes_px."""
     sides = list(pixels)

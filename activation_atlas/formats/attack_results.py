@@ -1,6 +1,7 @@
 """What the network answered in a patch attack (results/<run>/attacks/<a>_vs_<b>/results.h5, written
 per shard of the images under shards/<k>.h5 and merged): for every image clean, and for every patch,
 size and corner, its top-1 class and probability of b."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,23 +25,29 @@ ATTRIBUTES = ("stage", "package_version", "seed", "pair", "corners", "shard")
 
 def write_results(path: Path | str, image: np.ndarray, results: AttackResults, **provenance) -> None:
     with create_h5(path, "attack_results", **provenance) as f:
-        data = {"image": image, "clean_top": results.clean_top, "clean_p_b": results.clean_p_b,
-                "top": results.top, "p_b": results.p_b}
+        data = {
+            "image": image,
+            "clean_top": results.clean_top,
+            "clean_p_b": results.clean_p_b,
+            "top": results.top,
+            "p_b": results.p_b,
+        }
         for name, (unit, axes) in DATASETS.items():
             write_dataset(f, name, data[name], unit, axes)
 
 
 def read_results(path: Path | str) -> tuple[np.ndarray, AttackResults]:
     with open_h5(path) as f:
-        return f["image"][:], AttackResults(clean_top=f["clean_top"][:], clean_p_b=f["clean_p_b"][:],
-                                            top=f["top"][:], p_b=f["p_b"][:])
+        return f["image"][:], AttackResults(
+            clean_top=f["clean_top"][:], clean_p_b=f["clean_p_b"][:], top=f["top"][:], p_b=f["p_b"][:]
+        )
 
 
 def merge_results(shard_paths: list[Path | str], out_path: Path | str) -> tuple[np.ndarray, AttackResults]:
     """The shards' results concatenated along their images, in order: the same file for any number of
     shards. Returns what it wrote."""
     parts = [read_results(path) for path in shard_paths]
-    with open_h5(shard_paths[0]) as f:   # the attributes as stored (pair and corners: JSON text)
+    with open_h5(shard_paths[0]) as f:  # the attributes as stored (pair and corners: JSON text)
         provenance = {k: f.attrs[k] for k in f.attrs if k not in ("stage", "package_version", "shard")}
     image = np.concatenate([p[0] for p in parts])
     results = concatenated([p[1] for p in parts])

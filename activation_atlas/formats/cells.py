@@ -1,6 +1,7 @@
 """The cells file: the kept cells of one grid over a layout, with their mean activation vectors,
 counts, class histograms and sample images, and with attributions their mean attribution and top
 classes (results/<run>/cells/<layer>/grid<G>.h5, class_atlas/<name>/cells.h5)."""
+
 from __future__ import annotations
 
 import json
@@ -29,32 +30,65 @@ DATASETS = {
     "top_class_names": ("class name", "cell, rank"),
 }
 # class_index and class_name in class atlases only, x_axis and y_axis in comparisons only.
-ATTRIBUTES = ("stage", "package_version", "grid_size", "layer", "seed", "classes", "config", "min_count",
-              "points_total", "class_index", "class_name", "x_axis", "y_axis")
+ATTRIBUTES = (
+    "stage",
+    "package_version",
+    "grid_size",
+    "layer",
+    "seed",
+    "classes",
+    "config",
+    "min_count",
+    "points_total",
+    "class_index",
+    "class_name",
+    "x_axis",
+    "y_axis",
+)
 
 
-def write_cells(path: Path | str, cells: Cells, samples: np.ndarray, attributions: CellAttributions | None,
-                min_count: int, **provenance) -> None:
+def write_cells(
+    path: Path | str,
+    cells: Cells,
+    samples: np.ndarray,
+    attributions: CellAttributions | None,
+    min_count: int,
+    **provenance,
+) -> None:
     with create_h5(path, "cells", grid_size=cells.grid_size, **provenance) as f:
         f.attrs["min_count"] = min_count
         f.attrs["points_total"] = cells.points_total
-        columns = {"row": cells.row, "col": cells.col, "count": cells.count, "mean": cells.mean,
-                   "class_histogram": cells.class_histogram, "sample_images": samples}
+        columns = {
+            "row": cells.row,
+            "col": cells.col,
+            "count": cells.count,
+            "mean": cells.mean,
+            "class_histogram": cells.class_histogram,
+            "sample_images": samples,
+        }
         if attributions is not None:
-            columns.update(mean_attribution=attributions.mean, top_classes=attributions.top,
-                           top_class_values=attributions.values)
+            columns.update(
+                mean_attribution=attributions.mean, top_classes=attributions.top, top_class_values=attributions.values
+            )
         for name, data in columns.items():
             write_dataset(f, name, data, *DATASETS[name])
         if attributions is not None:
-            write_dataset(f, "top_class_names", attributions.names, *DATASETS["top_class_names"],
-                          dtype=h5py.string_dtype())
+            write_dataset(
+                f, "top_class_names", attributions.names, *DATASETS["top_class_names"], dtype=h5py.string_dtype()
+            )
 
 
 def read_cells(path: Path | str) -> Cells:
     with open_h5(path) as f:
-        return Cells(grid_size=int(f.attrs["grid_size"]), row=f["row"][:], col=f["col"][:], count=f["count"][:],
-                     mean=f["mean"][:], class_histogram=f["class_histogram"][:],
-                     points_total=int(f.attrs["points_total"]))
+        return Cells(
+            grid_size=int(f.attrs["grid_size"]),
+            row=f["row"][:],
+            col=f["col"][:],
+            count=f["count"][:],
+            mean=f["mean"][:],
+            class_histogram=f["class_histogram"][:],
+            points_total=int(f.attrs["points_total"]),
+        )
 
 
 def read_top_class(path: Path | str, card_classes: list[str]) -> tuple[np.ndarray | None, str | None]:
@@ -84,6 +118,7 @@ def read_cell_counts(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarr
 @dataclass
 class CellSummary:
     """What the viewer needs of a cells file: everything but the mean vectors."""
+
     row: np.ndarray
     col: np.ndarray
     count: np.ndarray
@@ -95,7 +130,12 @@ class CellSummary:
 
 def read_cell_summary(path: Path | str) -> CellSummary:
     with open_h5(path) as f:
-        return CellSummary(row=f["row"][:], col=f["col"][:], count=f["count"][:],
-                           class_histogram=f["class_histogram"][:], sample_images=f["sample_images"][:],
-                           mean_attribution=f["mean_attribution"][:] if "mean_attribution" in f else None,
-                           classes=json.loads(f.attrs["classes"]))
+        return CellSummary(
+            row=f["row"][:],
+            col=f["col"][:],
+            count=f["count"][:],
+            class_histogram=f["class_histogram"][:],
+            sample_images=f["sample_images"][:],
+            mean_attribution=f["mean_attribution"][:] if "mean_attribution" in f else None,
+            classes=json.loads(f.attrs["classes"]),
+        )

@@ -1,5 +1,6 @@
 """The icons file: the rendered icon of each kept cell of a grid, in the cells file's order
 (results/<run>/icons/<layer>/grid<G>.h5, written in chunks by the render jobs and merged)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ DATASETS = {
     "icon_class": ("class index", "icon; the model's top-1 class of the icon, fed at its input size"),
     "steps": ("optimisation steps", "icon; all its attempts together"),
 }
-OPTIONAL = ("steps",)   # written where the renderer had a stopping rule (render.stop)
+OPTIONAL = ("steps",)  # written where the renderer had a stopping rule (render.stop)
 ATTRIBUTES = ("stage", "package_version", "layer", "grid_size", "seed", "config")
 
 

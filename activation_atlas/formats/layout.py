@@ -1,5 +1,6 @@
 """The layout file: each activation's UMAP coordinates, raw and normalised to the atlas square
 (results/<run>/layout/<layer>.h5, and class_atlas/<name>/layout.h5 for a class atlas)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,7 @@ DATASETS = {
     "xy": ("fraction of the atlas", "row, (x, y) in [0, 1]; y grows upwards"),
 }
 # class_index and class_name in class atlases only, x_axis and y_axis in comparisons only.
-ATTRIBUTES = ("stage", "package_version", "config", "layer", "seed", "class_index", "class_name", "x_axis",
-              "y_axis")
+ATTRIBUTES = ("stage", "package_version", "config", "layer", "seed", "class_index", "class_name", "x_axis", "y_axis")
 
 
 def write_layout(path: Path | str, raw: np.ndarray, xy: np.ndarray, umap: dict, **provenance) -> None:

@@ -1,6 +1,7 @@
 """The model card, resources/models/<name>/model.json: what the later stages need to know of the
 model (the names of its logits, its layers) and how well it classifies; and a run's copy of it,
 results/<run>/model.json, with the model's accuracy on the images the run extracted."""
+
 from __future__ import annotations
 
 import json

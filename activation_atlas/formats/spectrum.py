@@ -1,6 +1,7 @@
 """The amplitude spectrum file: the mean Fourier amplitude of the dataset's images at one icon size,
 in the decorrelated colour space icons are parameterised in (results/<run>/spectrum/<n>px.h5; read by
 the render jobs of render.param maco)."""
+
 from __future__ import annotations
 
 from pathlib import Path

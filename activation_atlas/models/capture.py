@@ -1,4 +1,5 @@
 """Naming a network's layers, and reading its intermediate layers by name with forward hooks."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -44,10 +45,12 @@ def capture_layers(modules: dict[str, nn.Module], stop_when_complete: bool = Fal
     outputs: dict[str, torch.Tensor] = {}
     handles = []
     for name, module in modules.items():
+
         def hook(_module, args, output=None, name=name):
             outputs[name] = args[0] if inputs else output
             if stop_when_complete and len(outputs) == len(modules):
                 raise _StopForward
+
         handles.append(module.register_forward_pre_hook(hook) if inputs else module.register_forward_hook(hook))
     try:
         yield outputs
@@ -56,8 +59,7 @@ def capture_layers(modules: dict[str, nn.Module], stop_when_complete: bool = Fal
             handle.remove()
 
 
-def forward_to_layers(model: nn.Module, modules: dict[str, nn.Module],
-                      x: torch.Tensor) -> dict[str, torch.Tensor]:
+def forward_to_layers(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Run the network only as far as the last requested layer and return those layers' outputs."""
     with capture_layers(modules, stop_when_complete=True) as outputs:
         try:

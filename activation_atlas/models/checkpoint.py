@@ -15,6 +15,7 @@ containers, torch's weights-only reader is allowed the inert containers a traini
 come in (argparse's Namespace, Lightning's AttributeDict, read as a dict); any other pickled object is
 refused by name.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,16 @@ WEIGHT_ENTRIES = ("state_dict", "model", "state_dict_ema", "model_ema")
 # Containers of a training script's arguments that checkpoints hold beside the weights (a Lightning
 # checkpoint's hyper_parameters): attribute bags with no code run on loading. Lightning's AttributeDict,
 # a dict subclass, is read as a plain dict, under each module it has lived in, without importing Lightning.
-INERT_GLOBALS = [argparse.Namespace] + [(dict, f"{module}.AttributeDict") for module in (
-    "lightning.fabric.utilities.data", "lightning_fabric.utilities.data", "pytorch_lightning.utilities.parsing")]
+INERT_GLOBALS = [argparse.Namespace] + [
+    (dict, f"{module}.AttributeDict")
+    for module in (
+        "lightning.fabric.utilities.data",
+        "lightning_fabric.utilities.data",
+        "pytorch_lightning.utilities.parsing",
+    )
+]
 UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-SHOWN_KEYS = 4   # keys of each kind named in a refusal; the rule's log has them all
+SHOWN_KEYS = 4  # keys of each kind named in a refusal; the rule's log has them all
 
 
 def is_safetensors(path: Path | str) -> bool:
@@ -61,16 +68,21 @@ def read_checkpoint(path: Path | str):
     try:
         with torch.serialization.safe_globals(INERT_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError) as error:   # a truncated or damaged file, not a checkpoint
-        raise RunError(f"checkpoint {path} cannot be read (torch said: {str(error).splitlines()[0]}): it is damaged, "
-                       "incomplete or not a torch file; if the workflow made it (under resources/), delete it and "
-                       "run again to have it made anew") from None
+    except (RuntimeError, EOFError, OSError) as error:  # a truncated or damaged file, not a checkpoint
+        raise RunError(
+            f"checkpoint {path} cannot be read (torch said: {str(error).splitlines()[0]}): it is damaged, "
+            "incomplete or not a torch file; if the workflow made it (under resources/), delete it and "
+            "run again to have it made anew"
+        ) from None
     except pickle.UnpicklingError as error:
         named = UNSUPPORTED_GLOBAL.search(str(error))
-        what = (f"a pickled {named.group(1)}" if named else "pickled objects other than tensors") + \
-            " (a whole model saved with torch.save(model), or an object among a training script's settings?)"
-        raise RunError(f"checkpoint {path} holds {what}, which is not loaded: unpickling it would run code the "
-                       f"file names. {STATE_DICT_HOW_TO}") from None
+        what = (
+            f"a pickled {named.group(1)}" if named else "pickled objects other than tensors"
+        ) + " (a whole model saved with torch.save(model), or an object among a training script's settings?)"
+        raise RunError(
+            f"checkpoint {path} holds {what}, which is not loaded: unpickling it would run code the "
+            f"file names. {STATE_DICT_HOW_TO}"
+        ) from None
 
 
 def is_state_dict(value) -> bool:
@@ -88,8 +100,10 @@ def weights_entry(checkpoint) -> tuple[dict[str, torch.Tensor], list[str]]:
             break
         state, entries = state[entry], entries + [entry]
     if not is_state_dict(state):
-        raise RunError("checkpoint holds no state dict (expected tensors, possibly under "
-                       f"{', '.join(map(repr, WEIGHT_ENTRIES))}): {STATE_DICT_HOW_TO}")
+        raise RunError(
+            "checkpoint holds no state dict (expected tensors, possibly under "
+            f"{', '.join(map(repr, WEIGHT_ENTRIES))}): {STATE_DICT_HOW_TO}"
+        )
     return state, entries
 
 
@@ -109,8 +123,9 @@ def common_prefixes(keys) -> list[str]:
 def reprefixed(state: dict, strip: str = "", add: str = "") -> OrderedDict:
     """The state dict with `strip` taken off and `add` put before every key, module-version metadata
     included (its keys are module names without the trailing dot)."""
+
     def name(key: str) -> str:
-        return add + key[len(strip):]
+        return add + key[len(strip) :]
 
     out = OrderedDict((name(k), v) for k, v in state.items())
     metadata = getattr(state, "_metadata", None)
@@ -143,14 +158,15 @@ def fitting_names(state: dict, model_keys) -> tuple[OrderedDict | dict, str | No
 @dataclass
 class Mismatch:
     """How a state dict differs from a model's, as torch's strict load sees it."""
+
     missing: list[str]
     unexpected: list[str]
-    wrong_shape: list[str]           # keys in both with other shapes
-    shapes: dict[str, tuple]         # key → (checkpoint's shape, model's shape)
-    model_keys: list[str]            # in the model's order
+    wrong_shape: list[str]  # keys in both with other shapes
+    shapes: dict[str, tuple]  # key → (checkpoint's shape, model's shape)
+    model_keys: list[str]  # in the model's order
 
     @classmethod
-    def between(cls, model: nn.Module, state: dict) -> "Mismatch":
+    def between(cls, model: nn.Module, state: dict) -> Mismatch:
         own = model.state_dict()
         wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
         fitting = OrderedDict((k, v) for k, v in state.items() if k not in wrong)
@@ -158,17 +174,23 @@ class Mismatch:
             fitting._metadata = state._metadata
         # Torch decides what is missing (old batch-norm formats need no counter): ask it, on a copy.
         keys = copy.deepcopy(model).load_state_dict(fitting, strict=False)
-        return cls(missing=[k for k in own if k in set(keys.missing_keys) - set(wrong)],
-                   unexpected=[k for k in state if k in set(keys.unexpected_keys)], wrong_shape=wrong,
-                   shapes={k: (tuple(state[k].shape), tuple(own[k].shape)) for k in wrong}, model_keys=list(own))
+        return cls(
+            missing=[k for k in own if k in set(keys.missing_keys) - set(wrong)],
+            unexpected=[k for k in state if k in set(keys.unexpected_keys)],
+            wrong_shape=wrong,
+            shapes={k: (tuple(state[k].shape), tuple(own[k].shape)) for k in wrong},
+            model_keys=list(own),
+        )
 
     def counts(self) -> str:
         def keys(n: int) -> str:
             return f"{n} key" + ("s" if n != 1 else "")
 
-        counts = [f"{keys(len(self.missing))} of the model's {len(self.model_keys)} missing" if self.missing else "",
-                  f"{keys(len(self.unexpected))} unexpected" if self.unexpected else "",
-                  f"{keys(len(self.wrong_shape))} of another shape" if self.wrong_shape else ""]
+        counts = [
+            f"{keys(len(self.missing))} of the model's {len(self.model_keys)} missing" if self.missing else "",
+            f"{keys(len(self.unexpected))} unexpected" if self.unexpected else "",
+            f"{keys(len(self.wrong_shape))} of another shape" if self.wrong_shape else "",
+        ]
         return ", ".join(c for c in counts if c)
 
     def shape_text(self, key: str) -> str:
@@ -178,8 +200,11 @@ class Mismatch:
     def listed(self, limit: int | None) -> list[str]:
         """'missing (n): a, b, …' lines for each kind of difference there is, `limit` keys each."""
         lines = []
-        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
-                            ("other shape", [self.shape_text(k) for k in self.wrong_shape])):
+        for label, keys in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("other shape", [self.shape_text(k) for k in self.wrong_shape]),
+        ):
             if keys:
                 shown = keys if limit is None else keys[:limit]
                 more = f", … ({len(keys) - len(shown)} more)" if len(keys) > len(shown) else ""
@@ -192,40 +217,55 @@ class Mismatch:
         lacking = carried_prefixes(self.missing, self.unexpected)
         if carried and sum(carried.values()) >= len(self.missing) / 2:
             names = ", ".join(repr(p) for p, _ in carried.most_common(3))
-            return (f"the checkpoint's keys carry {names} before the model's names (the network was an attribute of "
-                    "a wrapper such as a LightningModule), and not on every key: save the network's own "
-                    "state_dict, or make the factory build the wrapper")
+            return (
+                f"the checkpoint's keys carry {names} before the model's names (the network was an attribute of "
+                "a wrapper such as a LightningModule), and not on every key: save the network's own "
+                "state_dict, or make the factory build the wrapper"
+            )
         if lacking and sum(lacking.values()) >= len(self.unexpected) / 2:
             names = ", ".join(repr(p) for p, _ in lacking.most_common(3))
-            return (f"the model's keys carry {names} that the checkpoint's lack: the factory wraps the network "
-                    "it was trained as; make it return the network itself")
+            return (
+                f"the model's keys carry {names} that the checkpoint's lack: the factory wraps the network "
+                "it was trained as; make it return the network itself"
+            )
         if not self.missing and not self.unexpected:
             last = self.model_keys[-1].rsplit(".", 1)[0]
             if all(k.rsplit(".", 1)[0] == last for k in self.wrong_shape):
-                return (f"only the last layer ({last}) has another shape: the checkpoint was trained for another "
-                        "number of classes; build the model with as many (model.kwargs)")
-            return ("the same layers with other sizes: the checkpoint was trained with other constructor "
-                    "arguments (widths, patch or image size); set model.kwargs to those")
+                return (
+                    f"only the last layer ({last}) has another shape: the checkpoint was trained for another "
+                    "number of classes; build the model with as many (model.kwargs)"
+                )
+            return (
+                "the same layers with other sizes: the checkpoint was trained with other constructor "
+                "arguments (widths, patch or image size); set model.kwargs to those"
+            )
         fitting = in_both - len(self.wrong_shape)
         if fitting < len(self.model_keys) / 2:
-            return (f"only {fitting} of the model's {len(self.model_keys)} keys are in the checkpoint with the model's "
-                    "shape: it is the checkpoint of another architecture than the one the config builds")
+            return (
+                f"only {fitting} of the model's {len(self.model_keys)} keys are in the checkpoint with the model's "
+                "shape: it is the checkpoint of another architecture than the one the config builds"
+            )
         shared = [k for k in self.model_keys if k not in set(self.missing)]
         repeated = repeated_blocks(self.missing + self.unexpected, shared)
         if repeated:
-            return (f"the model and the checkpoint repeat a block a different number of times ({repeated[0]} is in "
-                    "one only): another depth; set model.kwargs to the depth the checkpoint was trained with")
+            return (
+                f"the model and the checkpoint repeat a block a different number of times ({repeated[0]} is in "
+                "one only): another depth; set model.kwargs to the depth the checkpoint was trained with"
+            )
         if not self.unexpected:
             return "the checkpoint lacks part of the network (a backbone saved without its head, a partial save?)"
         if not self.missing:
-            return ("the checkpoint holds layers the model lacks: another depth or variant of the network, or "
-                    "extra heads saved with it")
+            return (
+                "the checkpoint holds layers the model lacks: another depth or variant of the network, or "
+                "extra heads saved with it"
+            )
         return "another variant of the network (depth, blocks or options differ): check model.kwargs"
 
 
 def repeated_blocks(keys: list[str], shared: list[str]) -> list[str]:
     """Those of `keys` that are one more copy of a numbered block ('layer1.7.conv1.weight') of which
     the keys both sides have (`shared`) hold other copies ('layer1.0.conv1.weight'): another depth."""
+
     def numbered(key: str) -> str:
         return re.sub(r"\.\d+\.", ".#.", key)
 
@@ -255,17 +295,21 @@ def load_checkpoint(model: nn.Module, path: Path | str, log=None, checkpoint=Non
     state, change = fitting_names(state, model.state_dict().keys())
     if log is not None and entries:
         others = sorted(set(checkpoint) - {entries[0]}) if isinstance(checkpoint, dict) else []
-        log(f"checkpoint: weights read from entry {'/'.join(map(repr, entries))}"
-            + (f" (the file also holds {', '.join(map(repr, others))})" if others else ""))
+        log(
+            f"checkpoint: weights read from entry {'/'.join(map(repr, entries))}"
+            + (f" (the file also holds {', '.join(map(repr, others))})" if others else "")
+        )
     if log is not None and change:
         log(f"checkpoint: {change} to match the model's names")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError:
         mismatch = Mismatch.between(model, state)
-        lines = [f"checkpoint {path} does not fit the model ({mismatch.counts()}; torch loads it only when every "
-                 "key fits):", *(f"  {line}" for line in mismatch.listed(SHOWN_KEYS)),
-                 f"  likely cause: {mismatch.likely_cause()}"]
+        lines = [
+            f"checkpoint {path} does not fit the model ({mismatch.counts()}; torch loads it only when every key fits):",
+            *(f"  {line}" for line in mismatch.listed(SHOWN_KEYS)),
+            f"  likely cause: {mismatch.likely_cause()}",
+        ]
         if change:
             lines.append(f"  (with the {change})")
         lines.append("  the full lists are in the rule's log")

@@ -1,4 +1,5 @@
 """The demo network: a small CNN with named stages, trained by the workflow on the generated dataset."""
+
 from __future__ import annotations
 
 import torch
@@ -51,8 +52,7 @@ def fold_batch_norm(model: DemoCNN) -> DemoCNN:
         if isinstance(bn, nn.Identity):
             continue
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding,
-                          bias=True)
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding, bias=True)
         with torch.no_grad():
             fused.weight.copy_(conv.weight * scale[:, None, None, None])
             fused.bias.copy_(bn.bias - bn.running_mean * scale)

@@ -7,6 +7,7 @@ the classifier uses, the last block's included, so an atlas of any block's patch
 With `readout: class_token` its head reads the class token, as torchvision's, timm's ViT and DeiT do:
 the last block's patch tokens then reach no logit, and that block is read as its class token.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,10 +32,19 @@ def build_demo_vit(input_size: int, vit: dict, num_classes: int) -> DemoViT:
     """The demo ViT for square images of input_size: `vit` holds patch_size, depth, heads, width,
     mlp_width and readout."""
     if input_size % vit["patch_size"]:
-        raise RunError(f"model.input_size = {input_size} is not a multiple of model.vit.patch_size = "
-                       f"{vit['patch_size']}: the patches must tile the image")
+        raise RunError(
+            f"model.input_size = {input_size} is not a multiple of model.vit.patch_size = "
+            f"{vit['patch_size']}: the patches must tile the image"
+        )
     if vit["width"] % vit["heads"]:
         raise RunError(f"model.vit.width = {vit['width']} is not a multiple of model.vit.heads = {vit['heads']}")
-    return DemoViT(image_size=input_size, patch_size=vit["patch_size"], num_layers=vit["depth"],
-                   num_heads=vit["heads"], hidden_dim=vit["width"], mlp_dim=vit["mlp_width"],
-                   num_classes=num_classes, readout=vit.get("readout", "mean_patches"))
+    return DemoViT(
+        image_size=input_size,
+        patch_size=vit["patch_size"],
+        num_layers=vit["depth"],
+        num_heads=vit["heads"],
+        hidden_dim=vit["width"],
+        mlp_dim=vit["mlp_width"],
+        num_classes=num_classes,
+        readout=vit.get("readout", "mean_patches"),
+    )

@@ -9,6 +9,7 @@ caller reads (its output is the pre-norm activation). The folded network is then
 original on a probe image; if they differ (a convolution's output also read elsewhere, say), the
 original is kept and the log says why.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,6 +35,7 @@ def conv_batch_norm_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[s
     def record_conv(name):
         def hook(_module, _args, output):
             conv_of_output[id(output)] = name
+
         return hook
 
     def pair_norm(name):
@@ -41,6 +43,7 @@ def conv_batch_norm_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[s
             conv = conv_of_output.get(id(args[0]))
             if conv is not None:
                 pairs.append((conv, name))
+
         return hook
 
     for name, module in modules.items():
@@ -50,12 +53,12 @@ def conv_batch_norm_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[s
             handles.append(module.register_forward_hook(record_conv(name)))
     try:
         with torch.no_grad():
-            outputs = model(probe)   # kept alive until pairing is done, so no output's id is reused
+            outputs = model(probe)  # kept alive until pairing is done, so no output's id is reused
     finally:
         for handle in handles:
             handle.remove()
     del outputs
-    return list(dict.fromkeys(pairs))   # a module called twice pairs once
+    return list(dict.fromkeys(pairs))  # a module called twice pairs once
 
 
 def fold_batch_norms(model: nn.Module, read_layers: list[str], probe: torch.Tensor, log) -> nn.Module:
@@ -71,11 +74,15 @@ def fold_batch_norms(model: nn.Module, read_layers: list[str], probe: torch.Tens
         folded.set_submodule(norm_name, nn.Identity())
     difference = largest_difference(model, folded, read_layers, probe)
     if difference > FOLDED_TOLERANCE:
-        log(f"batch norms not folded: the folded network differs from the original by {difference:.2g} "
-            f"(relative) on a probe image")
+        log(
+            f"batch norms not folded: the folded network differs from the original by {difference:.2g} "
+            f"(relative) on a probe image"
+        )
         return model
-    log(f"{len(pairs)} batch norms folded into the convolutions before them (largest relative change "
-        f"{difference:.1g} on a probe image)")
+    log(
+        f"{len(pairs)} batch norms folded into the convolutions before them (largest relative change "
+        f"{difference:.1g} on a probe image)"
+    )
     return folded.to(memory_format=torch.channels_last)
 
 

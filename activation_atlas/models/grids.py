@@ -11,6 +11,7 @@ patch tokens the logits do not read, as in a class-token ViT's last block, is re
 token); it is recorded in the model card (`layer_grids`: the layers that do not give (B, C, H, W)
 maps), which extraction and rendering read.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,8 @@ DIMENSIONS = {"maps": 4, "channels_last": 4, "vector": 2, "tokens": 3, "class_to
 
 @dataclass(frozen=True)
 class LayerGrid:
-    kind: str = "maps"        # maps | channels_last | vector | tokens | class_token
-    prefix: int = 0           # tokens: how many lead the patch grid
+    kind: str = "maps"  # maps | channels_last | vector | tokens | class_token
+    prefix: int = 0  # tokens: how many lead the patch grid
 
     def __str__(self) -> str:
         return f"tokens(prefix={self.prefix})" if self.kind == "tokens" else self.kind
@@ -49,11 +50,13 @@ class LayerGrid:
             return output[:, :, None, None]
         if self.kind == "class_token":
             return output[:, 0, :, None, None]
-        patches = output[:, self.prefix:]
+        patches = output[:, self.prefix :]
         side = math.isqrt(patches.shape[1])
         if side * side != patches.shape[1]:
-            raise RunError(f"a layer read as {self} gives {output.shape[1]} tokens: {patches.shape[1]} after the "
-                           "prefix are not a square grid of patches")
+            raise RunError(
+                f"a layer read as {self} gives {output.shape[1]} tokens: {patches.shape[1]} after the "
+                "prefix are not a square grid of patches"
+            )
         return patches.unflatten(1, (side, side)).permute(0, 3, 1, 2)
 
 
@@ -98,12 +101,15 @@ def output_shapes(model: nn.Module, modules: dict[str, nn.Module], input_size: i
     grey = torch.full((1, 3, input_size, input_size), 0.5, device=device)
     with torch.no_grad(), capture_layers(modules) as outputs:
         model(grey)
-    return {name: tuple(output.shape) if isinstance(output, torch.Tensor)
-            else f"a {type(output).__name__}, not a tensor" for name, output in outputs.items()}
+    return {
+        name: tuple(output.shape) if isinstance(output, torch.Tensor) else f"a {type(output).__name__}, not a tensor"
+        for name, output in outputs.items()
+    }
 
 
-def unread_patch_tokens(model: nn.Module, modules: dict[str, nn.Module], grids: dict[str, LayerGrid],
-                        input_size: int, device: str) -> list[str]:
+def unread_patch_tokens(
+    model: nn.Module, modules: dict[str, nn.Module], grids: dict[str, LayerGrid], input_size: int, device: str
+) -> list[str]:
     """The token layers (read with a prefix) whose patch tokens the logits do not depend on while
     their leading tokens do: for one seeded random image, the gradient of a fixed mix of the logits
     is zero at every patch token. A classifier that reads its class token gives this after its last
@@ -111,7 +117,7 @@ def unread_patch_tokens(model: nn.Module, modules: dict[str, nn.Module], grids: 
     if not grids:
         return []
     image = torch.rand(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)).to(device)
-    image.requires_grad_(True)   # a graph through every layer, whether or not the weights take gradients
+    image.requires_grad_(True)  # a graph through every layer, whether or not the weights take gradients
     with torch.enable_grad(), capture_layers({name: modules[name] for name in grids}) as outputs:
         logits = model(image)
         mix = torch.linspace(1.0, 2.0, logits.shape[-1], device=logits.device)
@@ -120,7 +126,7 @@ def unread_patch_tokens(model: nn.Module, modules: dict[str, nn.Module], grids: 
     for (name, grid), grad in zip(grids.items(), grads):
         if grad is None:
             continue
-        patches, leading = grad[:, grid.prefix:].abs().max(), grad[:, :grid.prefix].abs().max()
+        patches, leading = grad[:, grid.prefix :].abs().max(), grad[:, : grid.prefix].abs().max()
         if leading > 0 and patches <= 1e-6 * leading:
             unread.append(name)
     return unread
@@ -132,8 +138,14 @@ def is_cube(shape) -> bool:
     return isinstance(shape, tuple) and len(shape) == 4 and len(set(shape[1:])) == 1
 
 
-def decide_layer_grids(model: nn.Module, modules: dict[str, nn.Module], input_size: int, configured: dict[str, str],
-                       device: str = "cpu", log=None) -> dict[str, str]:
+def decide_layer_grids(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    input_size: int,
+    configured: dict[str, str],
+    device: str = "cpu",
+    log=None,
+) -> dict[str, str]:
     """{layer: its grid} for the layers that do not give (B, C, H, W) maps: as configured, else from a
     forward pass of a grey square image (a 4-d output whose axes are of one size is probed again at a
     larger size, where the model allows it: the axes that grow are the spatial ones; a token layer whose
@@ -144,7 +156,7 @@ def decide_layer_grids(model: nn.Module, modules: dict[str, nn.Module], input_si
     if any(is_cube(shapes.get(name)) for name in modules if name not in configured):
         try:
             larger = output_shapes(model, modules, input_size + input_size // 2, device)
-        except Exception:   # a model made for one input size: its cube-shaped layers stay undecided
+        except Exception:  # a model made for one input size: its cube-shaped layers stay undecided
             larger = {}
     grids = {}
     for name in modules:
@@ -153,32 +165,42 @@ def decide_layer_grids(model: nn.Module, modules: dict[str, nn.Module], input_si
         if isinstance(shape, tuple) and (not shape or shape[0] != 1):
             # A sequence-first (T, B, C) output (nn.MultiheadAttention's default layout) read as (B, T, C)
             # would give one token an image: refused.
-            raise RunError(f"layer {name!r} gives {said} for one image: its first axis is not the batch (a "
-                           "sequence-first transformer?); pick a layer whose output leads with the batch")
+            raise RunError(
+                f"layer {name!r} gives {said} for one image: its first axis is not the batch (a "
+                "sequence-first transformer?); pick a layer whose output leads with the batch"
+            )
         if name in configured:
             grid = parse_grid(configured[name])
             if not (isinstance(shape, tuple) and len(shape) == DIMENSIONS[grid.kind]):
                 raise RunError(f"model.layer_grids.{name} = {grid}: the layer gives {said}")
             try:
-                grid.as_maps(torch.zeros(shape))   # tokens: the patches after the prefix must be a square
+                grid.as_maps(torch.zeros(shape))  # tokens: the patches after the prefix must be a square
             except RunError as error:
                 raise RunError(f"model.layer_grids.{name} = {grid}: {error}") from None
         else:
-            grid = grid_of_shape(shape, larger.get(name) if is_cube(shape) else None) \
-                if isinstance(shape, tuple) else None
+            grid = (
+                grid_of_shape(shape, larger.get(name) if is_cube(shape) else None) if isinstance(shape, tuple) else None
+            )
             if grid is None:
-                raise RunError(f"layer {name!r} gives {said}: how it maps to a grid of activation vectors cannot be "
-                               f"told from its shape; name it in the config, e.g. model.layer_grids: "
-                               f"{{{name}: tokens(prefix=1)}} (valid: {GRID_SPECS})")
+                raise RunError(
+                    f"layer {name!r} gives {said}: how it maps to a grid of activation vectors cannot be "
+                    f"told from its shape; name it in the config, e.g. model.layer_grids: "
+                    f"{{{name}: tokens(prefix=1)}} (valid: {GRID_SPECS})"
+                )
         grids[name] = grid
-    inferred_tokens = {name: grid for name, grid in grids.items()
-                       if name not in configured and grid.kind == "tokens" and grid.prefix > 0}
+    inferred_tokens = {
+        name: grid
+        for name, grid in grids.items()
+        if name not in configured and grid.kind == "tokens" and grid.prefix > 0
+    }
     for name in unread_patch_tokens(model, modules, inferred_tokens, input_size, device):
         grids[name] = CLASS_TOKEN
         if log is not None:
-            log(f"layer {name}: the logits do not read its patch tokens, only its class token, which it is "
+            log(
+                f"layer {name}: the logits do not read its patch tokens, only its class token, which it is "
                 f"read as (an atlas of its patches would show what no class depends on: set model.layer_grids: "
-                f"{{{name}: {inferred_tokens[name]}}} for one anyway)")
+                f"{{{name}: {inferred_tokens[name]}}} for one anyway)"
+            )
     return {name: str(grid) for name, grid in grids.items() if grid != MAPS}
 
 

@@ -9,6 +9,7 @@ forward hooks can capture it by name.
 
 The forward pass takes RGB in [0, 1] and scales it to the network's own input range [-117, 138].
 """
+
 from __future__ import annotations
 
 import torch

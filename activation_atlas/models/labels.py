@@ -7,6 +7,7 @@ their WordNet ids, the names of ImageNet's folders); otherwise the names its kin
 on the dataset, or a user model with as many logits as the dataset has classes) or, failing all,
 class_0 … class_{K-1}.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -15,8 +16,10 @@ from pathlib import Path
 from activation_atlas.models.kinds import model_kind
 from activation_atlas.runtime import RunError
 
-NAMING_HINT = ("name them with model.labels (a list of names, a text file with one name a line, or imagenet1k "
-               "for an ImageNet-1k classifier)")
+NAMING_HINT = (
+    "name them with model.labels (a list of names, a text file with one name a line, or imagenet1k "
+    "for an ImageNet-1k classifier)"
+)
 # ImageNet-1k's classes in logit order: WordNet id and name a line (NOTICE.md).
 IMAGENET1K = Path(__file__).with_name("imagenet1k_classes.tsv")
 
@@ -45,8 +48,7 @@ def count_logits(model, input_size: int) -> int:
         output = model(torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device))
     if not isinstance(output, torch.Tensor) or output.ndim != 2:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise RunError(f"the model's output for a batch of one image is {shape}; expected logits of shape "
-                       "(1, classes)")
+        raise RunError(f"the model's output for a batch of one image is {shape}; expected logits of shape (1, classes)")
     return int(output.shape[1])
 
 
@@ -86,9 +88,13 @@ def logit_names(model_cfg: dict, n_logits: int, dataset_classes: list[str], log)
     if model_kind(model_cfg["kind"]).trained:
         return list(dataset_classes)
     if dataset_classes and len(dataset_classes) == n_logits:
-        log(f"naming the model's {n_logits} logits after the dataset's class folders, in sorted order: "
-            f"{abbreviated(dataset_classes)}")
+        log(
+            f"naming the model's {n_logits} logits after the dataset's class folders, in sorted order: "
+            f"{abbreviated(dataset_classes)}"
+        )
         return list(dataset_classes)
-    log(f"WARNING: the model has {n_logits} logits and the dataset {len(dataset_classes)} class folders, so "
-        f"the logits are named class_0 … class_{n_logits - 1}: {NAMING_HINT}")
+    log(
+        f"WARNING: the model has {n_logits} logits and the dataset {len(dataset_classes)} class folders, so "
+        f"the logits are named class_0 … class_{n_logits - 1}: {NAMING_HINT}"
+    )
     return [f"class_{k}" for k in range(n_logits)]

@@ -2,6 +2,7 @@
 from the kind's module (models/kinds/); every loaded model takes RGB in [0, 1]: the input a network
 was trained on (its channel order, pixel scale and normalisation) is made by a forward pre-hook, so
 its module names stay those of the network."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def build_model(model_cfg: dict, num_classes: int | None = None) -> nn.Module:
 LUMINANCE = (0.299, 0.587, 0.114)
 
 
-def add_input_conversion(model: nn.Module, channels: str = "rgb", scale: float = 1.0,
-                         normalisation: dict | None = None) -> nn.Module:
+def add_input_conversion(
+    model: nn.Module, channels: str = "rgb", scale: float = 1.0, normalisation: dict | None = None
+) -> nn.Module:
     """Make the model take [0, 1] RGB: before its forward, the image is given in the channel order it
     was trained on (`channels`: rgb, bgr, or gray: one luminance channel), times `scale` (255 for a
     network trained on 0–255 pixels), then (x − mean) / std per channel."""
@@ -53,14 +55,15 @@ def add_input_conversion(model: nn.Module, channels: str = "rgb", scale: float =
     return model
 
 
-def load_model(model_cfg: dict, weights: Path | str | None, num_classes: int | None = None,
-               device: str = "cpu", log=None) -> nn.Module:
+def load_model(
+    model_cfg: dict, weights: Path | str | None, num_classes: int | None = None, device: str = "cpu", log=None
+) -> nn.Module:
     """The configured network with its weights, ready for inference: eval mode, prepared as its kind
     says, [0, 1] input, channels_last, on `device`. `log`: where to say how the checkpoint was read."""
     kind = model_kind(model_cfg["kind"])
     checkpoint = None
     if model_cfg.get("kwargs_from_checkpoint") and weights is not None:
-        checkpoint = read_checkpoint(weights)   # read once: for its constructor arguments, then its weights
+        checkpoint = read_checkpoint(weights)  # read once: for its constructor arguments, then its weights
         model_cfg = {**model_cfg, "kwargs": checkpoint_kwargs(model_cfg, checkpoint, weights, log)}
     model = kind.build(model_cfg, num_classes)
     if weights is not None:
@@ -112,24 +115,30 @@ def arguments_group(groups: dict[str, dict], factory, entry, weights) -> str:
     if isinstance(entry, str):
         group = TOP if entry == TOP else f"{TOP}.{entry}"
         if group not in groups:
-            raise RunError(f"model.kwargs_from_checkpoint = {entry!r}: checkpoint {weights} has no dict of that name in "
-                           f"its hyper_parameters; valid: {', '.join(map(entry_name, groups))}")
+            raise RunError(
+                f"model.kwargs_from_checkpoint = {entry!r}: checkpoint {weights} has no dict of that name in "
+                f"its hyper_parameters; valid: {', '.join(map(entry_name, groups))}"
+            )
         return group
     named = {group: sorted(set(values) & factory.named) for group, values in groups.items()}
     named = {group: keys for group, keys in named.items() if keys}
     if len(named) > 1:
         places = "; ".join(f"{group} ({', '.join(keys)})" for group, keys in named.items())
-        raise RunError(f"model.kwargs_from_checkpoint: the factory's arguments are in more than one place of checkpoint "
-                       f"{weights}: {places}. Name the one to read: model.kwargs_from_checkpoint: one of "
-                       f"{', '.join(map(entry_name, named))}")
+        raise RunError(
+            f"model.kwargs_from_checkpoint: the factory's arguments are in more than one place of checkpoint "
+            f"{weights}: {places}. Name the one to read: model.kwargs_from_checkpoint: one of "
+            f"{', '.join(map(entry_name, named))}"
+        )
     if named:
         return next(iter(named))
     below = [group for group in groups if group != TOP]
     if factory.takes_any and below:
-        raise RunError(f"model.kwargs_from_checkpoint: the factory takes **kwargs and names none of the arguments in "
-                       f"checkpoint {weights}, whose hyper_parameters hold dicts ({', '.join(map(entry_name, below))}): "
-                       f"which of them holds its arguments cannot be told. Name the one to read: "
-                       f"model.kwargs_from_checkpoint: one of {', '.join(map(entry_name, groups))}")
+        raise RunError(
+            f"model.kwargs_from_checkpoint: the factory takes **kwargs and names none of the arguments in "
+            f"checkpoint {weights}, whose hyper_parameters hold dicts ({', '.join(map(entry_name, below))}): "
+            f"which of them holds its arguments cannot be told. Name the one to read: "
+            f"model.kwargs_from_checkpoint: one of {', '.join(map(entry_name, groups))}"
+        )
     return TOP
 
 
@@ -142,20 +151,28 @@ def checkpoint_kwargs(model_cfg: dict, checkpoint, weights: Path | str, log=None
 
     saved = checkpoint.get(TOP) if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
-        raise RunError(f"model.kwargs_from_checkpoint: checkpoint {weights} has no 'hyper_parameters' entry (one "
-                       "that PyTorch Lightning's checkpoints hold); set the factory's arguments in model.kwargs")
+        raise RunError(
+            f"model.kwargs_from_checkpoint: checkpoint {weights} has no 'hyper_parameters' entry (one "
+            "that PyTorch Lightning's checkpoints hold); set the factory's arguments in model.kwargs"
+        )
     factory = factory_parameters(model_cfg)
     groups = argument_groups(saved)
     source = arguments_group(groups, factory, model_cfg["kwargs_from_checkpoint"], weights)
     group = groups[source]
-    taken = {key: value for key, value in group.items() if key in factory.named
-             or (factory.takes_any and not isinstance(value, (dict, argparse.Namespace)))}
+    taken = {
+        key: value
+        for key, value in group.items()
+        if key in factory.named or (factory.takes_any and not isinstance(value, (dict, argparse.Namespace)))
+    }
     if log is not None:
         left = sorted(set(group) - set(taken))
         others = sorted(set(saved) - {entry_name(source)}) if source != TOP else []
-        log(f"model.kwargs_from_checkpoint: {', '.join(f'{k}={v!r}' for k, v in sorted(taken.items())) or 'nothing'} "
-            f"from {source}" + (f"; not arguments of the factory: {', '.join(left)}" if left else "")
-            + (f"; the rest of {TOP}, not read: {', '.join(others)}" if others else ""))
+        log(
+            f"model.kwargs_from_checkpoint: {', '.join(f'{k}={v!r}' for k, v in sorted(taken.items())) or 'nothing'} "
+            f"from {source}"
+            + (f"; not arguments of the factory: {', '.join(left)}" if left else "")
+            + (f"; the rest of {TOP}, not read: {', '.join(others)}" if others else "")
+        )
     return {**taken, **(model_cfg.get("kwargs") or {})}
 
 

@@ -15,6 +15,7 @@ norm takes the layer's output itself, each position's share is its own (z − β
 and through which norm, is decided once, when the model is described, by one backward pass of a seeded
 image, and recorded in the model card (`attributed_at`), which extraction reads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,20 +42,22 @@ SHARES_ADD_UP = 1e-3
 
 
 class ReadThrough(NamedTuple):
-    norm: str     # the norm the layer is attributed at
-    takes: str    # what of the layer's output that norm takes: "its output", "its class token", …
+    norm: str  # the norm the layer is attributed at
+    takes: str  # what of the layer's output that norm takes: "its output", "its class token", …
 
 
 @dataclass(frozen=True)
 class NormPass:
     """One forward pass's view of a norm that layers are attributed at."""
-    output: torch.Tensor   # the norm's output z
-    held: torch.Tensor     # z − β recomputed from the norm's input with the norm's scale held: linear in it
+
+    output: torch.Tensor  # the norm's output z
+    held: torch.Tensor  # z − β recomputed from the norm's input with the norm's scale held: linear in it
 
     def pulled_back(self, grad_at_output: torch.Tensor, layer_output: torch.Tensor) -> torch.Tensor:
         """The gradient at the layer's output of ⟨z, grad_at_output⟩, the norm's scale held."""
-        return torch.autograd.grad(self.held, layer_output, grad_outputs=grad_at_output.to(self.held.dtype),
-                                   retain_graph=True)[0]
+        return torch.autograd.grad(
+            self.held, layer_output, grad_outputs=grad_at_output.to(self.held.dtype), retain_graph=True
+        )[0]
 
 
 def norm_bias(module: nn.Module) -> torch.Tensor | None:
@@ -66,11 +69,11 @@ def norm_bias(module: nn.Module) -> torch.Tensor | None:
 def scale_held(norm: nn.Module, given: torch.Tensor) -> torch.Tensor:
     """The norm's output less its bias for the input it was given, with the scale it divides by
     detached: the same values, and a gradient that treats that scale as a constant."""
-    x = given.float()   # as autocast runs the norm
+    x = given.float()  # as autocast runs the norm
     eps = norm.eps if norm.eps is not None else torch.finfo(x.dtype).eps
     if isinstance(norm, nn.LayerNorm):
         x = x - x.mean(dim=-1, keepdim=True)
-    scale = (x.pow(2).mean(dim=-1, keepdim=True) + eps).sqrt()   # LayerNorm's deviation, RMSNorm's root mean square
+    scale = (x.pow(2).mean(dim=-1, keepdim=True) + eps).sqrt()  # LayerNorm's deviation, RMSNorm's root mean square
     held = x / scale.detach()
     return held * norm.weight if norm.weight is not None else held
 
@@ -86,8 +89,11 @@ def attribution_map(grid: LayerGrid, vectors: torch.Tensor, grads: torch.Tensor)
 
 def per_vector_norms(model: nn.Module) -> dict[str, nn.Module]:
     """The model's normalisations over the last axis alone."""
-    return {name: module for name, module in model.named_modules()
-            if isinstance(module, NORMALISATIONS) and len(module.normalized_shape) == 1}
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, NORMALISATIONS) and len(module.normalized_shape) == 1
+    }
 
 
 def what_is_taken(output: torch.Tensor, pulled: torch.Tensor) -> str:
@@ -102,8 +108,14 @@ def what_is_taken(output: torch.Tensor, pulled: torch.Tensor) -> str:
     return f"all its {unit}, pooled" if count == positions else f"{count} of its {positions} {unit}, pooled"
 
 
-def read_directly(grid: LayerGrid, output: torch.Tensor, own: torch.Tensor | None, norm: nn.Module,
-                  norm_output: torch.Tensor, at_norm: torch.Tensor) -> bool:
+def read_directly(
+    grid: LayerGrid,
+    output: torch.Tensor,
+    own: torch.Tensor | None,
+    norm: nn.Module,
+    norm_output: torch.Tensor,
+    at_norm: torch.Tensor,
+) -> bool:
     """Whether a norm that takes the layer's output is the only way the logits read it: the layer's own
     attribution is at most ROUNDING of the attribution at the norm's output, position by position."""
     bias = norm_bias(norm)
@@ -140,8 +152,9 @@ def read_through_reduction(output: torch.Tensor, norm: NormPass, at_norm: torch.
     return what_is_taken(output, pulled)
 
 
-def layers_read_through_norms(model: nn.Module, modules: dict[str, nn.Module], grids: dict[str, LayerGrid],
-                              input_size: int, device: str) -> dict[str, ReadThrough]:
+def layers_read_through_norms(
+    model: nn.Module, modules: dict[str, nn.Module], grids: dict[str, LayerGrid], input_size: int, device: str
+) -> dict[str, ReadThrough]:
     """{layer: the norm it is attributed at, and what of it that norm takes} for the atlas layers that
     the logits read only through one per-vector norm, for one seeded random image and a fixed mix of the
     logits: a norm that takes the layer's output (read_directly), else, where the logits are blind to the
@@ -151,30 +164,42 @@ def layers_read_through_norms(model: nn.Module, modules: dict[str, nn.Module], g
     if not candidates or not norms:
         return {}
     image = torch.rand(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)).to(device)
-    image.requires_grad_(True)   # a graph through every layer, whether or not the weights take gradients
-    with (torch.enable_grad(), capture_layers({layer: modules[layer] for layer in candidates}) as outputs,
-          capture_layers(norms) as norm_outputs, capture_layers(norms, inputs=True) as norm_inputs):
+    image.requires_grad_(True)  # a graph through every layer, whether or not the weights take gradients
+    with (
+        torch.enable_grad(),
+        capture_layers({layer: modules[layer] for layer in candidates}) as outputs,
+        capture_layers(norms) as norm_outputs,
+        capture_layers(norms, inputs=True) as norm_inputs,
+    ):
         logits = model(image)
     mix = torch.linspace(1.0, 2.0, logits.shape[-1], device=logits.device)
     with torch.enable_grad():
-        grads = torch.autograd.grad((logits * mix).sum(), [outputs[layer] for layer in candidates]
-                                    + [norm_outputs[name] for name in norms], retain_graph=True, allow_unused=True)
-        own = dict(zip(candidates, grads[:len(candidates)]))
-        at_norms = {name: grad for name, grad in zip(norms, grads[len(candidates):]) if grad is not None}
+        grads = torch.autograd.grad(
+            (logits * mix).sum(),
+            [outputs[layer] for layer in candidates] + [norm_outputs[name] for name in norms],
+            retain_graph=True,
+            allow_unused=True,
+        )
+        own = dict(zip(candidates, grads[: len(candidates)]))
+        at_norms = {name: grad for name, grad in zip(norms, grads[len(candidates) :]) if grad is not None}
         passes = {name: norm_pass(norms[name], norm_inputs[name], norm_outputs[name]) for name in at_norms}
         found = {}
         for layer, grid in candidates.items():
             output = outputs[layer]
             direct = [name for name in at_norms if norm_inputs[name] is output]
-            if len(direct) == 1 and read_directly(grid, output, own[layer], norms[direct[0]],
-                                                  norm_outputs[direct[0]], at_norms[direct[0]]):
+            if len(direct) == 1 and read_directly(
+                grid, output, own[layer], norms[direct[0]], norm_outputs[direct[0]], at_norms[direct[0]]
+            ):
                 found[layer] = ReadThrough(direct[0], "its output")
                 continue
             if not blind_to_scale(model, modules[layer], image, logits.detach()):
                 continue
-            reductions = {name: taken for name in at_norms if name not in direct
-                          and (taken := read_through_reduction(output, passes[name], at_norms[name]))}
+            reductions = {
+                name: taken
+                for name in at_norms
+                if name not in direct and (taken := read_through_reduction(output, passes[name], at_norms[name]))
+            }
             if len(reductions) == 1:
-                (name, taken), = reductions.items()
+                ((name, taken),) = reductions.items()
                 found[layer] = ReadThrough(name, taken)
     return found

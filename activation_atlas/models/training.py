@@ -1,5 +1,6 @@
 """Training the networks the workflow trains itself (the demo CNN and the demo ViT) on the generated
 dataset, and their top-1 accuracy."""
+
 from __future__ import annotations
 
 import time
@@ -9,8 +10,17 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
-                     batch_size: int, lr: float, seed: int, log=print) -> dict:
+def train_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    log=print,
+) -> dict:
     """Train in place with Adam and a cosine schedule; images are uint8 (N, 3, H, W).
 
     Light augmentation (flips, small shifts) from a generator seeded by `seed` keeps the network from
@@ -20,15 +30,14 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = (len(images) + batch_size - 1) // batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs,
-                                                   steps_per_epoch=steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
     history = []
     start = time.perf_counter()
     for epoch in range(epochs):
         order = torch.randperm(len(images), generator=generator)
         total, seen = 0.0, 0
         for first in range(0, len(images), batch_size):
-            batch = order[first:first + batch_size]
+            batch = order[first : first + batch_size]
             x = augment(images[batch].float().div_(255.0), generator)
             x = x.contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(model(x), labels[batch])
@@ -39,8 +48,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             total += loss.item() * len(batch)
             seen += len(batch)
         history.append(total / seen)
-        log(f"epoch {epoch + 1}/{epochs}: loss {total / seen:.4f} "
-            f"({time.perf_counter() - start:.1f} s)")
+        log(f"epoch {epoch + 1}/{epochs}: loss {total / seen:.4f} ({time.perf_counter() - start:.1f} s)")
     model.eval()
     return {"loss_per_epoch": history, "seconds": time.perf_counter() - start}
 
@@ -59,7 +67,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     model.eval()
     correct = 0
     for first in range(0, len(images), batch_size):
-        x = images[first:first + batch_size].float().div_(255.0)
+        x = images[first : first + batch_size].float().div_(255.0)
         x = x.contiguous(memory_format=torch.channels_last)
-        correct += (model(x).argmax(1) == labels[first:first + batch_size]).sum().item()
+        correct += (model(x).argmax(1) == labels[first : first + batch_size]).sum().item()
     return correct / len(images)

@@ -1,4 +1,5 @@
 """The icon objective: an activation direction at the layer's centre position, and its fidelity."""
+
 from __future__ import annotations
 
 import numpy as np

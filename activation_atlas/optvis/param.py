@@ -6,6 +6,7 @@ channels (after Olah et al., "Feature Visualization", Distill 2017):
   dataset's own images, and each image is standardised before the sigmoid (Fel et al. 2023,
   "Unlocking Feature Visualization for Deeper Networks with MAgnitude Constrained Optimization").
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,7 @@ from activation_atlas.runtime import RunError
 PARAMS = ("fourier", "maco")
 # Square root of the colour correlation of natural (ImageNet) images, the constant published with
 # lucid's optvis (Apache-2.0); its columns are scaled to unit maximum norm.
-COLOR_CORRELATION_SQRT = np.array([[0.26, 0.09, 0.02],
-                                   [0.27, 0.00, -0.05],
-                                   [0.27, -0.09, 0.03]], dtype=np.float32)
+COLOR_CORRELATION_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
 DECORRELATED_TO_RGB = COLOR_CORRELATION_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SQRT, axis=0))
 
 
@@ -26,7 +25,7 @@ def spectrum_scale(size: int, decay_power: float = 1.0) -> torch.Tensor:
     """Per-frequency amplitude (size, size//2+1): 1/f, so every frequency starts at equal energy."""
     fy = np.fft.fftfreq(size)[:, None]
     fx = np.fft.rfftfreq(size)[None, :]
-    freq = np.sqrt(fx ** 2 + fy ** 2)
+    freq = np.sqrt(fx**2 + fy**2)
     scale = 1.0 / np.maximum(freq, 1.0 / size) ** decay_power
     return torch.from_numpy(scale.astype(np.float32))
 
@@ -97,8 +96,9 @@ class MacoImage:
         return torch.sigmoid((rgb - mean) / (std + 1e-4))
 
 
-def image_parameterisation(param: str, rngs: list[np.random.Generator], size: int,
-                           amplitude: torch.Tensor | None, device="cpu"):
+def image_parameterisation(
+    param: str, rngs: list[np.random.Generator], size: int, amplitude: torch.Tensor | None, device="cpu"
+):
     """A batch of icons under `param`, one per generator; maco needs the amplitude spectrum."""
     if param == "fourier":
         return FourierImage(rngs, size, device)

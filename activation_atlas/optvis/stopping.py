@@ -1,6 +1,7 @@
 """Stopping rules for feature inversion (render.stop): an attempt stops when its cosine to the
 objective's direction has levelled off, and an attempt that trails its icon's best is dropped. Every
 decision reads only the icon's own attempts, which share a batch."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ class StopRule:
     it stops when its level rose by less than `min_gain` since the previous window; at step
     `prune_at`, an attempt whose level trails its icon's best attempt by more than `prune_margin` is
     dropped (stops, and is not kept)."""
+
     window: int
     min_gain: float
     prune_at: int | None = None
@@ -24,8 +26,12 @@ class StopRule:
     def from_section(cls, stop: dict | None) -> StopRule | None:
         if stop is None:
             return None
-        return cls(window=stop["window"], min_gain=stop["min_gain"], prune_at=stop.get("prune_at"),
-                   prune_margin=stop.get("prune_margin", 0.0))
+        return cls(
+            window=stop["window"],
+            min_gain=stop["min_gain"],
+            prune_at=stop.get("prune_at"),
+            prune_margin=stop.get("prune_margin", 0.0),
+        )
 
 
 class StopTracker:
@@ -34,7 +40,7 @@ class StopTracker:
 
     def __init__(self, rule: StopRule, icon_of_row: torch.Tensor, steps: int):
         self.rule = rule
-        _, self.icon_of_row = torch.unique(icon_of_row, return_inverse=True)   # icons numbered in the batch
+        _, self.icon_of_row = torch.unique(icon_of_row, return_inverse=True)  # icons numbered in the batch
         rows = len(icon_of_row)
         device = icon_of_row.device
         self.active = torch.ones(rows, dtype=torch.bool, device=device)
@@ -52,7 +58,7 @@ class StopTracker:
         if (step + 1) % self.rule.window:
             return
         level = self.window_sum / self.rule.window
-        stop = self.active & (level - self.level < self.rule.min_gain)   # nan (first window) never stops
+        stop = self.active & (level - self.level < self.rule.min_gain)  # nan (first window) never stops
         self.level = torch.where(self.active, level, self.level)
         if step + 1 == self.rule.prune_at:
             best = torch.full_like(self.level, -torch.inf).scatter_reduce(0, self.icon_of_row, self.level, "amax")

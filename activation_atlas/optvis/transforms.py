@@ -5,6 +5,7 @@ back to the icon size — is composed into one affine map per icon and applied w
 grid_sample, so each icon in a batch gets its own random transform. All draws for all steps are made
 up front from the icon's own generator: an icon's result does not depend on which batch it is in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ from torch.nn import functional as F
 
 @dataclass(frozen=True)
 class TransformSpec:
-    pad: int                       # grey border (pixels) around the icon before jittering
-    jitters: tuple[int, ...]       # successive uniform integer shifts in [-j, j] pixels
-    scale_base: float              # scale = scale_base ** n, n uniform in scale_exponents
+    pad: int  # grey border (pixels) around the icon before jittering
+    jitters: tuple[int, ...]  # successive uniform integer shifts in [-j, j] pixels
+    scale_base: float  # scale = scale_base ** n, n uniform in scale_exponents
     scale_exponents: tuple[int, int]
-    rotation_deg: float            # rotation uniform in [-rotation_deg, rotation_deg]
+    rotation_deg: float  # rotation uniform in [-rotation_deg, rotation_deg]
 
 
 def draw_transforms(rng: np.random.Generator, spec: TransformSpec, steps: int) -> np.ndarray:
@@ -48,12 +49,14 @@ def apply_transforms(images: torch.Tensor, params: torch.Tensor, pad: int) -> to
     cos, sin = torch.cos(angle), torch.sin(angle)
     # Output coordinates (normalised over n) → padded-image coordinates (normalised over n + 2·pad).
     ratio = (n / padded) / scale
-    theta = torch.stack([
-        torch.stack([ratio * cos, -ratio * sin, 2 * shift[:, 0] / padded], dim=1),
-        torch.stack([ratio * sin, ratio * cos, 2 * shift[:, 1] / padded], dim=1),
-    ], dim=1)
+    theta = torch.stack(
+        [
+            torch.stack([ratio * cos, -ratio * sin, 2 * shift[:, 0] / padded], dim=1),
+            torch.stack([ratio * sin, ratio * cos, 2 * shift[:, 1] / padded], dim=1),
+        ],
+        dim=1,
+    )
     grid = F.affine_grid(theta, [b, 3, n, n], align_corners=False)
     # Sampling (image − 0.5) with zero padding is sampling the image on a 0.5 grey border.
     grey_border = F.pad(images - 0.5, (pad, pad, pad, pad))
-    return F.grid_sample(grey_border, grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False) + 0.5
+    return F.grid_sample(grey_border, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5

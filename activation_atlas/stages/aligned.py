@@ -1,5 +1,6 @@
 """Stage aligned (rules/aligned.smk): the joint layout of two members' activations, the two atlases
 side by side in one image, and the figures of each member's icons."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,8 @@ GAP_PX, TITLE_PX, FONT_PX = 16, 28, 18
 @dataclass(frozen=True)
 class JointLayout:
     seed: int
-    titles: list[str]   # the members', in order
-    umap: dict          # the layout section's UMAP settings
+    titles: list[str]  # the members', in order
+    umap: dict  # the layout section's UMAP settings
     scatter_size: int
 
 
@@ -39,15 +40,23 @@ def joint_layout(activation_paths: list, layout_out, scatter_out, settings: Join
             if first_index is None:
                 first_index, labels, classes = acts.image_index, acts.labels, acts.classes
             elif not np.array_equal(acts.image_index, first_index):
-                raise RunError(f"{path} holds other images, or another order, than {activation_paths[0]}: "
-                               "the members must read the same images")
+                raise RunError(
+                    f"{path} holds other images, or another order, than {activation_paths[0]}: "
+                    "the members must read the same images"
+                )
             vectors.append(acts.activations[:])
             log(f"{title}: {vectors[-1].shape[0]} activations of {vectors[-1].shape[1]} channels")
     joint = joint_vectors(vectors)
     raw, xy = lay_out(joint, settings.umap, derive_seed(settings.seed, "layout", "aligned"), log)
     write_layout(layout_out, raw, xy, settings.umap, layer=" + ".join(settings.titles), seed=settings.seed)
-    plot_layout(xy, labels, classes, scatter_out, f"{' + '.join(settings.titles)}: joint UMAP of {len(xy)} "
-                "activations", settings.scatter_size)
+    plot_layout(
+        xy,
+        labels,
+        classes,
+        scatter_out,
+        f"{' + '.join(settings.titles)}: joint UMAP of {len(xy)} activations",
+        settings.scatter_size,
+    )
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ def side_by_side(atlas_paths: list, image_out, settings: SideBySide, log) -> Non
     width = sum(a.width for a in atlases) + GAP_PX * (len(atlases) - 1)
     canvas = Image.new("RGB", (width, height + TITLE_PX), tuple(settings.background))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=FONT_PX)   # Pillow's own font: the same pixels on every machine
+    font = ImageFont.load_default(size=FONT_PX)  # Pillow's own font: the same pixels on every machine
     left = 0
     for atlas, title in zip(atlases, settings.titles):
         canvas.paste(atlas, (left, TITLE_PX))
@@ -84,8 +93,9 @@ class AlignedFigures:
     grids: list[int]
 
 
-def aligned_metrics(icons_paths: list, cells_paths: list, card_paths: list, metrics_out, settings: AlignedFigures,
-                    log) -> None:
+def aligned_metrics(
+    icons_paths: list, cells_paths: list, card_paths: list, metrics_out, settings: AlignedFigures, log
+) -> None:
     """Per member and grid: cells, mean and lowest icon fidelity, and how often the member's model
     classifies an icon as its cell's top class (all cells, and cells of purity ≥ 0.5)."""
     figures = {}

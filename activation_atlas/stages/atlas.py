@@ -1,5 +1,6 @@
 """Stage atlas (rules/atlas.smk): an atlas image and its tiles from the icons of a grid, and the
 quality figures of one layer's atlases."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,13 @@ import numpy as np
 from PIL import Image
 
 from activation_atlas.algorithms.binning import PURE_CELL, agreement
-from activation_atlas.algorithms.montage import atlas_image, density_factors, tile_layout, tile_name, trustworthiness_on_sample
+from activation_atlas.algorithms.montage import (
+    atlas_image,
+    density_factors,
+    tile_layout,
+    tile_name,
+    trustworthiness_on_sample,
+)
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cell_counts, read_cells, read_top_class
 from activation_atlas.formats.icons import IconsFile
@@ -22,6 +29,7 @@ from activation_atlas.runtime import RunError, atomic_output, derive_seed, write
 @dataclass(frozen=True)
 class Montage:
     """The montage section."""
+
     cell_px: int
     background: list[int]
     density: str
@@ -45,16 +53,29 @@ def montage(icons_path, cells_path, atlas_out, tiles_out, settings: Montage, log
         scale = min(1.0, settings.max_image_px / side)
         overview = Image.new("RGB", (round(side * scale),) * 2, background)
         partial.mkdir()
-        image_rows = grid_size - 1 - rows   # tiles count rows from the top of the image
+        image_rows = grid_size - 1 - rows  # tiles count rows from the top of the image
         for tile_row in range(tiles_per_side):
             for tile_col in range(tiles_per_side):
                 r0, c0 = tile_row * tile_cells, tile_col * tile_cells
                 n_rows, n_cols = min(tile_cells, grid_size - r0), min(tile_cells, grid_size - c0)
-                inside = np.flatnonzero((image_rows >= r0) & (image_rows < r0 + n_rows)
-                                        & (cols >= c0) & (cols < c0 + n_cols))
+                inside = np.flatnonzero(
+                    (image_rows >= r0) & (image_rows < r0 + n_rows) & (cols >= c0) & (cols < c0 + n_cols)
+                )
                 tile_icons = icons.icons[inside] if len(inside) else np.zeros((0, 1, 1, 3), np.uint8)
-                tile = atlas_image(tile_icons, rows[inside], cols[inside], grid_size, cell_px, background,
-                                   factors[inside], settings.density, r0, c0, n_rows, n_cols)
+                tile = atlas_image(
+                    tile_icons,
+                    rows[inside],
+                    cols[inside],
+                    grid_size,
+                    cell_px,
+                    background,
+                    factors[inside],
+                    settings.density,
+                    r0,
+                    c0,
+                    n_rows,
+                    n_cols,
+                )
                 tile.save(partial / tile_name(tile_row, tile_col), format="PNG")
                 left, top = (int(c0 * cell_px * scale), int(r0 * cell_px * scale))
                 right, bottom = (int((c0 + n_cols) * cell_px * scale), int((r0 + n_rows) * cell_px * scale))
@@ -65,8 +86,10 @@ def montage(icons_path, cells_path, atlas_out, tiles_out, settings: Montage, log
         buffer = io.BytesIO()
         overview.save(buffer, format="PNG")
         write_bytes(atlas_out, buffer.getvalue())
-    log(f"{len(rows)} icons on a {grid_size}×{grid_size} grid: {tiles_per_side}² tiles of {tile_cells}² cells"
-        f" in {tiles_out}; atlas image {overview.width} px" + (f" (downscaled ×{scale:.3f})" if scale < 1 else ""))
+    log(
+        f"{len(rows)} icons on a {grid_size}×{grid_size} grid: {tiles_per_side}² tiles of {tile_cells}² cells"
+        f" in {tiles_out}; atlas image {overview.width} px" + (f" (downscaled ×{scale:.3f})" if scale < 1 else "")
+    )
 
 
 @dataclass(frozen=True)
@@ -74,13 +97,14 @@ class Metrics:
     seed: int
     layer: str
     grids: list[int]
-    metric: str   # the layer's UMAP metric: trustworthiness is measured in it
+    metric: str  # the layer's UMAP metric: trustworthiness is measured in it
     trustworthiness_sample: int
     trustworthiness_neighbors: int
 
 
-def atlas_metrics(run_card, activations_path, layout_path, cells_paths: list, icons_paths: list, metrics_out,
-                  settings: Metrics, log) -> None:
+def atlas_metrics(
+    run_card, activations_path, layout_path, cells_paths: list, icons_paths: list, metrics_out, settings: Metrics, log
+) -> None:
     """Model accuracy, layout trustworthiness and per grid the cells kept, purity, icon fidelity and
     class agreement (icons the model classifies as their cell's top class); cells_paths and icons_paths
     in the order of settings.grids."""
@@ -89,8 +113,9 @@ def atlas_metrics(run_card, activations_path, layout_path, cells_paths: list, ic
         acts = f.activations[:]
     xy = read_xy(layout_path)
     seed = derive_seed(settings.seed, "metrics", settings.layer)
-    trust = trustworthiness_on_sample(acts, xy, settings.trustworthiness_sample, settings.trustworthiness_neighbors,
-                                      settings.metric, seed)
+    trust = trustworthiness_on_sample(
+        acts, xy, settings.trustworthiness_sample, settings.trustworthiness_neighbors, settings.metric, seed
+    )
     grids = {}
     for grid_size, cells_path, icons_path in sorted(zip(settings.grids, cells_paths, icons_paths)):
         cells = read_cells(cells_path)
@@ -109,11 +134,14 @@ def atlas_metrics(run_card, activations_path, layout_path, cells_paths: list, ic
             "pure_cells": int(pure.sum()),
             "class_agreement_in_pure_cells": agreement(icon_class, cell_class, pure),
         }
-        if steps is not None and len(steps):   # rendered with a stopping rule
+        if steps is not None and len(steps):  # rendered with a stopping rule
             grids[str(grid_size)]["mean_icon_steps"] = round(float(steps.mean()), 3)
     result = {
-        "layer": settings.layer, "model": card["model"], "activations": int(len(acts)),
-        "channels": int(acts.shape[1]), "model_held_out_accuracy": card["held_out_accuracy"],
+        "layer": settings.layer,
+        "model": card["model"],
+        "activations": int(len(acts)),
+        "channels": int(acts.shape[1]),
+        "model_held_out_accuracy": card["held_out_accuracy"],
         "model_accuracy_on_extracted_images": card["extracted_accuracy"],
         "layout_trustworthiness": round(trust, 6),
         "trustworthiness_sample": int(min(settings.trustworthiness_sample, len(acts))),

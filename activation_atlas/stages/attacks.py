@@ -2,6 +2,7 @@
 images of class a to attack (images.json), the patches from the comparison atlas's cells and their
 controls (patches.h5), the network's answers on every patched image, shard by shard, and the table and
 figure of the flips (results.h5, table.json, figure.png)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,15 @@ from activation_atlas.algorithms import attacks as alg
 from activation_atlas.algorithms.attack_figure import plot_attack
 from activation_atlas.algorithms.binning import kept_slots
 from activation_atlas.algorithms.class_atlas import resolve_pair, select
-from activation_atlas.data.image_folder import (ImageFolder, ImageSelection, images_with_bytes_of, load_image,
-                                                read_batch, scan_image_folder, select_images)
+from activation_atlas.data.image_folder import (
+    ImageFolder,
+    ImageSelection,
+    images_with_bytes_of,
+    load_image,
+    read_batch,
+    scan_image_folder,
+    select_images,
+)
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.attack_patches import read_patches, write_patches
 from activation_atlas.formats.attack_results import merge_results, write_results
@@ -30,20 +38,21 @@ from activation_atlas.runtime import RunError, atomic_output, derive_seed
 from activation_atlas.workflow.jobs import shard_images
 
 
-
 @dataclass(frozen=True)
 class AttackImages:
     seed: int
-    pair: list            # [a, b] as configured
-    source: dict          # {kind: other_split | atlas | folder, folder, layout}
-    atlas_images: dict    # the run's ImageSelection (the atlas's images)
+    pair: list  # [a, b] as configured
+    source: dict  # {kind: other_split | atlas | folder, folder, layout}
+    atlas_images: dict  # the run's ImageSelection (the atlas's images)
     max_images: int | None
 
 
 SOURCES = {
     "other_split": "the generated dataset's other split, not the images the atlas was made from",
-    "atlas": ("the images the atlas was made from: the dataset has no held-out split (set attacks.images to a "
-              "folder of other images)"),
+    "atlas": (
+        "the images the atlas was made from: the dataset has no held-out split (set attacks.images to a "
+        "folder of other images)"
+    ),
     "folder": "attacks.images, less any image whose bytes equal one the atlas was made from",
 }
 
@@ -54,12 +63,17 @@ def attack_images(model_card, out_json, settings: AttackImages, log) -> None:
     card_classes = read_card(model_card)["classes"]
     a, b, a_name, b_name = resolve_pair(settings.pair, card_classes)
     source = settings.source
-    folder = (select_images(ImageSelection(**settings.atlas_images), settings.seed, log) if source["kind"] == "atlas"
-              else scan_image_folder(source["folder"], source["layout"]))
+    folder = (
+        select_images(ImageSelection(**settings.atlas_images), settings.seed, log)
+        if source["kind"] == "atlas"
+        else scan_image_folder(source["folder"], source["layout"])
+    )
     to_logit = dataset_to_logits(list(folder.classes), card_classes)
     if to_logit is None:
-        raise RunError(f"attacks: the class folders of {folder.root} ({abbreviated(list(folder.classes), 5)}) do not "
-                       f"all name one of the model's classes, so its images of {a_name!r} are unknown; {NAMING_HINT}")
+        raise RunError(
+            f"attacks: the class folders of {folder.root} ({abbreviated(list(folder.classes), 5)}) do not "
+            f"all name one of the model's classes, so its images of {a_name!r} are unknown; {NAMING_HINT}"
+        )
     files = [path for path, label in zip(folder.files, folder.labels) if label >= 0 and to_logit[label] == a]
     found = len(files)
     left_out = 0
@@ -68,20 +82,30 @@ def attack_images(model_card, out_json, settings: AttackImages, log) -> None:
         seen = images_with_bytes_of(files, list(atlas.files))
         files = [path for path in files if path not in seen]
         left_out = len(seen)
-        log(f"{left_out} of the {found} images of {a_name!r} in {folder.root} are images the atlas was made from: "
-            "left out")
+        log(
+            f"{left_out} of the {found} images of {a_name!r} in {folder.root} are images the atlas was made from: "
+            "left out"
+        )
     if not files:
-        raise RunError(f"attacks: no image of class {a_name!r} to attack in {folder.root} "
-                       f"({found} found, {left_out} of them the atlas's own)")
+        raise RunError(
+            f"attacks: no image of class {a_name!r} to attack in {folder.root} "
+            f"({found} found, {left_out} of them the atlas's own)"
+        )
     if settings.max_images is not None and len(files) > settings.max_images:
         rng = np.random.default_rng(derive_seed(settings.seed, "attack_images", a))
         keep = np.sort(rng.choice(len(files), size=settings.max_images, replace=False))
         files = [files[k] for k in keep]
     log(f"{len(files)} images of {a_name!r} to attack, from {SOURCES[source['kind']]}")
-    listing = {"pair": {"a": a_name, "b": b_name, "a_index": a, "b_index": b},
-               "source": source["kind"], "source_said": SOURCES[source["kind"]], "folder": str(folder.root),
-               "found": found, "left_out_as_atlas_images": left_out, "max_images": settings.max_images,
-               "images": [str(path) for path in files]}
+    listing = {
+        "pair": {"a": a_name, "b": b_name, "a_index": a, "b_index": b},
+        "source": source["kind"],
+        "source_said": SOURCES[source["kind"]],
+        "folder": str(folder.root),
+        "found": found,
+        "left_out_as_atlas_images": left_out,
+        "max_images": settings.max_images,
+        "images": [str(path) for path in files],
+    }
     with atomic_output(out_json) as partial:
         Path(partial).write_text(json.dumps(listing, indent=1) + "\n")
 
@@ -90,16 +114,15 @@ def read_image_list(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-
 @dataclass(frozen=True)
 class AttackPatches:
     seed: int
-    layer: str             # the comparison's layer
+    layer: str  # the comparison's layer
     pair: list
-    images: dict           # the run's ImageSelection (the atlas's images, for the crops)
+    images: dict  # the run's ImageSelection (the atlas's images, for the crops)
     input_size: int
-    resize: str            # how images are fitted to input_size (model.resize)
-    attacks: dict          # the attacks section: cells, crops_per_cell, crop_size, sizes
+    resize: str  # how images are fitted to input_size (model.resize)
+    attacks: dict  # the attacks section: cells, crops_per_cell, crop_size, sizes
 
 
 def cell_rows(activations_path, layout_path, cells, pair_indices: list[int], top_n: int):
@@ -116,21 +139,25 @@ def cell_rows(activations_path, layout_path, cells, pair_indices: list[int], top
     return acts, labels, image_index, positions, grid_hw, kept_slots(xy, cells)
 
 
-def crop_sources(labels: np.ndarray, dataset_classes, card_classes: list[str], a: int, b: int,
-                 other_classes: bool) -> np.ndarray:
+def crop_sources(
+    labels: np.ndarray, dataset_classes, card_classes: list[str], a: int, b: int, other_classes: bool
+) -> np.ndarray:
     """Which activations dataset crops may come from: all, or (other_classes) those of images labelled
     neither a nor b, so that a crop is not simply a photograph of b (or a)."""
     if not other_classes:
         return np.ones(len(labels), dtype=bool)
     to_logit = dataset_to_logits(list(dataset_classes), card_classes)
     if to_logit is None:
-        raise RunError("attacks.crops_from_other_classes: the dataset's class folders do not name the model's classes, "
-                       f"so images of a and b cannot be told apart; {NAMING_HINT}")
+        raise RunError(
+            "attacks.crops_from_other_classes: the dataset's class folders do not name the model's classes, "
+            f"so images of a and b cannot be told apart; {NAMING_HINT}"
+        )
     return (labels >= 0) & ~np.isin(to_logit[np.maximum(labels, 0)], [a, b])
 
 
-def make_patches(cells_path, icons_path, layout_path, activations_path, model_card, out, settings: AttackPatches,
-                 log) -> None:
+def make_patches(
+    cells_path, icons_path, layout_path, activations_path, model_card, out, settings: AttackPatches, log
+) -> None:
     """Patches from the cells of the comparison that lean most towards b (their icons and dataset crops
     around the positions of their activations most like the cell's mean), and the controls: noise, and
     icons and crops of cells leaning towards a and of random cells; each at every size."""
@@ -148,11 +175,16 @@ def make_patches(cells_path, icons_path, layout_path, activations_path, model_ca
     lean = alg.lean_towards_b(mean_attribution, a, b)
     rng = np.random.default_rng(derive_seed(settings.seed, "attack_cells", a, b))
     chosen = alg.choose_cells(lean, at["cells"], rng)
-    log(f"{len(cells.row)} cells; leaning most towards {b_name!r}: {alg.describe_cells(cells, lean, chosen['b'])}; "
-        f"towards {a_name!r}: {alg.describe_cells(cells, lean, chosen['a'])}; random: {alg.describe_cells(cells, lean, chosen['random'])}")
+    log(
+        f"{len(cells.row)} cells; leaning most towards {b_name!r}: {alg.describe_cells(cells, lean, chosen['b'])}; "
+        f"towards {a_name!r}: {alg.describe_cells(cells, lean, chosen['a'])}; "
+        f"random: {alg.describe_cells(cells, lean, chosen['random'])}"
+    )
     if (lean[chosen["b"]] <= 0).any():
-        log(f"warning: {int((lean[chosen['b']] <= 0).sum())} of the cells taken as leaning towards {b_name!r} lean "
-            f"towards {a_name!r}: the comparison has fewer than attacks.cells = {at['cells']} cells leaning towards it")
+        log(
+            f"warning: {int((lean[chosen['b']] <= 0).sum())} of the cells taken as leaning towards {b_name!r} lean "
+            f"towards {a_name!r}: the comparison has fewer than attacks.cells = {at['cells']} cells leaning towards it"
+        )
     acts, labels, image_index, positions, grid_hw, slot = cell_rows(activations_path, layout_path, cells, [a, b], top_n)
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
     croppable = crop_sources(labels, folder.classes, card_classes, a, b, at["crops_from_other_classes"])
@@ -178,28 +210,54 @@ def make_patches(cells_path, icons_path, layout_path, activations_path, model_ca
             for row in mine[alg.closest_to_mean(acts[mine], cells.mean[cell], image_index[mine], at["crops_per_cell"])]:
                 image = load_image(folder.files[image_index[row]], side, settings.resize)
                 top, left = alg.crop_origin(positions[row], grid_hw, side, crop_px)
-                add(f"{side_name}_crop", image[top:top + crop_px, left:left + crop_px], cell, int(image_index[row]),
-                    (top, left, crop_px))
+                add(
+                    f"{side_name}_crop",
+                    image[top : top + crop_px, left : left + crop_px],
+                    cell,
+                    int(image_index[row]),
+                    (top, left, crop_px),
+                )
 
     add_cells("b", chosen["b"])
-    for _ in chosen["b"]:   # as many noise patches as patches of icons
+    for _ in chosen["b"]:  # as many noise patches as patches of icons
         add("noise", None)
     add_cells("a", chosen["a"])
     add_cells("random", chosen["random"])
     sides = alg.patch_sides(at["sizes"], side)
     # Noise is drawn at each size, not scaled.
-    pixels = {px: np.stack([alg.resized(np.ascontiguousarray(source), px) if source is not None else
-                            alg.noise_patch(px, np.random.default_rng(derive_seed(settings.seed, "noise", a, b, k, px)))
-                            for k, source in enumerate(sources)]) for px in sides}
+    pixels = {
+        px: np.stack(
+            [
+                alg.resized(np.ascontiguousarray(source), px)
+                if source is not None
+                else alg.noise_patch(px, np.random.default_rng(derive_seed(settings.seed, "noise", a, b, k, px)))
+                for k, source in enumerate(sources)
+            ]
+        )
+        for px in sides
+    }
     kinds = columns["kind"]
-    log(f"{len(kinds)} patches at {', '.join(map(str, sides))} px: " +
-        ", ".join(f"{kinds.count(kind)} {kind}" for kind in alg.KINDS if kind in kinds))
-    write_patches(out, {"kind": kinds, "cell": np.asarray(columns["cell"], dtype=np.int32),
-                        "lean": np.asarray(columns["lean"], dtype=np.float32),
-                        "image_index": np.asarray(columns["image_index"], dtype=np.int64),
-                        "crop": np.asarray(columns["crop"], dtype=np.int32)}, pixels,
-                  layer=settings.layer, seed=settings.seed, pair=[a_name, b_name], sizes=list(at["sizes"]),
-                  sizes_px=sides, config={"attacks": at})
+    log(
+        f"{len(kinds)} patches at {', '.join(map(str, sides))} px: "
+        + ", ".join(f"{kinds.count(kind)} {kind}" for kind in alg.KINDS if kind in kinds)
+    )
+    write_patches(
+        out,
+        {
+            "kind": kinds,
+            "cell": np.asarray(columns["cell"], dtype=np.int32),
+            "lean": np.asarray(columns["lean"], dtype=np.float32),
+            "image_index": np.asarray(columns["image_index"], dtype=np.int64),
+            "crop": np.asarray(columns["crop"], dtype=np.int32),
+        },
+        pixels,
+        layer=settings.layer,
+        seed=settings.seed,
+        pair=[a_name, b_name],
+        sizes=list(at["sizes"]),
+        sizes_px=sides,
+        config={"attacks": at},
+    )
 
 
 @dataclass(frozen=True)
@@ -208,7 +266,7 @@ class AttackShard:
     device: str
     pair: list
     shard: int
-    attacks: dict          # the attacks section: batch_size, shards
+    attacks: dict  # the attacks section: batch_size, shards
     model: dict
     input_size: int
 
@@ -230,13 +288,15 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
     at = settings.attacks
     images = shard_images(len(files), at["batch_size"], settings.shard, at["shards"], "attacks.shards")
     columns, pixels, _ = read_patches(patches_path)
-    sides = list(pixels)   # the patches file's order: that of attacks.sizes
+    sides = list(pixels)  # the patches file's order: that of attacks.sizes
     patch_tensors = {px: torch.from_numpy(pixels[px]).permute(0, 3, 1, 2).float().div(255.0).to(device) for px in sides}
     n_patches = len(columns["kind"])
     model = load_described_model(settings.model, weights, card, device).eval()
     size, policy = settings.input_size, settings.model["resize"]
-    log(f"{a_name!r} → {b_name!r}: images {images.start}–{images.stop - 1} (shard {settings.shard + 1} of "
-        f"{at['shards']}), {n_patches} patches × {len(sides)} sizes × {len(alg.CORNERS)} corners on {device}")
+    log(
+        f"{a_name!r} → {b_name!r}: images {images.start}–{images.stop - 1} (shard {settings.shard + 1} of "
+        f"{at['shards']}), {n_patches} patches × {len(sides)} sizes × {len(alg.CORNERS)} corners on {device}"
+    )
     folder = ImageFolder(Path("."), (), tuple(files), np.full(len(files), -1, dtype=np.int64))
     start, parts = time.perf_counter(), []
     for first in range(images.start, images.stop, at["batch_size"]):
@@ -244,21 +304,28 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
         batch = read_batch(folder, indices, size, policy, "fail", log).images
         parts.append(alg.attack_batch(model, batch.to(device), [patch_tensors[px] for px in sides], b))
         log(f"{indices[-1] + 1 - images.start}/{len(images)} images, {time.perf_counter() - start:.1f} s")
-    write_results(out, np.arange(images.start, images.stop), alg.concatenated(parts),
-                  seed=settings.seed, pair=[a_name, b_name], corners=list(alg.CORNERS),
-                  shard=[settings.shard, at["shards"]])
+    write_results(
+        out,
+        np.arange(images.start, images.stop),
+        alg.concatenated(parts),
+        seed=settings.seed,
+        pair=[a_name, b_name],
+        corners=list(alg.CORNERS),
+        shard=[settings.shard, at["shards"]],
+    )
 
 
 @dataclass(frozen=True)
 class AttackTable:
     pair: list
-    attacks: dict          # the attacks section: sizes, static
+    attacks: dict  # the attacks section: sizes, static
     input_size: int
     resize: str
 
 
-def attack_table(shard_paths, images_json, patches_path, model_card, results_out, table_out, figure_out,
-                 settings: AttackTable, log) -> None:
+def attack_table(
+    shard_paths, images_json, patches_path, model_card, results_out, table_out, figure_out, settings: AttackTable, log
+) -> None:
     """The shards merged, and the paper's figures per patch and per kind of patch: flipped of correct
     before, success rate, mean probability of b before and after, static and dynamic; the figure."""
     card_classes = read_card(model_card)["classes"]
@@ -267,32 +334,43 @@ def attack_table(shard_paths, images_json, patches_path, model_card, results_out
     listing = read_image_list(images_json)
     columns, pixels, attrs = read_patches(patches_path)
     at = settings.attacks
-    sides = list(pixels)   # the patches file's order: that of attacks.sizes
+    sides = list(pixels)  # the patches file's order: that of attacks.sizes
     static_size = at["sizes"].index(at["static"]["size"])
     static_corner = alg.CORNERS.index(at["static"]["corner"])
     correct = results.clean_top == a
     log(f"{int(correct.sum())} of {len(correct)} images of {a_name!r} classified as {a_name!r} before the attack")
     if not correct.any():
-        raise RunError(f"attacks: the model classifies none of the {len(correct)} images of {a_name!r} as {a_name!r}: "
-                       "nothing to attack")
+        raise RunError(
+            f"attacks: the model classifies none of the {len(correct)} images of {a_name!r} as {a_name!r}: "
+            "nothing to attack"
+        )
     kinds = columns["kind"]
     table = {
         "pair": listing["pair"],
         "layer": str(attrs["layer"]),
-        "images": {key: listing[key] for key in ("source", "source_said", "folder", "found", "left_out_as_atlas_images")}
+        "images": {
+            key: listing[key] for key in ("source", "source_said", "folder", "found", "left_out_as_atlas_images")
+        }
         | {"attacked": len(correct), "correct_before": int(correct.sum())},
-        "placement": {"sizes": list(at["sizes"]), "sizes_px": sides, "image_px": settings.input_size,
-                      "corners": list(alg.CORNERS), "static": dict(at["static"]),
-                      "dynamic": "per image, the best of the corners and sizes: flipped where any flips; "
-                                 "p_b_after the highest probability of b any gives"},
+        "placement": {
+            "sizes": list(at["sizes"]),
+            "sizes_px": sides,
+            "image_px": settings.input_size,
+            "corners": list(alg.CORNERS),
+            "static": dict(at["static"]),
+            "dynamic": "per image, the best of the corners and sizes: flipped where any flips; "
+            "p_b_after the highest probability of b any gives",
+        },
     }
     table["kinds"] = alg.kind_figures(results, kinds, correct, a_name, b_name, b, static_size, static_corner)
     table["patches"] = alg.patch_figures(results, columns, correct, b, static_size, static_corner)
     for kind, figures in table["kinds"].items():
-        log(f"{kind:>12}: static {figures['static']['flipped']}/{figures['static']['attacked']} flipped "
+        log(
+            f"{kind:>12}: static {figures['static']['flipped']}/{figures['static']['attacked']} flipped "
             f"({figures['static']['success_rate']:.3f}), dynamic {figures['dynamic']['success_rate']:.3f}; "
             f"p({b_name}) {figures['static']['p_b_before']:.3f} → {figures['static']['p_b_after']:.3f} static, "
-            f"{figures['dynamic']['p_b_after']:.3f} dynamic")
+            f"{figures['dynamic']['p_b_after']:.3f} dynamic"
+        )
     with atomic_output(table_out) as partial:
         Path(partial).write_text(json.dumps(table, indent=1) + "\n")
     example = int(np.flatnonzero(correct)[0])

@@ -1,4 +1,5 @@
 """Stage cells (rules/cells.smk): a G×G grid over one layer's layout, its kept cells and their means."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ class Binning:
     seed: int
     layer: str
     grid_size: int
-    grid: dict   # the grid section: min_count, samples_per_cell (recorded in the file)
+    grid: dict  # the grid section: min_count, samples_per_cell (recorded in the file)
 
 
 def bin_cells(activations_path, layout_path, model_card, cells_out, settings: Binning, log) -> None:
@@ -32,12 +33,27 @@ def bin_cells(activations_path, layout_path, model_card, cells_out, settings: Bi
         except EmptyGrid as error:
             advice = f"lower grid.min_count or drop {grid_size} from grid.sizes"
             raise RunError(f"{settings.layer}: {error}: {advice}") from None
-        log(f"{settings.layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
-            f"hold {cells.kept_fraction:.1%} of {len(xy)} points")
+        log(
+            f"{settings.layer} grid {grid_size}: {len(cells.count)} cells with more than {min_count} points "
+            f"hold {cells.kept_fraction:.1%} of {len(xy)} points"
+        )
         rng = np.random.default_rng(derive_seed(settings.seed, "samples", settings.layer, grid_size))
         samples = cell_samples(xy, cells, acts.image_index, settings.grid["samples_per_cell"], rng)
-        attributions = (summarise_attributions(xy, cells, acts.attribution, acts.attribution_class,
-                                               read_card(model_card)["classes"])
-                        if acts.attribution is not None else None)
-    write_cells(cells_out, cells, samples, attributions, min_count, layer=settings.layer, seed=settings.seed,
-                classes=list(classes), config={"grid": settings.grid})
+        attributions = (
+            summarise_attributions(
+                xy, cells, acts.attribution, acts.attribution_class, read_card(model_card)["classes"]
+            )
+            if acts.attribution is not None
+            else None
+        )
+    write_cells(
+        cells_out,
+        cells,
+        samples,
+        attributions,
+        min_count,
+        layer=settings.layer,
+        seed=settings.seed,
+        classes=list(classes),
+        config={"grid": settings.grid},
+    )

@@ -1,6 +1,7 @@
 """Stage class_atlas (rules/class_atlas.smk): the activations of a class atlas (one class) or of a
 comparison (two classes), selected by attribution, laid out and binned; they are rendered and drawn
 by the render and atlas stages' rules."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,12 +21,12 @@ from activation_atlas.runtime import RunError, derive_seed
 @dataclass(frozen=True)
 class Selection:
     seed: int
-    layer: str             # the class atlases' layer
-    classes: list          # one class (a class atlas) or two (a comparison): names or logit indices
-    umap: dict             # the layer's UMAP settings
+    layer: str  # the class atlases' layer
+    classes: list  # one class (a class atlas) or two (a comparison): names or logit indices
+    umap: dict  # the layer's UMAP settings
     scatter_size: int
     samples_per_cell: int
-    class_atlas: dict      # the class_atlas section: top_n, grid_size, min_count (recorded in the file)
+    class_atlas: dict  # the class_atlas section: top_n, grid_size, min_count (recorded in the file)
 
 
 def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out, settings: Selection, log) -> None:
@@ -41,15 +42,19 @@ def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out
     comparison = len(indices) == 2
     if comparison and indices[0] == indices[1]:
         raise RunError(f"class_atlas.comparisons: {settings.classes} names the same class twice")
-    description = (f"{names[0]!r} vs {names[1]!r} in {layer}" if comparison
-                   else f"class {names[0]!r} (index {indices[0]}) in {layer}")
+    description = (
+        f"{names[0]!r} vs {names[1]!r} in {layer}"
+        if comparison
+        else f"class {names[0]!r} (index {indices[0]}) in {layer}"
+    )
     with ActivationFile(activations_path) as f:
         attribution, attribution_class = f.read_attributions()
         rows = select(attribution, attribution_class, indices, ca["top_n"])
         log(f"{description}: {len(rows)} of {len(f)} activations selected")
         if len(rows) < 3:
-            raise RunError(f"only {len(rows)} activations selected for {description}: too few to lay out; "
-                           f"raise class_atlas.top_n")
+            raise RunError(
+                f"only {len(rows)} activations selected for {description}: too few to lay out; raise class_atlas.top_n"
+            )
         acts, labels, image_index = f.read_rows(rows)
         classes = f.classes
     attribution = attribution[rows]
@@ -60,10 +65,15 @@ def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out
     seed = derive_seed(settings.seed, *seed_names)
     if comparison:
         raw, xy = lay_out_comparison(acts, attribution, attribution_class, *indices, umap, seed, log)
-        provenance = {"layer": layer, "seed": settings.seed, "class_index": indices, "class_name": names,
-                      "x_axis": f"attribution to {names[0]} minus to {names[1]}, normalised to [-1, 1] "
-                                f"(x = 0: {names[1]}, x = 1: {names[0]})",
-                      "y_axis": "1-D UMAP of the activations"}
+        provenance = {
+            "layer": layer,
+            "seed": settings.seed,
+            "class_index": indices,
+            "class_name": names,
+            "x_axis": f"attribution to {names[0]} minus to {names[1]}, normalised to [-1, 1] "
+            f"(x = 0: {names[1]}, x = 1: {names[0]})",
+            "y_axis": "1-D UMAP of the activations",
+        }
         title = f"{layer}: {names[1]} ← attribution → {names[0]} ({n} activations)"
     else:
         raw, xy = lay_out(acts, umap, seed, log)
@@ -79,5 +89,13 @@ def class_cells(activations_path, model_card, layout_out, scatter_out, cells_out
     rng = np.random.default_rng(derive_seed(settings.seed, "samples", *seed_names))
     samples = cell_samples(xy, cells, image_index, settings.samples_per_cell, rng)
     attributions = summarise_attributions(xy, cells, attribution, attribution_class, logit_names)
-    write_cells(cells_out, cells, samples, attributions, ca["min_count"], classes=list(classes),
-                config={"class_atlas": ca}, **provenance)
+    write_cells(
+        cells_out,
+        cells,
+        samples,
+        attributions,
+        ca["min_count"],
+        classes=list(classes),
+        config={"class_atlas": ca},
+        **provenance,
+    )

@@ -1,5 +1,6 @@
 """Stage extract (rules/extract.smk): the dataset through the model, shard by shard, one activation
 file per layer; then each layer's shards merged."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,11 +27,11 @@ class Extraction:
     device: str
     layers: list[str]
     shard: int
-    images: dict        # an ImageSelection
-    input_size: int     # side of the square images fed to the model
-    dataset: dict       # the dataset section (on_unreadable; recorded in the files)
-    model: dict         # the model section
-    extract: dict       # the extract section
+    images: dict  # an ImageSelection
+    input_size: int  # side of the square images fed to the model
+    dataset: dict  # the dataset section (on_unreadable; recorded in the files)
+    model: dict  # the model section
+    extract: dict  # the extract section
     named_classes: list  # the classes the class atlases and comparisons name (names or indices)
 
 
@@ -53,11 +54,15 @@ def attributed_classes(ex: dict, class_names: list[str], named: list, log) -> tu
     why = ""
     if top_k is None:
         top_k = DEFAULT_TOP_K
-        why = (f" ({len(class_names)} logits and no extract.attribution_top_k: attributing every class would take "
-               f"{len(class_names)} backward passes a batch; set attribution_top_k to choose)")
-    log(f"attribution to each image's {top_k} highest logits" +
-        (f" after the {len(always)} class{'es' if len(always) > 1 else ''} the class atlases name" if always else "") +
-        f": {top_k + len(always)} backward passes a batch{why}")
+        why = (
+            f" ({len(class_names)} logits and no extract.attribution_top_k: attributing every class would take "
+            f"{len(class_names)} backward passes a batch; set attribution_top_k to choose)"
+        )
+    log(
+        f"attribution to each image's {top_k} highest logits"
+        + (f" after the {len(always)} class{'es' if len(always) > 1 else ''} the class atlases name" if always else "")
+        + f": {top_k + len(always)} backward passes a batch{why}"
+    )
     return top_k, always
 
 
@@ -74,28 +79,53 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     grids = {layer: card_layer_grid(card, layer) for layer in settings.layers}
     attributed_at = {layer: norm for layer, norm in card.get("attributed_at", {}).items() if layer in settings.layers}
     size, policy = settings.input_size, settings.model["resize"]
-    log(f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "
-        f"{settings.shard + 1} of {ex['shards']}) at {size} px on {device}")
+    log(
+        f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "
+        f"{settings.shard + 1} of {ex['shards']}) at {size} px on {device}"
+    )
     # The number of shards is left out: the merged files are the same for any.
     recorded = {k: v for k, v in ex.items() if k != "shards"}
-    provenance = {"seed": settings.seed, "model": settings.model["name"], "classes": list(folder.classes),
-                  "shard": [settings.shard, ex["shards"]],
-                  "config": {"dataset": settings.dataset, "model": settings.model, "extract": recorded}}
-    if folder.empty_classes:   # only then: a clean dataset's files stay as they were
+    provenance = {
+        "seed": settings.seed,
+        "model": settings.model["name"],
+        "classes": list(folder.classes),
+        "shard": [settings.shard, ex["shards"]],
+        "config": {"dataset": settings.dataset, "model": settings.model, "extract": recorded},
+    }
+    if folder.empty_classes:  # only then: a clean dataset's files stay as they were
         provenance["empty_class_folders"] = list(folder.empty_classes)
     top_k, always = attributed_classes(ex, card["classes"], settings.named_classes, log)
     if ex["attribution"]:
         for layer, norm in attributed_at.items():
             log(f"layer {layer} is attributed at the output of {norm}, the norm the logits read it through")
     on_unreadable = settings.dataset["on_unreadable"]
-    batches = ImageBatches(lambda idx: read_batch(folder, idx, size, policy, on_unreadable, log),
-                           folder.labels, ex["batch_size"], size, images)
+    batches = ImageBatches(
+        lambda idx: read_batch(folder, idx, size, policy, on_unreadable, log),
+        folder.labels,
+        ex["batch_size"],
+        size,
+        images,
+    )
     return extract_activations(
-        model, modules, batches, len(images), {layer: Path(p) for layer, p in out_paths.items()},
-        positions_per_image=ex["positions_per_image"], exclude_edge=ex["exclude_edge"],
-        seed=settings.seed, provenance=provenance, log=log, device=device, attribution=ex["attribution"],
-        attribution_top_k=top_k, attribution_always=always, autocast=ex["autocast"], grids=grids,
-        shared_positions=ex.get("shared_positions", False), attributed_at=attributed_at)
+        model,
+        modules,
+        batches,
+        len(images),
+        {layer: Path(p) for layer, p in out_paths.items()},
+        positions_per_image=ex["positions_per_image"],
+        exclude_edge=ex["exclude_edge"],
+        seed=settings.seed,
+        provenance=provenance,
+        log=log,
+        device=device,
+        attribution=ex["attribution"],
+        attribution_top_k=top_k,
+        attribution_always=always,
+        autocast=ex["autocast"],
+        grids=grids,
+        shared_positions=ex.get("shared_positions", False),
+        attributed_at=attributed_at,
+    )
 
 
 def merge_activations(shard_paths, out_path, log) -> None:
@@ -115,18 +145,27 @@ def evaluate_model(activations_path, model_card, card_out, log) -> None:
     labelled = labels >= 0
     accuracy = chance = None
     if to_logit is None or not labelled.any():
-        log(f"accuracy not measured: the dataset's classes ({abbreviated(dataset_classes, 5)}) "
+        log(
+            f"accuracy not measured: the dataset's classes ({abbreviated(dataset_classes, 5)}) "
             "do not all name one of the model's logits; "
-            f"{NAMING_HINT}")
+            f"{NAMING_HINT}"
+        )
     else:
         accuracy = float(np.mean(to_logit[labels[labelled]] == predicted[labelled]))
         chance = 1.0 / len(dataset_classes)
-        log(f"top-1 accuracy on the {int(labelled.sum())} extracted images: {accuracy:.4f} "
-            f"(chance {chance:.4f})")
+        log(f"top-1 accuracy on the {int(labelled.sum())} extracted images: {accuracy:.4f} (chance {chance:.4f})")
         if accuracy < 2 * chance:
-            log(f"WARNING: the model classifies the extracted images at near-chance accuracy ({accuracy:.4f}; "
+            log(
+                f"WARNING: the model classifies the extracted images at near-chance accuracy ({accuracy:.4f}; "
                 f"chance {chance:.4f}). It is probably not seeing its inputs as it was trained to: check "
-                "model.normalize / input_size / resize. An atlas of such activations shows noise.")
-    write_card(card_out, {**card, "extracted_accuracy": None if accuracy is None else round(accuracy, 6),
-                          "extracted_images": int(labelled.sum()),
-                          "chance_accuracy": None if chance is None else round(chance, 6)})
+                "model.normalize / input_size / resize. An atlas of such activations shows noise."
+            )
+    write_card(
+        card_out,
+        {
+            **card,
+            "extracted_accuracy": None if accuracy is None else round(accuracy, 6),
+            "extracted_images": int(labelled.sum()),
+            "chance_accuracy": None if chance is None else round(chance, 6),
+        },
+    )

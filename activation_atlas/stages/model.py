@@ -1,5 +1,6 @@
 """Stage model (rules/model.smk): train the demo CNN or the demo ViT, or load a model the workflow does
 not train; either way describe it in the model card the later stages read."""
+
 from __future__ import annotations
 
 import io
@@ -13,9 +14,9 @@ from activation_atlas.data.image_folder import load_all, scan_image_folder
 from activation_atlas.formats.model_card import write_card
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.grids import decide_layer_grids, parse_grid
-from activation_atlas.models.normalised import layers_read_through_norms
 from activation_atlas.models.labels import count_logits, logit_names
 from activation_atlas.models.loading import build_model, load_model
+from activation_atlas.models.normalised import layers_read_through_norms
 from activation_atlas.models.training import accuracy, train_classifier
 from activation_atlas.runtime import RunError, configure_torch, derive_seed, write_bytes, write_json
 
@@ -23,8 +24,8 @@ from activation_atlas.runtime import RunError, configure_torch, derive_seed, wri
 @dataclass(frozen=True)
 class Training:
     seed: int
-    input_size: int    # the side the images are trained at (the model's input size)
-    model: dict        # the model section (a kind the workflow trains: demo_cnn, demo_vit)
+    input_size: int  # the side the images are trained at (the model's input size)
+    model: dict  # the model section (a kind the workflow trains: demo_cnn, demo_vit)
 
 
 def train_model(dataset_dir, weights_out, training_out, timing_out, settings: Training, threads: int, log) -> None:
@@ -43,33 +44,50 @@ def train_model(dataset_dir, weights_out, training_out, timing_out, settings: Tr
     model = build_model(settings.model, num_classes=len(train.classes))
     model = model.to(memory_format=torch.channels_last)
     training = settings.model["train"]
-    history = train_classifier(model, x_train, y_train, epochs=training["epochs"],
-                               batch_size=training["batch_size"], lr=training["lr"], seed=seed, log=log)
+    history = train_classifier(
+        model,
+        x_train,
+        y_train,
+        epochs=training["epochs"],
+        batch_size=training["batch_size"],
+        lr=training["lr"],
+        seed=seed,
+        log=log,
+    )
     held_out_accuracy = accuracy(model, x_held, y_held)
     train_accuracy = accuracy(model, x_train, y_train)
     log(f"held-out accuracy {held_out_accuracy:.4f}, training accuracy {train_accuracy:.4f}")
-    buffer = io.BytesIO()   # a file object keeps the archive's inner name independent of the path
+    buffer = io.BytesIO()  # a file object keeps the archive's inner name independent of the path
     torch.save(model.state_dict(), buffer)
     write_bytes(weights_out, buffer.getvalue())
-    write_json(training_out, {
-        "classes": list(train.classes),
-        "held_out_accuracy": round(held_out_accuracy, 6), "train_accuracy": round(train_accuracy, 6),
-        "held_out_images": len(held_out), "train_images": len(train),
-        "loss_per_epoch": [round(x, 6) for x in history["loss_per_epoch"]],
-    })
+    write_json(
+        training_out,
+        {
+            "classes": list(train.classes),
+            "held_out_accuracy": round(held_out_accuracy, 6),
+            "train_accuracy": round(train_accuracy, 6),
+            "held_out_images": len(held_out),
+            "train_images": len(train),
+            "loss_per_epoch": [round(x, 6) for x in history["loss_per_epoch"]],
+        },
+    )
     # Wall time varies from run to run, so it lives beside the logs, not in resources/.
-    write_json(timing_out, {"training_seconds": round(history["seconds"], 3),
-                            "images_per_second": round(len(train) * training["epochs"]
-                                                       / history["seconds"], 1)})
+    write_json(
+        timing_out,
+        {
+            "training_seconds": round(history["seconds"], 3),
+            "images_per_second": round(len(train) * training["epochs"] / history["seconds"], 1),
+        },
+    )
 
 
 @dataclass(frozen=True)
 class Description:
-    model: dict         # the model section
-    layers: list[str]   # the layers atlases are made of: each must exist
-    input_size: int     # side of the square images fed to the model
+    model: dict  # the model section
+    layers: list[str]  # the layers atlases are made of: each must exist
+    input_size: int  # side of the square images fed to the model
     images: dict | None  # the ImageSelection atlases are made of (its class folders may name the logits);
-                         # None for a model the workflow trained (its training names its classes)
+    # None for a model the workflow trained (its training names its classes)
 
 
 def probed_logits(model, model_cfg: dict, input_size: int) -> int:
@@ -79,16 +97,20 @@ def probed_logits(model, model_cfg: dict, input_size: int) -> int:
         return count_logits(model, input_size)
     except RunError:
         raise
-    except Exception as error:   # the model's own code refused the input: what it said, and what to set
+    except Exception as error:  # the model's own code refused the input: what it said, and what to set
         convention = model_cfg.get("input") or {}
         channels = convention.get("channels", "rgb")
-        given = (f"one {input_size}×{input_size} image as {1 if channels == 'gray' else 3} channel(s) ({channels}"
-                 f"{', × ' + str(convention['scale']) if 'scale' in convention else ''})")
+        given = (
+            f"one {input_size}×{input_size} image as {1 if channels == 'gray' else 3} channel(s) ({channels}"
+            f"{', × ' + str(convention['scale']) if 'scale' in convention else ''})"
+        )
         said = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise RunError(f"the model's forward pass refuses {given}: {type(error).__name__}: {said}. If the network "
-                       f"takes one channel, set model.input.channels: gray; if another image size, model.input_size "
-                       f"(now {input_size}); if another channel order or pixel scale, model.input "
-                       f"(channels: bgr, scale: 255)") from None
+        raise RunError(
+            f"the model's forward pass refuses {given}: {type(error).__name__}: {said}. If the network "
+            f"takes one channel, set model.input.channels: gray; if another image size, model.input_size "
+            f"(now {input_size}); if another channel order or pixel scale, model.input "
+            f"(channels: bgr, scale: 255)"
+        ) from None
 
 
 def describe_model(weights, card_out, settings: Description, log, training=None) -> None:
@@ -108,20 +130,34 @@ def describe_model(weights, card_out, settings: Description, log, training=None)
     grids = decide_layer_grids(model, modules, settings.input_size, settings.model.get("layer_grids") or {}, log=log)
     for layer, grid in grids.items():
         log(f"layer {layer} is read as {grid}")
-    read_through = layers_read_through_norms(model, modules, {layer: parse_grid(grids.get(layer, "maps"))
-                                                              for layer in settings.layers},
-                                             settings.input_size, "cpu")
+    read_through = layers_read_through_norms(
+        model,
+        modules,
+        {layer: parse_grid(grids.get(layer, "maps")) for layer in settings.layers},
+        settings.input_size,
+        "cpu",
+    )
     for layer, (norm, takes) in read_through.items():
-        log(f"layer {layer}: the logits read it only through {norm}, a norm blind to its input's scale that takes "
+        log(
+            f"layer {layer}: the logits read it only through {norm}, a norm blind to its input's scale that takes "
             f"{takes}, so its own attribution h·∂logit/∂h is float rounding or adds up to it; it is attributed at "
-            f"{norm}'s output less its bias, each position by its share with {norm}'s scale held")
+            f"{norm}'s output less its bias, each position by its share with {norm}'s scale held"
+        )
     attributed_at = {layer: reading.norm for layer, reading in read_through.items()}
     if measured is not None:
         class_folders = measured.pop("classes")
     else:
         class_folders = list(scan_image_folder(settings.images["folder"], settings.images["layout"]).classes)
-    write_card(card_out, {"model": settings.model["name"], "kind": settings.model["kind"],
-                          "classes": logit_names(settings.model, n_logits, class_folders, log),
-                          "layers": layers, "held_out_accuracy": None, **(measured or {}),
-                          **({"layer_grids": grids} if grids else {}),
-                          **({"attributed_at": attributed_at} if attributed_at else {})})
+    write_card(
+        card_out,
+        {
+            "model": settings.model["name"],
+            "kind": settings.model["kind"],
+            "classes": logit_names(settings.model, n_logits, class_folders, log),
+            "layers": layers,
+            "held_out_accuracy": None,
+            **(measured or {}),
+            **({"layer_grids": grids} if grids else {}),
+            **({"attributed_at": attributed_at} if attributed_at else {}),
+        },
+    )

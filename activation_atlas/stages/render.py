@@ -1,5 +1,6 @@
 """Stage render (rules/render.smk): feature inversion of the mean activation of every kept cell of a
 grid (or of one chunk of them), and the chunks merged."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from activation_atlas.models.grids import card_layer_grid
 from activation_atlas.models.loading import as_the_model_sees, load_described_model
 from activation_atlas.optvis.objectives import whitening_matrix
 from activation_atlas.optvis.param import amplitude_spectra
-from activation_atlas.optvis.render import RenderSettings, classify_icons, render_icons as invert
+from activation_atlas.optvis.render import RenderSettings, classify_icons
+from activation_atlas.optvis.render import render_icons as invert
 from activation_atlas.runtime import RunError, configure_torch, derive_seed, resolve_device
 from activation_atlas.workflow.jobs import render_chunk_cells
 
@@ -31,28 +33,40 @@ class Rendering:
     device: str
     layer: str
     grid_size: int
-    chunk: int | None     # None: every kept cell
-    render: dict          # the render section resolved for the layer
-    render_config: dict   # the render section as configured, recorded in the icons file
-    model: dict           # the model section
-    input_size: int       # side of the images the model is fed (icons are classified at it)
+    chunk: int | None  # None: every kept cell
+    render: dict  # the render section resolved for the layer
+    render_config: dict  # the render section as configured, recorded in the icons file
+    model: dict  # the model section
+    input_size: int  # side of the images the model is fed (icons are classified at it)
 
 
 @dataclass
 class RenderTarget:
     """What inverting the mean activations of one layer's cells needs: the model and the layer's module,
     how the layer is read as a grid, the cells, their keys (each icon's seed) and the whitening matrix."""
+
     model: torch.nn.Module
     module: dict
-    grid: object                   # the layer's LayerGrid (model card)
+    grid: object  # the layer's LayerGrid (model card)
     card: dict
-    cells: object                  # the cells file's contents (formats.cells.read_cells)
-    keys: np.ndarray               # (layer key, grid size, row, col) of every cell
-    whitening: np.ndarray | None   # from the layer's activations, when asked for
+    cells: object  # the cells file's contents (formats.cells.read_cells)
+    keys: np.ndarray  # (layer key, grid size, row, col) of every cell
+    whitening: np.ndarray | None  # from the layer's activations, when asked for
 
 
-def prepare_render(cells_path, activations_path, weights, model_card, model_cfg: dict, layer: str, grid_size: int,
-                   whiten: bool, device: str, input_size: int, log) -> RenderTarget:
+def prepare_render(
+    cells_path,
+    activations_path,
+    weights,
+    model_card,
+    model_cfg: dict,
+    layer: str,
+    grid_size: int,
+    whiten: bool,
+    device: str,
+    input_size: int,
+    log,
+) -> RenderTarget:
     """Load the model with its weights (its batch norms folded), the layer's module and grid, the cells
     and (whiten) the whitening matrix of the layer's activations."""
     cells = read_cells(cells_path)
@@ -66,42 +80,72 @@ def prepare_render(cells_path, activations_path, weights, model_card, model_cfg:
         with ActivationFile(activations_path) as acts:
             whitening = whitening_matrix(acts.activations[:])
     keys = np.array([(layer_key(layer), grid_size, int(r), int(c)) for r, c in zip(cells.row, cells.col)])
-    return RenderTarget(model=model, module=module, grid=card_layer_grid(card, layer), card=card, cells=cells,
-                        keys=keys, whitening=whitening)
+    return RenderTarget(
+        model=model,
+        module=module,
+        grid=card_layer_grid(card, layer),
+        card=card,
+        cells=cells,
+        keys=keys,
+        whitening=whitening,
+    )
 
 
-def render_icons(cells_path, activations_path, weights, model_card, spectrum_path, icons_out, settings: Rendering,
-                 threads: int, log) -> None:
+def render_icons(
+    cells_path, activations_path, weights, model_card, spectrum_path, icons_out, settings: Rendering, threads: int, log
+) -> None:
     """Icons of the kept cells of one grid, or of chunk `chunk` of them (render.cells_per_job each);
     spectrum_path: the amplitude spectrum at the icon size (render.param maco), else None."""
     configure_torch(threads, settings.seed, log)
     device = resolve_device(settings.device)
     layer, grid_size = settings.layer, settings.grid_size
-    target = prepare_render(cells_path, activations_path, weights, model_card, settings.model, layer, grid_size,
-                            settings.render["whiten"], device, settings.input_size, log)
+    target = prepare_render(
+        cells_path,
+        activations_path,
+        weights,
+        model_card,
+        settings.model,
+        layer,
+        grid_size,
+        settings.render["whiten"],
+        device,
+        settings.input_size,
+        log,
+    )
     model, module, cells = target.model, target.module, target.cells
     check_icon_size(model, module, settings.render["icon_size"], settings.input_size, device)
     chosen = render_chunk_cells(settings.chunk, settings.render["cells_per_job"])
     rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]
     icon_settings = RenderSettings.from_section(settings.render)
-    log(f"rendering {len(rows)} of {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
+    log(
+        f"rendering {len(rows)} of {len(cells.count)} icons of {layer} grid {grid_size} on {device}: "
         f"{icon_settings.icon_size} px, {icon_settings.param} parameterisation, {icon_settings.steps} steps × "
-        f"{icon_settings.attempts} attempts, batches of {icon_settings.batch_size}")
+        f"{icon_settings.attempts} attempts, batches of {icon_settings.batch_size}"
+    )
     keys = [tuple(int(v) for v in key) for key in target.keys[chosen]]
     amplitude = read_spectrum(spectrum_path) if spectrum_path else None
-    icons = invert(model, module, means, keys, settings.seed, icon_settings, target.whitening, device, log, amplitude,
-                   target.grid)
+    icons = invert(
+        model, module, means, keys, settings.seed, icon_settings, target.whitening, device, log, amplitude, target.grid
+    )
     icons.images = as_the_model_sees(icons.images, settings.model)
     log(f"fidelity mean {icons.fidelity.mean():.3f}, min {icons.fidelity.min():.3f}")
     icon_class = classify_icons(model, icons.images, settings.input_size, icon_settings.batch_size, device)
-    data = {"row": rows, "col": cols, "icons": icons.images, "objective": icons.objective,
-            "fidelity": icons.fidelity, "attempt": icons.attempt, "icon_class": icon_class}
+    data = {
+        "row": rows,
+        "col": cols,
+        "icons": icons.images,
+        "objective": icons.objective,
+        "fidelity": icons.fidelity,
+        "attempt": icons.attempt,
+        "icon_class": icon_class,
+    }
     if icon_settings.stop is not None:
         budget = len(rows) * icon_settings.steps * icon_settings.attempts
         log(f"optimisation steps: {icons.steps.sum()} of {budget} ({icons.steps.sum() / max(budget, 1):.0%})")
         data["steps"] = icons.steps
-    write_icons(icons_out, data, layer=layer, grid_size=grid_size, seed=settings.seed,
-                config={"render": settings.render_config})
+    write_icons(
+        icons_out, data, layer=layer, grid_size=grid_size, seed=settings.seed, config={"render": settings.render_config}
+    )
 
 
 def check_icon_size(model, module, icon_size: int, input_size: int, device: str) -> None:
@@ -110,10 +154,12 @@ def check_icon_size(model, module, icon_size: int, input_size: int, device: str)
         return
     try:
         forward_to_layers(model, module, torch.zeros(1, 3, icon_size, icon_size, device=device))
-    except Exception as error:   # the model's own check, said with what to do
-        raise RunError(f"render.icon_size = {icon_size}: the model does not take {icon_size} px images "
-                       f"({type(error).__name__}: {error}); set render.icon_size to its input size, "
-                       f"{input_size}") from None
+    except Exception as error:  # the model's own check, said with what to do
+        raise RunError(
+            f"render.icon_size = {icon_size}: the model does not take {icon_size} px images "
+            f"({type(error).__name__}: {error}); set render.icon_size to its input size, "
+            f"{input_size}"
+        ) from None
 
 
 def merge_icons(chunk_paths, icons_out, log) -> None:
@@ -126,8 +172,8 @@ def merge_icons(chunk_paths, icons_out, log) -> None:
 class Spectrum:
     seed: int
     icon_size: int
-    images: dict          # an ImageSelection
-    resize: str           # the model section's resize policy
+    images: dict  # an ImageSelection
+    resize: str  # the model section's resize policy
     on_unreadable: str
     spectrum_images: int  # at most this many images, a seeded sample
 
@@ -136,11 +182,12 @@ def amplitude_spectrum(spectrum_out, settings: Spectrum, log, batch_size: int = 
     """The mean amplitude spectrum of (a seeded sample of) the run's images at the icon size."""
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
     rng = np.random.default_rng(derive_seed(settings.seed, "spectrum", settings.icon_size))
-    chosen = np.sort(rng.permutation(len(folder))[:settings.spectrum_images])
+    chosen = np.sort(rng.permutation(len(folder))[: settings.spectrum_images])
     total, count = None, 0
     for first in range(0, len(chosen), batch_size):
-        read = read_batch(folder, chosen[first:first + batch_size], settings.icon_size, settings.resize,
-                          settings.on_unreadable, log)
+        read = read_batch(
+            folder, chosen[first : first + batch_size], settings.icon_size, settings.resize, settings.on_unreadable, log
+        )
         if len(read.kept):
             part = amplitude_spectra(read.images).sum(dim=0)
             total = part if total is None else total + part
@@ -148,6 +195,12 @@ def amplitude_spectrum(spectrum_out, settings: Spectrum, log, batch_size: int = 
         log(f"{min(first + batch_size, len(chosen))}/{len(chosen)} images")
     if not count:
         raise RunError(f"no readable image in {settings.images['folder']} for the amplitude spectrum")
-    write_spectrum(spectrum_out, (total / count).float().numpy(), icon_size=settings.icon_size, images=count,
-                   seed=settings.seed, config={"render": {"spectrum_images": settings.spectrum_images}})
+    write_spectrum(
+        spectrum_out,
+        (total / count).float().numpy(),
+        icon_size=settings.icon_size,
+        images=count,
+        seed=settings.seed,
+        config={"render": {"spectrum_images": settings.spectrum_images}},
+    )
     log(f"mean amplitude spectrum of {count} images at {settings.icon_size} px written")

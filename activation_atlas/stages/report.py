@@ -1,5 +1,6 @@
 """Stage report (rules/report.smk): what a reviewer checks a run by, besides its figures — the run's
 provenance (logs/<run>/provenance.json) and its manifest (results/<run>/MANIFEST.json)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,9 +16,11 @@ def provenance(workflow_facts: dict, provenance_out, log) -> None:
     facts = {"workflow": workflow_facts, "job": job_facts()}
     write_json(provenance_out, facts)
     torch = facts["job"]["torch"]
-    log(f"commit {workflow_facts['code']['commit']}, config {workflow_facts['config_sha256'][:12]}, "
+    log(
+        f"commit {workflow_facts['code']['commit']}, config {workflow_facts['config_sha256'][:12]}, "
         f"torch {torch['version']} ({torch['cpu_capability']}, {torch['threads']} threads) on "
-        f"{facts['job']['cpu']['model']}")
+        f"{facts['job']['cpu']['model']}"
+    )
 
 
 def manifest(kept_outputs: list, manifest_out, run: str, seed: int, log) -> None:

@@ -1,4 +1,5 @@
 """Stage viewer (rules/viewer.smk): the run's interactive page over every atlas it made."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,19 +13,25 @@ from activation_atlas.viewer.page import AtlasSource, PageOptions, write_viewer
 @dataclass(frozen=True)
 class Viewer:
     seed: int
-    images: dict     # an ImageSelection: the images the activations came from
-    atlases: list    # per atlas {"id", "title", "levels": [[grid size, cells file, tile folder], ...]} and, for
-                     # an aligned atlas's members, "partner": the other's id
-    page: dict       # a PageOptions
+    images: dict  # an ImageSelection: the images the activations came from
+    atlases: list  # per atlas {"id", "title", "levels": [[grid size, cells file, tile folder], ...]} and, for
+    # an aligned atlas's members, "partner": the other's id
+    page: dict  # a PageOptions
 
 
 def viewer(run_dir, model_card, html_out, assets_out, settings: Viewer, log) -> None:
     """The viewer page in the run folder: every layer's atlases as zoom levels, then each class atlas
     and comparison."""
-    atlases = [AtlasSource(atlas["id"], atlas["title"],
-                           tuple((int(grid), Path(cells), Path(tiles)) for grid, cells, tiles in atlas["levels"]),
-                           atlas.get("partner"))
-               for atlas in settings.atlases]
+    atlases = [
+        AtlasSource(
+            atlas["id"],
+            atlas["title"],
+            tuple((int(grid), Path(cells), Path(tiles)) for grid, cells, tiles in atlas["levels"]),
+            atlas.get("partner"),
+        )
+        for atlas in settings.atlases
+    ]
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
-    write_viewer(run_dir, atlases, read_card(model_card), folder.files, html_out, assets_out,
-                 PageOptions(**settings.page), log)
+    write_viewer(
+        run_dir, atlases, read_card(model_card), folder.files, html_out, assets_out, PageOptions(**settings.page), log
+    )

@@ -6,6 +6,7 @@ rules wrote (atlas/<layer>/tiles/grid<G>/, class_atlas/<name>/tiles/) are refere
 So the page works opened from disk, with no network; copy the whole results/<run> folder to share it.
 The data is a script (viewer/data.js), not JSON, because browsers refuse fetch() on file:// pages.
 """
+
 from __future__ import annotations
 
 import html
@@ -32,6 +33,7 @@ class AtlasSource:
     """One entry of the viewer's atlas chooser: its zoom levels as (grid size, cells file, tile folder);
     `partner`: the id of an atlas on the same map (an aligned atlas's other member), which the page
     switches to at the same view."""
+
     id: str
     title: str
     levels: tuple[tuple[int, Path, Path], ...]
@@ -41,13 +43,13 @@ class AtlasSource:
 @dataclass(frozen=True)
 class PageOptions:
     run: str
-    cell_px: int             # the montage's
+    cell_px: int  # the montage's
     tile_px: int
     background: list[int]
-    min_icon_px: int         # the viewer section's
+    min_icon_px: int  # the viewer section's
     sample_px: int
     filter_top_k: int
-    resize: str              # how sample images are fitted to their thumbnails (model.resize)
+    resize: str  # how sample images are fitted to their thumbnails (model.resize)
 
 
 def cell_scores(cells: CellSummary, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +65,15 @@ def cell_scores(cells: CellSummary, top_k: int) -> tuple[np.ndarray, np.ndarray]
     return top, np.take_along_axis(scores, top, axis=1)
 
 
-def level_data(grid_size: int, cells: CellSummary, tiles_dir: str, cell_px: int, tile_px: int, top_k: int,
-               sample_ids: dict[int, int]) -> dict:
+def level_data(
+    grid_size: int,
+    cells: CellSummary,
+    tiles_dir: str,
+    cell_px: int,
+    tile_px: int,
+    top_k: int,
+    sample_ids: dict[int, int],
+) -> dict:
     """One zoom level: its tiles and per kept cell row, col, count, top classes and sample thumbnails."""
     top, values = cell_scores(cells, top_k)
     tile_cells, tiles_per_side = tile_layout(grid_size, cell_px, tile_px)
@@ -98,7 +107,7 @@ def write_thumbnail_sheets(paths: list[Path], sample_px: int, resize_policy: str
     (out_dir / "samples").mkdir(parents=True, exist_ok=True)
     for sheet in range(sheets):
         canvas = Image.new("RGB", (side * sample_px, side * sample_px), (255, 255, 255))
-        for k, path in enumerate(paths[sheet * per_sheet:(sheet + 1) * per_sheet]):
+        for k, path in enumerate(paths[sheet * per_sheet : (sheet + 1) * per_sheet]):
             thumbnail = Image.fromarray(load_image(path, sample_px, resize_policy))
             canvas.paste(thumbnail, ((k % side) * sample_px, (k // side) * sample_px))
         canvas.save(out_dir / "samples" / f"sheet{sheet}.jpg", format="JPEG", quality=85)
@@ -106,8 +115,16 @@ def write_thumbnail_sheets(paths: list[Path], sample_px: int, resize_policy: str
     return sheets
 
 
-def write_viewer(run_dir, atlases: list[AtlasSource], card: dict, dataset_paths: list[Path], out_html,
-                 assets_out, page: PageOptions, log) -> None:
+def write_viewer(
+    run_dir,
+    atlases: list[AtlasSource],
+    card: dict,
+    dataset_paths: list[Path],
+    out_html,
+    assets_out,
+    page: PageOptions,
+    log,
+) -> None:
     """Write viewer.html and its folder of script, style, data and sample sheets into the run folder."""
     run_dir = Path(run_dir)
     assets = Path(os.path.relpath(assets_out, run_dir)).as_posix()
@@ -115,17 +132,35 @@ def write_viewer(run_dir, atlases: list[AtlasSource], card: dict, dataset_paths:
     with atomic_output(assets_out) as partial:
         partial.mkdir()
         images = sample_image_indices(summaries.values()) if page.sample_px else []
-        sheets = write_thumbnail_sheets([dataset_paths[i] for i in images], page.sample_px, page.resize,
-                                        partial, log) if images else 0
+        sheets = (
+            write_thumbnail_sheets([dataset_paths[i] for i in images], page.sample_px, page.resize, partial, log)
+            if images
+            else 0
+        )
         sample_ids = {image: k for k, image in enumerate(images)}
         entries = []
         for atlas in atlases:
-            levels = [level_data(grid, summaries[cells], Path(os.path.relpath(tiles, run_dir)).as_posix(),
-                                 page.cell_px, page.tile_px, page.filter_top_k, sample_ids)
-                      for grid, cells, tiles in sorted(atlas.levels)]
-            entries.append({"id": atlas.id, "title": atlas.title, "levels": levels,
-                            **({"partner": atlas.partner} if atlas.partner else {})})
-            log(f"{atlas.title}: {len(levels)} zoom level(s), {sum(len(l['row']) for l in levels)} icons")
+            levels = [
+                level_data(
+                    grid,
+                    summaries[cells],
+                    Path(os.path.relpath(tiles, run_dir)).as_posix(),
+                    page.cell_px,
+                    page.tile_px,
+                    page.filter_top_k,
+                    sample_ids,
+                )
+                for grid, cells, tiles in sorted(atlas.levels)
+            ]
+            entries.append(
+                {
+                    "id": atlas.id,
+                    "title": atlas.title,
+                    "levels": levels,
+                    **({"partner": atlas.partner} if atlas.partner else {}),
+                }
+            )
+            log(f"{atlas.title}: {len(levels)} zoom level(s), {sum(len(level['row']) for level in levels)} icons")
         first = summaries[atlases[0].levels[0][1]]
         attributed = first.mean_attribution is not None
         data = {
@@ -140,11 +175,15 @@ def write_viewer(run_dir, atlases: list[AtlasSource], card: dict, dataset_paths:
             "samples": {"sheets": sheets, "per_side": THUMBNAILS_PER_SHEET_SIDE, "px": page.sample_px},
             "atlases": entries,
         }
-        (partial / "data.js").write_text("window.ATLAS_VIEWER_DATA = "
-                                         + json.dumps(data, separators=(",", ":"), sort_keys=True) + ";\n")
+        (partial / "data.js").write_text(
+            "window.ATLAS_VIEWER_DATA = " + json.dumps(data, separators=(",", ":"), sort_keys=True) + ";\n"
+        )
         for name in ("viewer.js", "viewer.css"):
             shutil.copyfile(STATIC / name, partial / name)
-    html_page = (STATIC / "viewer.html").read_text().replace("{{TITLE}}", html.escape(
-        f"Activation atlas — {page.run} ({data['model']})"))
+    html_page = (
+        (STATIC / "viewer.html")
+        .read_text()
+        .replace("{{TITLE}}", html.escape(f"Activation atlas — {page.run} ({data['model']})"))
+    )
     write_text(out_html, html_page.replace("{{ASSETS}}", assets))
     log(f"wrote {out_html}: {len(entries)} atlases, {len(images)} sample images on {sheets} sheet(s)")

@@ -8,6 +8,7 @@ distance of two rows is the mean of the members' cosine distances, so neither ne
 other whatever its width or scale. The grid is binned once; each member's cells hold its own mean
 vectors and are rendered by its own model.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,11 +28,11 @@ SHARED_SECTIONS = ("layout", "grid", "montage", "viewer")
 
 @dataclass(frozen=True)
 class Member:
-    run: str       # the member run's name: its files live in results/<run>/
+    run: str  # the member run's name: its files live in results/<run>/
     layer: str
-    title: str     # how the atlas names it
-    config: dict   # the member run's config, checked, defaults filled in
-    given: dict    # the same as its file has it (the member's workflow checks it again)
+    title: str  # how the atlas names it
+    config: dict  # the member run's config, checked, defaults filled in
+    given: dict  # the same as its file has it (the member's workflow checks it again)
 
     @property
     def card(self) -> str:
@@ -50,19 +51,36 @@ def member_named(members: list[Member], run: str, layer: str) -> Member:
 def aligned_outputs(files: AlignedFiles, grids: list[int], viewer: bool) -> list[str]:
     """What an aligned run makes: the side-by-side atlases, the joint layout's plot, the figures, the
     viewer and the manifest."""
-    return [*(files.atlas(grid) for grid in grids), files.layout("png"), files.metrics,
-            *([files.viewer_page] if viewer else []), files.manifest]
+    return [
+        *(files.atlas(grid) for grid in grids),
+        files.layout("png"),
+        files.metrics,
+        *([files.viewer_page] if viewer else []),
+        files.manifest,
+    ]
 
 
 def aligned_kept_outputs(files: AlignedFiles, members: list[Member], grids: list[int], viewer: bool) -> list[str]:
     """Every file and folder an aligned run keeps in its results folder: what its manifest lists."""
-    per_member = [path for member in members for grid in grids
-                  for path in (files.member_cells(member.run, member.layer, grid),
-                               files.member_icons(member.run, member.layer, grid),
-                               files.member_atlas(member.run, member.layer, grid),
-                               files.member_tiles(member.run, member.layer, grid))]
-    return [files.layout(), files.layout("png"), *(files.atlas(grid) for grid in grids), files.metrics, *per_member,
-            *([files.viewer_page, files.viewer_assets] if viewer else [])]
+    per_member = [
+        path
+        for member in members
+        for grid in grids
+        for path in (
+            files.member_cells(member.run, member.layer, grid),
+            files.member_icons(member.run, member.layer, grid),
+            files.member_atlas(member.run, member.layer, grid),
+            files.member_tiles(member.run, member.layer, grid),
+        )
+    ]
+    return [
+        files.layout(),
+        files.layout("png"),
+        *(files.atlas(grid) for grid in grids),
+        files.metrics,
+        *per_member,
+        *([files.viewer_page, files.viewer_assets] if viewer else []),
+    ]
 
 
 def aligned_schema(aligned_schema_path: Path | str, run_schema_path: Path | str) -> dict:
@@ -103,11 +121,15 @@ def check_aligned_config(config: dict, schemas_dir: Path | str) -> list[Member]:
     for index, entry in enumerate(config["aligned"]):
         given, member_config = load_member_config(index, entry["config"], run_schema)
         if entry["layer"] not in member_config["layers"]:
-            raise ConfigError(f"aligned[{index}].layer = {shown(entry['layer'])}: not one of the layers of "
-                              f"{entry['config']} ({', '.join(member_config['layers'])})")
+            raise ConfigError(
+                f"aligned[{index}].layer = {shown(entry['layer'])}: not one of the layers of "
+                f"{entry['config']} ({', '.join(member_config['layers'])})"
+            )
         if member_config["run"] == config["run"]:
-            raise ConfigError(f"aligned[{index}].config = {shown(entry['config'])}: its run has the aligned "
-                              f"run's name, {config['run']}: rename one")
+            raise ConfigError(
+                f"aligned[{index}].config = {shown(entry['config'])}: its run has the aligned "
+                f"run's name, {config['run']}: rename one"
+            )
         title = entry.get("title") or f"{member_config['model']['name']} {entry['layer']}"
         members.append(Member(member_config["run"], entry["layer"], title, member_config, given))
     check_members_align(members, config)
@@ -119,15 +141,24 @@ def check_members_align(members: list[Member], config: dict) -> None:
     first, second = members
     if (first.run, first.layer) == (second.run, second.layer):
         raise ConfigError(f"aligned[1] repeats aligned[0] ({first.run}, layer {first.layer}): align two layers")
-    facts = {"seed": lambda c: c["seed"],
-             "extract.positions_per_image": lambda c: c["extract"]["positions_per_image"],
-             "the images (dataset and extract.split)": image_selection}
+    facts = {
+        "seed": lambda c: c["seed"],
+        "extract.positions_per_image": lambda c: c["extract"]["positions_per_image"],
+        "the images (dataset and extract.split)": image_selection,
+    }
     for what, fact in facts.items():
         if fact(first.config) != fact(second.config):
-            raise ConfigError(f"aligned: the runs {first.run} and {second.run} differ in {what} "
-                              f"({shown(fact(first.config))} and {shown(fact(second.config))}): an aligned atlas "
-                              "needs both to read the same images at the same places")
-    if first.config["model"]["name"] == second.config["model"]["name"] and first.run != second.run \
-            and first.config["model"] != second.config["model"]:
-        raise ConfigError(f"aligned: the runs {first.run} and {second.run} name different models "
-                          f"{first.config['model']['name']}: give each model its own model.name")
+            raise ConfigError(
+                f"aligned: the runs {first.run} and {second.run} differ in {what} "
+                f"({shown(fact(first.config))} and {shown(fact(second.config))}): an aligned atlas "
+                "needs both to read the same images at the same places"
+            )
+    if (
+        first.config["model"]["name"] == second.config["model"]["name"]
+        and first.run != second.run
+        and first.config["model"] != second.config["model"]
+    ):
+        raise ConfigError(
+            f"aligned: the runs {first.run} and {second.run} name different models "
+            f"{first.config['model']['name']}: give each model its own model.name"
+        )

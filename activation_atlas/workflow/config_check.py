@@ -2,6 +2,7 @@
 defaults), then what a schema cannot express (layers and classes of models whose names are known,
 per-layer overrides of layers not in the run, ordered ranges, keys that do not apply to the chosen
 kind). Every problem is one line naming the key, the value given and what would be valid."""
+
 from __future__ import annotations
 
 import copy
@@ -14,8 +15,13 @@ from activation_atlas.workflow.settings import layer_section
 
 # Dataset keys that apply to some kinds only. (The model's are declared by the model kinds.)
 DATASET_KIND_ONLY_KEYS = {
-    "image_size": ["generated"], "train_per_class": ["generated"], "held_out_per_class": ["generated"],
-    "path": ["image_folder"], "url": ["download"], "sha256": ["download"], "subdir": ["image_folder", "download"],
+    "image_size": ["generated"],
+    "train_per_class": ["generated"],
+    "held_out_per_class": ["generated"],
+    "path": ["image_folder"],
+    "url": ["download"],
+    "sha256": ["download"],
+    "subdir": ["image_folder", "download"],
 }
 
 
@@ -31,8 +37,10 @@ def check_kind_only_keys(given: dict, config: dict) -> None:
         values, kind = given.get(section) or {}, config[section]["kind"]
         for key, kinds in keys.items():
             if key in values and values[key] not in (None, "", [], {}, False) and kind not in kinds:
-                raise ConfigError(f"{section}.{key} applies only when {section}.kind is {' or '.join(kinds)} "
-                                  f"({section}.kind is {kind}): remove it")
+                raise ConfigError(
+                    f"{section}.{key} applies only when {section}.kind is {' or '.join(kinds)} "
+                    f"({section}.kind is {kind}): remove it"
+                )
 
 
 def known_layers(model: dict) -> tuple[str, ...] | None:
@@ -40,7 +48,7 @@ def known_layers(model: dict) -> tuple[str, ...] | None:
     known = model_kind(model["kind"]).known_layers
     try:
         return known(model) if known is not None else None
-    except ValueError as error:   # a network these settings cannot build
+    except ValueError as error:  # a network these settings cannot build
         raise ConfigError(str(error)) from None
 
 
@@ -50,19 +58,26 @@ def check_layers(config: dict) -> None:
     if valid is not None:
         for index, layer in enumerate(config["layers"]):
             if layer not in valid:
-                raise ConfigError(f"layers[{index}] = {shown(layer)}: {config['model']['kind']} has no such layer; "
-                                  f"valid: {', '.join(valid)}")
-    for key, overrides in (("layout.per_layer", config["layout"]["per_layer"]),
-                           ("render.per_layer", config["render"]["per_layer"]),
-                           ("model.layer_grids", config["model"].get("layer_grids") or {})):
+                raise ConfigError(
+                    f"layers[{index}] = {shown(layer)}: {config['model']['kind']} has no such layer; "
+                    f"valid: {', '.join(valid)}"
+                )
+    for key, overrides in (
+        ("layout.per_layer", config["layout"]["per_layer"]),
+        ("render.per_layer", config["render"]["per_layer"]),
+        ("model.layer_grids", config["model"].get("layer_grids") or {}),
+    ):
         for layer in overrides:
             if layer not in config["layers"]:
-                raise ConfigError(f"{key}.{layer}: {shown(layer)} is not one of the run's layers "
-                                  f"({', '.join(config['layers'])}): add it to layers or remove the override")
+                raise ConfigError(
+                    f"{key}.{layer}: {shown(layer)} is not one of the run's layers "
+                    f"({', '.join(config['layers'])}): add it to layers or remove the override"
+                )
     layer = config["class_atlas"]["layer"]
     if layer is not None and layer not in config["layers"]:
-        raise ConfigError(f"class_atlas.layer = {shown(layer)}: not one of the run's layers "
-                          f"({', '.join(config['layers'])})")
+        raise ConfigError(
+            f"class_atlas.layer = {shown(layer)}: not one of the run's layers ({', '.join(config['layers'])})"
+        )
 
 
 def known_class_names(config: dict) -> list[str] | None:
@@ -87,12 +102,16 @@ def check_classes(config: dict) -> None:
     """Class atlases need attributions; their classes exist (where the names are known)."""
     section = config["class_atlas"]
     if (section["classes"] or section["comparisons"]) and not config["extract"]["attribution"]:
-        raise ConfigError("class_atlas.classes and class_atlas.comparisons need attributions: "
-                          "set extract.attribution: true")
+        raise ConfigError(
+            "class_atlas.classes and class_atlas.comparisons need attributions: set extract.attribution: true"
+        )
     names = known_class_names(config)
     given = [(f"class_atlas.classes[{i}]", spec) for i, spec in enumerate(section["classes"])]
-    given += [(f"class_atlas.comparisons[{i}][{j}]", spec)
-              for i, pair in enumerate(section["comparisons"]) for j, spec in enumerate(pair)]
+    given += [
+        (f"class_atlas.comparisons[{i}][{j}]", spec)
+        for i, pair in enumerate(section["comparisons"])
+        for j, spec in enumerate(pair)
+    ]
     if names is not None:
         from activation_atlas.algorithms.class_atlas import resolve_class
 
@@ -103,8 +122,10 @@ def check_classes(config: dict) -> None:
                 raise ConfigError(f"{key} = {shown(spec)}: {error} (the classes: {abbreviated(names, 20)})") from None
     for i, (a, b) in enumerate(section["comparisons"]):
         if str(a) == str(b):
-            raise ConfigError(f"class_atlas.comparisons[{i}] = {shown([a, b])}: compares a class with itself; "
-                              "give two different classes")
+            raise ConfigError(
+                f"class_atlas.comparisons[{i}] = {shown([a, b])}: compares a class with itself; "
+                "give two different classes"
+            )
 
 
 def check_attacks(config: dict) -> None:
@@ -114,28 +135,39 @@ def check_attacks(config: dict) -> None:
         return
     comparisons = config["class_atlas"]["comparisons"]
     if not comparisons:
-        raise ConfigError("attacks.enabled: the attacks take their patches from class comparisons, and "
-                          "class_atlas.comparisons is empty; add a pair [a, b] there")
+        raise ConfigError(
+            "attacks.enabled: the attacks take their patches from class comparisons, and "
+            "class_atlas.comparisons is empty; add a pair [a, b] there"
+        )
     known = [[str(a), str(b)] for a, b in comparisons]
     for i, pair in enumerate(section["pairs"] or []):
         if [str(spec) for spec in pair] not in known:
-            raise ConfigError(f"attacks.pairs[{i}] = {shown(pair)}: not one of class_atlas.comparisons "
-                              f"({shown(comparisons)}); add it there or attack one of those")
+            raise ConfigError(
+                f"attacks.pairs[{i}] = {shown(pair)}: not one of class_atlas.comparisons "
+                f"({shown(comparisons)}); add it there or attack one of those"
+            )
     if section["static"]["size"] not in section["sizes"]:
-        raise ConfigError(f"attacks.static.size = {shown(section['static']['size'])}: must be one of attacks.sizes "
-                          f"({shown(section['sizes'])})")
+        raise ConfigError(
+            f"attacks.static.size = {shown(section['static']['size'])}: must be one of attacks.sizes "
+            f"({shown(section['sizes'])})"
+        )
 
 
 def check_ranges(config: dict) -> None:
     """Ranges given as [low, high] are ordered."""
     sections = [("render.transforms", config["render"]["transforms"])]
-    sections += [(f"render.per_layer.{layer}.transforms", values["transforms"])
-                 for layer, values in config["render"]["per_layer"].items() if "transforms" in values]
+    sections += [
+        (f"render.per_layer.{layer}.transforms", values["transforms"])
+        for layer, values in config["render"]["per_layer"].items()
+        if "transforms" in values
+    ]
     for key, transforms in sections:
         low, high = transforms["scale_exponents"]
         if low > high:
-            raise ConfigError(f"{key}.scale_exponents = {shown([low, high])}: must be [low, high] with "
-                              f"low ≤ high (scales are scale_base ** n, n drawn from low to high)")
+            raise ConfigError(
+                f"{key}.scale_exponents = {shown([low, high])}: must be [low, high] with "
+                f"low ≤ high (scales are scale_base ** n, n drawn from low to high)"
+            )
 
 
 def check_stop_rules(config: dict) -> None:
@@ -145,21 +177,30 @@ def check_stop_rules(config: dict) -> None:
         stop = render["stop"]
         if stop is None:
             continue
-        key = (f"render.per_layer.{layer}.stop" if "stop" in config["render"]["per_layer"].get(layer, {})
-               else "render.stop")
+        key = (
+            f"render.per_layer.{layer}.stop"
+            if "stop" in config["render"]["per_layer"].get(layer, {})
+            else "render.stop"
+        )
         window, prune_at, steps = stop["window"], stop.get("prune_at"), render["steps"]
         if window >= steps:
-            raise ConfigError(f"{key}.window = {window}: must be less than the steps of layer {layer} ({steps}); "
-                              "an attempt is checked at the end of each window")
+            raise ConfigError(
+                f"{key}.window = {window}: must be less than the steps of layer {layer} ({steps}); "
+                "an attempt is checked at the end of each window"
+            )
         if prune_at is None:
             continue
         if prune_at % window or prune_at >= steps:
-            raise ConfigError(f"{key}.prune_at = {prune_at}: must be a multiple of window ({window}) and less than "
-                              f"the steps of layer {layer} ({steps})")
+            raise ConfigError(
+                f"{key}.prune_at = {prune_at}: must be a multiple of window ({window}) and less than "
+                f"the steps of layer {layer} ({steps})"
+            )
         if render["batch_size"] % render["attempts"]:
-            raise ConfigError(f"{key}.prune_at is set and render.batch_size of layer {layer} ({render['batch_size']}) "
-                              f"is not a multiple of its attempts ({render['attempts']}): an icon's attempts are "
-                              "compared in one batch")
+            raise ConfigError(
+                f"{key}.prune_at is set and render.batch_size of layer {layer} ({render['batch_size']}) "
+                f"is not a multiple of its attempts ({render['attempts']}): an icon's attempts are "
+                "compared in one batch"
+            )
 
 
 def image_count(config: dict) -> int | None:
@@ -181,12 +222,15 @@ def check_sizes(config: dict) -> None:
         return
     shards = config["extract"]["shards"]
     if shards > images:
-        raise ConfigError(f"extract.shards = {shards}: more extraction jobs than the run's {images} images; "
-                          f"valid: 1 to {images}")
+        raise ConfigError(
+            f"extract.shards = {shards}: more extraction jobs than the run's {images} images; valid: 1 to {images}"
+        )
     points = images * config["extract"]["positions_per_image"]
     if config["grid"]["min_count"] >= points:
-        raise ConfigError(f"grid.min_count = {config['grid']['min_count']}: no cell can hold more than that, the "
-                          f"run has {points} activations per layer; valid: 0 to {points - 1}")
+        raise ConfigError(
+            f"grid.min_count = {config['grid']['min_count']}: no cell can hold more than that, the "
+            f"run has {points} activations per layer; valid: 0 to {points - 1}"
+        )
 
 
 def check_model_kind(config: dict) -> None:
@@ -195,9 +239,11 @@ def check_model_kind(config: dict) -> None:
     kind = model_kind(model["kind"])
     if kind.trained and config["dataset"]["kind"] != "generated":
         with_weights = ", ".join(name for name, other in KINDS.items() if not other.trained)
-        raise ConfigError(f"model.kind = {model['kind']} is trained by the workflow on the generated dataset, and "
-                          f"dataset.kind is {config['dataset']['kind']}: set dataset.kind: generated, or choose a "
-                          f"model kind with weights ({with_weights})")
+        raise ConfigError(
+            f"model.kind = {model['kind']} is trained by the workflow on the generated dataset, and "
+            f"dataset.kind is {config['dataset']['kind']}: set dataset.kind: generated, or choose a "
+            f"model kind with weights ({with_weights})"
+        )
     if kind.check is not None:
         try:
             kind.check(config)
@@ -208,9 +254,11 @@ def check_model_kind(config: dict) -> None:
 def check_model_source(config: dict) -> None:
     model = config["model"]
     if model["url"] and model["checkpoint"]:
-        raise ConfigError(f"model.url ({model['url']}) and model.checkpoint ({model['checkpoint']}) are both set: "
-                          "give url to download the weights, or checkpoint for a file on disk (set the other "
-                          "to null)")
+        raise ConfigError(
+            f"model.url ({model['url']}) and model.checkpoint ({model['checkpoint']}) are both set: "
+            "give url to download the weights, or checkpoint for a file on disk (set the other "
+            "to null)"
+        )
 
 
 def check_model_input(config: dict) -> None:
@@ -221,9 +269,11 @@ def check_model_input(config: dict) -> None:
     for key in ("mean", "std"):
         values = (model["normalize"] or {}).get(key)
         if values is not None and len(values) != wanted:
-            raise ConfigError(f"model.normalize.{key} = {shown(values)} has {len(values)} value(s), but the network "
-                              f"takes {wanted} channel(s) (model.input.channels: {channels}): give {wanted}"
-                              + ("; for a one-channel network set model.input.channels: gray" if wanted == 3 else ""))
+            raise ConfigError(
+                f"model.normalize.{key} = {shown(values)} has {len(values)} value(s), but the network "
+                f"takes {wanted} channel(s) (model.input.channels: {channels}): give {wanted}"
+                + ("; for a one-channel network set model.input.channels: gray" if wanted == 3 else "")
+            )
 
 
 def check_paths(config: dict) -> None:

@@ -1,5 +1,6 @@
 """A config checked against a JSON schema (which also fills in its defaults), every violation said in
 one line naming the key, the value given and what would be valid."""
+
 from __future__ import annotations
 
 import copy
@@ -17,11 +18,24 @@ PATH_COMPONENT = "^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
 PATH_COMPONENT_RULE = "one folder name: letters, digits, '_', '-' and '.', not starting with '.'"
 
 # How the schema's bounds and types read in a message.
-BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-          "exclusiveMaximum": "less than", "minItems": "a list of at least", "maxItems": "a list of at most",
-          "maxLength": "at most"}
-TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-              "array": "a list", "object": "a mapping", "null": "null"}
+BOUNDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "more than",
+    "exclusiveMaximum": "less than",
+    "minItems": "a list of at least",
+    "maxItems": "a list of at most",
+    "maxLength": "at most",
+}
+TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
 
 
 class ConfigError(ValueError):
@@ -71,8 +85,11 @@ def condition_of(error, schema: dict) -> str:
     node = schema
     for part in path[: path.index("then")]:
         node = node[part]
-    conditions = [f"{key_name([*error.absolute_path][:-1] + [name])} is {shown(rule['const'])}"
-                  for name, rule in node["if"].get("properties", {}).items() if "const" in rule]
+    conditions = [
+        f"{key_name([*error.absolute_path][:-1] + [name])} is {shown(rule['const'])}"
+        for name, rule in node["if"].get("properties", {}).items()
+        if "const" in rule
+    ]
     return " and ".join(conditions)
 
 
@@ -86,8 +103,9 @@ def schema_error_line(error, schema: dict) -> str:
         return f"unknown key {', '.join(unknown)} {where}; valid keys: {valid}"
     condition = condition_of(error, schema)
     if condition and (error.validator == "required" or error.instance is None):
-        missing = key if error.validator != "required" else key_name(
-            [*error.absolute_path, error.message.split("'")[1]])
+        missing = (
+            key if error.validator != "required" else key_name([*error.absolute_path, error.message.split("'")[1]])
+        )
         return f"{missing} is required when {condition}"
     if error.validator == "required":
         missing = error.message.split("'")[1]

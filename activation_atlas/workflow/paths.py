@@ -8,6 +8,7 @@ resources/          datasets, model weights and cards, downloads: shared by the 
 Every argument may be a value or a Snakemake wildcard ("{layer}"): the rules pass wildcards, the
 scripts and benchmarks values.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,6 +34,7 @@ def download_path(url: str) -> str:
 @dataclass(frozen=True)
 class ModelFiles:
     """resources/models/<name>/: a model's weights and its card, shared by the runs of that model."""
+
     name: str
 
     @property
@@ -62,6 +64,7 @@ class ModelFiles:
 @dataclass(frozen=True)
 class RunFolder:
     """results/<run>/ and logs/<run>/ of a run or an aligned run: what both kinds have."""
+
     run: str
 
     @property

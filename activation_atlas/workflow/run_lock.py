@@ -3,6 +3,7 @@
 refuses to start until `snakemake --unlock`. The workflow records the process that runs it; a lock
 whose process is gone from this machine is stale and is removed, a lock this record cannot account
 for is explained in one line."""
+
 from __future__ import annotations
 
 import json
@@ -52,13 +53,16 @@ def clear_stale_lock() -> str | None:
     if locks:
         if owner is None or owner["host"] != socket.gethostname():
             where = f"by a run on {owner['host']}" if owner else "by a run this workflow did not record"
-            return (f"this folder is locked {where}: if no other snakemake runs here, clear the lock with "
-                    "`snakemake --unlock`, then run the command again")
+            return (
+                f"this folder is locked {where}: if no other snakemake runs here, clear the lock with "
+                "`snakemake --unlock`, then run the command again"
+            )
         if is_running(owner):
             return None
         for lock in locks:
             lock.unlink(missing_ok=True)
-        message = (f"removed the lock of an interrupted run (snakemake pid {owner['pid']}, no longer running); "
-                   "resuming it")
+        message = (
+            f"removed the lock of an interrupted run (snakemake pid {owner['pid']}, no longer running); resuming it"
+        )
     write_json(OWNER, this_process())
     return message

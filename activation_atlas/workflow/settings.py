@@ -1,6 +1,7 @@
 """From the validated config to what one job uses. The rules call these to fill their `params`
 (a section with a layer's `per_layer` overrides applied), and the render stage turns the resolved
 render section into typed settings; no stage ever sees the config itself."""
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,12 @@ def images_dir(config: dict) -> str:
 def image_selection(config: dict) -> dict:
     """Which images of the dataset the run uses (an ImageSelection)."""
     dataset = config["dataset"]
-    return {"folder": images_dir(config), "layout": dataset["layout"], "max_images": dataset["max_images"],
-            "stratified": dataset["stratified"]}
+    return {
+        "folder": images_dir(config),
+        "layout": dataset["layout"],
+        "max_images": dataset["max_images"],
+        "stratified": dataset["stratified"],
+    }
 
 
 def attack_source(config: dict) -> dict:
@@ -86,6 +91,13 @@ def viewer_page(config: dict, resize: str) -> dict:
     """The viewer's PageOptions from a run's (or an aligned run's) montage and viewer sections;
     `resize`: how the sample images are fitted to their thumbnails (the model's)."""
     montage, viewer = config["montage"], config["viewer"]
-    return {"run": config["run"], "cell_px": montage["cell_px"], "tile_px": montage["tile_px"],
-            "background": montage["background"], "min_icon_px": viewer["min_icon_px"],
-            "sample_px": viewer["sample_px"], "filter_top_k": viewer["filter_top_k"], "resize": resize}
+    return {
+        "run": config["run"],
+        "cell_px": montage["cell_px"],
+        "tile_px": montage["tile_px"],
+        "background": montage["background"],
+        "min_icon_px": viewer["min_icon_px"],
+        "sample_px": viewer["sample_px"],
+        "filter_top_k": viewer["filter_top_k"],
+        "resize": resize,
+    }

@@ -7,6 +7,7 @@ every job as COMPLETED, a render job asking for a GPU is scheduled on the (fake)
 rule is reported as FAILED, with its one-line error, and a non-zero exit. Both runs start with the test
 session (conftest.slurm_runs_in_background) and these tests, which come last, read what they did.
 """
+
 import datetime
 import os
 import subprocess
@@ -32,8 +33,10 @@ def local_profile(target) -> str:
     status checks (the cluster is local)."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"] = {k: PLACEHOLDERS.get(v, v) for k, v in profile["default-resources"].items()}
-    profile["set-resources"] = {rule: {k: PLACEHOLDERS.get(v, v) for k, v in values.items()}
-                                for rule, values in profile["set-resources"].items()}
+    profile["set-resources"] = {
+        rule: {k: PLACEHOLDERS.get(v, v) for k, v in values.items()}
+        for rule, values in profile["set-resources"].items()
+    }
     profile["set-resources"]["render_icons"]["gpu"] = 1
     profile["slurm-init-seconds-before-status-checks"] = 2
     target.mkdir(parents=True)
@@ -43,15 +46,37 @@ def local_profile(target) -> str:
 
 def snakemake_on_slurm(workdir, profile, *args, timeout=1500):
     # SIGINT on timeout: Snakemake then cancels its jobs and exits (on SIGTERM it would wait for them).
-    return subprocess.run(["timeout", "-s", "INT", "-k", "30", str(timeout), sys.executable, "-m", "snakemake",
-                           "--configfile", "config/ci.yaml", "--workflow-profile", profile, *args],
-                          cwd=workdir, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            "timeout",
+            "-s",
+            "INT",
+            "-k",
+            "30",
+            str(timeout),
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--configfile",
+            "config/ci.yaml",
+            "--workflow-profile",
+            profile,
+            *args,
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
 
 
 def jobs_between(start: str, end: str) -> list[dict]:
     """Allocations (not steps) of this user's jobs between two times, from the accounting database."""
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "-E", end, "-o", "JobID,State,AllocTRES,ExitCode"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-S", start, "-E", end, "-o", "JobID,State,AllocTRES,ExitCode"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [dict(zip(("id", "state", "tres", "exit"), line.split("|"))) for line in out.splitlines() if line]
 
 
@@ -86,8 +111,8 @@ class SlurmRuns(threading.Thread):
                 self.runs[name] = (start, now(), result)
                 if result.returncode != 0:
                     return
-                time.sleep(2)   # sacct's times are in whole seconds: the runs' windows must not meet
-        except BaseException as error:   # handed to the tests that wait for it
+                time.sleep(2)  # sacct's times are in whole seconds: the runs' windows must not meet
+        except BaseException as error:  # handed to the tests that wait for it
             self.error = error
 
     def result_of(self, name: str) -> tuple:
@@ -128,7 +153,7 @@ def test_sacct_lists_every_job_completed_and_render_jobs_on_a_gpu(slurm_run):
     workdir, start, end, _ = slurm_run
     jobs = jobs_between(start, end)
     n_rule_jobs = len(list((workdir / "logs").rglob("*.benchmark.tsv")))
-    assert len(jobs) >= n_rule_jobs      # one allocation per job (every rule job writes a benchmark)
+    assert len(jobs) >= n_rule_jobs  # one allocation per job (every rule job writes a benchmark)
     assert {job["state"] for job in jobs} == {"COMPLETED"}, jobs
     assert any("gres/gpu=1" in job["tres"] for job in jobs), [job["tres"] for job in jobs]
 

@@ -5,14 +5,17 @@ Snakemake builds its graph, and each kind imports its network only when it build
 
 A new kind is a module in this package that defines `KIND = ModelKind(...)`, plus its name in the
 schema's enum of model.kind (schemas/config.schema.yaml)."""
+
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from activation_atlas.runtime import RunError
+
 
 @dataclass(frozen=True)
 class ModelKind:

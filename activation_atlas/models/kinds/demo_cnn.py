@@ -1,5 +1,6 @@
 """demo_cnn: a small CNN with stages conv1..convN (models/demo_cnn.py), trained by the workflow on the
 generated dataset; its batch norms are folded into the convolutions for inference."""
+
 from __future__ import annotations
 
 from activation_atlas.models.kinds import ModelKind
@@ -21,5 +22,6 @@ def prepare(model):
     return fold_batch_norm(model)
 
 
-KIND = ModelKind(name="demo_cnn", build=build, trained=True, keys=("channels",), known_layers=known_layers,
-                 prepare=prepare)
+KIND = ModelKind(
+    name="demo_cnn", build=build, trained=True, keys=("channels",), known_layers=known_layers, prepare=prepare
+)

@@ -1,6 +1,7 @@
 """demo_vit: a small vision transformer (models/demo_vit.py, torchvision's blocks
 encoder.layers.encoder_layer_0..K-1) trained by the workflow on the generated dataset, for square
 images of model.input_size."""
+
 from __future__ import annotations
 
 from activation_atlas.models.kinds import ModelKind
@@ -25,9 +26,12 @@ def known_layers(model_cfg: dict) -> tuple[str, ...] | None:
 
 def check(config: dict) -> None:
     if config["model"]["input_size"] is None:
-        raise RunError("model.input_size is not set: demo_vit needs it (the side of the images its position "
-                       "embeddings are made for), e.g. the dataset's image_size")
+        raise RunError(
+            "model.input_size is not set: demo_vit needs it (the side of the images its position "
+            "embeddings are made for), e.g. the dataset's image_size"
+        )
 
 
-KIND = ModelKind(name="demo_vit", build=build, trained=True, keys=("vit", "layer_grids"), known_layers=known_layers,
-                 check=check)
+KIND = ModelKind(
+    name="demo_vit", build=build, trained=True, keys=("vit", "layer_grids"), known_layers=known_layers, check=check
+)

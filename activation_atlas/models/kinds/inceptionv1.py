@@ -1,5 +1,6 @@
 """inceptionv1: the paper's network, TensorFlow's "inception5h" GoogLeNet (models/inceptionv1.py), with
 its weights from model.url or model.checkpoint and the 1,008 class names it was published with."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,5 +30,11 @@ def shipped_labels(model_cfg: dict) -> list[str]:
     return labels + [f"unused {i}" for i in range(len(labels), NUM_CLASSES)]
 
 
-KIND = ModelKind(name="inceptionv1", build=build, keys=("url", "sha256", "checkpoint"), known_layers=known_layers,
-                 shipped_labels=shipped_labels, labels_checked_before_jobs=True)
+KIND = ModelKind(
+    name="inceptionv1",
+    build=build,
+    keys=("url", "sha256", "checkpoint"),
+    known_layers=known_layers,
+    shipped_labels=shipped_labels,
+    labels_checked_before_jobs=True,
+)

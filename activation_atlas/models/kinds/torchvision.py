@@ -1,6 +1,7 @@
 """torchvision: any torchvision classification model by name (model.architecture), with random weights
 or a member of its weights enum (model.weights), fetched by torchvision itself into $TORCH_HOME and
 named by the categories of the weights' metadata."""
+
 from __future__ import annotations
 
 import os
@@ -35,14 +36,15 @@ def build(model_cfg: dict, num_classes: int | None):
     else:
         member = weights_member(architecture, weights)
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(member.url).path).name
-        if cached.exists():   # torch.hub checks the hash only when it downloads
+        if cached.exists():  # torch.hub checks the hash only when it downloads
             check_published_hash(cached)
     with forced_weights_only():
         try:
             return torchvision.models.get_model(architecture, weights=weights, **kwargs)
         except (TypeError, ValueError) as error:
-            raise RunError(f"model.kwargs = {kwargs}: torchvision's {architecture} (weights {weights}) refuses "
-                           f"them: {error}") from None
+            raise RunError(
+                f"model.kwargs = {kwargs}: torchvision's {architecture} (weights {weights}) refuses them: {error}"
+            ) from None
 
 
 def weights_member(architecture: str, weights: str):
@@ -51,8 +53,9 @@ def weights_member(architecture: str, weights: str):
 
     enum = torchvision.models.get_model_weights(architecture)
     if weights not in enum.__members__ and weights != "DEFAULT":
-        raise RunError(f"unknown weights {weights!r} for {architecture}; valid: "
-                       f"{', '.join(['DEFAULT', *enum.__members__])}, none")
+        raise RunError(
+            f"unknown weights {weights!r} for {architecture}; valid: {', '.join(['DEFAULT', *enum.__members__])}, none"
+        )
     return enum.DEFAULT if weights == "DEFAULT" else enum[weights]
 
 
@@ -75,9 +78,11 @@ def check_published_hash(path: Path) -> None:
         raise RunError(f"{path}: its name carries no published hash (<name>-<sha256 prefix>.<ext>)")
     digest = sha256_of(path)
     if not digest.startswith(published.group(1)):
-        raise RunError(f"{path} does not have the sha256 published in its name ({published.group(1)}…, it has "
-                       f"{digest[:len(published.group(1))]}…): it was altered or damaged; delete it "
-                       "to have it downloaded again")
+        raise RunError(
+            f"{path} does not have the sha256 published in its name ({published.group(1)}…, it has "
+            f"{digest[: len(published.group(1))]}…): it was altered or damaged; delete it "
+            "to have it downloaded again"
+        )
 
 
 @contextmanager
@@ -95,5 +100,10 @@ def forced_weights_only():
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
-KIND = ModelKind(name="torchvision", build=build, keys=("input", "architecture", "weights", "kwargs", "layer_grids"),
-                 shipped_labels=shipped_labels, normalisation=normalisation)
+KIND = ModelKind(
+    name="torchvision",
+    build=build,
+    keys=("input", "architecture", "weights", "kwargs", "layer_grids"),
+    shipped_labels=shipped_labels,
+    normalisation=normalisation,
+)

@@ -2,6 +2,7 @@
 with model.kwargs (completed, with model.kwargs_from_checkpoint, by the constructor arguments a
 Lightning checkpoint keeps), its package made importable by model.python_path, its weights from
 model.checkpoint or model.url."""
+
 from __future__ import annotations
 
 import importlib
@@ -40,16 +41,18 @@ def factory_function(factory: str):
 
 @dataclass(frozen=True)
 class FactoryParameters:
-    named: frozenset[str]   # the keyword arguments it names
-    takes_any: bool         # it also takes **kwargs
+    named: frozenset[str]  # the keyword arguments it names
+    takes_any: bool  # it also takes **kwargs
 
 
 def factory_parameters(model_cfg: dict) -> FactoryParameters:
     """The keyword arguments the configured factory takes."""
     add_python_path(model_cfg.get("python_path") or [])
     parameters = inspect.signature(factory_function(model_cfg["factory"])).parameters.values()
-    return FactoryParameters(frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)),
-                             any(p.kind is p.VAR_KEYWORD for p in parameters))
+    return FactoryParameters(
+        frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)),
+        any(p.kind is p.VAR_KEYWORD for p in parameters),
+    )
 
 
 def build_user_model(factory: str, kwargs: dict):
@@ -65,10 +68,25 @@ def build_user_model(factory: str, kwargs: dict):
 def check(config: dict) -> None:
     model = config["model"]
     if model.get("kwargs_from_checkpoint") and not (model.get("checkpoint") or model.get("url")):
-        raise ValueError("model.kwargs_from_checkpoint reads the checkpoint's constructor arguments, but the model "
-                         "has no weights file: set model.checkpoint or model.url")
+        raise ValueError(
+            "model.kwargs_from_checkpoint reads the checkpoint's constructor arguments, but the model "
+            "has no weights file: set model.checkpoint or model.url"
+        )
 
 
-KIND = ModelKind(name="user", build=build, check=check,
-                 keys=("input", "factory", "kwargs", "kwargs_from_checkpoint", "python_path", "layer_grids", "url",
-                       "sha256", "checkpoint"))
+KIND = ModelKind(
+    name="user",
+    build=build,
+    check=check,
+    keys=(
+        "input",
+        "factory",
+        "kwargs",
+        "kwargs_from_checkpoint",
+        "python_path",
+        "layer_grids",
+        "url",
+        "sha256",
+        "checkpoint",
+    ),
+)
