@@ -2,7 +2,8 @@
 
     runtime, portable_sqrt, h5io   the base every part may use
     data, models, optvis           building blocks: images, networks, feature inversion
-    algorithms, formats, viewer    the method: its algorithms, the files they read and write, the viewer
+    algorithms, formats, viewer    the method: its algorithms, the files they read and write (formats import
+                                   no algorithm), the viewer
     stages                         one module per rule file: what its scripts call
     workflow                       plumbing run while Snakemake builds its graph (imports no torch)
     checking                       a finished run's manifest and verify
@@ -27,6 +28,8 @@ ALLOWED = {
     **{part: BASE for part in BASE},
     **{part: BASE | BLOCKS for part in BLOCKS},
     **{part: BASE | BLOCKS | METHOD for part in METHOD},
+    # A file format is read and written without the algorithms that make its contents.
+    "formats": BASE | BLOCKS,
     "stages": BASE | BLOCKS | METHOD | {"workflow", "checking"},
     "workflow": BASE | BLOCKS | METHOD | {"workflow"},
     "checking": BASE | {"checking"},

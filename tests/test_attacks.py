@@ -17,6 +17,7 @@ from PIL import Image
 from activation_atlas.algorithms import attacks as alg
 from activation_atlas.checking.verify import IDENTICAL, verify
 from activation_atlas.formats.attack_patches import read_patches
+from activation_atlas.formats.attack_results import AttackResults
 from tools.runs import load_config, snakemake
 
 CONFIG = load_config("config/ci.yaml")
@@ -80,7 +81,7 @@ def test_static_and_dynamic_figures_count_flips_of_correct_images_only():
     top[0, 0, 0, 1] = b  # image 1 flips only at size 0, top left
     p_b[0, 0, 0, 1] = 0.6
     top[0, :, :, 2] = b  # image 2 flips everywhere, but was not correct before
-    results = alg.AttackResults(
+    results = AttackResults(
         clean_top=np.array([0, 0, 2]), clean_p_b=np.array([0.0, 0.2, 0.5], dtype=np.float32), top=top, p_b=p_b
     )
     correct = results.clean_top == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from activation_atlas.algorithms import attacks as alg
+from activation_atlas.formats.attack_results import AttackResults
 from activation_atlas.runtime import atomic_output
 
 
@@ -13,7 +14,7 @@ def plot_attack(
     table: dict,
     kinds: np.ndarray,
     pixels: dict[int, np.ndarray],
-    results: alg.AttackResults,
+    results: AttackResults,
     example: int,
     clean: np.ndarray,
     out,

@@ -11,12 +11,11 @@ any of them gives).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from PIL import Image
 
+from activation_atlas.formats.attack_results import AttackResults
 from activation_atlas.runtime import RunError
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -120,17 +119,6 @@ def pasted(images: torch.Tensor, patch: torch.Tensor, corner: str) -> torch.Tens
     return out
 
 
-@dataclass
-class AttackResults:
-    """Per image (N): the clean image's top-1 class and probability of b; per patch, size, corner and
-    image (P, S, 4, N): the patched image's top-1 class and probability of b."""
-
-    clean_top: np.ndarray
-    clean_p_b: np.ndarray
-    top: np.ndarray
-    p_b: np.ndarray
-
-
 def answer(model, images: torch.Tensor, b: int) -> tuple[np.ndarray, np.ndarray]:
     """The model's top-1 class and softmax probability of b for each image (on the model's device)."""
     with torch.inference_mode():
@@ -149,16 +137,6 @@ def attack_batch(model, images: torch.Tensor, patches: list[torch.Tensor], b: in
             for c, corner in enumerate(CORNERS):
                 top[p, s, c], p_b[p, s, c] = answer(model, pasted(images, patch, corner), b)
     return AttackResults(clean_top, clean_p_b, top, p_b)
-
-
-def concatenated(parts: list[AttackResults]) -> AttackResults:
-    """Results of consecutive batches of images as one."""
-    return AttackResults(
-        clean_top=np.concatenate([part.clean_top for part in parts]),
-        clean_p_b=np.concatenate([part.clean_p_b for part in parts]),
-        top=np.concatenate([part.top for part in parts], axis=-1),
-        p_b=np.concatenate([part.p_b for part in parts], axis=-1),
-    )
 
 
 def rate(flipped: int, images: int) -> float | None:

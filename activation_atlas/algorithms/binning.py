@@ -7,10 +7,9 @@ lies in exactly one cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from activation_atlas.formats.cells import CellAttributions, Cells
 from activation_atlas.runtime import RunError
 
 
@@ -21,28 +20,6 @@ def cell_coordinates(xy: np.ndarray, grid_size: int) -> tuple[np.ndarray, np.nda
         raise RunError("layout coordinates must lie in [0, 1]; normalise the layout first")
     cells = np.minimum(np.floor(xy * grid_size).astype(np.int64), grid_size - 1)
     return cells[:, 1], cells[:, 0]
-
-
-@dataclass
-class Cells:
-    """The kept cells of one grid, in row-major order of (row, col)."""
-
-    grid_size: int
-    row: np.ndarray  # (M,)
-    col: np.ndarray  # (M,)
-    count: np.ndarray  # (M,) points averaged
-    mean: np.ndarray  # (M, C) mean activation vector
-    class_histogram: np.ndarray  # (M, K) points per class label
-    points_total: int  # points in the layout, kept cells or not
-
-    @property
-    def kept_fraction(self) -> float:
-        return float(self.count.sum()) / self.points_total if self.points_total else 0.0
-
-    @property
-    def purity(self) -> np.ndarray:
-        """Per cell, the share of its points that belong to its most common class."""
-        return self.class_histogram.max(axis=1) / np.maximum(self.class_histogram.sum(axis=1), 1)
 
 
 BLOCK_ROWS = 1 << 16  # rows of activations or attributions read at a time
@@ -139,17 +116,6 @@ def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_cla
     mean = sums / np.maximum(cells.count, 1)[:, None]
     order = np.argsort(-mean, axis=1, kind="stable")[:, :top]
     return mean.astype(np.float32), order.astype(np.int32), np.take_along_axis(mean, order, 1).astype(np.float32)
-
-
-@dataclass
-class CellAttributions:
-    """Per kept cell: mean attribution to every class (M, K), its top classes (M, k) by that mean,
-    their values and their names."""
-
-    mean: np.ndarray
-    top: np.ndarray
-    values: np.ndarray
-    names: np.ndarray
 
 
 def summarise_attributions(

@@ -4,12 +4,34 @@ size and corner, its top-1 class and probability of b."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from activation_atlas.algorithms.attacks import AttackResults, concatenated
 from activation_atlas.h5io import create_h5, open_h5, write_dataset
+
+
+@dataclass
+class AttackResults:
+    """Per image (N): the clean image's top-1 class and probability of b; per patch, size, corner and
+    image (P, S, 4, N): the patched image's top-1 class and probability of b."""
+
+    clean_top: np.ndarray
+    clean_p_b: np.ndarray
+    top: np.ndarray
+    p_b: np.ndarray
+
+
+def concatenated(parts: list[AttackResults]) -> AttackResults:
+    """Results of consecutive batches of images as one."""
+    return AttackResults(
+        clean_top=np.concatenate([part.clean_top for part in parts]),
+        clean_p_b=np.concatenate([part.clean_p_b for part in parts]),
+        top=np.concatenate([part.top for part in parts], axis=-1),
+        p_b=np.concatenate([part.p_b for part in parts], axis=-1),
+    )
+
 
 # name: (unit, axes)
 DATASETS = {

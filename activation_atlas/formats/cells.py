@@ -11,9 +11,42 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from activation_atlas.algorithms.binning import CellAttributions, Cells
 from activation_atlas.formats.model_card import dataset_to_logits
 from activation_atlas.h5io import create_h5, open_h5, write_dataset
+
+
+@dataclass
+class Cells:
+    """The kept cells of one grid, in row-major order of (row, col)."""
+
+    grid_size: int
+    row: np.ndarray  # (M,)
+    col: np.ndarray  # (M,)
+    count: np.ndarray  # (M,) points averaged
+    mean: np.ndarray  # (M, C) mean activation vector
+    class_histogram: np.ndarray  # (M, K) points per class label
+    points_total: int  # points in the layout, kept cells or not
+
+    @property
+    def kept_fraction(self) -> float:
+        return float(self.count.sum()) / self.points_total if self.points_total else 0.0
+
+    @property
+    def purity(self) -> np.ndarray:
+        """Per cell, the share of its points that belong to its most common class."""
+        return self.class_histogram.max(axis=1) / np.maximum(self.class_histogram.sum(axis=1), 1)
+
+
+@dataclass
+class CellAttributions:
+    """Per kept cell: mean attribution to every class (M, K), its top classes (M, k) by that mean,
+    their values and their names."""
+
+    mean: np.ndarray
+    top: np.ndarray
+    values: np.ndarray
+    names: np.ndarray
+
 
 ATTRIBUTION_UNIT = "logit (h · ∂logit/∂h)"
 # name: (unit, axes); the last four only when the activations carry attributions.

@@ -27,7 +27,7 @@ from activation_atlas.data.image_folder import (
 )
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.attack_patches import read_patches, write_patches
-from activation_atlas.formats.attack_results import merge_results, write_results
+from activation_atlas.formats.attack_results import concatenated, merge_results, write_results
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import read_xy
@@ -307,7 +307,7 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
     write_results(
         out,
         np.arange(images.start, images.stop),
-        alg.concatenated(parts),
+        concatenated(parts),
         seed=settings.seed,
         pair=[a_name, b_name],
         corners=list(alg.CORNERS),
