@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import yaml
 
-from activation_atlas.algorithms.extract import Batch, extract_activations
+from activation_atlas.algorithms.extract import Batch, ExtractSettings, extract_activations
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.loading import load_model
 from activation_atlas.runtime import configure_torch
@@ -103,13 +103,15 @@ def extraction_seconds(model, config: dict, images, attribution: bool) -> list[f
             batches(),
             sum(len(x) for x in images),
             paths,
-            positions_per_image=config["extract"]["positions_per_image"],
-            exclude_edge=config["extract"]["exclude_edge"],
-            seed=config["seed"],
+            ExtractSettings(
+                seed=config["seed"],
+                positions_per_image=config["extract"]["positions_per_image"],
+                exclude_edge=config["extract"]["exclude_edge"],
+                attribution=attribution,
+                attribution_top_k=TOP_K if attribution else None,
+            ),
             provenance={"seed": config["seed"], "model": config["model"]["name"], "classes": [], "config": {}},
             log=lambda _: None,
-            attribution=attribution,
-            attribution_top_k=TOP_K if attribution else None,
         )
     return list(np.diff(stamps))
 

@@ -33,7 +33,7 @@ import torch
 import yaml
 from torch.nn import functional as F
 
-from activation_atlas.algorithms.extract import Batch, extract_activations
+from activation_atlas.algorithms.extract import Batch, ExtractSettings, extract_activations
 from activation_atlas.models.capture import layer_names, resolve_layers
 from activation_atlas.models.inceptionv1 import InceptionV1
 from activation_atlas.optvis.render import RenderSettings, render_icons
@@ -124,14 +124,10 @@ def measure_extraction(figures, device: str, mode: dict, layers: list[str], auto
             stream(),
             batch_size * batches,
             out,
-            positions_per_image=1,
-            exclude_edge=1,
-            seed=0,
+            ExtractSettings(seed=0, positions_per_image=1, exclude_edge=1, attribution=False, autocast=autocast),
             provenance={},
             log=lambda _: None,
             device=device,
-            attribution=False,
-            autocast=autocast,
         )  # the first pass pays the kernels' set-up
         reset_peak(device)
         synchronise(device)
@@ -141,14 +137,10 @@ def measure_extraction(figures, device: str, mode: dict, layers: list[str], auto
             stream(),
             batch_size * batches,
             out,
-            positions_per_image=1,
-            exclude_edge=1,
-            seed=0,
+            ExtractSettings(seed=0, positions_per_image=1, exclude_edge=1, attribution=False, autocast=autocast),
             provenance={},
             log=lambda _: None,
             device=device,
-            attribution=False,
-            autocast=autocast,
         )
     name = f"extract_{autocast or 'float32'}"
     emit(figures, f"{name}_images_per_s", round(result["images_per_second"], 1))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import yaml
 
-from activation_atlas.algorithms.extract import Batch, extract_activations
+from activation_atlas.algorithms.extract import Batch, ExtractSettings, extract_activations
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
 from activation_atlas.models.demo_cnn import DemoCNN
 from activation_atlas.models.loading import load_model
@@ -69,9 +69,7 @@ def extraction_ratio(model, config: dict, n_images: int, rounds: int) -> dict:
             iter(batches),
             n_images,
             paths,
-            positions_per_image=1,
-            exclude_edge=config["extract"]["exclude_edge"],
-            seed=0,
+            ExtractSettings(seed=0, positions_per_image=1, exclude_edge=config["extract"]["exclude_edge"]),
             provenance={"classes": []},
             log=lambda _: None,
         )

@@ -133,7 +133,7 @@ def child_extract(args) -> dict:
     `args.shard` of `args.shards`."""
     import torch
 
-    from activation_atlas.algorithms.extract import ImageBatches, extract_activations
+    from activation_atlas.algorithms.extract import ExtractSettings, ImageBatches, extract_activations
     from activation_atlas.data.generated import class_specs, image_rng, render_image
     from activation_atlas.data.image_folder import BatchRead, to_tensor
     from activation_atlas.models.capture import resolve_layers
@@ -160,9 +160,7 @@ def child_extract(args) -> dict:
         ImageBatches(read, labels, 128, 64, images),
         len(images),
         out,
-        positions_per_image=1,
-        exclude_edge=1,
-        seed=0,
+        ExtractSettings(seed=0, positions_per_image=1, exclude_edge=1),
         provenance={"classes": []},
         log=lambda _: None,
     )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from activation_atlas.algorithms.extract import ImageBatches, draw_positions, extract_activations
+from activation_atlas.algorithms.extract import ExtractSettings, ImageBatches, draw_positions, extract_activations
 from activation_atlas.data.image_folder import BatchRead, load_batch, scan_image_folder
 from activation_atlas.formats.activations import merge_shards
 from activation_atlas.models.capture import forward_to_layers, layer_names, resolve_layers
@@ -30,11 +30,9 @@ def run_extract(
         batches,
         len(images),
         paths,
-        positions_per_image=k,
-        attribution=attribution,
-        autocast=autocast,
-        exclude_edge=edge,
-        seed=seed,
+        ExtractSettings(
+            seed=seed, positions_per_image=k, exclude_edge=edge, attribution=attribution, autocast=autocast
+        ),
         provenance={"seed": seed, "model": "tiny", "classes": list(folder.classes)},
         log=lambda _: None,
     )
@@ -177,9 +175,7 @@ def test_failed_extraction_leaves_no_files(tiny_model, tiny_dataset, tmp_path):
             failing_batches(),
             len(folder),
             paths,
-            positions_per_image=1,
-            exclude_edge=1,
-            seed=0,
+            ExtractSettings(seed=0, positions_per_image=1, exclude_edge=1),
             provenance={},
             log=lambda _: None,
         )
@@ -215,13 +211,9 @@ def test_attribution_matches_a_finite_difference(tiny_model, tiny_dataset, tmp_p
         batches,
         len(folder),
         paths,
-        positions_per_image=1,
-        exclude_edge=1,
-        seed=2,
+        ExtractSettings(seed=2, positions_per_image=1, exclude_edge=1, attribution=True, attribution_top_k=top_k),
         provenance={},
         log=lambda _: None,
-        attribution=True,
-        attribution_top_k=top_k,
     )
     # The finite difference in float64, so that float32 rounding of the logits does not swamp it.
     images = load_batch(folder, np.arange(len(folder)), 32).double()

@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from activation_atlas.algorithms.extract import ImageBatches, draw_positions, extract_activations, gather_positions
+from activation_atlas.algorithms.extract import (
+    ExtractSettings,
+    ImageBatches,
+    draw_positions,
+    extract_activations,
+    gather_positions,
+)
 from activation_atlas.data.image_folder import BatchRead
 from activation_atlas.models.capture import capture_layers, resolve_layers
 from activation_atlas.models.grids import CLASS_TOKEN, LayerGrid, decide_layer_grids, grid_of_shape, parse_grid
@@ -156,12 +162,9 @@ def test_extraction_and_attribution_of_a_token_layer(tmp_path):
         batches,
         6,
         {"block": path},
-        positions_per_image=2,
-        exclude_edge=1,
-        seed=3,
+        ExtractSettings(seed=3, positions_per_image=2, exclude_edge=1, attribution=True),
         provenance={},
         log=lambda _: None,
-        attribution=True,
         grids={"block": grid},
     )
     with h5py.File(path, "r") as f:
@@ -273,13 +276,9 @@ def extract_vit(model, layer: str, grid: str, path, log=lambda _: None, attribut
         batches,
         4,
         {layer: path},
-        positions_per_image=1,
-        exclude_edge=0,
-        seed=0,
+        ExtractSettings(seed=0, positions_per_image=1, exclude_edge=0, attribution=True, attribution_top_k=3),
         provenance={},
         log=log,
-        attribution=True,
-        attribution_top_k=3,
         grids={layer: parse_grid(grid)},
         attributed_at=attributed_at,
     )
@@ -380,12 +379,9 @@ def test_pooled_tokens_are_each_attributed_their_share_of_the_norms_output(tmp_p
         batches,
         4,
         {"transformer": tmp_path / "a.h5"},
-        positions_per_image=3,
-        exclude_edge=0,
-        seed=0,
+        ExtractSettings(seed=0, positions_per_image=3, exclude_edge=0, attribution=True),
         provenance={},
         log=lambda _: None,
-        attribution=True,
         grids={"transformer": parse_grid("tokens(prefix=1)")},
         attributed_at={"transformer": "mlp_head.0"},
     )

@@ -72,6 +72,36 @@ def draw_positions(
     return np.stack([rows, cols], axis=1).astype(np.int64) + exclude_edge
 
 
+@dataclass(frozen=True)
+class ExtractSettings:
+    """How activations are read from each image: the extract section's keys that extraction itself uses
+    (the split, the batch size and the shards are the stage's), and the seed the positions are drawn with."""
+
+    seed: int
+    positions_per_image: int = 1
+    exclude_edge: int = 1
+    shared_positions: bool = False
+    attribution: bool = False
+    attribution_top_k: int | None = None  # None: every class; k: each image's k highest logits
+    attribution_always: tuple[int, ...] = ()  # classes attributed before the top k
+    autocast: str | None = None  # "bfloat16" or "float16": the model in mixed precision, the files float32
+    channels_last: bool = True
+
+    @classmethod
+    def from_section(cls, extract: dict, seed: int, top_k: int | None, always: tuple[int, ...]) -> ExtractSettings:
+        """The settings of an extract config section; top_k and always as the stage resolved them."""
+        return cls(
+            seed=seed,
+            positions_per_image=extract["positions_per_image"],
+            exclude_edge=extract["exclude_edge"],
+            shared_positions=extract.get("shared_positions", False),
+            attribution=extract["attribution"],
+            attribution_top_k=top_k,
+            attribution_always=always,
+            autocast=extract["autocast"],
+        )
+
+
 @dataclass
 class Batch:
     images: torch.Tensor  # (B, 3, H, W) float32 in [0, 1]
@@ -143,21 +173,13 @@ def extract_activations(
     batches,
     n_images: int,
     out_paths: dict[str, Path],
+    settings: ExtractSettings,
     *,
-    positions_per_image: int,
-    exclude_edge: int,
-    seed: int,
     provenance: dict,
-    log=print,
-    channels_last: bool = True,
-    device: str = "cpu",
-    attribution: bool = False,
-    attribution_top_k: int | None = None,
-    attribution_always: tuple[int, ...] = (),
-    autocast: str | None = None,
     grids: dict[str, LayerGrid] | None = None,
-    shared_positions: bool = False,
     attributed_at: dict[str, str] | None = None,
+    device: str = "cpu",
+    log=print,
 ) -> dict:
     """Run every batch through the model once and write each layer's activation file.
 
@@ -165,13 +187,12 @@ def extract_activations(
     position is a patch of a token layer's grid as it is a cell of a convolutional map; with
     `shared_positions` every layer reads the same place of an image (draw_positions).
     With `attribution`, each activation's attribution to the logits (see attribution.py) is stored
-    too: for all classes, or the top-k classes by logit (after the classes `attribution_always`) with
-    their indices; the first batch's log line says what attribution costs there. A layer in
-    `attributed_at` is attributed at the output of the norm it names (models/normalised.py). With `autocast`
-    ("bfloat16" or "float16") the model runs in mixed precision; the files still hold float32.
+    too (ExtractSettings says to which classes); the first batch's log line says what attribution costs
+    there. A layer in `attributed_at` is attributed at the output of the norm it names
+    (models/normalised.py).
     Returns per-layer (channels, spatial size) and the throughput in images/s.
     """
-    k = positions_per_image
+    k = settings.positions_per_image
     grids = {layer: (grids or {}).get(layer, MAPS) for layer in layer_modules}
     attributed_at = attributed_at or {}
     named_modules = dict(model.named_modules()) if attributed_at else {}
@@ -188,15 +209,17 @@ def extract_activations(
         norm_outputs = stack.enter_context(capture_layers(norms))
         norm_inputs = stack.enter_context(capture_layers(norms, inputs=True))
         # Attribution needs gradients through the network; plain extraction needs none.
-        stack.enter_context(torch.enable_grad() if attribution else torch.inference_mode())
+        stack.enter_context(torch.enable_grad() if settings.attribution else torch.inference_mode())
         for batch in batches:
             x = batch.images.to(device)
-            if channels_last:
+            if settings.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            if attribution:
+            if settings.attribution:
                 x.requires_grad_(True)  # builds the graph from the input, through every layer
             precision = (
-                torch.autocast(torch.device(device).type, dtype=getattr(torch, autocast)) if autocast else nullcontext()
+                torch.autocast(torch.device(device).type, dtype=getattr(torch, settings.autocast))
+                if settings.autocast
+                else nullcontext()
             )
             forward_start = time.perf_counter()
             with precision:
@@ -206,11 +229,17 @@ def extract_activations(
             maps = {layer: grids[layer].as_maps(outputs[layer]) for layer in layer_modules}
             positions = {
                 layer: draw_positions(
-                    seed, layer, batch.indices, k, *maps[layer].shape[2:], exclude_edge, shared_positions
+                    settings.seed,
+                    layer,
+                    batch.indices,
+                    k,
+                    *maps[layer].shape[2:],
+                    settings.exclude_edge,
+                    settings.shared_positions,
                 ).astype(np.int32)
                 for layer in layer_modules
             }
-            if attribution:
+            if settings.attribution:
                 attribution_start = time.perf_counter()
                 passes = {
                     norm: norm_pass(module, norm_inputs[norm], norm_outputs[norm]) for norm, module in norms.items()
@@ -221,8 +250,8 @@ def extract_activations(
                     grids,
                     positions,
                     k,
-                    attribution_top_k,
-                    attribution_always,
+                    settings.attribution_top_k,
+                    settings.attribution_always,
                     {layer: passes[norm] for layer, norm in attributed_at.items()},
                 )
                 if done == 0:
@@ -238,23 +267,25 @@ def extract_activations(
                 vectors = gather_positions(output, positions[layer], k)
                 if layer not in writers:
                     shapes[layer] = tuple(output.shape[1:])
-                    n_attributed = attributed_classes.shape[1] if attribution else 0
+                    n_attributed = attributed_classes.shape[1] if settings.attribution else 0
                     writers[layer] = LayerWriter(
                         files[layer],
                         n_images * k,
                         output.shape[1],
                         logits.shape[1],
                         n_attributed,
-                        attribution_top_k is not None,
+                        settings.attribution_top_k is not None,
                     )
                     writers[layer].describe_sampling(
                         list(output.shape[2:]),
                         k,
-                        exclude_edge,
-                        shared_positions,
+                        settings.exclude_edge,
+                        settings.shared_positions,
                         "none"
-                        if not attribution
-                        else attribution_said(attribution_top_k, attribution_always, attributed_at.get(layer)),
+                        if not settings.attribution
+                        else attribution_said(
+                            settings.attribution_top_k, settings.attribution_always, attributed_at.get(layer)
+                        ),
                     )
                 writers[layer].write(
                     vectors,
@@ -262,8 +293,8 @@ def extract_activations(
                     positions[layer],
                     np.repeat(batch.labels, k),
                     np.repeat(logits, k, axis=0),
-                    attributions[layer] if attribution else None,
-                    attributed_classes if attribution else None,
+                    attributions[layer] if settings.attribution else None,
+                    attributed_classes if settings.attribution else None,
                 )
             done += len(batch.indices)
             log(f"{done}/{n_images} images ({done / (time.perf_counter() - start):.0f} images/s)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from activation_atlas.algorithms.class_atlas import resolve_class
-from activation_atlas.algorithms.extract import ImageBatches, extract_activations
+from activation_atlas.algorithms.extract import ExtractSettings, ImageBatches, extract_activations
 from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
 from activation_atlas.formats.activations import ActivationFile, merge_shards
 from activation_atlas.formats.model_card import dataset_to_logits, read_card, write_card
@@ -112,19 +112,12 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
         batches,
         len(images),
         {layer: Path(p) for layer, p in out_paths.items()},
-        positions_per_image=ex["positions_per_image"],
-        exclude_edge=ex["exclude_edge"],
-        seed=settings.seed,
+        ExtractSettings.from_section(ex, settings.seed, top_k, always),
         provenance=provenance,
-        log=log,
-        device=device,
-        attribution=ex["attribution"],
-        attribution_top_k=top_k,
-        attribution_always=always,
-        autocast=ex["autocast"],
         grids=grids,
-        shared_positions=ex.get("shared_positions", False),
         attributed_at=attributed_at,
+        device=device,
+        log=log,
     )
 
 
