@@ -44,4 +44,4 @@ else:
     rule all:
         default_target: True
         input:
-            all_outputs(),
+            paths.run_targets(RUN_FILES, RUN_CONTENTS),

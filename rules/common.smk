@@ -1,4 +1,5 @@
-# Validation, the paths and names every rule file uses, and the functions that resolve the config
+# The config's check and the names every rule file uses: the run's layers, grids, class atlases and
+# attacks, its files (activation_atlas/workflow/paths.py) and the functions that resolve the config
 # into each rule's params. Every rule's params hold exactly the settings its script passes to its
 # stage, so a changed value reruns exactly the rules that use it.
 import os
@@ -12,6 +13,7 @@ from activation_atlas.workflow.config_check import ConfigError, check_config
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.workflow.jobs import render_chunk_count
 from activation_atlas.models.kinds import model_kind
+from activation_atlas.workflow.environment import prepare_job_environment, sorted_keys
 from activation_atlas.workflow.provenance import PORTABLE_ENVIRONMENT, workflow_facts
 from activation_atlas.workflow.run_lock import clear_stale_lock
 from activation_atlas.workflow import paths, settings
@@ -40,30 +42,12 @@ onsuccess:
             workflow.async_run(workflow.dag.handle_temp(job))
 
 
-def sorted_keys(value):
-    """value with the keys of every mapping in it sorted."""
-    if isinstance(value, dict):
-        return {key: sorted_keys(value[key]) for key in sorted(value, key=str)}
-    if isinstance(value, list):
-        return [sorted_keys(item) for item in value]
-    return value
-
-
 # Snakemake compares params as text: the order keys are written in a config file must not count as
 # a change of settings.
 config.update(sorted_keys(config))
-
-# Portable numerics: set here, before any job starts, so that every job inherits them (on a cluster
-# too: each job parses this file again).
-if config["portable"]:
-    os.environ.update(PORTABLE_ENVIRONMENT)
-
-# glibc returns torch's large per-batch buffers to the OS and faults them back in on every batch;
-# these thresholds keep them mapped (1.3-2x faster torch stages on CPU). Jobs inherit them.
-os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "4294967296")
-os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "68719476736")
-# torchvision fetches published weights into $TORCH_HOME: keep them with the other resources.
-os.environ.setdefault("TORCH_HOME", os.path.abspath(paths.TORCH_HOME))
+# Set before any job starts, so that every job inherits it (on a cluster too: each job parses this file
+# again).
+prepare_job_environment(config["portable"])
 
 
 RUN = config["run"]
@@ -81,24 +65,16 @@ DATASET_ARCHIVE = paths.download_path(DATASET["url"]) if DATASET["kind"] == "dow
 MODEL_TRAINED = model_kind(MODEL["kind"]).trained
 # Weights the workflow makes or fetches live in the model's folder; a local checkpoint is used where
 # it is; torchvision fetches its own into TORCH_HOME.
-if MODEL_TRAINED or MODEL["url"]:
-    MODEL_WEIGHTS = [MODEL_FILES.weights]
-elif MODEL["checkpoint"]:
-    MODEL_WEIGHTS = [MODEL["checkpoint"]]
-else:
-    MODEL_WEIGHTS = []
+MODEL_WEIGHTS = [weights] if (weights := settings.model_weights(config)) else []
 # The side of the images the model is fed.
 MODEL_INPUT_SIZE = settings.model_input_size(config)
 
 # Class atlases and comparisons, by wildcard value (a file-name-safe slug): the classes they show, as
 # configured (names or indices), one for a class atlas, two for a comparison.
 CLASS_LAYER = config["class_atlas"]["layer"] or LAYERS[-1]
-CLASS_ATLASES = {
-    **{class_slug(str(spec)): [spec] for spec in config["class_atlas"]["classes"]},
-    **{comparison_slug(pair): list(pair) for pair in config["class_atlas"]["comparisons"]},
-}
+CLASS_ATLASES = settings.class_atlases(config)
 # Every class they name: extraction attributes these whatever else it leaves out.
-NAMED_CLASSES = [spec for specs in CLASS_ATLASES.values() for spec in specs]
+NAMED_CLASSES = settings.named_classes(config)
 
 # Patch attacks, by wildcard value (the comparison's slug): the comparisons they attack, [a, b] as configured.
 ATTACKS = config["attacks"]
@@ -197,36 +173,14 @@ def viewer_atlases():
     return layers + classes
 
 
-def all_outputs():
-    return [
-        *expand(RUN_FILES.atlas("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
-        *expand(RUN_FILES.metrics("{layer}"), layer=LAYERS),
-        *expand(RUN_FILES.layout("{layer}", "png"), layer=LAYERS),
-        *[RUN_FILES.class_atlas(slug, "atlas.png") for slug in CLASS_ATLASES],
-        *[RUN_FILES.attack(slug, "table.json") for slug in ATTACK_PAIRS],
-        *([RUN_FILES.viewer_page] if config["viewer"]["enabled"] else []),
-        RUN_FILES.manifest,
-        RUN_FILES.provenance,
-    ]
-
-
-def kept_outputs():
-    """Every file and folder the run keeps in its results folder (all but temporary files): what its
-    manifest lists."""
-    class_layers = [CLASS_LAYER] if CLASS_ATLASES else []
-    per_class = ("layout.h5", "layout.png", "cells.h5", "icons.h5", "atlas.png", "tiles")
-    return [
-        RUN_FILES.numerics,
-        RUN_FILES.model_card,
-        *expand(RUN_FILES.activations("{layer}"), layer=LAYERS),
-        *expand(RUN_FILES.layout("{layer}", "{ext}"), layer=LAYERS, ext=["h5", "png"]),
-        *expand(RUN_FILES.cells("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
-        *expand(RUN_FILES.icons("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
-        *expand(RUN_FILES.atlas("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
-        *expand(RUN_FILES.tiles("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
-        *expand(RUN_FILES.metrics("{layer}"), layer=LAYERS),
-        *[RUN_FILES.class_atlas(slug, name) for slug in CLASS_ATLASES for name in per_class],
-        *[RUN_FILES.attack(slug, name) for slug in ATTACK_PAIRS for name in paths.ATTACK_FILES],
-        *sorted({path for layer in LAYERS + class_layers for path in spectrum_input(layer)}),
-        *([RUN_FILES.viewer_page, RUN_FILES.viewer_assets] if config["viewer"]["enabled"] else []),
-    ]
+# What the run makes (workflow/paths.py lists its files).
+RUN_CONTENTS = paths.RunContents(
+    layers=LAYERS,
+    grids=GRIDS,
+    class_atlases=list(CLASS_ATLASES),
+    attack_pairs=list(ATTACK_PAIRS),
+    spectra=sorted(
+        {path for layer in LAYERS + ([CLASS_LAYER] if CLASS_ATLASES else []) for path in spectrum_input(layer)}
+    ),
+    viewer=config["viewer"]["enabled"],
+)

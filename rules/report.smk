@@ -29,7 +29,7 @@ rule provenance:
 
 rule manifest:
     input:
-        kept_outputs(),
+        paths.run_kept_outputs(RUN_FILES, RUN_CONTENTS),
     output:
         RUN_FILES.manifest,
     log:

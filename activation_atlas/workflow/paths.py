@@ -66,10 +66,11 @@ class RunFolder:
     """results/<run>/ and logs/<run>/ of a run or an aligned run: what both kinds have."""
 
     run: str
+    results: str = "results"  # the folder the run's folder is in (the Python API saves anywhere)
 
     @property
     def root(self) -> str:
-        return f"results/{self.run}"
+        return f"{self.results}/{self.run}"
 
     @property
     def logs(self) -> str:
@@ -189,3 +190,49 @@ class AlignedFiles(RunFolder):
 
     def member_tiles(self, run: str, layer: str, grid: str | int) -> str:
         return f"{self.member(run, layer)}/atlas/tiles/grid{grid}"
+
+
+@dataclass(frozen=True)
+class RunContents:
+    """What one run makes, as the config resolves it: its layers and grids, the slugs of its class atlases
+    and attacked pairs, the amplitude spectra its render jobs read and whether it writes the viewer."""
+
+    layers: list[str]
+    grids: list[int]
+    class_atlases: list[str]
+    attack_pairs: list[str]
+    spectra: list[str]
+    viewer: bool
+
+
+def run_targets(files: RunFiles, run: RunContents) -> list[str]:
+    """The files a run is made for (the workflow's default target): everything else is made on the way."""
+    return [
+        *(files.atlas(layer, grid) for layer in run.layers for grid in run.grids),
+        *(files.metrics(layer) for layer in run.layers),
+        *(files.layout(layer, "png") for layer in run.layers),
+        *(files.class_atlas(slug, "atlas.png") for slug in run.class_atlases),
+        *(files.attack(slug, "table.json") for slug in run.attack_pairs),
+        *([files.viewer_page] if run.viewer else []),
+        files.manifest,
+        files.provenance,
+    ]
+
+
+def run_kept_outputs(files: RunFiles, run: RunContents) -> list[str]:
+    """Every file and folder a run keeps in its results folder (all but temporary files): what its
+    manifest lists."""
+    per_layer_grid = (files.cells, files.icons, files.atlas, files.tiles)
+    per_class = ("layout.h5", "layout.png", "cells.h5", "icons.h5", "atlas.png", "tiles")
+    return [
+        files.numerics,
+        files.model_card,
+        *(files.activations(layer) for layer in run.layers),
+        *(files.layout(layer, ext) for layer in run.layers for ext in ("h5", "png")),
+        *(path(layer, grid) for path in per_layer_grid for layer in run.layers for grid in run.grids),
+        *(files.metrics(layer) for layer in run.layers),
+        *(files.class_atlas(slug, name) for slug in run.class_atlases for name in per_class),
+        *(files.attack(slug, name) for slug in run.attack_pairs for name in ATTACK_FILES),
+        *run.spectra,
+        *([files.viewer_page, files.viewer_assets] if run.viewer else []),
+    ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 
+from activation_atlas.algorithms.class_atlas import class_slug, comparison_slug
 from activation_atlas.algorithms.layout import THREADED_KNN_BACKEND
+from activation_atlas.models.kinds import model_kind
 from activation_atlas.workflow import paths
 
 
@@ -101,3 +103,28 @@ def viewer_page(config: dict, resize: str) -> dict:
         "filter_top_k": viewer["filter_top_k"],
         "resize": resize,
     }
+
+
+def class_atlases(config: dict) -> dict[str, list]:
+    """The class atlases and comparisons, by a file-name-safe slug: the classes each shows, as configured
+    (names or indices), one for a class atlas, two for a comparison."""
+    section = config["class_atlas"]
+    return {
+        **{class_slug(str(spec)): [spec] for spec in section["classes"]},
+        **{comparison_slug(pair): list(pair) for pair in section["comparisons"]},
+    }
+
+
+def named_classes(config: dict) -> list:
+    """Every class the class atlases and comparisons name: extraction attributes these whatever else it
+    leaves out."""
+    return [spec for specs in class_atlases(config).values() for spec in specs]
+
+
+def model_weights(config: dict) -> str | None:
+    """The weights file the model is loaded from: the one the workflow trains or downloads (in the
+    model's folder), a local checkpoint, or none (torchvision fetches its own, other kinds need none)."""
+    model = config["model"]
+    if model_kind(model["kind"]).trained or model["url"]:
+        return paths.ModelFiles(model["name"]).weights
+    return model["checkpoint"] or None
