@@ -36,6 +36,7 @@ from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.model_card import read_card
 from activation_atlas.formats.spectrum import read_spectrum
 from activation_atlas.models.kinds import model_kind
+from activation_atlas.models.loading import load_described_model
 from activation_atlas.optvis.render import RenderSettings, classify_icons, render_attempts
 from activation_atlas.runtime import configure_torch
 from activation_atlas.stages.render import RenderTarget, prepare_render
@@ -234,12 +235,12 @@ def prepare_layer(
     cell_class, chosen_by = read_top_class(cells_path, read_card(REPO / files.model_card)["classes"])
     configure_torch(config["threads"], config["seed"], print)  # as the render jobs run: their seconds are these
     input_size = model_input_size(config)
+    card = read_card(REPO / ModelFiles(config["model"]["name"]).card)
     target = prepare_render(
         cells_path,
         REPO / files.activations(layer),
-        weights_of(config),
-        REPO / ModelFiles(config["model"]["name"]).card,
-        config["model"],
+        load_described_model(config["model"], weights_of(config), card, "cpu"),
+        card,
         layer,
         grid_size,
         whiten=True,

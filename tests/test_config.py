@@ -244,7 +244,7 @@ def test_a_layer_grid_names_a_layer_of_the_run():
         ),
         (
             {"model": {"layer_grids": {"conv2": "channels_last"}}},
-            "model.layer_grids applies only when model.kind is demo_vit or timm or torchvision or user "
+            "model.layer_grids applies only when model.kind is demo_vit or module or timm or torchvision or user "
             "(model.kind is demo_cnn)",
         ),
         (

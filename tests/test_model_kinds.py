@@ -91,7 +91,7 @@ def test_a_new_kind_is_one_module_and_its_name_in_the_schemas_enum(tmp_path):
     )
     (tmp_path / "activation_atlas" / "models" / "kinds" / "tiny.py").write_text(TINY_KIND)
     schema = SCHEMA.read_text()
-    enum = "enum: [demo_cnn, demo_vit, inceptionv1, torchvision, timm, user]"
+    enum = "enum: [demo_cnn, demo_vit, inceptionv1, torchvision, timm, user, module]"
     assert enum in schema
     (tmp_path / "schemas").mkdir()
     (tmp_path / "schemas" / "config.schema.yaml").write_text(schema.replace(enum, enum[:-1] + ", tiny]"))

@@ -97,12 +97,17 @@ def test_bad_factories_are_explained():
         build_model({"kind": "user", "factory": "cifar_resnet:nope", "python_path": EXAMPLES})
 
 
-def test_user_model_layers_are_its_module_names_and_unknown_ones_are_listed():
+def test_user_model_layers_are_its_module_names_and_an_unknown_one_is_answered_with_the_nearest():
     model = build_model(USER)
     names = layer_names(model)
     assert "layer2" in names and "layer3.0.conv2" in names
-    with pytest.raises(ValueError, match="unknown layer 'layer9'; valid layers: conv1, bn1, layer1"):
+    # 21 layers: the nearest five names, by similarity.
+    with pytest.raises(ValueError, match=r"unknown layer 'layer9'; nearest valid layers: layer3, layer2, layer1, "):
         resolve_layers(model, ["layer9"], names)
+    with pytest.raises(
+        ValueError, match=r"'layer3\.0\.conv9'; nearest valid layers: layer3\.0\.conv2, layer3\.0\.conv1, "
+    ):
+        resolve_layers(model, ["layer3.0.conv9"], names)
 
 
 def test_torchvision_model_by_name_without_weights_takes_unit_range_input():

@@ -202,6 +202,11 @@ class ActivationFile(H5Reader):
         return len(self.file["image_index"])
 
     @property
+    def images(self) -> int:
+        """The images the activations were read from (unreadable ones left out)."""
+        return int(self.file.attrs["images"])
+
+    @property
     def classes(self) -> list[str]:
         """The dataset's class names, indexed by `label`."""
         return json.loads(self.file.attrs["classes"])

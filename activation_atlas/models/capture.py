@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from contextlib import contextmanager
 
 import torch
@@ -25,6 +26,21 @@ def layer_names(model: nn.Module) -> tuple[str, ...]:
     return tuple(name for name, _ in model.named_modules() if name)
 
 
+# Up to this many layers, an unknown name is answered with all of them; beyond, with the nearest.
+LISTED_LAYERS = 20
+
+
+def nearest_layers(name: str, valid) -> str:
+    """What to say of an unknown layer name: every valid name when there are few, else the nearest."""
+    valid = list(valid)
+    if len(valid) <= LISTED_LAYERS:
+        return f"valid layers: {', '.join(valid)}"
+    close = difflib.get_close_matches(name, valid, n=5, cutoff=0.6) or difflib.get_close_matches(
+        name, valid, n=5, cutoff=0.0
+    )
+    return f"nearest valid layers: {', '.join(close)} (of {len(valid)}: the names of model.named_modules())"
+
+
 def resolve_layers(model: nn.Module, names, valid_names) -> dict[str, nn.Module]:
     """The modules for the requested layer names; an unknown name is an error listing the valid ones."""
     valid = list(valid_names)
@@ -32,7 +48,7 @@ def resolve_layers(model: nn.Module, names, valid_names) -> dict[str, nn.Module]
     resolved = {}
     for name in names:
         if name not in valid or name not in modules:
-            raise RunError(f"unknown layer {name!r}; valid layers: {', '.join(valid)}")
+            raise RunError(f"unknown layer {name!r}; {nearest_layers(name, valid)}")
         resolved[name] = modules[name]
     return resolved
 

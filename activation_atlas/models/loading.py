@@ -68,6 +68,14 @@ def load_model(
     model = kind.build(model_cfg, num_classes)
     if weights is not None:
         load_checkpoint(model, weights, log, checkpoint)
+    return ready_for_inference(model, model_cfg, device)
+
+
+def ready_for_inference(model: nn.Module, model_cfg: dict, device: str = "cpu") -> nn.Module:
+    """A network with its weights made ready as its model section says: eval mode, prepared as its kind
+    says, taking [0, 1] RGB (its normalisation: model.normalize, else its kind's), channels_last, on
+    `device`."""
+    kind = model_kind(model_cfg["kind"])
     model.eval()
     if kind.prepare is not None:
         model = kind.prepare(model)

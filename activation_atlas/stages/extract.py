@@ -10,7 +10,8 @@ import numpy as np
 
 from activation_atlas.algorithms.class_atlas import resolve_class
 from activation_atlas.algorithms.extract import ExtractSettings, ImageBatches, extract_activations
-from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
+from activation_atlas.data.image_folder import ImageSelection, select_images
+from activation_atlas.data.sources import FolderImages
 from activation_atlas.formats.activations import ActivationFile, merge_shards
 from activation_atlas.formats.model_card import dataset_to_logits, read_card, write_card
 from activation_atlas.models.capture import layer_names, resolve_layers
@@ -68,17 +69,24 @@ def attributed_classes(ex: dict, class_names: list[str], named: list, log) -> tu
 
 def extract(weights, model_card, out_paths: dict, settings: Extraction, threads: int, log) -> dict:
     """Shard `shard` of extract.shards: its run of whole batches of the dataset, one file per layer."""
-    ex = settings.extract
     configure_torch(threads, settings.seed, log)
     device = resolve_device(settings.device)
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
-    images = shard_images(len(folder), ex["batch_size"], settings.shard, ex["shards"])
+    source = FolderImages(folder, settings.model["resize"], settings.dataset["on_unreadable"])
     card = read_card(model_card)
     model = load_described_model(settings.model, weights, card, device)
+    return extract_from(model, card, source, out_paths, settings, device, log)
+
+
+def extract_from(model, card: dict, source, out_paths: dict, settings: Extraction, device: str, log) -> dict:
+    """extract, of a loaded model (taking [0, 1] RGB, on `device`) and its card, from an image source
+    (data/sources.py; settings.images is not read)."""
+    ex = settings.extract
+    images = shard_images(len(source), ex["batch_size"], settings.shard, ex["shards"])
     modules = resolve_layers(model, settings.layers, layer_names(model))
     grids = {layer: card_layer_grid(card, layer) for layer in settings.layers}
     attributed_at = {layer: norm for layer, norm in card.get("attributed_at", {}).items() if layer in settings.layers}
-    size, policy = settings.input_size, settings.model["resize"]
+    size = settings.input_size
     log(
         f"extracting {', '.join(settings.layers)} from images {images.start}–{images.stop - 1} (shard "
         f"{settings.shard + 1} of {ex['shards']}) at {size} px on {device}"
@@ -88,24 +96,17 @@ def extract(weights, model_card, out_paths: dict, settings: Extraction, threads:
     provenance = {
         "seed": settings.seed,
         "model": settings.model["name"],
-        "classes": list(folder.classes),
+        "classes": list(source.classes),
         "shard": [settings.shard, ex["shards"]],
         "config": {"dataset": settings.dataset, "model": settings.model, "extract": recorded},
     }
-    if folder.empty_classes:  # only then: a clean dataset's files stay as they were
-        provenance["empty_class_folders"] = list(folder.empty_classes)
+    if source.empty_classes:  # only then: a clean dataset's files stay as they were
+        provenance["empty_class_folders"] = list(source.empty_classes)
     top_k, always = attributed_classes(ex, card["classes"], settings.named_classes, log)
     if ex["attribution"]:
         for layer, norm in attributed_at.items():
             log(f"layer {layer} is attributed at the output of {norm}, the norm the logits read it through")
-    on_unreadable = settings.dataset["on_unreadable"]
-    batches = ImageBatches(
-        lambda idx: read_batch(folder, idx, size, policy, on_unreadable, log),
-        folder.labels,
-        ex["batch_size"],
-        size,
-        images,
-    )
+    batches = ImageBatches(lambda idx: source.read(idx, size, log), source.labels, ex["batch_size"], size, images)
     return extract_activations(
         model,
         modules,
@@ -127,10 +128,14 @@ def merge_activations(shard_paths, out_path, log) -> None:
 
 
 def evaluate_model(activations_path, model_card, card_out, log) -> None:
-    """The run's model card: the model's card and its top-1 accuracy on the extracted images, where the
-    dataset's class names name its logits. Near-chance accuracy is warned of: the usual cause of an
-    atlas of noise is an input the model does not expect."""
-    card = read_card(model_card)
+    """The run's model card: the model's card and its top-1 accuracy on the extracted images."""
+    write_card(card_out, evaluated_card(read_card(model_card), activations_path, log))
+
+
+def evaluated_card(card: dict, activations_path, log) -> dict:
+    """The card with the model's top-1 accuracy on the extracted images, where the dataset's class names
+    name its logits. Near-chance accuracy is warned of: the usual cause of an atlas of noise is an input
+    the model does not expect."""
     with ActivationFile(activations_path) as acts:
         dataset_classes = acts.classes
         labels, predicted = acts.image_predictions()
@@ -153,12 +158,9 @@ def evaluate_model(activations_path, model_card, card_out, log) -> None:
                 f"chance {chance:.4f}). It is probably not seeing its inputs as it was trained to: check "
                 "model.normalize / input_size / resize. An atlas of such activations shows noise."
             )
-    write_card(
-        card_out,
-        {
-            **card,
-            "extracted_accuracy": None if accuracy is None else round(accuracy, 6),
-            "extracted_images": int(labelled.sum()),
-            "chance_accuracy": None if chance is None else round(chance, 6),
-        },
-    )
+    return {
+        **card,
+        "extracted_accuracy": None if accuracy is None else round(accuracy, 6),
+        "extracted_images": int(labelled.sum()),
+        "chance_accuracy": None if chance is None else round(chance, 6),
+    }

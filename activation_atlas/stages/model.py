@@ -12,7 +12,7 @@ import torch
 
 from activation_atlas.data.image_folder import load_all, scan_image_folder
 from activation_atlas.formats.model_card import write_card
-from activation_atlas.models.capture import layer_names, resolve_layers
+from activation_atlas.models.capture import layer_names, nearest_layers, resolve_layers
 from activation_atlas.models.grids import decide_layer_grids, parse_grid
 from activation_atlas.models.labels import count_logits, logit_names
 from activation_atlas.models.loading import build_model, load_model
@@ -114,28 +114,35 @@ def probed_logits(model, model_cfg: dict, input_size: int) -> int:
 
 
 def describe_model(weights, card_out, settings: Description, log, training=None) -> None:
-    """The model card: the model's class names, its layers and how each atlas layer's output is read as
-    a grid, after checking that the network builds, its weights load (torchvision fetches them here) and
-    it gives logits for an image of input_size. `training`: what train_model measured, for a model the
-    workflow trained (its classes, accuracies and losses go into the card)."""
+    """The model card of the configured network, after checking that it builds, its weights load
+    (torchvision fetches them here) and it gives logits for an image of input_size. `training`: what
+    train_model measured, for a model the workflow trained (its classes, accuracies and losses go into
+    the card)."""
     measured = json.loads(Path(training).read_text()) if training is not None else None
     model = load_model(settings.model, weights, len(measured["classes"]) if measured else None, log=log)
-    layers = list(layer_names(model))
-    unknown = [layer for layer in settings.layers if layer not in layers]
+    if measured is not None:
+        class_folders = measured.pop("classes")
+    else:
+        class_folders = list(scan_image_folder(settings.images["folder"], settings.images["layout"]).classes)
+    card = describe(model, settings.model, settings.layers, settings.input_size, class_folders, log)
+    write_card(card_out, {**card, **(measured or {})})
+
+
+def describe(model, model_cfg: dict, layers: list[str], input_size: int, class_folders: list[str], log) -> dict:
+    """A loaded network's card: the names of its logits, its layers and how each atlas layer's output
+    is read as a grid (and, where the logits read it only through a norm, where it is attributed)."""
+    names = list(layer_names(model))
+    unknown = [layer for layer in layers if layer not in names]
     if unknown:
-        raise RunError(f"unknown layer(s) {', '.join(map(repr, unknown))}; valid layers: {', '.join(layers)}")
-    n_logits = probed_logits(model, settings.model, settings.input_size)
-    log(f"{settings.model['kind']} model {settings.model['name']} loaded: {len(layers)} layers, {n_logits} logits")
-    modules = resolve_layers(model, settings.layers, layers)
-    grids = decide_layer_grids(model, modules, settings.input_size, settings.model.get("layer_grids") or {}, log=log)
+        raise RunError(f"unknown layer(s) {', '.join(map(repr, unknown))}; {nearest_layers(unknown[0], names)}")
+    n_logits = probed_logits(model, model_cfg, input_size)
+    log(f"{model_cfg['kind']} model {model_cfg['name']} loaded: {len(names)} layers, {n_logits} logits")
+    modules = resolve_layers(model, layers, names)
+    grids = decide_layer_grids(model, modules, input_size, model_cfg.get("layer_grids") or {}, log=log)
     for layer, grid in grids.items():
         log(f"layer {layer} is read as {grid}")
     read_through = layers_read_through_norms(
-        model,
-        modules,
-        {layer: parse_grid(grids.get(layer, "maps")) for layer in settings.layers},
-        settings.input_size,
-        "cpu",
+        model, modules, {layer: parse_grid(grids.get(layer, "maps")) for layer in layers}, input_size, "cpu"
     )
     for layer, (norm, takes) in read_through.items():
         log(
@@ -144,20 +151,12 @@ def describe_model(weights, card_out, settings: Description, log, training=None)
             f"{norm}'s output less its bias, each position by its share with {norm}'s scale held"
         )
     attributed_at = {layer: reading.norm for layer, reading in read_through.items()}
-    if measured is not None:
-        class_folders = measured.pop("classes")
-    else:
-        class_folders = list(scan_image_folder(settings.images["folder"], settings.images["layout"]).classes)
-    write_card(
-        card_out,
-        {
-            "model": settings.model["name"],
-            "kind": settings.model["kind"],
-            "classes": logit_names(settings.model, n_logits, class_folders, log),
-            "layers": layers,
-            "held_out_accuracy": None,
-            **(measured or {}),
-            **({"layer_grids": grids} if grids else {}),
-            **({"attributed_at": attributed_at} if attributed_at else {}),
-        },
-    )
+    return {
+        "model": model_cfg["name"],
+        "kind": model_cfg["kind"],
+        "classes": logit_names(model_cfg, n_logits, class_folders, log),
+        "layers": names,
+        "held_out_accuracy": None,
+        **({"layer_grids": grids} if grids else {}),
+        **({"attributed_at": attributed_at} if attributed_at else {}),
+    }

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from activation_atlas.algorithms.extract import layer_key
-from activation_atlas.data.image_folder import ImageSelection, read_batch, select_images
+from activation_atlas.data.image_folder import ImageSelection, select_images
+from activation_atlas.data.sources import FolderImages
 from activation_atlas.formats.activations import ActivationFile
 from activation_atlas.formats.cells import read_cells
 from activation_atlas.formats.icons import merge_icon_chunks, write_icons
@@ -57,9 +58,8 @@ class RenderTarget:
 def prepare_render(
     cells_path,
     activations_path,
-    weights,
-    model_card,
-    model_cfg: dict,
+    model,
+    card: dict,
     layer: str,
     grid_size: int,
     whiten: bool,
@@ -67,11 +67,9 @@ def prepare_render(
     input_size: int,
     log,
 ) -> RenderTarget:
-    """Load the model with its weights (its batch norms folded), the layer's module and grid, the cells
-    and (whiten) the whitening matrix of the layer's activations."""
+    """The loaded model with its batch norms folded, the layer's module and grid, the cells and (whiten)
+    the whitening matrix of the layer's activations."""
     cells = read_cells(cells_path)
-    card = read_card(model_card)
-    model = load_described_model(model_cfg, weights, card, device)
     probe = torch.rand(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)).to(device)
     model = fold_batch_norms(model, [layer], probe, log)
     module = resolve_layers(model, [layer], layer_names(model))
@@ -98,13 +96,21 @@ def render_icons(
     spectrum_path: the amplitude spectrum at the icon size (render.param maco), else None."""
     configure_torch(threads, settings.seed, log)
     device = resolve_device(settings.device)
+    card = read_card(model_card)
+    model = load_described_model(settings.model, weights, card, device)
+    render_cells(model, card, cells_path, activations_path, spectrum_path, icons_out, settings, device, log)
+
+
+def render_cells(
+    model, card: dict, cells_path, activations_path, spectrum_path, icons_out, settings: Rendering, device: str, log
+) -> None:
+    """render_icons, of a loaded model (taking [0, 1] RGB, on `device`) and its card."""
     layer, grid_size = settings.layer, settings.grid_size
     target = prepare_render(
         cells_path,
         activations_path,
-        weights,
-        model_card,
-        settings.model,
+        model,
+        card,
         layer,
         grid_size,
         settings.render["whiten"],
@@ -181,20 +187,25 @@ class Spectrum:
 def amplitude_spectrum(spectrum_out, settings: Spectrum, log, batch_size: int = 256) -> None:
     """The mean amplitude spectrum of (a seeded sample of) the run's images at the icon size."""
     folder = select_images(ImageSelection(**settings.images), settings.seed, log)
+    source = FolderImages(folder, settings.resize, settings.on_unreadable)
+    spectrum_of(source, settings.images["folder"], spectrum_out, settings, log, batch_size)
+
+
+def spectrum_of(source, where: str, spectrum_out, settings: Spectrum, log, batch_size: int = 256) -> None:
+    """amplitude_spectrum of an image source (data/sources.py; settings.images is not read); `where`
+    names the images in an error."""
     rng = np.random.default_rng(derive_seed(settings.seed, "spectrum", settings.icon_size))
-    chosen = np.sort(rng.permutation(len(folder))[: settings.spectrum_images])
+    chosen = np.sort(rng.permutation(len(source))[: settings.spectrum_images])
     total, count = None, 0
     for first in range(0, len(chosen), batch_size):
-        read = read_batch(
-            folder, chosen[first : first + batch_size], settings.icon_size, settings.resize, settings.on_unreadable, log
-        )
+        read = source.read(chosen[first : first + batch_size], settings.icon_size, log)
         if len(read.kept):
             part = amplitude_spectra(read.images).sum(dim=0)
             total = part if total is None else total + part
             count += len(read.kept)
         log(f"{min(first + batch_size, len(chosen))}/{len(chosen)} images")
     if not count:
-        raise RunError(f"no readable image in {settings.images['folder']} for the amplitude spectrum")
+        raise RunError(f"no readable image in {where} for the amplitude spectrum")
     write_spectrum(
         spectrum_out,
         (total / count).float().numpy(),

@@ -238,7 +238,7 @@ def check_model_kind(config: dict) -> None:
     model = config["model"]
     kind = model_kind(model["kind"])
     if kind.trained and config["dataset"]["kind"] != "generated":
-        with_weights = ", ".join(name for name, other in KINDS.items() if not other.trained)
+        with_weights = ", ".join(name for name, other in KINDS.items() if not (other.trained or other.api_only))
         raise ConfigError(
             f"model.kind = {model['kind']} is trained by the workflow on the generated dataset, and "
             f"dataset.kind is {config['dataset']['kind']}: set dataset.kind: generated, or choose a "
@@ -291,12 +291,30 @@ def check_paths(config: dict) -> None:
             raise ConfigError(f"model.python_path[{index}] = {shown(folder)}: no such folder")
 
 
-def check_config(config: dict, schema_path: Path | str, check_files: bool = True) -> None:
+# Kinds that describe what the Python API was handed, objects rather than files.
+IN_MEMORY_DATASET = "in_memory"
+
+
+def check_runnable(config: dict) -> None:
+    """A config the workflow runs names files, not objects handed to the Python API."""
+    dataset, model = config["dataset"]["kind"], config["model"]["kind"]
+    if model_kind(model).api_only or dataset == IN_MEMORY_DATASET:
+        key, value = ("model.kind", model) if model_kind(model).api_only else ("dataset.kind", dataset)
+        raise ConfigError(
+            f"{key} = {value}: an object handed to the Python API (activation_atlas.extract), which the workflow "
+            "cannot load; describe files instead (model.kind user, timm or torchvision; dataset.kind image_folder)"
+        )
+
+
+def check_config(config: dict, schema_path: Path | str, check_files: bool = True, workflow: bool = True) -> None:
     """Fill in the config's defaults and check it; raise ConfigError (one line) for the first problem.
     check_files=False: the files and folders it names need not be on this machine (a config read for
-    its settings, as the GPU check reads the paper's)."""
+    its settings, as the GPU check reads the paper's). workflow=False: a config the Python API made,
+    whose model or images may be objects it was handed."""
     given = copy.deepcopy(config)
     check_schema(config, load_schema(schema_path))
+    if workflow:
+        check_runnable(config)
     check_kind_only_keys(given, config)
     check_model_source(config)
     check_model_input(config)

@@ -40,6 +40,8 @@ class ModelKind:
     prepare: Callable[[Any], Any] | None = None
     # (validated config) -> None, or raises ValueError: what only this kind requires of the config.
     check: Callable[[dict], None] | None = None
+    # The kind describes what the Python API was handed (an object, not files): a workflow config refuses it.
+    api_only: bool = False
 
     @property
     def config_keys(self) -> tuple[str, ...]:

@@ -1,0 +1,365 @@
+"""The method, step by step, on objects a researcher holds: extract activations; lay them out, bin
+them, render each cell's mean and draw the atlas; select a class's (or two classes') activations and
+do the same. Each step is the stage function a workflow job calls, writing the workflow's files into
+the result's run folder, so a call writes the bytes a run of the same settings writes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from activation_atlas.api import results
+from activation_atlas.api.config import checked, read_config, with_settings
+from activation_atlas.api.images import dataset_section, image_source
+from activation_atlas.api.network import as_model
+from activation_atlas.api.progress import progress
+from activation_atlas.runtime import RunError
+from activation_atlas.workflow import paths, settings
+
+
+def run_files(out, run: str) -> paths.RunFiles:
+    """The run folder a call writes: `out`, else a new temporary folder named after the run."""
+    folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="activation-atlas-")) / run
+    return paths.RunFiles(folder.name, str(folder.parent))
+
+
+def extract(
+    model,
+    layers=None,
+    images=None,
+    *,
+    config=None,
+    labels=None,
+    classes=None,
+    positions_per_image: int | None = None,
+    exclude_edge: int | None = None,
+    attribution: bool | None = None,
+    attribution_top_k: int | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    out=None,
+    verbose: bool = False,
+    progress_bar: bool = True,
+) -> results.Activations:
+    """The activation vectors of `layers` of `model` over `images`, one file per layer.
+
+    model: a torch module (taking RGB images; its conventions as activation_atlas.Model gives them) or a
+    Model. images: a folder, a tensor (N, 3, H, W), a torch Dataset or DataLoader; None: the config's
+    dataset. labels, classes: the labels and class names of a tensor's images. config: a run's config
+    (a YAML file or a dict) whose settings apply where the call gives none; the call's settings are
+    those of its extract section (and seed, device). out: the run folder to write (default: a
+    temporary one). Returns the Activations, which the atlas functions take.
+    """
+    from activation_atlas.formats.model_card import write_card
+    from activation_atlas.runtime import configure_torch, resolve_device
+    from activation_atlas.stages.extract import Extraction, evaluated_card, extract_from, merge_activations
+    from activation_atlas.stages.model import describe
+
+    network = as_model(model)
+    base = read_config(config)
+    layers = [layers] if isinstance(layers, str) else layers
+    extract_section = {
+        "positions_per_image": positions_per_image,
+        "exclude_edge": exclude_edge,
+        "attribution": attribution,
+        "attribution_top_k": attribution_top_k,
+        "batch_size": batch_size,
+    }
+    # A run folder is named after the config's run, else the model.
+    top = {"run": base.get("run", network.name), "seed": seed, "device": device, "layers": layers}
+    top["model"] = network.section
+    given = with_settings(base, top, {"extract": extract_section})
+    given["dataset"] = dataset_section(images, given.get("dataset", {}))
+    full = checked(given)
+    files = run_files(out, full["run"])
+    with progress(3 + len(full["layers"]), verbose, progress_bar) as shown:
+        log = shown
+        shown.step("model")
+        configure_torch(full["threads"], full["seed"], log)
+        device_used = resolve_device(full["device"])
+        source = image_source(images, full, labels, classes, log)
+        input_size = input_size_of(full, source)
+        net = network.ready(device_used)
+        measured = dict(network.measured or {})
+        class_folders = measured.pop("classes", None) or list(source.classes)
+        card = {**describe(net, full["model"], full["layers"], input_size, class_folders, log), **measured}
+        shown.step("extract")
+        shards = {layer: files.activation_shard(0, layer) for layer in full["layers"]}
+        for path in shards.values():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        extraction = Extraction(
+            seed=full["seed"],
+            device=full["device"],
+            layers=full["layers"],
+            shard=0,
+            images={},
+            input_size=input_size,
+            dataset=full["dataset"],
+            model=full["model"],
+            extract={**full["extract"], "shards": 1},
+            named_classes=settings.named_classes(full),
+        )
+        extract_from(net, card, source, shards, extraction, device_used, log)
+        for layer, shard in shards.items():
+            shown.step(f"merge {layer}")
+            merge_activations([shard], files.activations(layer), log)
+            Path(shard).unlink()
+        shown.step("model card")
+        write_card(files.model_card, evaluated_card(card, files.activations(full["layers"][0]), log))
+    return results.Activations(files, given, full, network, net, source, input_size)
+
+
+def input_size_of(config: dict, source) -> int:
+    """The side of the images the model takes: model.input_size; else a tensor's side; else the
+    workflow's default (the generated dataset's size, or 224)."""
+    if config["model"]["input_size"] is None and hasattr(source, "images"):
+        return int(source.images.shape[-1])
+    return settings.model_input_size(config)
+
+
+def atlas(
+    model,
+    layer: str,
+    activations: results.Activations,
+    *,
+    grid=None,
+    steps: int | None = None,
+    icon_size: int | None = None,
+    attempts: int | None = None,
+    render: dict | None = None,
+    layout: dict | None = None,
+    montage: dict | None = None,
+    min_count: int | None = None,
+    verbose: bool = False,
+    progress_bar: bool = True,
+) -> results.Atlas:
+    """The activation atlas of `layer`: the UMAP layout of its activations, a grid over it (grid: a size
+    or a list of sizes), each kept cell's mean activation rendered by feature inversion, the montage and
+    its figures. steps, icon_size, attempts and the mappings render, layout and montage are settings of
+    the config sections of those names (the activations' config gives the others). Returns the Atlas.
+    """
+    from activation_atlas.stages.atlas import Metrics, Montage, atlas_metrics
+    from activation_atlas.stages.atlas import montage as draw
+    from activation_atlas.stages.cells import Binning, bin_cells
+    from activation_atlas.stages.layout import Layout
+    from activation_atlas.stages.layout import layout as lay_out
+
+    acts = activations
+    net = acts.network_for(model)
+    check_layer(layer, acts)
+    grids = None if grid is None else ([grid] if isinstance(grid, int) else list(grid))
+    sections = {
+        "grid": {"sizes": grids, "min_count": min_count},
+        "render": {"steps": steps, "icon_size": icon_size, "attempts": attempts, **(render or {})},
+        "layout": layout or {},
+        "montage": montage or {},
+    }
+    full = checked(with_settings(acts.given, {}, sections))
+    files, seed, grids = acts.files, full["seed"], full["grid"]["sizes"]
+    umap = settings.umap_settings(full, layer)
+    with progress(2 + 3 * len(grids), verbose, progress_bar) as shown:
+        log = shown
+        shown.step(f"layout {layer}")
+        layout_settings = Layout(seed=seed, layer=layer, umap=umap, scatter_size=full["layout"]["scatter_size"])
+        lay_out(files.activations(layer), files.layout(layer), files.layout(layer, "png"), layout_settings, log)
+        for size in grids:
+            shown.step(f"cells {size}×{size}")
+            binning = Binning(seed=seed, layer=layer, grid_size=size, grid=full["grid"])
+            bin_cells(
+                files.activations(layer), files.layout(layer), files.model_card, files.cells(layer, size), binning, log
+            )
+            shown.step(f"icons {size}×{size}")
+            render_grid(acts, net, full, layer, size, files.cells(layer, size), files.icons(layer, size), log)
+            shown.step(f"montage {size}×{size}")
+            Path(files.atlas(layer, size)).parent.mkdir(parents=True, exist_ok=True)
+            draw(
+                files.icons(layer, size),
+                files.cells(layer, size),
+                files.atlas(layer, size),
+                files.tiles(layer, size),
+                Montage(**full["montage"]),
+                log,
+            )
+        shown.step("metrics")
+        metrics = Metrics(
+            seed=seed,
+            layer=layer,
+            grids=grids,
+            metric=umap["metric"],
+            trustworthiness_sample=full["metrics"]["trustworthiness_sample"],
+            trustworthiness_neighbors=full["metrics"]["trustworthiness_neighbors"],
+        )
+        atlas_metrics(
+            files.model_card,
+            files.activations(layer),
+            files.layout(layer),
+            [files.cells(layer, size) for size in grids],
+            [files.icons(layer, size) for size in grids],
+            files.metrics(layer),
+            metrics,
+            log,
+        )
+    return results.Atlas(acts, layer, grids, full)
+
+
+def render_grid(acts: results.Activations, net, config: dict, layer: str, size: int, cells, icons_out, log) -> None:
+    """The icons of a layer's grid, as its render jobs make them: in chunks of render.cells_per_job cells,
+    merged (the amplitude spectrum first, for the maco parameterisation)."""
+    from activation_atlas.formats.cells import count_cells
+    from activation_atlas.stages.render import merge_icons
+    from activation_atlas.workflow.jobs import render_chunk_count
+
+    section = settings.layer_section(config, "render", layer)
+    n = render_chunk_count(
+        count_cells(cells), section["cells_per_job"], section["attempts"], section["batch_size"], layer
+    )
+    chunks = [acts.files.icon_chunk(layer, size, chunk) for chunk in range(n)]
+    for chunk, path in enumerate(chunks):
+        render_chunk(acts, net, config, layer, size, chunk, cells, path, log)
+    merge_icons(chunks, icons_out, log)
+    for path in chunks:
+        Path(path).unlink()
+
+
+def render_chunk(acts: results.Activations, net, config, layer, size, chunk: int | None, cells, icons_out, log):
+    """One render job: the icons of chunk `chunk` of the cells (None: all of them, as a class atlas's)."""
+    from activation_atlas.runtime import configure_torch
+    from activation_atlas.stages.render import Rendering, render_cells
+
+    section = settings.layer_section(config, "render", layer)
+    spectrum = ensure_spectrum(acts, config, section, log) if section["param"] == "maco" else None
+    configure_torch(config["threads"], config["seed"], log)
+    rendering = Rendering(
+        seed=config["seed"],
+        device=config["device"],
+        layer=layer,
+        grid_size=size,
+        chunk=chunk,
+        render=section,
+        render_config=config["render"],
+        model=config["model"],
+        input_size=acts.input_size,
+    )
+    Path(icons_out).parent.mkdir(parents=True, exist_ok=True)
+    render_cells(net, acts.card, cells, acts.files.activations(layer), spectrum, icons_out, rendering, acts.device, log)
+
+
+def ensure_spectrum(acts: results.Activations, config: dict, section: dict, log) -> str:
+    """The amplitude spectrum of the images at the icon size, made once per run folder."""
+    from activation_atlas.stages.render import Spectrum, spectrum_of
+
+    path = acts.files.spectrum(section["icon_size"])
+    if not Path(path).is_file():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        spectrum = Spectrum(
+            seed=config["seed"],
+            icon_size=section["icon_size"],
+            images={},
+            resize=config["model"]["resize"],
+            on_unreadable=config["dataset"]["on_unreadable"],
+            spectrum_images=config["render"]["spectrum_images"],
+        )
+        spectrum_of(acts.source, "the images", path, spectrum, log)
+    return path
+
+
+def check_layer(layer: str, acts: results.Activations) -> None:
+    if layer not in acts.layers:
+        raise RunError(f"layer {layer!r} was not extracted; these were: {', '.join(acts.layers)}")
+
+
+def class_atlas(
+    model,
+    layer: str,
+    activations: results.Activations,
+    cls,
+    *,
+    top_n: int | None = None,
+    grid: int | None = None,
+    min_count: int | None = None,
+    render: dict | None = None,
+    verbose: bool = False,
+    progress_bar: bool = True,
+) -> results.ClassAtlas:
+    """The class activation atlas of class `cls` (a name or a logit index) in `layer`: the activations
+    most attributed to it (top_n), laid out, binned on a grid of size `grid`, rendered and drawn.
+    The activations must carry attributions (extract(..., attribution=True))."""
+    return selected_atlas(model, layer, activations, [cls], top_n, grid, min_count, render, verbose, progress_bar)
+
+
+def comparison(
+    model,
+    layer: str,
+    activations: results.Activations,
+    a,
+    b,
+    *,
+    top_n: int | None = None,
+    grid: int | None = None,
+    min_count: int | None = None,
+    render: dict | None = None,
+    verbose: bool = False,
+    progress_bar: bool = True,
+) -> results.ClassAtlas:
+    """The comparison atlas of classes a and b in `layer`: x is each activation's attribution to a minus
+    to b, y a 1-D UMAP; binned, rendered and drawn as class_atlas does."""
+    return selected_atlas(model, layer, activations, [a, b], top_n, grid, min_count, render, verbose, progress_bar)
+
+
+def selected_atlas(model, layer, acts, classes, top_n, grid, min_count, render, verbose, progress_bar):
+    """A class atlas (one class) or a comparison (two): the class_cells, class_icons and class_montage
+    jobs of the workflow."""
+    from activation_atlas.algorithms.class_atlas import class_slug, comparison_slug
+    from activation_atlas.stages.atlas import Montage
+    from activation_atlas.stages.atlas import montage as draw
+    from activation_atlas.stages.class_atlas import Selection, class_cells
+
+    net = acts.network_for(model)
+    check_layer(layer, acts)
+    configured = acts.config["class_atlas"]["layer"] or acts.layers[-1]  # written only when it differs
+    section = {
+        "layer": None if layer == configured else layer,
+        "top_n": top_n,
+        "grid_size": grid,
+        "min_count": min_count,
+    }
+    named = {"classes": [classes[0]]} if len(classes) == 1 else {"comparisons": [list(classes)]}
+    full = checked(with_settings(acts.given, {}, {"class_atlas": {**section, **named}, "render": render or {}}))
+    slug = class_slug(str(classes[0])) if len(classes) == 1 else comparison_slug(classes)
+    files, ca = acts.files, full["class_atlas"]
+    with progress(3, verbose, progress_bar) as shown:
+        log = shown
+        shown.step("select and lay out")
+        Path(files.class_atlas(slug, "cells.h5")).parent.mkdir(parents=True, exist_ok=True)
+        selection = Selection(
+            seed=full["seed"],
+            layer=layer,
+            classes=list(classes),
+            umap=settings.umap_settings(full, layer),
+            scatter_size=full["layout"]["scatter_size"],
+            samples_per_cell=full["grid"]["samples_per_cell"],
+            class_atlas=ca,
+        )
+        cells = files.class_atlas(slug, "cells.h5")
+        class_cells(
+            files.activations(layer),
+            files.model_card,
+            files.class_atlas(slug, "layout.h5"),
+            files.class_atlas(slug, "layout.png"),
+            cells,
+            selection,
+            log,
+        )
+        shown.step("icons")
+        render_chunk(acts, net, full, layer, ca["grid_size"], None, cells, files.class_atlas(slug, "icons.h5"), log)
+        shown.step("montage")
+        draw(
+            files.class_atlas(slug, "icons.h5"),
+            cells,
+            files.class_atlas(slug, "atlas.png"),
+            files.class_atlas(slug, "tiles"),
+            Montage(**full["montage"]),
+            log,
+        )
+    return results.ClassAtlas(acts, layer, slug, list(classes))
