@@ -81,7 +81,7 @@ endif
 
 # The fast loop: every test that does not run Snakemake, spread over the cores (pytest-xdist).
 test-unit: install
-	$(BIN)/python -m pytest -q -n auto --durations=10 -m "not slow and not workflow" tests --ignore=tests/slurm
+	$(BIN)/python -m pytest -q -n auto --durations=10 -m "not slow and not workflow and not notebook" tests --ignore=tests/slurm
 
 # The slow tests (minutes each, left out of `make test`): a run killed in every rule and resumed, and
 # accepted config mutations run for real.

@@ -16,6 +16,7 @@ EXPORTS = {
     "atlas": "activation_atlas.api.method",
     "class_atlas": "activation_atlas.api.method",
     "comparison": "activation_atlas.api.method",
+    "viewer": "activation_atlas.api.method",
     "Model": "activation_atlas.api.network",
     "Activations": "activation_atlas.api.results",
     "Atlas": "activation_atlas.api.results",

@@ -150,29 +150,6 @@ def torch_resources(mem_mb, runtime):
     return resources
 
 
-def viewer_atlases():
-    """The viewer's atlases: every layer's grids as zoom levels, then each class atlas."""
-    layers = [
-        {
-            "id": layer,
-            "title": f"layer {layer}",
-            "levels": [[grid, RUN_FILES.cells(layer, grid), RUN_FILES.tiles(layer, grid)] for grid in GRIDS],
-        }
-        for layer in LAYERS
-    ]
-    grid = config["class_atlas"]["grid_size"]
-    classes = [
-        {
-            "id": slug,
-            "title": (f"class {shown[0]}" if len(shown) == 1 else f"{shown[1]} ← vs → {shown[0]}")
-            + f" ({CLASS_LAYER})",
-            "levels": [[grid, RUN_FILES.class_atlas(slug, "cells.h5"), RUN_FILES.class_atlas(slug, "tiles")]],
-        }
-        for slug, shown in CLASS_ATLASES.items()
-    ]
-    return layers + classes
-
-
 # What the run makes (workflow/paths.py lists its files).
 RUN_CONTENTS = paths.RunContents(
     layers=LAYERS,

@@ -22,7 +22,11 @@ rule viewer:
     params:
         seed=config["seed"],
         images=image_selection(),
-        atlases=viewer_atlases(),
+        atlases=settings.viewer_atlases(
+            RUN_FILES,
+            {layer: GRIDS for layer in LAYERS},
+            {slug: (shown, CLASS_LAYER, config["class_atlas"]["grid_size"]) for slug, shown in CLASS_ATLASES.items()},
+        ),
         page=settings.viewer_page(config, MODEL["resize"]),
     script:
         "../scripts/viewer.py"

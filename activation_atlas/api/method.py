@@ -200,6 +200,7 @@ def atlas(
             metrics,
             log,
         )
+    acts.atlases[layer] = grids
     return results.Atlas(acts, layer, grids, full)
 
 
@@ -362,4 +363,28 @@ def selected_atlas(model, layer, acts, classes, top_n, grid, min_count, render, 
             Montage(**full["montage"]),
             log,
         )
+    acts.class_atlases[slug] = (list(classes), layer, ca["grid_size"])
     return results.ClassAtlas(acts, layer, slug, list(classes))
+
+
+def viewer(activations: results.Activations, *, verbose: bool = False, progress_bar: bool = True) -> Path:
+    """The viewer page (viewer.html in the run folder) over every atlas made from these activations:
+    each layer's grids as zoom levels, then each class atlas and comparison; thumbnails of the cells'
+    sample images where the images came from a folder."""
+    from activation_atlas.stages.viewer import Viewer, viewer_of
+
+    acts = activations
+    if not acts.atlases and not acts.class_atlases:
+        raise RunError("no atlas made from these activations yet: make one with atlas() or class_atlas() first")
+    image_files = getattr(getattr(acts.source, "folder", None), "files", None)
+    page = settings.viewer_page(acts.config, acts.config["model"]["resize"])
+    if image_files is None:  # images held in memory: no thumbnails
+        page, image_files = {**page, "sample_px": 0}, []
+    atlases = settings.viewer_atlases(acts.files, acts.atlases, acts.class_atlases)
+    pages = Viewer(seed=acts.config["seed"], images={}, atlases=atlases, page=page)
+    with progress(1, verbose, progress_bar) as shown:
+        shown.step("viewer")
+        viewer_of(
+            acts.files.root, acts.card, image_files, acts.files.viewer_page, acts.files.viewer_assets, pages, shown
+        )
+    return Path(acts.files.viewer_page)

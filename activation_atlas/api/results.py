@@ -24,6 +24,9 @@ class Activations:
         self.given, self.config = given, config
         self.files, self.model, self.net = files, model, net
         self.source, self.input_size = source, input_size
+        # The atlases made from them: layer → grid sizes; a class atlas's slug → (classes, layer, grid size).
+        self.atlases: dict[str, list[int]] = {}
+        self.class_atlases: dict[str, tuple] = {}
 
     @property
     def layers(self) -> list[str]:
@@ -61,6 +64,12 @@ class Activations:
     def save(self, folder) -> Path:
         """The run folder copied to `folder` (made if missing): everything made so far from these activations."""
         return copy_run(self.folder, Path(folder))
+
+    def viewer(self) -> Path:
+        """The viewer page over every atlas made from these activations (activation_atlas.viewer)."""
+        from activation_atlas.api.method import viewer
+
+        return viewer(self)
 
     def __repr__(self) -> str:
         from activation_atlas.formats.activations import ActivationFile

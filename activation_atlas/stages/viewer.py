@@ -22,6 +22,13 @@ class Viewer:
 def viewer(run_dir, model_card, html_out, assets_out, settings: Viewer, log) -> None:
     """The viewer page in the run folder: every layer's atlases as zoom levels, then each class atlas
     and comparison."""
+    folder = select_images(ImageSelection(**settings.images), settings.seed, log)
+    viewer_of(run_dir, read_card(model_card), folder.files, html_out, assets_out, settings, log)
+
+
+def viewer_of(run_dir, card: dict, image_files, html_out, assets_out, settings: Viewer, log) -> None:
+    """viewer, with the files of the images the activations came from (their thumbnails: settings.images
+    is not read; none, with page.sample_px 0)."""
     atlases = [
         AtlasSource(
             atlas["id"],
@@ -31,7 +38,4 @@ def viewer(run_dir, model_card, html_out, assets_out, settings: Viewer, log) -> 
         )
         for atlas in settings.atlases
     ]
-    folder = select_images(ImageSelection(**settings.images), settings.seed, log)
-    write_viewer(
-        run_dir, atlases, read_card(model_card), folder.files, html_out, assets_out, PageOptions(**settings.page), log
-    )
+    write_viewer(run_dir, atlases, card, image_files, html_out, assets_out, PageOptions(**settings.page), log)

@@ -128,3 +128,23 @@ def model_weights(config: dict) -> str | None:
     if model_kind(model["kind"]).trained or model["url"]:
         return paths.ModelFiles(model["name"]).weights
     return model["checkpoint"] or None
+
+
+def viewer_atlases(files: paths.RunFiles, layers: dict[str, list[int]], class_atlases: dict[str, tuple]) -> list[dict]:
+    """The viewer's atlases (stages.viewer.Viewer.atlases): each layer's grids as zoom levels, then each
+    class atlas and comparison, by slug: (the classes it shows as configured, its layer, its grid size)."""
+    return [
+        {
+            "id": layer,
+            "title": f"layer {layer}",
+            "levels": [[grid, files.cells(layer, grid), files.tiles(layer, grid)] for grid in grids],
+        }
+        for layer, grids in layers.items()
+    ] + [
+        {
+            "id": slug,
+            "title": (f"class {shown[0]}" if len(shown) == 1 else f"{shown[1]} ← vs → {shown[0]}") + f" ({layer})",
+            "levels": [[grid, files.class_atlas(slug, "cells.h5"), files.class_atlas(slug, "tiles")]],
+        }
+        for slug, (shown, layer, grid) in class_atlases.items()
+    ]
