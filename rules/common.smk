@@ -1,5 +1,5 @@
-# The config's check and the names every rule file uses: the run's layers, grids, class atlases and
-# attacks, its files (activation_atlas/workflow/paths.py) and the functions that resolve the config
+# The config's check and the names every rule file uses (the run's layers, grids, class atlases and
+# attacks, its files from activation_atlas/workflow/paths.py) and the functions that resolve the config
 # into each rule's params. Every rule's params hold exactly the settings its script passes to its
 # stage, so a changed value reruns exactly the rules that use it.
 import os
