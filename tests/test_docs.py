@@ -8,6 +8,8 @@ import copy
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -17,6 +19,7 @@ import tools.docs_tables
 from activation_atlas.checking.manifest import read_manifest
 from activation_atlas.runtime import sha256_of
 from activation_atlas.workflow.config_check import check_config
+from tools import api_docs
 from tools.docs_images import DOCS, build, load_sources
 from tools.docs_tables import MEASUREMENTS, shown_tables, stale_tables
 from tools.runs import REPO, SCHEMA
@@ -134,3 +137,22 @@ def test_every_test_the_artifact_appendix_cites_exists():
     for path, name in cited:
         source = (REPO / path).read_text()
         assert not name or re.search(rf"^def {name}\(", source, re.M), f"{path}::{name}"
+
+
+def test_the_python_api_page_is_what_the_docstrings_make():
+    assert api_docs.PAGE.read_text() == api_docs.page(), "run python -m tools.api_docs"
+
+
+def test_the_readmes_python_block_writes_an_atlas_as_written(tmp_path):
+    """The README's From Python section (at most 15 lines), its block run as it is in a copy of the files
+    it names."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## From Python") :].split("\n## ")[0].rstrip("\n")
+    assert len(section.splitlines()) <= 15
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    shutil.copytree(REPO / "tests/data/cifar10-resnet32", tmp_path / "tests/data/cifar10-resnet32")
+    subprocess.run([sys.executable, "-c", block], cwd=tmp_path, check=True, capture_output=True)
+    run = tmp_path / "results/resnet32-python"
+    figures = json.loads((run / "atlas/layer3/metrics.json").read_text())["grids"]["8"]
+    assert (run / "atlas/layer3/grid8.png").is_file() and figures["mean_icon_fidelity"] > 0.8

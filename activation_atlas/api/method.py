@@ -42,14 +42,19 @@ def extract(
     verbose: bool = False,
     progress_bar: bool = True,
 ) -> results.Activations:
-    """The activation vectors of `layers` of `model` over `images`, one file per layer.
+    """The activation vectors of `layers` of `model` over `images`, one file per layer of the run folder.
 
-    model: a torch module (taking RGB images; its conventions as activation_atlas.Model gives them) or a
-    Model. images: a folder, a tensor (N, 3, H, W), a torch Dataset or DataLoader; None: the config's
-    dataset. labels, classes: the labels and class names of a tensor's images. config: a run's config
-    (a YAML file or a dict) whose settings apply where the call gives none; the call's settings are
-    those of its extract section (and seed, device). out: the run folder to write (default: a
-    temporary one). Returns the Activations, which the atlas functions take.
+    model: a torch.nn.Module that takes RGB images in [0, 1] once given its conventions, or a Model
+    that states them (Model(net, normalize=..., input_size=...)). layers: a module name or a list of
+    them (as model.named_modules() names them; an unknown one is answered with the nearest).
+    images: a folder (class sub-folders name the classes), a tensor (N, 3, H, W) float in [0, 1] or
+    uint8, a torch Dataset of image tensors or (image, label) pairs, or a DataLoader (its dataset);
+    None: the config's dataset. labels, classes: a tensor's labels and class names.
+    positions_per_image, exclude_edge, attribution, attribution_top_k, batch_size: the extract
+    section's settings; seed and device: the config's. config: a run's config (a YAML file or a dict)
+    whose settings apply where the call gives none. out: the run folder to write (default: a new one
+    under the system's temporary folder). verbose: print every log line; progress_bar: show the bar.
+    Returns an Activations, which atlas, class_atlas, comparison and viewer take.
     """
     from activation_atlas.formats.model_card import write_card
     from activation_atlas.runtime import configure_torch, resolve_device
@@ -80,7 +85,7 @@ def extract(
         device_used = resolve_device(full["device"])
         source = image_source(images, full, labels, classes, log)
         input_size = input_size_of(full, source)
-        net = network.ready(device_used)
+        net = network._ready(device_used)
         measured = dict(network.measured or {})
         class_folders = measured.pop("classes", None) or list(source.classes)
         card = {**describe(net, full["model"], full["layers"], input_size, class_folders, log), **measured}
@@ -134,10 +139,15 @@ def atlas(
     verbose: bool = False,
     progress_bar: bool = True,
 ) -> results.Atlas:
-    """The activation atlas of `layer`: the UMAP layout of its activations, a grid over it (grid: a size
-    or a list of sizes), each kept cell's mean activation rendered by feature inversion, the montage and
-    its figures. steps, icon_size, attempts and the mappings render, layout and montage are settings of
-    the config sections of those names (the activations' config gives the others). Returns the Atlas.
+    """The activation atlas of `layer`: its activations laid out by UMAP, a grid over the layout, each
+    kept cell's mean activation rendered by feature inversion, the icons drawn as one image, and the
+    atlas's figures.
+
+    model: the network the activations were extracted from. activations: what extract returned.
+    grid: a grid size or a list of sizes (grid.sizes). steps, icon_size, attempts: render settings;
+    render, layout, montage: mappings of those config sections' settings; min_count: grid.min_count.
+    The activations' config gives every other setting. Returns an Atlas (its image shows itself in
+    Jupyter; .metrics, .image(), .save()).
     """
     from activation_atlas.stages.atlas import Metrics, Montage, atlas_metrics
     from activation_atlas.stages.atlas import montage as draw
@@ -146,7 +156,7 @@ def atlas(
     from activation_atlas.stages.layout import layout as lay_out
 
     acts = activations
-    net = acts.network_for(model)
+    net = acts._network_for(model)
     check_layer(layer, acts)
     grids = None if grid is None else ([grid] if isinstance(grid, int) else list(grid))
     sections = {
@@ -283,9 +293,13 @@ def class_atlas(
     verbose: bool = False,
     progress_bar: bool = True,
 ) -> results.ClassAtlas:
-    """The class activation atlas of class `cls` (a name or a logit index) in `layer`: the activations
-    most attributed to it (top_n), laid out, binned on a grid of size `grid`, rendered and drawn.
-    The activations must carry attributions (extract(..., attribution=True))."""
+    """The class activation atlas of class `cls` (a logit's name or index) in `layer`: the activations
+    most attributed to it, laid out by UMAP, binned, rendered and drawn. The activations must carry
+    attributions (extract(..., attribution=True)).
+
+    top_n, grid (its grid size), min_count: the class_atlas section's settings; render: a mapping of
+    render settings. Returns a ClassAtlas.
+    """
     return selected_atlas(model, layer, activations, [cls], top_n, grid, min_count, render, verbose, progress_bar)
 
 
@@ -303,8 +317,11 @@ def comparison(
     verbose: bool = False,
     progress_bar: bool = True,
 ) -> results.ClassAtlas:
-    """The comparison atlas of classes a and b in `layer`: x is each activation's attribution to a minus
-    to b, y a 1-D UMAP; binned, rendered and drawn as class_atlas does."""
+    """The comparison of classes a and b in `layer`: the activations most attributed to either, placed
+    at x = their attribution to a minus to b and y = a 1-D UMAP, binned, rendered and drawn.
+
+    top_n, grid, min_count, render: as class_atlas takes them. Returns a ClassAtlas.
+    """
     return selected_atlas(model, layer, activations, [a, b], top_n, grid, min_count, render, verbose, progress_bar)
 
 
@@ -316,7 +333,7 @@ def selected_atlas(model, layer, acts, classes, top_n, grid, min_count, render, 
     from activation_atlas.stages.atlas import montage as draw
     from activation_atlas.stages.class_atlas import Selection, class_cells
 
-    net = acts.network_for(model)
+    net = acts._network_for(model)
     check_layer(layer, acts)
     configured = acts.config["class_atlas"]["layer"] or acts.layers[-1]  # written only when it differs
     section = {
@@ -368,9 +385,11 @@ def selected_atlas(model, layer, acts, classes, top_n, grid, min_count, render, 
 
 
 def viewer(activations: results.Activations, *, verbose: bool = False, progress_bar: bool = True) -> Path:
-    """The viewer page (viewer.html in the run folder) over every atlas made from these activations:
-    each layer's grids as zoom levels, then each class atlas and comparison; thumbnails of the cells'
-    sample images where the images came from a folder."""
+    """The viewer page over every atlas made from these activations: each layer's grids as zoom
+    levels, then each class atlas and comparison, with thumbnails of each cell's sample images where
+    the images came from a folder. Returns the path of viewer.html in the run folder (it opens from
+    disk, and works from a saved copy of the folder).
+    """
     from activation_atlas.stages.viewer import Viewer, viewer_of
 
     acts = activations

@@ -74,9 +74,10 @@ class Model:
 
     @property
     def name(self) -> str:
+        """The name its files record (model.name): the one given, else the module's class name."""
         return self.section["name"]
 
-    def ready(self, device: str):
+    def _ready(self, device: str):
         """The network as the stages take it: [0, 1] RGB in, eval mode, channels_last, on `device`."""
         if self.loaded:
             return self.module.to(device)

@@ -15,8 +15,8 @@ from activation_atlas.runtime import RunError
 
 
 class Activations:
-    """The activations of the layers of one extraction, in a run folder (files: a RunFiles), with
-    the network they came from (ready for rendering) and the images they were read from."""
+    """The activations of the layers of one extraction (made by extract), in a run folder, with the
+    network they came from and the images they were read from."""
 
     def __init__(self, files, given: dict, config: dict, model, net, source, input_size: int):
         # The settings as the call gave them (the atlas calls add theirs and fill in the defaults again)
@@ -30,10 +30,12 @@ class Activations:
 
     @property
     def layers(self) -> list[str]:
+        """The layers extracted."""
         return list(self.config["layers"])
 
     @property
     def folder(self) -> Path:
+        """The run folder its files are in."""
         return Path(self.files.root)
 
     @property
@@ -43,9 +45,10 @@ class Activations:
 
     @property
     def device(self) -> str:
+        """Where the network runs: cpu or cuda."""
         return str(next(self.net.parameters()).device.type) if any(True for _ in self.net.parameters()) else "cpu"
 
-    def network_for(self, model):
+    def _network_for(self, model):
         """The network to render with: the one extracted from, when `model` is it."""
         if model is self.model or model is self.model.module:
             return self.net
@@ -97,6 +100,7 @@ class Drawn:
     activations: Activations
 
     def image_path(self) -> Path:
+        """The atlas image's file."""
         raise NotImplementedError
 
     def image(self):
@@ -120,6 +124,7 @@ class Drawn:
         return f'<figure><img src="data:image/png;base64,{image}"/><figcaption>{caption}</figcaption></figure>'
 
     def summary(self) -> dict:
+        """The figures its caption in Jupyter shows."""
         raise NotImplementedError
 
 
@@ -140,6 +145,7 @@ class Atlas(Drawn):
         return Path(self.activations.files.atlas(self.layer, grid or max(self.grids)))
 
     def summary(self) -> dict:
+        """The finest grid's cells kept, mean icon fidelity and class agreement."""
         figures = self.metrics["grids"][str(max(self.grids))]
         return {key: figures[key] for key in ("cells_kept", "mean_icon_fidelity", "class_agreement")}
 
@@ -158,6 +164,7 @@ class ClassAtlas(Drawn):
         return Path(self.activations.files.class_atlas(self.slug, name))
 
     def image_path(self) -> Path:
+        """The atlas image's file (class_atlas/<slug>/atlas.png)."""
         return self.path("atlas.png")
 
     @property
@@ -177,6 +184,7 @@ class ClassAtlas(Drawn):
         }
 
     def summary(self) -> dict:
+        """Its metrics."""
         return self.metrics
 
     def __repr__(self) -> str:
