@@ -126,3 +126,29 @@ def test_the_api_run_of_the_ci_config_writes_the_bytes_of_the_workflows_run(firs
     assert {"atlas/conv3/metrics.json", "atlas/conv3/grid6.png", "class_atlas/4/icons.h5"} <= set(made)
     differ = [name for name in made if (out / name).read_bytes() != (first_run / "results/ci" / name).read_bytes()]
     assert not differ and len(made) > 60, (differ, len(made))
+
+
+def test_a_folder_a_dataset_a_dataloader_and_a_tensor_of_the_same_images_give_the_same_activations(tmp_path):
+    """The committed photographs are 32 px, so every source reads the same pixels: as the workflow reads a
+    folder, as torchvision's ImageFolder gives them (with their labels), batched by a DataLoader, and
+    stacked in a tensor with labels and class names."""
+    from torchvision import datasets, transforms
+
+    model = aa.Model(published_resnet32(), input_size=32, resize="resize", normalize=IMAGENET)
+    folder = datasets.ImageFolder(PHOTOS, transform=transforms.ToTensor())
+    images = torch.stack([image for image, _ in folder])
+    labels = [label for _, label in folder]
+    sources = {
+        "folder": PHOTOS,
+        "dataset": folder,
+        "loader": torch.utils.data.DataLoader(folder, batch_size=7),
+        "tensor": images,
+    }
+    read = {}
+    for name, source in sources.items():
+        given = {"labels": labels, "classes": folder.classes} if name == "tensor" else {}
+        acts = aa.extract(model, "layer2", source, seed=1, out=tmp_path / name, progress_bar=False, **given)
+        read[name] = acts.vectors("layer2")
+        assert acts.card["extracted_accuracy"] > 0.85, name  # labels and class names came with the images
+    for name in ("dataset", "loader", "tensor"):
+        assert np.array_equal(read[name], read["folder"]), name

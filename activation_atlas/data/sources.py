@@ -82,4 +82,10 @@ class DatasetImages:
                 f"dataset item {int(indices[0])} is a {type(items[0]).__name__}; the dataset must give image tensors "
                 "(C, H, W): add torchvision.transforms.ToTensor() to its transform"
             )
+        shapes = sorted({tuple(item.shape) for item in items})
+        if len(shapes) > 1:
+            raise RunError(
+                f"the dataset's images {int(indices[0])}–{int(indices[-1])} are of shapes {shapes}: give images of one "
+                "size (a Resize and a CenterCrop in its transform)"
+            )
         return BatchRead(as_image_batch(torch.stack(items), size, "the dataset's images"), np.asarray(indices), [], [])
