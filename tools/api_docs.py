@@ -23,7 +23,10 @@ a call with a config's settings writes the bytes the workflow writes for that co
 (`tests/test_api.py` checks it on `config/ci.yaml`). Settings not given are the config's, else the
 schema's defaults ([configuration](configuration.md)); each is checked as a config file's is, and a bad
 one is a one-line `RunError`. `import activation_atlas` loads neither torch nor UMAP; they load with
-the first call.
+the first call. As the workflow's jobs do, a call turns on torch's deterministic algorithms, sets its
+threads (the config's `threads`, 2 unless `config={"threads": 8}` says otherwise) and seeds its
+generator; the network handed over is copied, never changed. Runs whose `out=` is not given are
+left under the system's temporary folder.
 
 ```python
 import activation_atlas as aa
