@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 EXPORTS = {
     "extract": "activation_atlas.api.method",
     "atlas": "activation_atlas.api.method",
-    "class_atlas": "activation_atlas.api.method",
-    "comparison": "activation_atlas.api.method",
+    "class_atlas": "activation_atlas.api.class_atlas",
+    "comparison": "activation_atlas.api.class_atlas",
     "viewer": "activation_atlas.api.method",
     "Model": "activation_atlas.api.network",
     "Activations": "activation_atlas.api.results",
