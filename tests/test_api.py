@@ -3,6 +3,7 @@ atlas and comparison; a call's bad input is said in one line; and a run of confi
 through the API writes the bytes the workflow's run of it writes."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -29,6 +30,23 @@ resnet32 = example_module("cifar_resnet").resnet32
 PHOTOS = REPO / "tests/data/cifar10-resnet32/images"
 CHECKPOINT = REPO / "tests/data/cifar10-resnet32/resnet32-d509ac18.th"
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+@pytest.fixture(autouse=True)
+def torch_as_it_was():
+    """An API call configures torch as a job does (deterministic mode, threads, CUBLAS_WORKSPACE_CONFIG in
+    the environment): put back after each test, so that the Snakemake runs of later tests inherit the
+    environment they would have had (their provenance records it)."""
+    environment, deterministic, threads = (
+        dict(os.environ),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.get_num_threads(),
+    )
+    yield
+    os.environ.clear()
+    os.environ.update(environment)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(threads)
 
 
 def published_resnet32():
