@@ -7,6 +7,7 @@ tests/test_docs.py checks that the committed page is current."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 
@@ -76,8 +77,9 @@ def members(cls) -> list[str]:
             if name.startswith("_") or name in seen:
                 continue
             seen.add(name)
-            if isinstance(member, property):
-                parts.append(section(f"{cls.__name__}.{name}", member.fget, "###"))
+            if isinstance(member, (property, functools.cached_property)):
+                getter = member.fget if isinstance(member, property) else member.func
+                parts.append(section(f"{cls.__name__}.{name}", getter, "###"))
             elif inspect.isfunction(member) or isinstance(member, classmethod):
                 function = member.__func__ if isinstance(member, classmethod) else member
                 title = signature_of(f"{cls.__name__}.{name}", function, method=True)

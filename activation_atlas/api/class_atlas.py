@@ -4,8 +4,6 @@ class_icons and class_montage jobs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from activation_atlas.api import results
 from activation_atlas.api.config import checked, with_settings
 from activation_atlas.api.method import check_layer, render_chunk
@@ -79,10 +77,8 @@ def selected_atlas(model, layer, acts, classes, top_n, grid, min_count, render, 
     full = checked(with_settings(acts.given, {}, {"class_atlas": {**section, **named}, "render": render or {}}))
     slug = class_slug(str(classes[0])) if len(classes) == 1 else comparison_slug(classes)
     files, ca = acts.files, full["class_atlas"]
-    with progress(3, verbose, progress_bar) as shown:
-        log = shown
-        shown.step("select and lay out")
-        Path(files.class_atlas(slug, "cells.h5")).parent.mkdir(parents=True, exist_ok=True)
+    with progress(3, verbose, progress_bar) as log:
+        log.step("select and lay out")
         selection = Selection(
             seed=full["seed"],
             layer=layer,
@@ -102,9 +98,9 @@ def selected_atlas(model, layer, acts, classes, top_n, grid, min_count, render, 
             selection,
             log,
         )
-        shown.step("icons")
+        log.step("icons")
         render_chunk(acts, net, full, layer, ca["grid_size"], None, cells, files.class_atlas(slug, "icons.h5"), log)
-        shown.step("montage")
+        log.step("montage")
         draw(
             files.class_atlas(slug, "icons.h5"),
             cells,

@@ -78,9 +78,8 @@ def extract(
     given["dataset"] = dataset_section(images, given.get("dataset", {}))
     full = checked(given)
     files = run_files(out, full["run"])
-    with progress(3 + len(full["layers"]), verbose, progress_bar) as shown:
-        log = shown
-        shown.step("model")
+    with progress(3 + len(full["layers"]), verbose, progress_bar) as log:
+        log.step("model")
         configure_torch(full["threads"], full["seed"], log)
         device_used = resolve_device(full["device"])
         source = image_source(images, full, labels, classes, log)
@@ -89,10 +88,8 @@ def extract(
         measured = dict(network.measured or {})
         class_folders = measured.pop("classes", None) or list(source.classes)
         card = {**describe(net, full["model"], full["layers"], input_size, class_folders, log), **measured}
-        shown.step("extract")
+        log.step("extract")
         shards = {layer: files.activation_shard(0, layer) for layer in full["layers"]}
-        for path in shards.values():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         extraction = Extraction(
             seed=full["seed"],
             device=full["device"],
@@ -107,12 +104,12 @@ def extract(
         )
         extract_from(net, card, source, shards, extraction, device_used, log)
         for layer, shard in shards.items():
-            shown.step(f"merge {layer}")
+            log.step(f"merge {layer}")
             merge_activations([shard], files.activations(layer), log)
             Path(shard).unlink()
-        shown.step("model card")
+        log.step("model card")
         write_card(files.model_card, evaluated_card(card, files.activations(full["layers"][0]), log))
-    return results.Activations(files, given, full, network, net, source, input_size)
+    return results.Activations(files, given, full, network, net, device_used, source, input_size)
 
 
 def input_size_of(config: dict, source) -> int:
@@ -168,21 +165,19 @@ def atlas(
     full = checked(with_settings(acts.given, {}, sections))
     files, seed, grids = acts.files, full["seed"], full["grid"]["sizes"]
     umap = settings.umap_settings(full, layer)
-    with progress(2 + 3 * len(grids), verbose, progress_bar) as shown:
-        log = shown
-        shown.step(f"layout {layer}")
+    with progress(2 + 3 * len(grids), verbose, progress_bar) as log:
+        log.step(f"layout {layer}")
         layout_settings = Layout(seed=seed, layer=layer, umap=umap, scatter_size=full["layout"]["scatter_size"])
         lay_out(files.activations(layer), files.layout(layer), files.layout(layer, "png"), layout_settings, log)
         for size in grids:
-            shown.step(f"cells {size}×{size}")
+            log.step(f"cells {size}×{size}")
             binning = Binning(seed=seed, layer=layer, grid_size=size, grid=full["grid"])
             bin_cells(
                 files.activations(layer), files.layout(layer), files.model_card, files.cells(layer, size), binning, log
             )
-            shown.step(f"icons {size}×{size}")
+            log.step(f"icons {size}×{size}")
             render_grid(acts, net, full, layer, size, files.cells(layer, size), files.icons(layer, size), log)
-            shown.step(f"montage {size}×{size}")
-            Path(files.atlas(layer, size)).parent.mkdir(parents=True, exist_ok=True)
+            log.step(f"montage {size}×{size}")
             draw(
                 files.icons(layer, size),
                 files.cells(layer, size),
@@ -191,7 +186,7 @@ def atlas(
                 Montage(**full["montage"]),
                 log,
             )
-        shown.step("metrics")
+        log.step("metrics")
         metrics = Metrics(
             seed=seed,
             layer=layer,
@@ -252,7 +247,6 @@ def render_chunk(acts: results.Activations, net, config, layer, size, chunk: int
         model=config["model"],
         input_size=acts.input_size,
     )
-    Path(icons_out).parent.mkdir(parents=True, exist_ok=True)
     render_cells(net, acts.card, cells, acts.files.activations(layer), spectrum, icons_out, rendering, acts.device, log)
 
 
@@ -262,7 +256,6 @@ def ensure_spectrum(acts: results.Activations, config: dict, section: dict, log)
 
     path = acts.files.spectrum(section["icon_size"])
     if not Path(path).is_file():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         spectrum = Spectrum(
             seed=config["seed"],
             icon_size=section["icon_size"],
@@ -297,9 +290,7 @@ def viewer(activations: results.Activations, *, verbose: bool = False, progress_
         page, image_files = {**page, "sample_px": 0}, []
     atlases = settings.viewer_atlases(acts.files, acts.atlases, acts.class_atlases)
     pages = Viewer(seed=acts.config["seed"], images={}, atlases=atlases, page=page)
-    with progress(1, verbose, progress_bar) as shown:
-        shown.step("viewer")
-        viewer_of(
-            acts.files.root, acts.card, image_files, acts.files.viewer_page, acts.files.viewer_assets, pages, shown
-        )
+    with progress(1, verbose, progress_bar) as log:
+        log.step("viewer")
+        viewer_of(acts.files.root, acts.card, image_files, acts.files.viewer_page, acts.files.viewer_assets, pages, log)
     return Path(acts.files.viewer_page)

@@ -5,6 +5,7 @@ read); an atlas shows itself in Jupyter, and saves the run folder where asked.""
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import shutil
@@ -18,11 +19,11 @@ class Activations:
     """The activations of the layers of one extraction (made by extract), in a run folder, with the
     network they came from and the images they were read from."""
 
-    def __init__(self, files, given: dict, config: dict, model, net, source, input_size: int):
+    def __init__(self, files, given: dict, config: dict, model, net, device: str, source, input_size: int):
         # The settings as the call gave them (the atlas calls add theirs and fill in the defaults again)
         # and as filled in.
         self.given, self.config = given, config
-        self.files, self.model, self.net = files, model, net
+        self.files, self.model, self.net, self.device = files, model, net, device  # device: where net runs
         self.source, self.input_size = source, input_size
         # The atlases made from them: layer → grid sizes; a class atlas's slug → (classes, layer, grid size).
         self.atlases: dict[str, list[int]] = {}
@@ -38,15 +39,11 @@ class Activations:
         """The run folder its files are in."""
         return Path(self.files.root)
 
-    @property
+    @functools.cached_property
     def card(self) -> dict:
-        """The run's model card: the logits' names, how each layer is read, the model's accuracy."""
+        """The run's model card: the logits' names, how each layer is read, the model's accuracy (read once:
+        extract wrote it before making these)."""
         return read_card(self.files.model_card)
-
-    @property
-    def device(self) -> str:
-        """Where the network runs: cpu or cuda."""
-        return str(next(self.net.parameters()).device.type) if any(True for _ in self.net.parameters()) else "cpu"
 
     def _network_for(self, model):
         """The network to render with: the one extracted from, when `model` is it."""
