@@ -38,6 +38,8 @@ rule attack_patches:
         activations=RUN_FILES.activations(CLASS_LAYER),
         card=MODEL_FILES.card,
         dataset=dataset_input(),
+        # The pictures chosen for the pair, if any (attacks.pictures).
+        pictures=lambda wildcards: [settings.picture_folder(config, wildcards.pair)] if ATTACKS["pictures"] else [],
     output:
         RUN_FILES.attack("{pair}", "patches.h5"),
     log:
@@ -58,6 +60,7 @@ rule attack_patches:
         input_size=MODEL_INPUT_SIZE,
         resize=MODEL["resize"],
         attacks=ATTACK_PATCHES,
+        pictures=lambda wildcards: settings.picture_folder(config, wildcards.pair),
     script:
         "../scripts/attack_patches.py"
 
@@ -123,6 +126,7 @@ rule attack_table:
         mem_mb=2000,
         runtime=20,
     params:
+        seed=config["seed"],
         pair=lambda wildcards: ATTACK_PAIRS[wildcards.pair],
         attacks=ATTACK_TABLE,
         input_size=MODEL_INPUT_SIZE,

@@ -8,7 +8,6 @@ import sys
 
 from snakemake.io import is_flagged
 
-from activation_atlas.algorithms.class_atlas import class_slug, comparison_slug
 from activation_atlas.workflow.config_check import ConfigError, check_config
 from activation_atlas.formats.cells import count_cells
 from activation_atlas.workflow.jobs import render_chunk_count
@@ -78,11 +77,7 @@ NAMED_CLASSES = settings.named_classes(config)
 
 # Patch attacks, by wildcard value (the comparison's slug): the comparisons they attack, [a, b] as configured.
 ATTACKS = config["attacks"]
-ATTACK_PAIRS = (
-    {comparison_slug(pair): list(pair) for pair in (ATTACKS["pairs"] or config["class_atlas"]["comparisons"])}
-    if ATTACKS["enabled"]
-    else {}
-)
+ATTACK_PAIRS = settings.attack_pairs(config)
 ATTACK_SOURCE = settings.attack_source(config)
 # Each attack rule's part of the section: a changed value reruns only the rules that use it.
 ATTACK_PATCHES = {

@@ -14,6 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
+from activation_atlas.algorithms import attack_outcomes as outcomes
 from activation_atlas.algorithms import attacks as alg
 from activation_atlas.checking.verify import IDENTICAL, verify
 from activation_atlas.formats.attack_patches import read_patches
@@ -71,35 +72,69 @@ def test_a_patch_covers_its_corner_and_nothing_else():
         alg.patch_sides([0.2, 0.201], 32)
 
 
-def test_static_and_dynamic_figures_count_flips_of_correct_images_only():
+def test_static_dynamic_and_any_placement_count_flips_of_correct_images_only():
     # 1 patch, 2 sizes, 4 corners, 3 images; image 2 was misclassified before and is left out.
     b = 1
     top = np.zeros((1, 2, 4, 3), dtype=np.int32)
     p_b = np.full((1, 2, 4, 3), 0.1, dtype=np.float32)
-    top[0, 1, 3, 0] = b  # image 0 flips at the static placement (size 1, bottom right)
+    top[0, 1, 3, 0] = b  # image 0 flips at the static placement (size 1, bottom right), its most effective
     p_b[0, 1, 3, 0] = 0.7
-    top[0, 0, 0, 1] = b  # image 1 flips only at size 0, top left
-    p_b[0, 0, 0, 1] = 0.6
+    top[0, 0, 0, 1] = b  # image 1 flips at size 0, top left...
+    p_b[0, 0, 0, 1] = 0.4
+    top[0, 1, 1, 1] = 2  # ...but its most effective placement, with more of b, is answered as a third class
+    p_b[0, 1, 1, 1] = 0.45
     top[0, :, :, 2] = b  # image 2 flips everywhere, but was not correct before
     results = AttackResults(
         clean_top=np.array([0, 0, 2]), clean_p_b=np.array([0.0, 0.2, 0.5], dtype=np.float32), top=top, p_b=p_b
     )
     correct = results.clean_top == 0
-    static = alg.static_outcome(results, np.array([0]), correct, b, 1, 3)
-    assert static == {
+    figures = outcomes.placement_outcomes(results, np.array([0]), correct, b, (1, 3), lambda _: None)
+    assert figures["static"] == {
         "flipped": 1,
         "attacked": 2,
         "success_rate": 0.5,
+        "interval": wilson(1, 2),
         "p_b_before": 0.1,
         "p_b_after": 0.4,
         "p_b_change": 0.3,
     }
-    dynamic = alg.dynamic_outcome(results, np.array([0]), correct, b)
-    assert dynamic["flipped"] == 2 and dynamic["success_rate"] == 1.0 and dynamic["p_b_after"] == pytest.approx(0.65)
-    assert alg.by_size(results, np.array([0]), correct, b, 3) == {
-        "static_corner": [0.0, 0.5],
-        "best_corner": [0.5, 0.5],
-    }
+    dynamic, any_placement = figures["dynamic"], figures["any_placement"]
+    assert dynamic["flipped"] == 1 and dynamic["p_b_after"] == pytest.approx(0.575)  # image 1: 0.45, not flipped
+    assert any_placement["flipped"] == 2 and any_placement["success_rate"] == 1.0
+    assert any_placement["interval"] == wilson(2, 2)
+    rows = outcomes.by_size(results, np.array([0]), correct, b, 3, [6, 9], lambda _: None)
+    assert [row["px"] for row in rows] == [6, 9]
+    assert [row["static_corner"]["success_rate"] for row in rows] == [0.0, 0.5]
+    # Size 0: image 1's most effective corner is top left (0.4), which flips; size 1: image 0's, which flips.
+    assert [row["best_corner"]["success_rate"] for row in rows] == [0.5, 0.5]
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> list[float]:
+    """Wilson's score interval, from its formula (Wilson 1927)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(centre - half, 6), round(centre + half, 6)]
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (1, 2), (22, 423), (141, 141)])
+def test_a_patchs_interval_is_wilsons(k, n):
+    assert outcomes.wilson_interval(k, n) == pytest.approx(wilson(k, n), abs=2e-6)
+
+
+def test_a_kinds_interval_resamples_its_patches_as_well_as_the_images():
+    """Two patches on 100 images, one flipping every image and one none: pooled, 100 of 200 flip, and
+    Wilson's interval over 200 images would be 0.43-0.57; which patches a kind has varies as much as the
+    images do, so its interval spans nearly everything."""
+    flips = np.zeros((2, 100), dtype=bool)
+    flips[0] = True
+    low, high = outcomes.bootstrap_interval(flips, np.random.default_rng(0))
+    assert low == 0.0 and high == 1.0
+    assert outcomes.bootstrap_interval(np.ones((3, 50), bool), np.random.default_rng(0)) == [1.0, 1.0]
+    varied = np.random.default_rng(1).random((4, 300)) < np.array([[0.2], [0.25], [0.3], [0.35]])
+    first = outcomes.bootstrap_interval(varied, np.random.default_rng(7))
+    assert first == outcomes.bootstrap_interval(varied, np.random.default_rng(7))  # seeded: the same bytes
+    assert first[0] < varied.mean() < first[1] and first[1] - first[0] < 0.2
 
 
 # ------------------------------------------------------------------------------------- the CI run's stage
@@ -122,6 +157,7 @@ def test_the_attacked_images_are_held_out_images_of_class_a(first_run, attack):
     _, table, images, results, _ = attack
     held_out = Path("resources/datasets") / CONFIG["dataset"]["name"] / "held_out" / A
     assert images["source"] == "other_split" and images["found"] == CONFIG["dataset"]["held_out_per_class"]
+    assert images["seen_in_training"] is False  # the generated dataset's held-out split: the CNN never trained on it
     assert len(images["images"]) == CONFIG["attacks"]["max_images"]
     assert all(Path(path).parent == held_out for path in images["images"])
     assert table["images"]["correct_before"] == int((results["clean_top"] == table["pair"]["a_index"]).sum())
@@ -181,7 +217,7 @@ def test_the_recorded_answers_are_the_networks_on_the_patched_images(first_run, 
 
 
 @pytest.mark.workflow
-def test_the_table_sums_its_patches_and_dynamic_placement_does_at_least_as_well(attack):
+def test_the_table_sums_its_patches_and_any_placement_bounds_the_others(attack):
     _, table, _, results, _ = attack
     a, b = table["pair"]["a_index"], table["pair"]["b_index"]
     correct = results["clean_top"] == a
@@ -190,13 +226,21 @@ def test_the_table_sums_its_patches_and_dynamic_placement_does_at_least_as_well(
     for entry in table["patches"]:
         flipped = int((results["top"][entry["patch"], size, corner][correct] == b).sum())
         assert entry["static"]["flipped"] == flipped and entry["static"]["attacked"] == int(correct.sum())
-        assert entry["dynamic"]["flipped"] >= flipped
+        assert entry["any_placement"]["flipped"] >= max(flipped, entry["dynamic"]["flipped"])
         assert entry["dynamic"]["p_b_after"] >= entry["static"]["p_b_after"]
+        for placement in ("static", "dynamic", "any_placement"):
+            low, high = entry[placement]["interval"]
+            assert low <= entry[placement]["success_rate"] <= high
     for kind, figures in table["kinds"].items():
         mine = [entry for entry in table["patches"] if entry["kind"] == kind]
         assert figures["static"]["flipped"] == sum(entry["static"]["flipped"] for entry in mine)
         assert figures["static"]["attacked"] == len(mine) * int(correct.sum())
         assert figures["static"]["p_b_before"] == pytest.approx(float(results["clean_p_b"][correct].mean()), abs=1e-6)
+        rates = [entry["static"]["success_rate"] for entry in mine]
+        assert figures["static_per_patch"]["lowest"] == min(rates) and figures["static_per_patch"]["highest"] == max(
+            rates
+        )
+        assert len(figures["by_size"]) == len(table["placement"]["sizes"])
 
 
 @pytest.mark.workflow

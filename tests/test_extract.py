@@ -328,6 +328,32 @@ def test_imagenet_folders_named_by_wordnet_id_answer_to_the_logits_of_imagenet1k
     assert dataset_to_logits(["n01440764"], [f"class_{k}" for k in range(1000)]) is None
 
 
+def test_inceptionv1s_shipped_names_answer_to_the_wordnet_ids_of_imagenets_folders():
+    """The paper's network names its logits as Google published them ("kit fox", "dummy"); ImageNet's
+    folders are WordNet ids. Every id maps to a logit whose name is one of that synset's lemmas in
+    timm's ImageNet tables (not made here), and the ids are ImageNet-1k's 1,000."""
+    import timm.data
+
+    from activation_atlas.algorithms.class_atlas import resolve_class
+    from activation_atlas.formats.model_card import dataset_to_logits
+    from activation_atlas.models.kinds.inceptionv1 import shipped_labels
+    from activation_atlas.models.labels import imagenet1k_classes, wordnet_logits
+
+    names = shipped_labels({})
+    ids = wordnet_logits(names)
+    assert set(ids) == set(imagenet1k_classes()[0]) and len(set(ids.values())) == 1000
+    info = timm.data.ImageNetInfo()
+    for wnid, logit in ids.items():
+        synset_lemmas = [lemma.strip() for lemma in info.label_name_to_description(wnid).split(",")]
+        assert names[logit].split(" [")[0] in synset_lemmas, (wnid, logit, names[logit])
+    # The paper's three pairs, from their folders; the two cranes are the bird and the machine.
+    pairs = ["n04251144", "n10565667", "n02066245", "n01484850", "n03400231", "n04596742"]
+    assert dataset_to_logits(pairs, names).tolist() == [507, 982, 6, 442, 671, 672]
+    assert names[ids["n02012849"]] == names[ids["n03126707"]] == "crane" and ids["n02012849"] < ids["n03126707"]
+    assert resolve_class("n04596742", names) == resolve_class("wok", names) == 672
+    assert dataset_to_logits(["n04251144"], names[:1000]) is None  # another list: names only
+
+
 @pytest.mark.workflow
 def test_a_thousand_class_model_says_what_attribution_covers_and_costs_in_its_first_log_lines(tmp_path):
     import yaml

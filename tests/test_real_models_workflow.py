@@ -18,10 +18,9 @@ from PIL import Image
 from activation_atlas.checking.manifest import file_entry
 from activation_atlas.checking.verify import DIFFERS, IDENTICAL, WITHIN, RunFolder, check_file
 from activation_atlas.checking.verify import main as verify_main
-from activation_atlas.data.generated import class_specs, image_rng, render_image
 from activation_atlas.models.inceptionv1 import InceptionV1
 from tools.http_server import Routes, serve
-from tools.runs import REPO, copy_workflow, snakemake
+from tools.runs import REPO, copy_workflow, image_bytes, snakemake
 
 # Every test here runs Snakemake.
 pytestmark = pytest.mark.workflow
@@ -36,13 +35,6 @@ def stand_in_inception_weights() -> bytes:
     torch.manual_seed(0)
     buffer = io.BytesIO()
     torch.save(InceptionV1().state_dict(), buffer)
-    return buffer.getvalue()
-
-
-def image_bytes(label: int, index: int, size: int, fmt: str) -> bytes:
-    pixels, _ = render_image(class_specs()[label], image_rng(9, "train", index), size)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt)
     return buffer.getvalue()
 
 

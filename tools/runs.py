@@ -1,5 +1,5 @@
 """Running the workflow from tests and tools: a fresh copy of its tracked files, Snakemake in it,
-validated configs, and digests of what a run made."""
+validated configs, digests of what a run made, and image files of the generated dataset's classes."""
 
 from __future__ import annotations
 
@@ -82,3 +82,17 @@ def tree_digest(root):
         for p in sorted((root / sub).rglob("*"))
         if p.is_file()
     }
+
+
+def image_bytes(label: int, index: int, size: int, fmt: str) -> bytes:
+    """An image of the generated dataset's class `label` (its training image `index`), encoded as fmt."""
+    import io
+
+    from PIL import Image
+
+    from activation_atlas.data.generated import class_specs, image_rng, render_image
+
+    pixels, _ = render_image(class_specs()[label], image_rng(9, "train", index), size)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()

@@ -22,7 +22,8 @@ def plot_attack(
     """The attack's figure, from its table (stages/attacks.py) and patches. Top: `example`, an image
     attacked (`clean`, as the model is fed it), before and after the patch leaning towards b that does most
     at the static placement, and one patch of each kind. Bottom: success rate against patch size per kind, at the
-    static corner (solid) and the best corner (dashed)."""
+    static corner (solid) and the most effective corner per image (dashed), each with its 95 % interval
+    (shaded)."""
     import matplotlib  # imported here: only this rule draws
 
     matplotlib.use("Agg")
@@ -63,18 +64,20 @@ def plot_attack(
     ax = fig.add_subplot(grid[1, :])
     colours = plt.get_cmap("tab10")
     for k, kind in enumerate(shown_kinds):
-        rates = table["kinds"][kind]["success_rate_by_size"]
-        ax.plot(
-            sides, rates["static_corner"], "-o", color=colours(k), label=f"{kind} ({static['corner']})", markersize=3
-        )
-        ax.plot(sides, rates["best_corner"], "--", color=colours(k), linewidth=1)
+        rows = table["kinds"][kind]["by_size"]
+        for placement, style in (("static_corner", "-o"), ("best_corner", "--")):
+            rates = [row[placement]["success_rate"] for row in rows]
+            low, high = ([row[placement]["interval"][end] for row in rows] for end in (0, 1))
+            label = f"{kind} ({static['corner']})" if placement == "static_corner" else None
+            ax.plot(sides, rates, style, color=colours(k), label=label, markersize=3, linewidth=1)
+            ax.fill_between(sides, low, high, color=colours(k), alpha=0.12 if placement == "static_corner" else 0.06)
     ax.set_xlabel(f"patch side (px of {side})")
     ax.set_ylabel(f"share flipped to {b_name}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(sides)
     ax.set_title(
         f"a = {a_name} → b = {b_name}: {table['images']['correct_before']} images; solid: static corner, "
-        "dashed: best corner",
+        "dashed: most effective corner; shaded: 95 % intervals",
         fontsize=8,
     )
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)

@@ -3,10 +3,8 @@ patch made from a cell that leans towards class b, pasted into images of class a
 network's answer to b. Controls of the same sizes (noise, cells leaning towards a, random cells) say how
 much of a flip any patch of that size causes.
 
-Placements: a patch is a square of side `fraction × image side` flush with one of the four corners.
-*Static*: one size and corner for every image. *Dynamic*: per image, the best of the four corners and
-of the sizes (the attack succeeds when any of them flips the image; its probability of b is the highest
-any of them gives).
+Placements: a patch is a square of side `fraction × image side` flush with one of the four corners; the
+figures of static and dynamic placement are algorithms/attack_outcomes.py's.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 KINDS = {
     "b_icon": "icon of a cell leaning towards {b}",
     "b_crop": "dataset crop from a cell leaning towards {b}",
+    "b_picture": "picture chosen to resemble a cell leaning towards {b} (attacks.pictures)",
     "noise": "uniform noise",
     "a_icon": "icon of a cell leaning towards {a}",
     "a_crop": "dataset crop from a cell leaning towards {a}",
@@ -137,101 +136,3 @@ def attack_batch(model, images: torch.Tensor, patches: list[torch.Tensor], b: in
             for c, corner in enumerate(CORNERS):
                 top[p, s, c], p_b[p, s, c] = answer(model, pasted(images, patch, corner), b)
     return AttackResults(clean_top, clean_p_b, top, p_b)
-
-
-def rate(flipped: int, images: int) -> float | None:
-    return round(flipped / images, 6) if images else None
-
-
-def mean_or_none(values: np.ndarray) -> float | None:
-    return round(float(np.mean(values)), 6) if values.size else None
-
-
-def outcome(flipped_per_patch: np.ndarray, p_before: np.ndarray, p_after: np.ndarray) -> dict:
-    """The paper's figures for one or more patches on the same images: flipped of correct before, the
-    success rate, the mean probability of b before and after and its change. flipped_per_patch: (P,);
-    p_after: (P, N)."""
-    images = int(p_after.shape[-1]) * int(p_after.shape[0])
-    before, after = mean_or_none(p_before), mean_or_none(p_after)
-    return {
-        "flipped": int(flipped_per_patch.sum()),
-        "attacked": images,
-        "success_rate": rate(int(flipped_per_patch.sum()), images),
-        "p_b_before": before,
-        "p_b_after": after,
-        "p_b_change": None if before is None else round(after - before, 6),
-    }
-
-
-def static_outcome(
-    results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int, size: int, corner: int
-) -> dict:
-    """outcome() of the patches at one size and corner on every correctly classified image."""
-    top = results.top[patches, size, corner][:, correct]
-    p_after = results.p_b[patches, size, corner][:, correct]
-    return outcome((top == b).sum(axis=1), results.clean_p_b[correct], p_after)
-
-
-def dynamic_outcome(
-    results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int, sizes: slice | list[int] = slice(None)
-) -> dict:
-    """outcome() with the best corner and size per image (of `sizes`): flipped where any flips, the
-    highest probability of b any gives."""
-    top = results.top[patches][:, sizes][..., correct]  # (P, S', 4, N')
-    p_b = results.p_b[patches][:, sizes][..., correct]
-    flipped = (top == b).any(axis=(1, 2)).sum(axis=1)
-    return outcome(flipped, results.clean_p_b[correct], p_b.max(axis=(1, 2)))
-
-
-def by_size(results: AttackResults, patches: np.ndarray, correct: np.ndarray, b: int, corner: int) -> dict:
-    """Success rate per patch size: at the static corner, and at the best corner per image."""
-    sizes = range(results.top.shape[1])
-    return {
-        "static_corner": [static_outcome(results, patches, correct, b, s, corner)["success_rate"] for s in sizes],
-        "best_corner": [dynamic_outcome(results, patches, correct, b, [s])["success_rate"] for s in sizes],
-    }
-
-
-def kind_figures(
-    results: AttackResults,
-    kinds: np.ndarray,
-    correct: np.ndarray,
-    a_name: str,
-    b_name: str,
-    b: int,
-    size: int,
-    corner: int,
-) -> dict:
-    """Per kind of patch (KINDS, those present): what it is, how many, static and dynamic outcome() of all
-    its patches together, and its success rate by size."""
-    figures = {}
-    for kind, said in KINDS.items():
-        mine = np.flatnonzero(kinds == kind)
-        if len(mine):
-            figures[kind] = {
-                "said": said.format(a=a_name, b=b_name),
-                "patches": len(mine),
-                "static": static_outcome(results, mine, correct, b, size, corner),
-                "dynamic": dynamic_outcome(results, mine, correct, b),
-                "success_rate_by_size": by_size(results, mine, correct, b, corner),
-            }
-    return figures
-
-
-def patch_figures(results: AttackResults, columns: dict, correct: np.ndarray, b: int, size: int, corner: int) -> list:
-    """Per patch (the patches file's columns): its kind and source, and its static and dynamic outcome()."""
-    figures = []
-    for p, kind in enumerate(columns["kind"]):
-        lean = float(columns["lean"][p])
-        figures.append(
-            {
-                "patch": p,
-                "kind": str(kind),
-                "cell": columns["cell"][p].tolist(),
-                "lean": None if np.isnan(lean) else round(lean, 6),
-                "image_index": int(columns["image_index"][p]),
-                "static": static_outcome(results, np.array([p]), correct, b, size, corner),
-                "dynamic": dynamic_outcome(results, np.array([p]), correct, b),
-            }
-        )
-    return figures

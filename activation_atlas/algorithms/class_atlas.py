@@ -17,7 +17,7 @@ from activation_atlas.runtime import RunError
 
 
 def resolve_class(spec, class_names: list[str]) -> int:
-    """A class given by name, index (or an ImageNet-1k class's WordNet id) → its index; an unknown one is an
+    """A class given by name, index (or its WordNet id, for ImageNet's label lists) → its index; an unknown one is an
     error with close matches."""
     if not class_names:
         raise RunError(f"class {spec!r}: the model card names no classes; rerun the model rule")

@@ -40,6 +40,18 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def chosen_pictures(folder: str | None, log) -> list[Path]:
+    """The pictures of the pair's folder (attacks.pictures), by name; none without a folder."""
+    if folder is None:
+        return []
+    pictures = image_files(Path(folder))
+    if not pictures:
+        raise RunError(f"attacks.pictures: {folder} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    names = ", ".join(path.name for path in pictures[:5]) + (", ..." if len(pictures) > 5 else "")
+    log(f"{len(pictures)} pictures from {folder}: {names}")
+    return pictures
+
+
 def scan_image_folder(root: Path | str, layout: str = "class_folders") -> ImageFolder:
     """The images under root: in class sub-folders (labels 0.. in sorted folder order) or flat
     (label −1, no classes)."""

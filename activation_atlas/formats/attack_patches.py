@@ -18,11 +18,13 @@ DATASETS = {
     "lean": ("logit (mean attribution to b minus to a)", "patch; NaN: not from a cell"),
     "image_index": ("image index of the atlas's images (-1: none)", "patch"),
     "crop": ("pixel (-1: none)", "patch, (top, left, side) in the image at the model's input size"),
+    "picture": ("file name in attacks.pictures' folder of the pair (empty: none)", "patch"),
     "pixels": (
         "uint8 RGB",
         "patch, size (sizes_px), y, x, channel; a patch of px pixels fills [:px, :px], zeros pad the rest",
     ),
 }
+TEXT = ("kind", "picture")
 ATTRIBUTES = ("stage", "package_version", "layer", "seed", "pair", "sizes", "sizes_px", "config")
 
 
@@ -35,17 +37,19 @@ def write_patches(
     padded = np.zeros((len(columns["kind"]), len(sides), max(sides), max(sides), 3), dtype=np.uint8)
     for s, px in enumerate(sides):
         padded[:, s, :px, :px] = pixels[px]
-    data = {**columns, "kind": np.asarray(columns["kind"], dtype=object), "pixels": padded}
+    text = {name: np.asarray(columns[name], dtype=object) for name in TEXT}
+    data = {**columns, **text, "pixels": padded}
     with create_h5(path, "attack_patches", **provenance) as f:
         for name, (unit, axes) in DATASETS.items():
-            write_dataset(f, name, data[name], unit, axes, dtype=h5py.string_dtype() if name == "kind" else None)
+            write_dataset(f, name, data[name], unit, axes, dtype=h5py.string_dtype() if name in TEXT else None)
 
 
 def read_patches(path: Path | str) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray], dict]:
     """(columns, pixels by side, attributes) of a patches file."""
     with open_h5(path) as f:
         columns = {name: f[name][:] for name in DATASETS if name != "pixels"}
-        columns["kind"] = np.array([k.decode() if isinstance(k, bytes) else k for k in columns["kind"]])
+        for name in TEXT:
+            columns[name] = np.array([k.decode() if isinstance(k, bytes) else k for k in columns[name]])
         sides = json.loads(f.attrs["sizes_px"])
         padded = f["pixels"][:]
         attrs = {key: f.attrs[key] for key in f.attrs}

@@ -42,7 +42,7 @@ def read_card(path: Path | str) -> dict:
 
 
 def dataset_to_logits(dataset_classes: list[str], card_classes: list[str]) -> np.ndarray | None:
-    """The logit of each dataset class, matched by name (or WordNet id, for ImageNet-1k's classes);
+    """The logit of each dataset class, matched by name (or WordNet id, for ImageNet's label lists);
     None unless every class has one."""
     index = logit_index(card_classes)
     if not dataset_classes or any(name not in index for name in dataset_classes):

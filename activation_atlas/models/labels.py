@@ -1,11 +1,11 @@
 """Names of a model's logits.
 
 Every model kind gets one name per logit: `model.labels` when configured (a list, a text file of
-one name a line, or `imagenet1k`: ImageNet-1k's 1,000 class names, whose logits then also answer to
-their WordNet ids, the names of ImageNet's folders); otherwise the names its kind ships
+one name a line, or `imagenet1k`: ImageNet-1k's 1,000 class names); otherwise the names its kind ships
 (InceptionV1's list, torchvision's weight metadata), the dataset's class folders (a model trained
 on the dataset, or a user model with as many logits as the dataset has classes) or, failing all,
-class_0 … class_{K-1}.
+class_0 … class_{K-1}. The logits of ImageNet-1k's names and of InceptionV1's shipped names also answer
+to their WordNet ids, the names of ImageNet's folders.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ NAMING_HINT = (
 )
 # ImageNet-1k's classes in logit order: WordNet id and name a line (NOTICE.md).
 IMAGENET1K = Path(__file__).with_name("imagenet1k_classes.tsv")
+# The paper's InceptionV1's logits that name an ImageNet-1k class: logit, WordNet id and shipped name a
+# line (NOTICE.md).
+INCEPTIONV1_WORDNET_IDS = Path(__file__).with_name("inceptionv1_wordnet_ids.tsv")
 
 
 @lru_cache(maxsize=1)
@@ -31,13 +34,28 @@ def imagenet1k_classes() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(row[0] for row in rows), tuple(row[1] for row in rows)
 
 
-def logit_index(class_names: list[str]) -> dict[str, int]:
-    """Every name a logit answers to: its name and, where the names are ImageNet-1k's, its WordNet id."""
-    index = {name: k for k, name in enumerate(class_names)}
+@lru_cache(maxsize=1)
+def inceptionv1_wordnet_ids() -> tuple[tuple[int, str, str], ...]:
+    """(logit, WordNet id, shipped name) of each of InceptionV1's logits that names an ImageNet-1k class."""
+    rows = [line.split("\t") for line in INCEPTIONV1_WORDNET_IDS.read_text().splitlines()]
+    return tuple((int(row[0]), row[1], row[2]) for row in rows)
+
+
+def wordnet_logits(class_names: list[str]) -> dict[str, int]:
+    """WordNet id → logit, where the names are a list whose ids are known (ImageNet-1k's, InceptionV1's
+    shipped names); empty for any other list."""
     wnids, names = imagenet1k_classes()
     if tuple(class_names) == names:
-        index.update({wnid: k for k, wnid in enumerate(wnids)})
-    return index
+        return {wnid: k for k, wnid in enumerate(wnids)}
+    rows = inceptionv1_wordnet_ids()
+    if len(class_names) > rows[-1][0] and all(class_names[k] == name for k, _, name in rows):
+        return {wnid: k for k, wnid, _ in rows}
+    return {}
+
+
+def logit_index(class_names: list[str]) -> dict[str, int]:
+    """Every name a logit answers to: its name and, where the list's WordNet ids are known, its id."""
+    return {name: k for k, name in enumerate(class_names)} | wordnet_logits(class_names)
 
 
 def count_logits(model, input_size: int) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from activation_atlas.algorithms import attack_outcomes as outcomes
 from activation_atlas.algorithms import attacks as alg
 from activation_atlas.algorithms.attack_figure import plot_attack
 from activation_atlas.algorithms.binning import kept_slots
@@ -19,6 +20,7 @@ from activation_atlas.algorithms.class_atlas import resolve_pair, select
 from activation_atlas.data.image_folder import (
     ImageFolder,
     ImageSelection,
+    chosen_pictures,
     images_with_bytes_of,
     load_image,
     read_batch,
@@ -54,6 +56,11 @@ SOURCES = {
         "folder of other images)"
     ),
     "folder": "attacks.images, less any image whose bytes equal one the atlas was made from",
+}
+SEEN_IN_TRAINING = {
+    True: "yes: the network was trained on these images",
+    False: "no: images held out from the network's training",
+    None: "not known (set attacks.images_seen_in_training)",
 }
 
 
@@ -96,10 +103,13 @@ def attack_images(model_card, out_json, settings: AttackImages, log) -> None:
         keep = np.sort(rng.choice(len(files), size=settings.max_images, replace=False))
         files = [files[k] for k in keep]
     log(f"{len(files)} images of {a_name!r} to attack, from {SOURCES[source['kind']]}")
+    log(f"seen by the network in its training: {SEEN_IN_TRAINING[source['seen_in_training']]}")
     listing = {
         "pair": {"a": a_name, "b": b_name, "a_index": a, "b_index": b},
         "source": source["kind"],
         "source_said": SOURCES[source["kind"]],
+        "seen_in_training": source["seen_in_training"],
+        "seen_in_training_said": SEEN_IN_TRAINING[source["seen_in_training"]],
         "folder": str(folder.root),
         "found": found,
         "left_out_as_atlas_images": left_out,
@@ -123,6 +133,7 @@ class AttackPatches:
     input_size: int
     resize: str  # how images are fitted to input_size (model.resize)
     attacks: dict  # the attacks section: cells, crops_per_cell, crop_size, sizes
+    pictures: str | None  # the folder of pictures chosen for the pair (attacks.pictures/<a>_vs_<b>)
 
 
 def cell_rows(activations_path, layout_path, cells, pair_indices: list[int], top_n: int):
@@ -190,15 +201,16 @@ def make_patches(
     croppable = crop_sources(labels, folder.classes, card_classes, a, b, at["crops_from_other_classes"])
     side = settings.input_size
     crop_px = alg.patch_sides([at["crop_size"]], side)[0]
-    sources, columns = [], {name: [] for name in ("kind", "cell", "lean", "image_index", "crop")}
+    sources, columns = [], {name: [] for name in ("kind", "cell", "lean", "image_index", "crop", "picture")}
 
-    def add(kind, pixels, cell=-1, image=-1, crop=(-1, -1, -1)):
+    def add(kind, pixels, cell=-1, image=-1, crop=(-1, -1, -1), picture=""):
         sources.append(pixels)
         columns["kind"].append(kind)
         columns["cell"].append([int(cells.row[cell]), int(cells.col[cell])] if cell >= 0 else [-1, -1])
         columns["lean"].append(float(lean[cell]) if cell >= 0 else np.nan)
         columns["image_index"].append(image)
         columns["crop"].append(list(crop))
+        columns["picture"].append(picture)
 
     def add_cells(side_name: str, slots: np.ndarray):
         for cell in slots:
@@ -219,6 +231,8 @@ def make_patches(
                 )
 
     add_cells("b", chosen["b"])
+    for path in chosen_pictures(settings.pictures, log):
+        add("b_picture", load_image(path, side, "resize_crop"), picture=path.name)
     for _ in chosen["b"]:  # as many noise patches as patches of icons
         add("noise", None)
     add_cells("a", chosen["a"])
@@ -249,6 +263,7 @@ def make_patches(
             "lean": np.asarray(columns["lean"], dtype=np.float32),
             "image_index": np.asarray(columns["image_index"], dtype=np.int64),
             "crop": np.asarray(columns["crop"], dtype=np.int32),
+            "picture": columns["picture"],
         },
         pixels,
         layer=settings.layer,
@@ -256,7 +271,7 @@ def make_patches(
         pair=[a_name, b_name],
         sizes=list(at["sizes"]),
         sizes_px=sides,
-        config={"attacks": at},
+        config={"attacks": at, "pictures": settings.pictures},
     )
 
 
@@ -317,6 +332,7 @@ def attack_shard(images_json, patches_path, weights, model_card, out, settings: 
 
 @dataclass(frozen=True)
 class AttackTable:
+    seed: int
     pair: list
     attacks: dict  # the attacks section: sizes, static
     input_size: int
@@ -327,7 +343,8 @@ def attack_table(
     shard_paths, images_json, patches_path, model_card, results_out, table_out, figure_out, settings: AttackTable, log
 ) -> None:
     """The shards merged, and the paper's figures per patch and per kind of patch: flipped of correct
-    before, success rate, mean probability of b before and after, static and dynamic; the figure."""
+    before, success rate with its interval, mean probability of b before and after, at the static, the
+    most effective and any placement, and by size; the figure."""
     card_classes = read_card(model_card)["classes"]
     a, b, a_name, b_name = resolve_pair(settings.pair, card_classes)
     _, results = merge_results(list(shard_paths), results_out)
@@ -335,8 +352,7 @@ def attack_table(
     columns, pixels, attrs = read_patches(patches_path)
     at = settings.attacks
     sides = list(pixels)  # the patches file's order: that of attacks.sizes
-    static_size = at["sizes"].index(at["static"]["size"])
-    static_corner = alg.CORNERS.index(at["static"]["corner"])
+    static = (at["sizes"].index(at["static"]["size"]), alg.CORNERS.index(at["static"]["corner"]))
     correct = results.clean_top == a
     log(f"{int(correct.sum())} of {len(correct)} images of {a_name!r} classified as {a_name!r} before the attack")
     if not correct.any():
@@ -345,12 +361,11 @@ def attack_table(
             "nothing to attack"
         )
     kinds = columns["kind"]
+    listed = ("source", "source_said", "seen_in_training", "seen_in_training_said", "folder", "found")
     table = {
         "pair": listing["pair"],
         "layer": str(attrs["layer"]),
-        "images": {
-            key: listing[key] for key in ("source", "source_said", "folder", "found", "left_out_as_atlas_images")
-        }
+        "images": {key: listing[key] for key in (*listed, "left_out_as_atlas_images")}
         | {"attacked": len(correct), "correct_before": int(correct.sum())},
         "placement": {
             "sizes": list(at["sizes"]),
@@ -358,19 +373,15 @@ def attack_table(
             "image_px": settings.input_size,
             "corners": list(alg.CORNERS),
             "static": dict(at["static"]),
-            "dynamic": "per image, the best of the corners and sizes: flipped where any flips; "
-            "p_b_after the highest probability of b any gives",
+            "said": dict(outcomes.PLACEMENTS),
         },
+        "intervals": dict(outcomes.INTERVALS),
     }
-    table["kinds"] = alg.kind_figures(results, kinds, correct, a_name, b_name, b, static_size, static_corner)
-    table["patches"] = alg.patch_figures(results, columns, correct, b, static_size, static_corner)
+    names = {"a": a_name, "b": b_name}
+    table["kinds"] = outcomes.kind_figures(results, kinds, correct, names, b, static, sides, settings.seed)
+    table["patches"] = outcomes.patch_figures(results, columns, correct, b, static, sides)
     for kind, figures in table["kinds"].items():
-        log(
-            f"{kind:>12}: static {figures['static']['flipped']}/{figures['static']['attacked']} flipped "
-            f"({figures['static']['success_rate']:.3f}), dynamic {figures['dynamic']['success_rate']:.3f}; "
-            f"p({b_name}) {figures['static']['p_b_before']:.3f} → {figures['static']['p_b_after']:.3f} static, "
-            f"{figures['dynamic']['p_b_after']:.3f} dynamic"
-        )
+        log(outcomes.described(kind, figures, b_name))
     with atomic_output(table_out) as partial:
         Path(partial).write_text(json.dumps(table, indent=1) + "\n")
     example = int(np.flatnonzero(correct)[0])

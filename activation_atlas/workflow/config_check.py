@@ -11,7 +11,7 @@ from pathlib import Path
 from activation_atlas.models.kinds import KINDS, kind_only_keys, kinds_taking, model_kind
 from activation_atlas.models.labels import abbreviated, builtin_labels, configured_labels
 from activation_atlas.workflow.config_schema import ConfigError, check_schema, load_schema, shown
-from activation_atlas.workflow.settings import layer_section
+from activation_atlas.workflow.settings import attack_pairs, layer_section, picture_folder
 
 # Dataset keys that apply to some kinds only. (The model's are declared by the model kinds.)
 DATASET_KIND_ONLY_KEYS = {
@@ -286,6 +286,13 @@ def check_paths(config: dict) -> None:
     attacks = config["attacks"]
     if attacks["enabled"] and attacks["images"] is not None and not Path(attacks["images"]).is_dir():
         raise ConfigError(f"attacks.images = {shown(attacks['images'])}: no such folder")
+    pairs = list(attack_pairs(config)) if attacks["pictures"] is not None else []
+    for slug in pairs:
+        if not Path(picture_folder(config, slug)).is_dir():
+            raise ConfigError(
+                f"attacks.pictures = {shown(attacks['pictures'])}: no folder {slug!r} in it; it needs one "
+                f"folder of pictures for each attacked pair, named {shown(pairs)}"
+            )
     for index, folder in enumerate(model["python_path"]):
         if not Path(folder).is_dir():
             raise ConfigError(f"model.python_path[{index}] = {shown(folder)}: no such folder")

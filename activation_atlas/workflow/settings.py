@@ -68,17 +68,43 @@ def image_selection(config: dict) -> dict:
     }
 
 
+def attack_pairs(config: dict) -> dict[str, list]:
+    """The attacked comparisons by their slug (the attack's folder and wildcard value): [a, b] as configured;
+    none unless attacks.enabled."""
+    attacks = config["attacks"]
+    if not attacks["enabled"]:
+        return {}
+    return {comparison_slug(pair): list(pair) for pair in (attacks["pairs"] or config["class_atlas"]["comparisons"])}
+
+
+def picture_folder(config: dict, slug: str) -> str | None:
+    """The folder of the pictures chosen for an attacked pair (attacks.pictures/<a>_vs_<b>), if any."""
+    pictures = config["attacks"]["pictures"]
+    return None if pictures is None else f"{pictures}/{slug}"
+
+
 def attack_source(config: dict) -> dict:
     """Where the attacks take their images of class a from (stages.attacks.AttackImages.source): the
     folder attacks.images; else a generated dataset's split the atlas was not made from; else the
-    atlas's own images."""
+    atlas's own images. With whether the network was trained on them (seen_in_training)."""
     images, dataset = config["attacks"]["images"], config["dataset"]
     if images is not None:
-        return {"kind": "folder", "folder": images, "layout": "class_folders"}
-    if dataset["kind"] == "generated":
+        source = {"kind": "folder", "folder": images, "layout": "class_folders"}
+    elif dataset["kind"] == "generated":
         other = "held_out" if config["extract"]["split"] == "train" else "train"
-        return {"kind": "other_split", "folder": f"{dataset_dir(config)}/{other}", "layout": "class_folders"}
-    return {"kind": "atlas", "folder": images_dir(config), "layout": dataset["layout"]}
+        source = {"kind": "other_split", "folder": f"{dataset_dir(config)}/{other}", "layout": "class_folders"}
+    else:
+        source = {"kind": "atlas", "folder": images_dir(config), "layout": dataset["layout"]}
+    return source | {"seen_in_training": seen_in_training(config, source)}
+
+
+def seen_in_training(config: dict, source: dict) -> bool | None:
+    """attacks.images_seen_in_training where given; else, for a network the workflow trains (on the
+    dataset's train folder), whether the attacked images are that folder's; else not known (None)."""
+    stated = config["attacks"]["images_seen_in_training"]
+    if stated is not None or not model_kind(config["model"]["kind"]).trained or source["kind"] == "folder":
+        return stated
+    return source["folder"] == f"{dataset_dir(config)}/train"
 
 
 def model_input_size(config: dict) -> int:
