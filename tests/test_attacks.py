@@ -131,6 +131,10 @@ def test_a_kinds_interval_resamples_its_patches_as_well_as_the_images():
     low, high = outcomes.bootstrap_interval(flips, np.random.default_rng(0))
     assert low == 0.0 and high == 1.0
     assert outcomes.bootstrap_interval(np.ones((3, 50), bool), np.random.default_rng(0)) == [1.0, 1.0]
+    # Where nothing flips the bootstrap's interval is a point; a kind's covers Wilson's over its 150 trials.
+    none = np.zeros((3, 50), bool)
+    assert outcomes.bootstrap_interval(none, np.random.default_rng(0)) == [0.0, 0.0]
+    assert outcomes.rate_interval(none, np.random.default_rng(0)) == wilson(0, 150) and wilson(0, 150)[1] > 0.02
     varied = np.random.default_rng(1).random((4, 300)) < np.array([[0.2], [0.25], [0.3], [0.35]])
     first = outcomes.bootstrap_interval(varied, np.random.default_rng(7))
     assert first == outcomes.bootstrap_interval(varied, np.random.default_rng(7))  # seeded: the same bytes

@@ -290,7 +290,7 @@ def attacks(record: dict) -> str:
             f"dynamic: per image the most effective of {len(placement['corners'])} corners × sides "
             f"{', '.join(map(str, placement['sizes_px']))} px of {placement['image_px']} (highest p(b)); any "
             "placement: flipped where any flips (an upper bound). 95 % intervals: a bootstrap over the kind's "
-            "patches and the images.*\n"
+            "patches and the images, covering Wilson's over its patched images.*\n"
         )
     header = [
         "pair",

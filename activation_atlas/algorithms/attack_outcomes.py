@@ -8,7 +8,9 @@ when any placement flips it: an upper bound on what a placement chosen per image
 
 Intervals. One patch on N images: Wilson's score interval. A kind's patches pooled: the 2.5th and 97.5th
 percentiles of a bootstrap that resamples the patches and the images (both vary, and the P × N attacked
-images are not independent); its rates are exact (integer counts), so its bytes do not depend on the machine.
+images are not independent), widened where needed to cover Wilson's interval over the P × N trials (the
+bootstrap's collapses to a point when nothing flips); its rates are exact (integer counts), so its bytes
+do not depend on the machine.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ PLACEMENTS = {
 INTERVALS = {
     "patch": f"Wilson score interval, {CONFIDENCE:.0%}, over the images",
     "kind": f"{CONFIDENCE:.0%} percentile interval of {BOOTSTRAP_RESAMPLES} bootstrap resamples of the kind's "
-    "patches and of the images",
+    "patches and of the images, widened to cover Wilson's interval over all its patched images",
 }
 
 
@@ -65,11 +67,17 @@ def bootstrap_interval(flips: np.ndarray, rng: np.random.Generator) -> list[floa
 
 
 def rate_interval(flips: np.ndarray, rng: np.random.Generator | None) -> list[float] | None:
-    """Wilson's interval for one patch (rng None), the bootstrap's for a kind's patches."""
+    """Wilson's interval for one patch (rng None). For a kind's patches, the bootstrap's interval widened
+    to cover Wilson's over all its P × N trials: the bootstrap collapses to a point where no image (or
+    every image) flips, which Wilson's interval does not claim."""
+    wilson = wilson_interval(int(flips.sum()), flips.size)
     if rng is None:
         assert flips.shape[0] == 1, "several patches pooled need the bootstrap's generator"
-        return wilson_interval(int(flips.sum()), flips.size)
-    return bootstrap_interval(flips, rng)
+        return wilson
+    bootstrap = bootstrap_interval(flips, rng)
+    if bootstrap is None:
+        return None
+    return [min(bootstrap[0], wilson[0]), max(bootstrap[1], wilson[1])]
 
 
 def outcome(flips: np.ndarray, p_before: np.ndarray, p_after: np.ndarray, rng) -> dict:
