@@ -308,7 +308,7 @@ def attacks(record: dict) -> str:
     return (
         markdown(header, rows)
         + "".join(notes)
-        + "\nBy patch side (flipped of attacked, rate and 95 % interval):\n\n"
+        + "\nBy patch side (share flipped, and its 95 % interval):\n\n"
         + markdown(size_header, size_rows)
         + measured_on(record)
     )
