@@ -64,6 +64,7 @@ def plot_attack(
     halves = (grid[1, : (2 + len(shown_kinds)) // 2], grid[1, (2 + len(shown_kinds)) // 2 :])
     # Each kind's points a little to the side of the others, so that their intervals can be told apart.
     step = 0.6 * min(np.diff(sides), default=2) / max(len(shown_kinds), 1)
+    panels = []
     for half, (placement, said) in zip(
         halves,
         (
@@ -72,6 +73,7 @@ def plot_attack(
         ),
     ):
         ax = fig.add_subplot(half)
+        panels.append(ax)
         for k, kind in enumerate(shown_kinds):
             rows = table["kinds"][kind]["by_size"]
             rates = np.array([row[placement]["success_rate"] for row in rows])
@@ -94,7 +96,7 @@ def plot_attack(
         ax.set_xticks(sides)
         ax.set_title(said, fontsize=8)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.axes[-2].set_ylabel(f"share flipped to {b_name}")
+    panels[0].set_ylabel(f"share flipped to {b_name}")
     fig.suptitle(
         f"a = {a_name} → b = {b_name}: {table['images']['correct_before']} images; bars: 95 % intervals",
         fontsize=8,

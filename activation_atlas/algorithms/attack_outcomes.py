@@ -111,29 +111,28 @@ def static_flips(results, patches, correct, b: int, size: int, corner: int) -> t
     return results.top[patches, size, corner][:, correct] == b, results.p_b[patches, size, corner][:, correct]
 
 
-def most_effective_flips(results, patches, correct, b: int, sizes) -> tuple[np.ndarray, np.ndarray]:
-    """(flips, p_b) at each patch and image's most effective placement among `sizes` × corners (the
+def most_effective(top: np.ndarray, p_b: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(flips, p_b) at each patch and image's most effective placement, from placements_of()'s arrays (the
     highest probability of b; the first of equals)."""
-    top, p_b = placements_of(results, patches, correct, sizes)
     best = p_b.argmax(axis=1)[:, None, :]
     return np.take_along_axis(top, best, axis=1)[:, 0] == b, np.take_along_axis(p_b, best, axis=1)[:, 0]
 
 
-def any_placement_flips(results, patches, correct, b: int, sizes) -> tuple[np.ndarray, np.ndarray]:
-    """(flips where any placement flips, the highest probability of b) per patch and image."""
-    top, p_b = placements_of(results, patches, correct, sizes)
+def any_placement(top: np.ndarray, p_b: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(flips where any placement flips, the highest probability of b) per patch and image, from
+    placements_of()'s arrays."""
     return (top == b).any(axis=1), p_b.max(axis=1)
 
 
 def placement_outcomes(results, patches, correct, b: int, static: tuple[int, int], rng_for) -> dict:
     """outcome() at the static placement, the most effective placement and any placement; rng_for(name):
     the bootstrap's generator for that figure, or None for one patch."""
-    every = slice(None)
     before = results.clean_p_b[correct]
+    every = placements_of(results, patches, correct, slice(None))
     figures = {
         "static": static_flips(results, patches, correct, b, *static),
-        "dynamic": most_effective_flips(results, patches, correct, b, every),
-        "any_placement": any_placement_flips(results, patches, correct, b, every),
+        "dynamic": most_effective(*every, b),
+        "any_placement": any_placement(*every, b),
     }
     return {name: outcome(flips, before, p_after, rng_for(name)) for name, (flips, p_after) in figures.items()}
 
@@ -151,7 +150,7 @@ def by_size(results, patches, correct, b: int, corner: int, sides: list[int], rn
     rows = []
     for s, px in enumerate(sides):
         static, _ = static_flips(results, patches, correct, b, s, corner)
-        best, _ = most_effective_flips(results, patches, correct, b, [s])
+        best, _ = most_effective(*placements_of(results, patches, correct, [s]), b)
         rows.append(
             {
                 "px": px,
@@ -180,7 +179,7 @@ def kind_figures(results, kinds: np.ndarray, correct, names: dict, b: int, stati
         def rng_for(figure: str, kind=kind):
             return np.random.default_rng(derive_seed(seed, "attack_interval", names["a"], names["b"], kind, figure))
 
-        per_patch = [static_flips(results, [p], correct, b, *static)[0].mean() for p in mine]
+        per_patch = static_flips(results, mine, correct, b, *static)[0].mean(axis=1)
         figures[kind] = {
             "said": said.format(**names),
             "patches": len(mine),
