@@ -38,6 +38,7 @@ else:
     include: "rules/atlas.smk"
     include: "rules/class_atlas.smk"
     include: "rules/attacks.smk"
+    include: "rules/dictionary.smk"
     include: "rules/viewer.smk"
     include: "rules/report.smk"
 

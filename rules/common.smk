@@ -155,4 +155,5 @@ RUN_CONTENTS = paths.RunContents(
         {path for layer in LAYERS + ([CLASS_LAYER] if CLASS_ATLASES else []) for path in spectrum_input(layer)}
     ),
     viewer=config["viewer"]["enabled"],
+    dictionary_layers=config["dictionary"]["layers"],
 )

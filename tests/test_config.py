@@ -218,6 +218,19 @@ def test_a_layer_grid_names_a_layer_of_the_run():
             "and class_atlas.comparisons is empty",
         ),
         (
+            {"dictionary": {"layers": ["conv4"]}},
+            "dictionary.layers[0] = 'conv4': not one of the run's layers (conv1, conv2, conv3)",
+        ),
+        (
+            {"dictionary": {"per_layer": {"conv2": {"top_k": 2}}}},
+            "dictionary.per_layer.conv2: 'conv2' learns no dictionary (dictionary.layers: conv3): add it there "
+            "or remove the override",
+        ),
+        (
+            {"dictionary": {"atoms": 4}},
+            "dictionary.top_k = 4 for conv3: must be below its 4 atoms (dictionary.atoms); lower top_k or raise atoms",
+        ),
+        (
             {"render": {"transforms": {"scale_exponents": [39, 20]}}},
             "render.transforms.scale_exponents = [39, 20]: must be [low, high] with low ≤ high",
         ),

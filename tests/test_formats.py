@@ -17,6 +17,7 @@ FORMAT_OF_STAGE = {
     "cells": "cells",
     "icons": "icons",
     "spectrum": "spectrum",
+    "dictionary": "dictionary",
     "attack_patches": "attack_patches",
     "attack_results": "attack_results",
 }

@@ -114,17 +114,31 @@ def cell_attributions(xy: np.ndarray, cells: Cells, attribution, attribution_cla
             classes = np.asarray(attribution_class[start : start + BLOCK_ROWS])[wanted]
             np.add.at(sums, (np.repeat(block_slot[wanted], values.shape[1]), classes.ravel()), values.ravel())
     mean = sums / np.maximum(cells.count, 1)[:, None]
+    return (mean.astype(np.float32), *top_classes(mean, top))
+
+
+def top_classes(mean: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of (M, K) mean attributions, its `top` classes by them (ties: the lower index) and their values."""
     order = np.argsort(-mean, axis=1, kind="stable")[:, :top]
-    return mean.astype(np.float32), order.astype(np.int32), np.take_along_axis(mean, order, 1).astype(np.float32)
+    return order.astype(np.int32), np.take_along_axis(mean, order, 1).astype(np.float32)
+
+
+def class_names_of(order: np.ndarray, class_names: list[str]) -> np.ndarray:
+    return np.array([[class_names[c] for c in row] for row in order], dtype=object)
+
+
+def named_attributions(mean: np.ndarray, class_names: list[str], top: int = 5) -> CellAttributions:
+    """(M, K) mean attributions with each row's top classes, their values and their names."""
+    order, values = top_classes(mean, top)
+    return CellAttributions(mean.astype(np.float32), order, values, class_names_of(order, class_names))
 
 
 def summarise_attributions(
     xy: np.ndarray, cells: Cells, attribution, attribution_class, class_names: list[str]
 ) -> CellAttributions:
     """cell_attributions, with the names of each cell's top classes."""
-    mean, top, values = cell_attributions(xy, cells, attribution, attribution_class, len(class_names))
-    names = np.array([[class_names[c] for c in row] for row in top], dtype=object)
-    return CellAttributions(mean, top, values, names)
+    mean, order, values = cell_attributions(xy, cells, attribution, attribution_class, len(class_names))
+    return CellAttributions(mean, order, values, class_names_of(order, class_names))
 
 
 def cell_samples(
@@ -154,3 +168,19 @@ def agreement(icon_class: np.ndarray, cell_class: np.ndarray | None, among: np.n
     if cell_class is None or not among.any():
         return None
     return round(float(np.mean(icon_class[among] == cell_class[among])), 6)
+
+
+def distinct_cells(xy: np.ndarray, fill: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """A G×G grid of about n / fill cells and a cell of its own for each of the n points of a normalised
+    layout: the placement that moves the points least in all (squared distance to their cell's centre,
+    scipy's linear_sum_assignment). Returns G and each point's (row, col)."""
+    from scipy.optimize import linear_sum_assignment
+
+    grid_size = int(np.ceil(np.sqrt(len(xy) / fill)))
+    centres = (np.arange(grid_size) + 0.5) / grid_size
+    cell_x, cell_y = np.meshgrid(centres, centres)  # cell k = (row k // G, col k % G)
+    cost = np.square(xy[:, :1] - cell_x.ravel()) + np.square(xy[:, 1:] - cell_y.ravel())
+    points, cells = linear_sum_assignment(cost)
+    cell_of = np.empty(len(xy), dtype=np.int64)
+    cell_of[points] = cells
+    return grid_size, cell_of // grid_size, cell_of % grid_size

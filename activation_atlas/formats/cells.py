@@ -49,7 +49,8 @@ class CellAttributions:
 
 
 ATTRIBUTION_UNIT = "logit (h · ∂logit/∂h)"
-# name: (unit, axes); the last four only when the activations carry attributions.
+# name: (unit, axes); the attribution four only when the activations carry attributions, atom only in
+# a feature atlas (one cell per atom of a learned dictionary).
 DATASETS = {
     "row": ("cell", "cell; row 0 at y = 0 (bottom)"),
     "col": ("cell", "cell; col 0 at x = 0 (left)"),
@@ -61,6 +62,7 @@ DATASETS = {
     "top_classes": ("class index", "cell, rank"),
     "top_class_values": (ATTRIBUTION_UNIT, "cell, rank"),
     "top_class_names": ("class name", "cell, rank"),
+    "atom": ("atom index", "cell"),
 }
 # class_index and class_name in class atlases only, x_axis and y_axis in comparisons only.
 ATTRIBUTES = (
@@ -86,8 +88,10 @@ def write_cells(
     samples: np.ndarray,
     attributions: CellAttributions | None,
     min_count: int,
+    atoms: np.ndarray | None = None,
     **provenance,
 ) -> None:
+    """atoms: in a feature atlas, the dictionary atom each cell shows."""
     with create_h5(path, "cells", grid_size=cells.grid_size, **provenance) as f:
         f.attrs["min_count"] = min_count
         f.attrs["points_total"] = cells.points_total
@@ -103,6 +107,8 @@ def write_cells(
             columns.update(
                 mean_attribution=attributions.mean, top_classes=attributions.top, top_class_values=attributions.values
             )
+        if atoms is not None:
+            columns["atom"] = atoms
         for name, data in columns.items():
             write_dataset(f, name, data, *DATASETS[name])
         if attributions is not None:

@@ -33,7 +33,7 @@ class Rendering:
     seed: int
     device: str
     layer: str
-    grid_size: int
+    grid_size: int | None  # None: the cells file's (a feature atlas's grid follows from its atoms)
     chunk: int | None  # None: every kept cell
     render: dict  # the render section resolved for the layer
     render_config: dict  # the render section as configured, recorded in the icons file
@@ -52,6 +52,7 @@ class RenderTarget:
     card: dict
     cells: object  # the cells file's contents (formats.cells.read_cells)
     keys: np.ndarray  # (layer key, grid size, row, col) of every cell
+    grid_size: int
     whitening: np.ndarray | None  # from the layer's activations, when asked for
 
 
@@ -61,15 +62,16 @@ def prepare_render(
     model,
     card: dict,
     layer: str,
-    grid_size: int,
+    grid_size: int | None,
     whiten: bool,
     device: str,
     input_size: int,
     log,
 ) -> RenderTarget:
     """The loaded model with its batch norms folded, the layer's module and grid, the cells and (whiten)
-    the whitening matrix of the layer's activations."""
+    the whitening matrix of the layer's activations; grid_size None: the cells file's."""
     cells = read_cells(cells_path)
+    grid_size = cells.grid_size if grid_size is None else grid_size
     probe = torch.rand(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0)).to(device)
     model = fold_batch_norms(model, [layer], probe, log)
     module = resolve_layers(model, [layer], layer_names(model))
@@ -85,6 +87,7 @@ def prepare_render(
         card=card,
         cells=cells,
         keys=keys,
+        grid_size=grid_size,
         whitening=whitening,
     )
 
@@ -105,20 +108,20 @@ def render_cells(
     model, card: dict, cells_path, activations_path, spectrum_path, icons_out, settings: Rendering, device: str, log
 ) -> None:
     """render_icons, of a loaded model (taking [0, 1] RGB, on `device`) and its card."""
-    layer, grid_size = settings.layer, settings.grid_size
+    layer = settings.layer
     target = prepare_render(
         cells_path,
         activations_path,
         model,
         card,
         layer,
-        grid_size,
+        settings.grid_size,
         settings.render["whiten"],
         device,
         settings.input_size,
         log,
     )
-    model, module, cells = target.model, target.module, target.cells
+    model, module, cells, grid_size = target.model, target.module, target.cells, target.grid_size
     check_icon_size(model, module, settings.render["icon_size"], settings.input_size, device)
     chosen = render_chunk_cells(settings.chunk, settings.render["cells_per_job"])
     rows, cols, means = cells.row[chosen], cells.col[chosen], cells.mean[chosen]

@@ -66,6 +66,7 @@ def check_layers(config: dict) -> None:
         ("layout.per_layer", config["layout"]["per_layer"]),
         ("render.per_layer", config["render"]["per_layer"]),
         ("model.layer_grids", config["model"].get("layer_grids") or {}),
+        ("dictionary.per_layer", config["dictionary"]["per_layer"]),
     ):
         for layer in overrides:
             if layer not in config["layers"]:
@@ -73,6 +74,12 @@ def check_layers(config: dict) -> None:
                     f"{key}.{layer}: {shown(layer)} is not one of the run's layers "
                     f"({', '.join(config['layers'])}): add it to layers or remove the override"
                 )
+    for index, layer in enumerate(config["dictionary"]["layers"]):
+        if layer not in config["layers"]:
+            raise ConfigError(
+                f"dictionary.layers[{index}] = {shown(layer)}: not one of the run's layers "
+                f"({', '.join(config['layers'])})"
+            )
     layer = config["class_atlas"]["layer"]
     if layer is not None and layer not in config["layers"]:
         raise ConfigError(
@@ -151,6 +158,25 @@ def check_attacks(config: dict) -> None:
             f"attacks.static.size = {shown(section['static']['size'])}: must be one of attacks.sizes "
             f"({shown(section['sizes'])})"
         )
+
+
+def check_dictionary(config: dict) -> None:
+    """top_k below the atoms where the config fixes their number (else the job checks it, knowing the
+    channels); overrides of a layer that learns no dictionary are a mistake."""
+    section = config["dictionary"]
+    for layer in section["per_layer"]:
+        if layer not in section["layers"]:
+            raise ConfigError(
+                f"dictionary.per_layer.{layer}: {shown(layer)} learns no dictionary (dictionary.layers: "
+                f"{', '.join(section['layers']) or 'none'}): add it there or remove the override"
+            )
+    for layer in section["layers"]:
+        values = dict(section, **section["per_layer"].get(layer, {}))
+        if values["atoms"] is not None and values["top_k"] >= values["atoms"]:
+            raise ConfigError(
+                f"dictionary.top_k = {values['top_k']} for {layer}: must be below its {values['atoms']} atoms "
+                "(dictionary.atoms); lower top_k or raise atoms"
+            )
 
 
 def check_ranges(config: dict) -> None:
@@ -331,6 +357,7 @@ def check_config(config: dict, schema_path: Path | str, check_files: bool = True
     check_layers(config)
     check_classes(config)
     check_attacks(config)
+    check_dictionary(config)
     check_ranges(config)
     check_stop_rules(config)
     check_sizes(config)

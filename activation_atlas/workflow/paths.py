@@ -17,6 +17,8 @@ from dataclasses import dataclass
 RESOURCES = "resources"
 # The files a patch attack keeps in its folder (RunFiles.attack).
 ATTACK_FILES = ("images.json", "patches.h5", "results.h5", "table.json", "figure.png")
+# The files a layer's dictionary keeps in its folder (RunFiles.dictionary).
+DICTIONARY_FILES = ("dictionary.h5", "layout.h5", "layout.png", "cells.h5", "icons.h5", "atlas.png", "tiles")
 # torchvision fetches published weights into $TORCH_HOME: kept with the other resources.
 TORCH_HOME = f"{RESOURCES}/torch_home"
 
@@ -154,6 +156,12 @@ class RunFiles(RunFolder):
     def attack_shard(self, pair: str, shard: str | int) -> str:
         return self.attack(pair, f"shards/{shard}.h5")
 
+    def dictionary(self, layer: str, name: str = "") -> str:
+        """A layer's dictionary folder, or a file in it: dictionary.h5 (the learned dictionary) and its
+        feature atlas (layout.h5, layout.png, cells.h5, icons.h5, atlas.png, tiles)."""
+        folder = f"{self.root}/dictionary/{layer}"
+        return f"{folder}/{name}" if name else folder
+
     def spectrum(self, size: str | int) -> str:
         """The dataset's amplitude spectrum at an icon size (render.param maco)."""
         return f"{self.root}/spectrum/{size}px.h5"
@@ -195,7 +203,8 @@ class AlignedFiles(RunFolder):
 @dataclass(frozen=True)
 class RunContents:
     """What one run makes, as the config resolves it: its layers and grids, the slugs of its class atlases
-    and attacked pairs, the amplitude spectra its render jobs read and whether it writes the viewer."""
+    and attacked pairs, the amplitude spectra its render jobs read, whether it writes the viewer and the
+    layers it learns a dictionary of."""
 
     layers: list[str]
     grids: list[int]
@@ -203,6 +212,7 @@ class RunContents:
     attack_pairs: list[str]
     spectra: list[str]
     viewer: bool
+    dictionary_layers: list[str]
 
 
 def run_targets(files: RunFiles, run: RunContents) -> list[str]:
@@ -213,6 +223,7 @@ def run_targets(files: RunFiles, run: RunContents) -> list[str]:
         *(files.layout(layer, "png") for layer in run.layers),
         *(files.class_atlas(slug, "atlas.png") for slug in run.class_atlases),
         *(files.attack(slug, "table.json") for slug in run.attack_pairs),
+        *(files.dictionary(layer, "atlas.png") for layer in run.dictionary_layers),
         *([files.viewer_page] if run.viewer else []),
         files.manifest,
         files.provenance,
@@ -233,6 +244,7 @@ def run_kept_outputs(files: RunFiles, run: RunContents) -> list[str]:
         *(files.metrics(layer) for layer in run.layers),
         *(files.class_atlas(slug, name) for slug in run.class_atlases for name in per_class),
         *(files.attack(slug, name) for slug in run.attack_pairs for name in ATTACK_FILES),
+        *(files.dictionary(layer, name) for layer in run.dictionary_layers for name in DICTIONARY_FILES),
         *run.spectra,
         *([files.viewer_page, files.viewer_assets] if run.viewer else []),
     ]

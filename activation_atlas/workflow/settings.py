@@ -174,3 +174,29 @@ def viewer_atlases(files: paths.RunFiles, layers: dict[str, list[int]], class_at
         }
         for slug, (shown, layer, grid) in class_atlases.items()
     ]
+
+
+# The dictionary section's keys the learning job uses (the others lay out and draw its feature atlas).
+DICTIONARY_LEARNING_KEYS = (
+    "expansion",
+    "atoms",
+    "top_k",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "held_out",
+    "dense_frequency",
+    "top_examples",
+)
+
+
+def dictionary_learning(config: dict, layer: str) -> dict:
+    """The dictionary section's learning settings for one layer, its per_layer overrides applied."""
+    section = layer_section(config, "dictionary", layer)
+    return {key: section[key] for key in DICTIONARY_LEARNING_KEYS}
+
+
+def feature_layout(config: dict) -> dict:
+    """The UMAP settings of the feature atlases' layouts (the atoms' directions, by cosine)."""
+    section = config["dictionary"]
+    return {"n_neighbors": section["n_neighbors"], "min_dist": section["min_dist"], "metric": "cosine"}

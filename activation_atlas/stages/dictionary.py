@@ -1,0 +1,147 @@
+"""Stage dictionary (rules/dictionary.smk): a sparse dictionary learned on one layer's activations, and its
+feature atlas: the atoms laid out by UMAP of their directions, one grid cell each, rendered and drawn by
+the render and atlas stages' rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from activation_atlas.algorithms.atoms import atom_statistics
+from activation_atlas.algorithms.binning import distinct_cells, named_attributions
+from activation_atlas.algorithms.dictionary import SaeEncoder, held_out_images, sae_settings, train_dictionary
+from activation_atlas.algorithms.layout import lay_out, plot_layout
+from activation_atlas.formats.activations import ActivationFile
+from activation_atlas.formats.cells import Cells, write_cells
+from activation_atlas.formats.dictionary import Dictionary, read_dictionary, write_dictionary
+from activation_atlas.formats.layout import write_layout
+from activation_atlas.formats.model_card import read_card
+from activation_atlas.runtime import RunError, configure_torch, derive_seed, resolve_device
+
+# Atoms fill about this share of the feature atlas's grid: room for the layout to keep its shape.
+GRID_FILL = 0.6
+
+
+@dataclass(frozen=True)
+class DictionaryLearning:
+    seed: int
+    device: str
+    layer: str
+    dictionary: dict  # the dictionary section resolved for the layer (recorded in the file)
+
+
+def learn_dictionary(activations_path, dictionary_out, settings: DictionaryLearning, threads: int, log) -> None:
+    """Train the layer's dictionary on the activations of the images not held out, then encode every
+    activation once for the atoms' statistics and the dictionary's quality."""
+    configure_torch(threads, settings.seed, log)
+    device = resolve_device(settings.device)
+    layer, section = settings.layer, settings.dictionary
+    with ActivationFile(activations_path) as acts:
+        labels, classes = acts.labels, acts.classes
+        held_out = held_out_images(
+            acts.image_index, section["held_out"], derive_seed(settings.seed, "dictionary_held_out", layer)
+        )
+        sae = train_dictionary(
+            acts.activations,
+            ~held_out,
+            sae_settings(section, acts.activations.shape[1], layer),
+            derive_seed(settings.seed, "dictionary", layer),
+            device,
+            log,
+        )
+        encoder = SaeEncoder(sae.decoder, sae.encoder_weight, sae.encoder_bias, sae.top_k, sae.scale, device)
+        statistics, quality = atom_statistics(
+            acts.activations,
+            labels,
+            len(classes),
+            held_out,
+            encoder,
+            section["top_examples"],
+            attribution=acts.attribution,
+            attribution_class=acts.attribution_class,
+            n_logits=acts.file["logits"].shape[1],
+            dense_frequency=section["dense_frequency"],
+            log=log,
+        )
+    log(
+        f"{layer}: explained variance {quality.explained_variance:.4f} on {quality.held_out_activations} held-out "
+        f"activations ({quality.explained_variance_train:.4f} on the training ones), mean L0 {quality.mean_l0:.2f}, "
+        f"{quality.dead_atoms} dead and {quality.dense_atoms} dense of {len(sae.decoder)} atoms"
+    )
+    write_dictionary(
+        dictionary_out,
+        Dictionary(sae, statistics, quality, list(classes)),
+        layer=layer,
+        seed=settings.seed,
+        config={"dictionary": section},
+    )
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    seed: int
+    layer: str
+    umap: dict  # the atoms' UMAP settings: n_neighbors, min_dist, metric
+    scatter_size: int
+    samples_per_cell: int  # top-activating images kept per atom
+
+
+def feature_cells(
+    dictionary_path, activations_path, model_card, layout_out, scatter_out, cells_out, settings: FeatureLayout, log
+) -> None:
+    """The live atoms (those that fire) laid out by UMAP of their decoder directions, each given a cell of
+    its own; a cell's vector is its atom's direction at the atom's mean activation."""
+    layer = settings.layer
+    dictionary = read_dictionary(dictionary_path)
+    stats = dictionary.statistics
+    live = np.flatnonzero(stats.fires > 0)
+    if len(live) < 3:
+        raise RunError(f"{layer}: only {len(live)} atoms of the dictionary fire: too few to lay out")
+    umap = dict(settings.umap, n_neighbors=min(settings.umap["n_neighbors"], len(live) - 1))
+    raw, xy = lay_out(dictionary.sae.decoder[live], umap, derive_seed(settings.seed, "feature_layout", layer), log)
+    provenance = {"layer": layer, "seed": settings.seed}
+    write_layout(layout_out, raw, xy, umap, **provenance)
+    top_label = np.where(stats.class_histogram[live].sum(axis=1) > 0, stats.class_histogram[live].argmax(axis=1), -1)
+    title = f"{layer}: {len(live)} atoms of {dictionary.atoms}, by the label they fire on most"
+    plot_layout(xy, top_label, dictionary.classes, scatter_out, title, settings.scatter_size)
+    grid_size, row, col = distinct_cells(xy, GRID_FILL)
+    order = np.lexsort((col, row))
+    atoms = live[order]
+    log(f"{len(atoms)} atoms on a {grid_size}×{grid_size} grid")
+    with ActivationFile(activations_path) as acts:
+        image_index = acts.image_index
+    cells = Cells(
+        grid_size=grid_size,
+        row=row[order].astype(np.int32),
+        col=col[order].astype(np.int32),
+        count=stats.fires[atoms],
+        mean=dictionary.sae.decoder[atoms] * stats.mean_activation[atoms, None],
+        class_histogram=stats.class_histogram[atoms],
+        points_total=len(image_index),
+    )
+    samples = top_images(stats.top_rows[atoms], image_index, settings.samples_per_cell)
+    logit_names = read_card(model_card)["classes"]
+    attributions = named_attributions(stats.attribution[atoms], logit_names) if stats.attribution is not None else None
+    write_cells(
+        cells_out,
+        cells,
+        samples,
+        attributions,
+        0,
+        atoms=atoms.astype(np.int32),
+        classes=dictionary.classes,
+        config={"dictionary": {"layout": settings.umap}},
+        **provenance,
+    )
+
+
+def top_images(top_rows: np.ndarray, image_index: np.ndarray, per_atom: int) -> np.ndarray:
+    """(A, per_atom) distinct images of each atom's top-activating rows, strongest first; −1 pads."""
+    samples = np.full((len(top_rows), per_atom), -1, dtype=np.int64)
+    for k, rows in enumerate(top_rows):
+        images = image_index[rows[rows >= 0]]
+        _, first = np.unique(images, return_index=True)
+        distinct = images[np.sort(first)][:per_atom]
+        samples[k, : len(distinct)] = distinct
+    return samples
