@@ -95,3 +95,33 @@ use rule montage as feature_montage with:
         f"{LOGS}/dictionary/{{layer}}/montage.log",
     benchmark:
         f"{LOGS}/dictionary/{{layer}}/montage.benchmark.tsv"
+
+
+rule feature_metrics:
+    input:
+        card=RUN_FILES.model_card,
+        dictionary=RUN_FILES.dictionary("{layer}", "dictionary.h5"),
+        activations=RUN_FILES.activations("{layer}"),
+        cells=RUN_FILES.dictionary("{layer}", "cells.h5"),
+        icons=RUN_FILES.dictionary("{layer}", "icons.h5"),
+    output:
+        report(
+            RUN_FILES.dictionary("{layer}", "metrics.json"),
+            caption="../report/feature_metrics.rst",
+            category="Dictionaries",
+            labels={"layer": "{layer}", "figure": "metrics"},
+        ),
+    log:
+        f"{LOGS}/dictionary/{{layer}}/metrics.log",
+    benchmark:
+        f"{LOGS}/dictionary/{{layer}}/metrics.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        layer=lambda wildcards: wildcards.layer,
+    script:
+        "../scripts/feature_metrics.py"

@@ -5,6 +5,9 @@ rule viewer:
         cells=expand(RUN_FILES.cells("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
         tiles=expand(RUN_FILES.tiles("{layer}", "{grid}"), layer=LAYERS, grid=GRIDS),
         class_tiles=[RUN_FILES.class_atlas(slug, "tiles") for slug in CLASS_ATLASES],
+        dictionaries=[RUN_FILES.dictionary(layer, "dictionary.h5") for layer in config["dictionary"]["layers"]],
+        feature_cells=[RUN_FILES.dictionary(layer, "cells.h5") for layer in config["dictionary"]["layers"]],
+        feature_tiles=[RUN_FILES.dictionary(layer, "tiles") for layer in config["dictionary"]["layers"]],
     output:
         html=RUN_FILES.viewer_page,
         assets=directory(RUN_FILES.viewer_assets),
@@ -26,6 +29,7 @@ rule viewer:
             RUN_FILES,
             {layer: GRIDS for layer in LAYERS},
             {slug: (shown, CLASS_LAYER, config["class_atlas"]["grid_size"]) for slug, shown in CLASS_ATLASES.items()},
+            config["dictionary"]["layers"],
         ),
         page=settings.viewer_page(config, MODEL["resize"]),
     script:

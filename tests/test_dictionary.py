@@ -1,10 +1,13 @@
 """Sparse dictionaries: planted atoms recovered, the streamed training batches, the atoms' statistics
 against a direct computation, the feature atlas's placement, and the stage's files on config/ci.yaml."""
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
-from activation_atlas.algorithms.atoms import atom_statistics
+from activation_atlas.algorithms.atoms import atom_statistics, top_purity
 from activation_atlas.algorithms.binning import distinct_cells
 from activation_atlas.algorithms.dictionary import (
     SaeEncoder,
@@ -149,6 +152,14 @@ def test_each_atom_gets_a_cell_of_its_own_near_its_place_in_the_layout():
     assert np.abs(centres - xy).max() < 3 / grid
 
 
+def test_the_purity_of_top_rows_is_the_share_of_their_most_common_label():
+    labels = np.array([0, 0, 1, 2, -1, 1])
+    top_rows = np.array([[0, 1, 2, -1], [2, 5, 3, 4], [4, -1, -1, -1]])
+    purity = top_purity(top_rows, labels)
+    np.testing.assert_allclose(purity[:2], [2 / 3, 2 / 3])
+    assert np.isnan(purity[2])  # no labelled row
+
+
 @pytest.mark.workflow
 def test_the_ci_run_learns_the_dictionary_of_its_layer_and_draws_its_feature_atlas(first_run):
     import h5py
@@ -178,3 +189,7 @@ def test_the_ci_run_learns_the_dictionary_of_its_layer_and_draws_its_feature_atl
     with h5py.File(folder / "icons.h5", "r") as f:
         assert len(f["icons"]) == len(live) and np.isfinite(f["fidelity"][:]).all()
     assert (folder / "atlas.png").stat().st_size > 0
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {key: metrics[key] for key in asdict(quality)} == asdict(quality)
+    assert metrics["live_atoms"] == len(live) and metrics["atoms"] == len(stats.fires)
+    assert 0 < metrics["mean_atom_class_purity"] <= 1 and -1 <= metrics["mean_icon_fidelity"] <= 1

@@ -61,7 +61,7 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     assert page.evaluate("atlasViewer.grid()") == GRIDS[0]
     assert page.locator("#atlas-select option").count() == len(LAYERS) + len(CONFIG["class_atlas"]["classes"]) + len(
         CONFIG["class_atlas"]["comparisons"]
-    )
+    ) + len(CONFIG["dictionary"]["layers"])
     page.screenshot(path=SCREENSHOTS / "1-overview.png")
 
     # Zoom in with the button until the finer grid takes over.
@@ -132,6 +132,49 @@ def test_viewer_pans_zooms_describes_cells_and_restores_links(first_run, browser
     )
     page.screenshot(path=SCREENSHOTS / "4-class-atlas.png")
     assert not problems and not restored_problems, problems + restored_problems
+
+
+@pytest.mark.workflow
+def test_the_features_layer_shows_each_atom_with_its_frequency_and_cells_and_each_cell_its_atoms(first_run, browser):
+    """A dictionary layer's feature atlas: hovering an atom gives its frequency, classes, top images and
+    the layer's cells where it is strongest; hovering a cell of the layer's atlas, its strongest atoms."""
+    (layer,) = CONFIG["dictionary"]["layers"]
+    viewer = first_run / "results" / RUN / "viewer.html"
+    page, problems = open_viewer(browser, viewer.as_uri())
+    box = page.locator("#viewport").bounding_box()
+    tooltip = page.locator("#tooltip")
+
+    page.select_option("#atlas-select", label=f"layer {layer}")
+    page.wait_for_function(TILES_LOADED)
+    texts = []
+    for cell in page.evaluate("atlasViewer.visibleCells()"):
+        page.mouse.move(box["x"] + cell["x"], box["y"] + cell["y"])
+        tooltip.wait_for(state="visible")
+        texts.append(tooltip.text_content())
+    assert any(re.search(r"strongest atoms \(code\):atom \d+", text) for text in texts), texts[:3]
+
+    page.select_option("#atlas-select", label=f"features of {layer} (dictionary)")
+    page.wait_for_function(TILES_LOADED)
+    folder = first_run / "results" / RUN / "dictionary" / layer
+    with h5py.File(folder / "cells.h5", "r") as f:
+        atom_of_cell = {(int(r), int(c)): int(a) for r, c, a in zip(f["row"][:], f["col"][:], f["atom"][:])}
+    with h5py.File(folder / "dictionary.h5", "r") as f:
+        frequency, fires = f["frequency"][:], f["fires"][:]
+    cells = page.evaluate("atlasViewer.visibleCells()")
+    assert len(cells) == len(atom_of_cell)
+    strong_in = 0
+    for cell in cells:
+        page.mouse.move(box["x"] + cell["x"], box["y"] + cell["y"])
+        tooltip.wait_for(state="visible")
+        text = tooltip.text_content()
+        atom = atom_of_cell[(cell["row"], cell["col"])]
+        assert f"atom {atom} of the dictionary of {layer}" in text
+        shown = re.search(r"fires on ([\d.]+)% of the activations \((\d+)\)", text)
+        assert float(shown[1]) == pytest.approx(100 * frequency[atom], rel=0.006) and int(shown[2]) == fires[atom]
+        strong_in += "strongest in cells of layer" in text
+    assert strong_in > 0
+    page.screenshot(path=SCREENSHOTS / "5-features.png")
+    assert not problems, problems
 
 
 @pytest.mark.workflow

@@ -128,3 +128,15 @@ def atom_statistics(activations, labels, n_labels: int, held_out, encoder, top_n
         training_activations=variance["train"].rows,
     )
     return statistics, quality
+
+
+def top_purity(top_rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per unit, the share of its top-activating rows (−1 pads; unlabelled rows left out) whose label is
+    their most common one: how much one class its strongest examples are (NaN where it has none)."""
+    purity = np.full(len(top_rows), np.nan)
+    for k, rows in enumerate(top_rows):
+        known = labels[rows[rows >= 0]]
+        known = known[known >= 0]
+        if len(known):
+            purity[k] = np.bincount(known).max() / len(known)
+    return purity

@@ -165,6 +165,8 @@ class CellSummary:
     sample_images: np.ndarray
     mean_attribution: np.ndarray | None
     classes: list[str]
+    grid_size: int
+    atom: np.ndarray | None  # a feature atlas's: each cell's atom
 
 
 def read_cell_summary(path: Path | str) -> CellSummary:
@@ -177,4 +179,6 @@ def read_cell_summary(path: Path | str) -> CellSummary:
             sample_images=f["sample_images"][:],
             mean_attribution=f["mean_attribution"][:] if "mean_attribution" in f else None,
             classes=json.loads(f.attrs["classes"]),
+            grid_size=int(f.attrs["grid_size"]),
+            atom=f["atom"][:] if "atom" in f else None,
         )

@@ -4,20 +4,22 @@ the render and atlas stages' rules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from activation_atlas.algorithms.atoms import atom_statistics
-from activation_atlas.algorithms.binning import distinct_cells, named_attributions
+from activation_atlas.algorithms.atoms import atom_statistics, top_purity
+from activation_atlas.algorithms.binning import agreement, distinct_cells, named_attributions
 from activation_atlas.algorithms.dictionary import SaeEncoder, held_out_images, sae_settings, train_dictionary
 from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.formats.activations import ActivationFile
-from activation_atlas.formats.cells import Cells, write_cells
+from activation_atlas.formats.cells import Cells, read_top_class, write_cells
 from activation_atlas.formats.dictionary import Dictionary, read_dictionary, write_dictionary
+from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import write_layout
 from activation_atlas.formats.model_card import read_card
-from activation_atlas.runtime import RunError, configure_torch, derive_seed, resolve_device
+from activation_atlas.runtime import RunError, configure_torch, derive_seed, resolve_device, write_json
 
 # Atoms fill about this share of the feature atlas's grid: room for the layout to keep its shape.
 GRID_FILL = 0.6
@@ -145,3 +147,41 @@ def top_images(top_rows: np.ndarray, image_index: np.ndarray, per_atom: int) -> 
         distinct = images[np.sort(first)][:per_atom]
         samples[k, : len(distinct)] = distinct
     return samples
+
+
+@dataclass(frozen=True)
+class FeatureMetrics:
+    layer: str
+
+
+def feature_metrics(
+    run_card, dictionary_path, activations_path, cells_path, icons_path, metrics_out, settings: FeatureMetrics, log
+) -> None:
+    """The dictionary's quality and its feature atlas's figures: atoms alive, how often they fire, the
+    class purity of their top-activating activations, their icons' fidelity and class agreement."""
+    dictionary = read_dictionary(dictionary_path)
+    stats, quality = dictionary.statistics, dictionary.quality
+    with ActivationFile(activations_path) as acts:
+        labels = acts.labels
+    live = stats.fires > 0
+    purity = top_purity(stats.top_rows[live], labels)
+    icon_class_of_atom, chosen_by = read_top_class(cells_path, read_card(run_card)["classes"])
+    with IconsFile(icons_path) as icons:
+        fidelity, icon_class = icons.fidelity, icons.icon_class
+    result = {
+        "layer": settings.layer,
+        "atoms": dictionary.atoms,
+        "channels": int(dictionary.sae.decoder.shape[1]),
+        "top_k": dictionary.sae.top_k,
+        **asdict(quality),
+        "live_atoms": int(live.sum()),
+        "mean_atom_frequency": round(float(stats.frequency[live].mean()), 6),
+        "mean_atom_class_purity": round(float(np.nanmean(purity)), 6) if np.isfinite(purity).any() else None,
+        "mean_icon_fidelity": round(float(fidelity.mean()), 6),
+        "min_icon_fidelity": round(float(fidelity.min()), 6),
+        "atom_top_class_by": chosen_by,
+        "class_agreement": agreement(icon_class, icon_class_of_atom, np.ones(len(icon_class), bool)),
+        "final_loss": round(dictionary.sae.loss_per_epoch[-1], 6),
+    }
+    log(json.dumps(result, indent=2))
+    write_json(metrics_out, result)

@@ -15,7 +15,8 @@ class Viewer:
     seed: int
     images: dict  # an ImageSelection: the images the activations came from
     atlases: list  # per atlas {"id", "title", "levels": [[grid size, cells file, tile folder], ...]} and, for
-    # an aligned atlas's members, "partner": the other's id
+    # an aligned atlas's members, "partner": the other's id; for a layer with a dictionary "dictionary" (its
+    # file), and for its feature atlas (grid size None: its cells file's) also "features_of" (its layer's id)
     page: dict  # a PageOptions
 
 
@@ -33,8 +34,10 @@ def viewer_of(run_dir, card: dict, image_files, html_out, assets_out, settings: 
         AtlasSource(
             atlas["id"],
             atlas["title"],
-            tuple((int(grid), Path(cells), Path(tiles)) for grid, cells, tiles in atlas["levels"]),
+            tuple((grid and int(grid), Path(cells), Path(tiles)) for grid, cells, tiles in atlas["levels"]),
             atlas.get("partner"),
+            Path(atlas["dictionary"]) if atlas.get("dictionary") else None,
+            atlas.get("features_of"),
         )
         for atlas in settings.atlases
     ]

@@ -22,7 +22,9 @@ from PIL import Image
 from activation_atlas.algorithms.montage import tile_layout
 from activation_atlas.data.image_folder import load_image
 from activation_atlas.formats.cells import CellSummary, read_cell_summary
+from activation_atlas.formats.dictionary import read_dictionary
 from activation_atlas.runtime import atomic_output, write_text
+from activation_atlas.viewer.features import encoder_of, layer_ties
 
 STATIC = Path(__file__).parent / "static"
 THUMBNAILS_PER_SHEET_SIDE = 16
@@ -32,12 +34,15 @@ THUMBNAILS_PER_SHEET_SIDE = 16
 class AtlasSource:
     """One entry of the viewer's atlas chooser: its zoom levels as (grid size, cells file, tile folder);
     `partner`: the id of an atlas on the same map (an aligned atlas's other member), which the page
-    switches to at the same view."""
+    switches to at the same view; with `dictionary`, a layer's atlas whose cells list their strongest
+    atoms, or with `features_of` too, that dictionary's feature atlas, whose atoms list their cells."""
 
     id: str
     title: str
-    levels: tuple[tuple[int, Path, Path], ...]
+    levels: tuple[tuple[int | None, Path, Path], ...]  # a feature atlas's grid: its cells file's
     partner: str | None = None
+    dictionary: Path | None = None  # the layer's dictionary, where it has one
+    features_of: str | None = None  # a feature atlas's: the id of its layer's atlas
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,10 @@ def level_data(
     tile_px: int,
     top_k: int,
     sample_ids: dict[int, int],
+    ties: dict,
 ) -> dict:
-    """One zoom level: its tiles and per kept cell row, col, count, top classes and sample thumbnails."""
+    """One zoom level: its tiles and per kept cell row, col, count, top classes and sample thumbnails,
+    with `ties` (per cell lists: a layer's "atoms", a feature atlas's "atom", "frequency", "strong_in")."""
     top, values = cell_scores(cells, top_k)
     tile_cells, tiles_per_side = tile_layout(grid_size, cell_px, tile_px)
     return {
@@ -87,6 +94,23 @@ def level_data(
         "count": cells.count.tolist(),
         "top": [[[int(c), float(f"{v:.4g}")] for c, v in zip(cs, vs)] for cs, vs in zip(top, values)],
         "samples": [[sample_ids[int(i)] for i in row if i >= 0] for row in cells.sample_images],
+        **ties,
+    }
+
+
+def level_ties(atlas: AtlasSource, grid: int, cells: CellSummary, layer_atoms: dict) -> dict:
+    """A level's ties to a dictionary (level_data): a layer's cells' strongest atoms; a feature atlas's
+    atoms, how often each fires and the cells of its layer's atlas where each is strongest."""
+    if atlas.dictionary is None:
+        return {}
+    if atlas.features_of is None:
+        return {"atoms": layer_atoms[atlas.id][0][grid]}
+    frequency = read_dictionary(atlas.dictionary).statistics.frequency
+    strongest_cells = layer_atoms[atlas.features_of][1] if atlas.features_of in layer_atoms else {}
+    return {
+        "atom": cells.atom.tolist(),
+        "frequency": [float(f"{frequency[a]:.4g}") for a in cells.atom],
+        "strong_in": [strongest_cells.get(int(a), []) for a in cells.atom],
     }
 
 
@@ -138,8 +162,16 @@ def write_viewer(
             else 0
         )
         sample_ids = {image: k for k, image in enumerate(images)}
+        layer_atoms = {
+            atlas.id: layer_ties(
+                [(grid, cells) for grid, cells, _ in sorted(atlas.levels)], encoder_of(atlas.dictionary)
+            )
+            for atlas in atlases
+            if atlas.dictionary is not None and atlas.features_of is None
+        }
         entries = []
         for atlas in atlases:
+            levels = sorted((grid or summaries[cells].grid_size, cells, tiles) for grid, cells, tiles in atlas.levels)
             levels = [
                 level_data(
                     grid,
@@ -149,8 +181,9 @@ def write_viewer(
                     page.tile_px,
                     page.filter_top_k,
                     sample_ids,
+                    level_ties(atlas, grid, summaries[cells], layer_atoms),
                 )
-                for grid, cells, tiles in sorted(atlas.levels)
+                for grid, cells, tiles in levels
             ]
             entries.append(
                 {
@@ -158,6 +191,7 @@ def write_viewer(
                     "title": atlas.title,
                     "levels": levels,
                     **({"partner": atlas.partner} if atlas.partner else {}),
+                    **({"features_of": atlas.features_of} if atlas.features_of else {}),
                 }
             )
             log(f"{atlas.title}: {len(levels)} zoom level(s), {sum(len(level['row']) for level in levels)} icons")

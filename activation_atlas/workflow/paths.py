@@ -18,7 +18,16 @@ RESOURCES = "resources"
 # The files a patch attack keeps in its folder (RunFiles.attack).
 ATTACK_FILES = ("images.json", "patches.h5", "results.h5", "table.json", "figure.png")
 # The files a layer's dictionary keeps in its folder (RunFiles.dictionary).
-DICTIONARY_FILES = ("dictionary.h5", "layout.h5", "layout.png", "cells.h5", "icons.h5", "atlas.png", "tiles")
+DICTIONARY_FILES = (
+    "dictionary.h5",
+    "layout.h5",
+    "layout.png",
+    "cells.h5",
+    "icons.h5",
+    "atlas.png",
+    "tiles",
+    "metrics.json",
+)
 # torchvision fetches published weights into $TORCH_HOME: kept with the other resources.
 TORCH_HOME = f"{RESOURCES}/torch_home"
 
@@ -157,8 +166,8 @@ class RunFiles(RunFolder):
         return self.attack(pair, f"shards/{shard}.h5")
 
     def dictionary(self, layer: str, name: str = "") -> str:
-        """A layer's dictionary folder, or a file in it: dictionary.h5 (the learned dictionary) and its
-        feature atlas (layout.h5, layout.png, cells.h5, icons.h5, atlas.png, tiles)."""
+        """A layer's dictionary folder, or a file in it: dictionary.h5 (the learned dictionary), its
+        feature atlas (layout.h5, layout.png, cells.h5, icons.h5, atlas.png, tiles) and metrics.json."""
         folder = f"{self.root}/dictionary/{layer}"
         return f"{folder}/{name}" if name else folder
 
@@ -223,7 +232,7 @@ def run_targets(files: RunFiles, run: RunContents) -> list[str]:
         *(files.layout(layer, "png") for layer in run.layers),
         *(files.class_atlas(slug, "atlas.png") for slug in run.class_atlases),
         *(files.attack(slug, "table.json") for slug in run.attack_pairs),
-        *(files.dictionary(layer, "atlas.png") for layer in run.dictionary_layers),
+        *(files.dictionary(layer, name) for layer in run.dictionary_layers for name in ("atlas.png", "metrics.json")),
         *([files.viewer_page] if run.viewer else []),
         files.manifest,
         files.provenance,

@@ -156,24 +156,45 @@ def model_weights(config: dict) -> str | None:
     return model["checkpoint"] or None
 
 
-def viewer_atlases(files: paths.RunFiles, layers: dict[str, list[int]], class_atlases: dict[str, tuple]) -> list[dict]:
+def viewer_atlases(
+    files: paths.RunFiles,
+    layers: dict[str, list[int]],
+    class_atlases: dict[str, tuple],
+    dictionary_layers: tuple[str, ...] = (),
+) -> list[dict]:
     """The viewer's atlases (stages.viewer.Viewer.atlases): each layer's grids as zoom levels, then each
-    class atlas and comparison, by slug: (the classes it shows as configured, its layer, its grid size)."""
-    return [
-        {
-            "id": layer,
-            "title": f"layer {layer}",
-            "levels": [[grid, files.cells(layer, grid), files.tiles(layer, grid)] for grid in grids],
-        }
-        for layer, grids in layers.items()
-    ] + [
-        {
-            "id": slug,
-            "title": (f"class {shown[0]}" if len(shown) == 1 else f"{shown[1]} ← vs → {shown[0]}") + f" ({layer})",
-            "levels": [[grid, files.class_atlas(slug, "cells.h5"), files.class_atlas(slug, "tiles")]],
-        }
-        for slug, (shown, layer, grid) in class_atlases.items()
-    ]
+    class atlas and comparison, by slug: (the classes it shows as configured, its layer, its grid size),
+    then the feature atlas of each layer with a dictionary."""
+    dictionaries = {layer: files.dictionary(layer, "dictionary.h5") for layer in dictionary_layers}
+    return (
+        [
+            {
+                "id": layer,
+                "title": f"layer {layer}",
+                "levels": [[grid, files.cells(layer, grid), files.tiles(layer, grid)] for grid in grids],
+                **({"dictionary": dictionaries[layer]} if layer in dictionaries else {}),
+            }
+            for layer, grids in layers.items()
+        ]
+        + [
+            {
+                "id": slug,
+                "title": (f"class {shown[0]}" if len(shown) == 1 else f"{shown[1]} ← vs → {shown[0]}") + f" ({layer})",
+                "levels": [[grid, files.class_atlas(slug, "cells.h5"), files.class_atlas(slug, "tiles")]],
+            }
+            for slug, (shown, layer, grid) in class_atlases.items()
+        ]
+        + [
+            {
+                "id": f"{layer}-features",
+                "title": f"features of {layer} (dictionary)",
+                "levels": [[None, files.dictionary(layer, "cells.h5"), files.dictionary(layer, "tiles")]],
+                "dictionary": path,
+                "features_of": layer,
+            }
+            for layer, path in dictionaries.items()
+        ]
+    )
 
 
 # The dictionary section's keys the learning job uses (the others lay out and draw its feature atlas).

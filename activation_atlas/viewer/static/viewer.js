@@ -191,6 +191,17 @@
     td.textContent = value;
   }
 
+  function tiesTable(heading, rows) {
+    const box = document.createElement("div");
+    box.className = "ties";
+    const caption = document.createElement("div");
+    caption.textContent = heading;
+    const table = document.createElement("table");
+    for (const [name, value] of rows) addRow(table, name, value);
+    box.append(caption, table);
+    return box;
+  }
+
   function showTooltip(px, py) {
     const hit = cellAt(px, py);
     if (!hit) { hideTooltip(); return; }
@@ -198,14 +209,28 @@
     tooltip.replaceChildren();
     const title = document.createElement("div");
     title.className = "title";
-    title.textContent = `cell (${level.col[k]}, ${level.row[k]}) of ${level.grid}×${level.grid}`;
     const count = document.createElement("div");
-    count.textContent = `${level.count[k]} activations averaged`;
+    if (level.atom) {
+      title.textContent = `atom ${level.atom[k]} of the dictionary of ${atlas().features_of}`;
+      count.textContent = `fires on ${(100 * level.frequency[k]).toPrecision(3)}% of the activations (${level.count[k]})`;
+    } else {
+      title.textContent = `cell (${level.col[k]}, ${level.row[k]}) of ${level.grid}×${level.grid}`;
+      count.textContent = `${level.count[k]} activations averaged`;
+    }
     const caption = document.createElement("div");
     caption.textContent = `top classes by ${DATA.score}:`;
     const table = document.createElement("table");
     for (const [c, value] of level.top[k].slice(0, 5)) addRow(table, DATA.classes[c], value.toPrecision(3));
     tooltip.append(title, count, caption, table);
+    if (level.atoms && level.atoms[k].length) {
+      // The atoms of the layer's dictionary that this cell's mean activation is made of.
+      tooltip.append(tiesTable("strongest atoms (code):", level.atoms[k].map(
+        ([atom, code]) => [`atom ${atom}`, code.toPrecision(3)])));
+    }
+    if (level.strong_in && level.strong_in[k].length) {
+      tooltip.append(tiesTable(`strongest in cells of layer ${atlas().features_of} (code):`, level.strong_in[k].map(
+        ([grid, col, row, code]) => [`${grid}×${grid} (${col}, ${row})`, code.toPrecision(3)])));
+    }
     if (level.samples[k].length) {
       const samples = document.createElement("div");
       samples.className = "samples";
