@@ -97,6 +97,47 @@ use rule montage as feature_montage with:
         f"{LOGS}/dictionary/{{layer}}/montage.benchmark.tsv"
 
 
+rule neuron_cells:
+    input:
+        RUN_FILES.activations("{layer}"),
+    output:
+        RUN_FILES.dictionary("{layer}", "neurons.h5"),
+    log:
+        f"{LOGS}/dictionary/{{layer}}/neurons.log",
+    benchmark:
+        f"{LOGS}/dictionary/{{layer}}/neurons.benchmark.tsv"
+    conda:
+        "../envs/layout.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        seed=config["seed"],
+        layer=lambda wildcards: wildcards.layer,
+        samples_per_cell=config["grid"]["samples_per_cell"],
+    script:
+        "../scripts/neuron_cells.py"
+
+
+use rule render_icons as neuron_icons with:
+    input:
+        cells=RUN_FILES.dictionary("{layer}", "neurons.h5"),
+        activations=RUN_FILES.activations("{layer}"),
+        weights=MODEL_WEIGHTS,
+        card=MODEL_FILES.card,
+        spectrum=lambda wildcards: spectrum_input(wildcards.layer),
+    output:
+        RUN_FILES.dictionary("{layer}", "neuron_icons.h5"),
+    log:
+        f"{LOGS}/dictionary/{{layer}}/neuron_icons.log",
+    benchmark:
+        f"{LOGS}/dictionary/{{layer}}/neuron_icons.benchmark.tsv"
+    params:
+        grid_size=None,
+        chunk=None,
+
+
 rule feature_metrics:
     input:
         card=RUN_FILES.model_card,
@@ -104,6 +145,10 @@ rule feature_metrics:
         activations=RUN_FILES.activations("{layer}"),
         cells=RUN_FILES.dictionary("{layer}", "cells.h5"),
         icons=RUN_FILES.dictionary("{layer}", "icons.h5"),
+        neurons=RUN_FILES.dictionary("{layer}", "neurons.h5"),
+        neuron_icons=RUN_FILES.dictionary("{layer}", "neuron_icons.h5"),
+        layer_cells=expand(RUN_FILES.cells("{{layer}}", "{grid}"), grid=GRIDS),
+        layer_icons=expand(RUN_FILES.icons("{{layer}}", "{grid}"), grid=GRIDS),
     output:
         report(
             RUN_FILES.dictionary("{layer}", "metrics.json"),
@@ -123,5 +168,6 @@ rule feature_metrics:
         runtime=10,
     params:
         layer=lambda wildcards: wildcards.layer,
+        grids=GRIDS,
     script:
         "../scripts/feature_metrics.py"

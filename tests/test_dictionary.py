@@ -193,3 +193,10 @@ def test_the_ci_run_learns_the_dictionary_of_its_layer_and_draws_its_feature_atl
     assert {key: metrics[key] for key in asdict(quality)} == asdict(quality)
     assert metrics["live_atoms"] == len(live) and metrics["atoms"] == len(stats.fires)
     assert 0 < metrics["mean_atom_class_purity"] <= 1 and -1 <= metrics["mean_icon_fidelity"] <= 1
+    channels = dictionary.sae.decoder.shape[1]
+    kinds = {"neurons": channels, "atoms": len(live)} | {f"cells_grid{g}": None for g in config["grid"]["sizes"]}
+    assert set(metrics["units"]) == set(kinds)
+    for kind, figures in metrics["units"].items():
+        assert figures["units"] == (kinds[kind] or figures["units"]) > 0
+        assert 0 < figures["mean_top_class_purity"] <= 1 and -1 <= figures["mean_icon_fidelity"] <= 1
+    assert metrics["units"]["atoms"]["mean_top_class_purity"] == metrics["mean_atom_class_purity"]

@@ -35,6 +35,8 @@ CASES = [
             "learn_dictionary",
             "feature_cells",
             "feature_icons",
+            "neuron_cells",
+            "neuron_icons",
             "class_cells",
             "class_icons",
             "viewer",
@@ -50,7 +52,7 @@ CASES = [
     (
         ("device",),
         "auto",
-        {"extract", "render_icons", "class_icons", "attack_shard", "learn_dictionary", "feature_icons"},
+        {"extract", "render_icons", "class_icons", "attack_shard", "learn_dictionary", "feature_icons", "neuron_icons"},
         None,
     ),
     (("threads",), 2, set(), None),  # a job's resources, not a setting of any stage
@@ -61,7 +63,16 @@ CASES = [
     (
         ("model", "train", "epochs"),
         9,
-        {"train_model", "describe_model", "extract", "render_icons", "class_icons", "feature_icons", "attack_shard"},
+        {
+            "train_model",
+            "describe_model",
+            "extract",
+            "render_icons",
+            "class_icons",
+            "feature_icons",
+            "neuron_icons",
+            "attack_shard",
+        },
         None,
     ),
     (
@@ -74,6 +85,7 @@ CASES = [
             "render_icons",
             "class_icons",
             "feature_icons",
+            "neuron_icons",
             "viewer",
             "amplitude_spectrum",
             "attack_patches",
@@ -89,12 +101,22 @@ CASES = [
     (("layout", "per_layer", "conv1", "metric"), "cosine", {"layout", "atlas_metrics"}, "conv1"),
     (("layout", "per_layer", "conv2"), {"min_dist": 0.2}, {"layout"}, "conv2"),
     (("grid", "min_count"), 2, {"bin_cells"}, None),
-    (("grid", "samples_per_cell"), 3, {"bin_cells", "class_cells", "feature_cells"}, None),
-    (("render", "steps"), 20, {"render_icons", "class_icons", "feature_icons"}, None),
+    (("grid", "samples_per_cell"), 3, {"bin_cells", "class_cells", "feature_cells", "neuron_cells"}, None),
+    (("render", "steps"), 20, {"render_icons", "class_icons", "feature_icons", "neuron_icons"}, None),
     # The icons files record the whole render section, so every render job reads each layer's overrides
     # (conv2: conv1 is rendered with maco, and its icon size also names the amplitude spectrum it reads).
-    (("render", "per_layer", "conv2", "icon_size"), 24, {"render_icons", "class_icons", "feature_icons"}, None),
-    (("render", "spectrum_images"), 300, {"amplitude_spectrum", "render_icons", "class_icons", "feature_icons"}, None),
+    (
+        ("render", "per_layer", "conv2", "icon_size"),
+        24,
+        {"render_icons", "class_icons", "feature_icons", "neuron_icons"},
+        None,
+    ),
+    (
+        ("render", "spectrum_images"),
+        300,
+        {"amplitude_spectrum", "render_icons", "class_icons", "feature_icons", "neuron_icons"},
+        None,
+    ),
     (("class_atlas", "top_n"), 50, {"class_cells"}, None),
     (("class_atlas", "grid_size"), 4, {"class_cells", "class_icons", "viewer"}, None),
     (("montage", "density"), "size", {"montage", "class_montage", "feature_montage"}, None),

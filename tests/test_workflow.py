@@ -104,8 +104,9 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
     }
     # dataset, model (training, description), extract shards, the model's evaluation, per layer (merge,
     # layout, metrics, per grid: bin, merge icons, montage), an amplitude spectrum per maco icon size, the
-    # render jobs, 3 per class atlas, per attacked comparison 3 and its shards, 5 per dictionary (learning,
-    # layout, icons, montage, metrics), the viewer, the numerics, the manifest, the provenance
+    # render jobs, 3 per class atlas, per attacked comparison 3 and its shards, 7 per dictionary (learning,
+    # layout, icons, montage, the neurons' cells and icons, metrics), the viewer, the numerics, the manifest,
+    # the provenance
     n_attacks = len(CONFIG["class_atlas"]["comparisons"])
     assert (
         len(list(logs.rglob("*.benchmark.tsv")))
@@ -118,7 +119,7 @@ def test_every_rule_logged_its_progress_and_benchmark(first_run):
         + render_jobs
         + 3 * n_class_atlases
         + n_attacks * (3 + CONFIG["attacks"]["shards"])
-        + 5 * len(CONFIG["dictionary"]["layers"])
+        + 7 * len(CONFIG["dictionary"]["layers"])
         + 1
         + 3
     )

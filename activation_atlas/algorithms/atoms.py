@@ -32,31 +32,58 @@ class _Variance:
         return round(1.0 - self.sse / total, 6) if total > 0 else 0.0
 
 
-class _TopRows:
-    """Per atom, the n rows with the highest codes seen so far."""
+class TopRows:
+    """Per unit, the n rows with the highest values seen so far, highest first (among equal values,
+    the earlier row)."""
 
-    def __init__(self, atoms: int, n: int):
-        import torch
-
-        self.values = torch.zeros(0, atoms)
-        self.rows = torch.zeros(0, atoms, dtype=torch.int64)
+    def __init__(self, units: int, n: int):
+        self.values = np.zeros((0, units), dtype=np.float32)
+        self.rows = np.zeros((0, units), dtype=np.int64)
         self.n = n
 
-    def add(self, codes, first_row: int) -> None:
-        import torch
-
-        rows = torch.arange(first_row, first_row + len(codes)).unsqueeze(1).expand_as(codes)
-        values = torch.cat([self.values, codes])
-        rows = torch.cat([self.rows, rows])
-        best = torch.topk(values, min(self.n, len(values)), dim=0).indices
-        self.values, self.rows = values.gather(0, best), rows.gather(0, best)
+    def add(self, values: np.ndarray, first_row: int) -> None:
+        rows = np.broadcast_to(np.arange(first_row, first_row + len(values))[:, None], values.shape)
+        values = np.concatenate([self.values, values.astype(np.float32)])
+        rows = np.concatenate([self.rows, rows])
+        if len(values) > self.n:
+            kept = np.argpartition(-values, self.n - 1, axis=0)[: self.n]
+            values, rows = np.take_along_axis(values, kept, 0), np.take_along_axis(rows, kept, 0)
+        order = np.lexsort((rows, -values), axis=0)
+        self.values, self.rows = np.take_along_axis(values, order, 0), np.take_along_axis(rows, order, 0)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        values, rows = self.values.T.numpy().astype(np.float32), self.rows.T.numpy().astype(np.int64)
+        """(units, n) rows and values; rows −1 (value 0) where fewer than n rows had a positive value."""
+        values, rows = self.values.T.copy(), self.rows.T.copy()
         padded = values <= 0
         rows[padded], values[padded] = -1, 0.0
         pad = self.n - rows.shape[1]
         return np.pad(rows, ((0, 0), (0, pad)), constant_values=-1), np.pad(values, ((0, 0), (0, pad)))
+
+
+def top_rows_along(activations, directions: np.ndarray, n: int, block_rows: int = STATS_BLOCK_ROWS) -> np.ndarray:
+    """(M, n) rows of `activations` (an array or HDF5 dataset) with the highest projections on each of the
+    M unit `directions` (M, C), read in blocks; −1 where fewer than n project positively."""
+    top = TopRows(len(directions), n)
+    for start in range(0, len(activations), block_rows):
+        top.add(np.asarray(activations[start : start + block_rows], dtype=np.float32) @ directions.T, start)
+    return top.result()[0]
+
+
+def channel_statistics(activations, labels, n_labels: int, n: int, block_rows: int = STATS_BLOCK_ROWS):
+    """Per channel of `activations`: the rows where it is positive ("fires"), its mean there, the labels
+    of those rows (C, n_labels) and its n top rows."""
+    channels = activations.shape[1]
+    fires, sums = np.zeros(channels, dtype=np.int64), np.zeros(channels)
+    histogram, top = np.zeros((channels, n_labels), dtype=np.int64), TopRows(channels, n)
+    for start in range(0, len(labels), block_rows):
+        x = np.asarray(activations[start : start + block_rows], dtype=np.float32)
+        label, positive = labels[start : start + block_rows], x > 0
+        fires += positive.sum(axis=0)
+        sums += np.where(positive, x, 0).sum(axis=0, dtype=np.float64)
+        for c in range(n_labels):
+            histogram[:, c] += positive[label == c].sum(axis=0)
+        top.add(x, start)
+    return fires, (sums / np.maximum(fires, 1)).astype(np.float32), histogram, top.result()[0]
 
 
 def _add_attribution(sums: np.ndarray, atoms, codes, attribution: np.ndarray, attribution_class) -> None:
@@ -82,12 +109,12 @@ def atom_statistics(activations, labels, n_labels: int, held_out, encoder, top_n
     histogram = np.zeros(n_atoms * n_labels, dtype=np.int64)
     attribution_sums = np.zeros((n_atoms, n_logits)) if attribution is not None else None
     variance = {"held_out": _Variance(activations.shape[1]), "train": _Variance(activations.shape[1])}
-    held_l0, top = 0, _TopRows(n_atoms, top_n)
+    held_l0, top = 0, TopRows(n_atoms, top_n)
     for start in range(0, len(labels), block_rows):
         stop = min(start + block_rows, len(labels))
         x = np.asarray(activations[start:stop], dtype=np.float32)
         codes, reconstruction = encoder.encode(x)
-        top.add(codes.cpu(), start)
+        top.add(codes.cpu().numpy(), start)
         values, atoms = (t.cpu().numpy() for t in codes.topk(encoder.sae.top_k, dim=1))
         firing = values > 0
         fires += np.bincount(atoms[firing], minlength=n_atoms)

@@ -27,8 +27,8 @@ KINDS = (
     (re.compile(r"(^|/)tiles/|^viewer/|^viewer\.html$"), "derived"),
     (re.compile(r"^activations/[^/]+\.h5$"), "activations"),
     (re.compile(r"^(layout/[^/]+|(class_atlas|dictionary)/[^/]+/layout)\.h5$"), "layout"),
-    (re.compile(r"^(cells/[^/]+/grid\d+|(class_atlas|dictionary)/[^/]+/cells)\.h5$"), "cells"),
-    (re.compile(r"^(icons/[^/]+/grid\d+|(class_atlas|dictionary)/[^/]+/icons)\.h5$"), "icons"),
+    (re.compile(r"^(cells/[^/]+/grid\d+|(class_atlas|dictionary)/[^/]+/cells|dictionary/[^/]+/neurons)\.h5$"), "cells"),
+    (re.compile(r"^(icons/[^/]+/grid\d+|(class_atlas|dictionary)/[^/]+/(neuron_)?icons)\.h5$"), "icons"),
     (re.compile(r"\.json$"), "json"),
     (re.compile(r"\.png$"), "image"),
 )

@@ -95,6 +95,8 @@ TOLERANCES = {
         (r"^(live|dead|dense)_atoms$", COUNT),
         (r"^(mean_atom_class_purity|mean_icon_fidelity|class_agreement)$", Tolerance(0.03, 0.0, "live_atoms")),
         (r"^min_icon_fidelity$", Tolerance(0.1)),
+        (r"^units\.([^.]+)\.(mean_top_class_purity|mean_icon_fidelity)$", Tolerance(0.03, 0.0, "units.{0}.units")),
+        (r"^units\.[^.]+\.units$", COUNT),
         (r"^loss_per_epoch\.\d+$", Tolerance(0.01, 0.05)),
         (r"seconds$", Tolerance(float("inf"))),
     ),

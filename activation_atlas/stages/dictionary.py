@@ -9,12 +9,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from activation_atlas.algorithms.atoms import atom_statistics, top_purity
+from activation_atlas.algorithms.atoms import atom_statistics, channel_statistics, top_purity, top_rows_along
 from activation_atlas.algorithms.binning import agreement, distinct_cells, named_attributions
 from activation_atlas.algorithms.dictionary import SaeEncoder, held_out_images, sae_settings, train_dictionary
 from activation_atlas.algorithms.layout import lay_out, plot_layout
 from activation_atlas.formats.activations import ActivationFile
-from activation_atlas.formats.cells import Cells, read_top_class, write_cells
+from activation_atlas.formats.cells import Cells, read_cells, read_top_class, write_cells
 from activation_atlas.formats.dictionary import Dictionary, read_dictionary, write_dictionary
 from activation_atlas.formats.icons import IconsFile
 from activation_atlas.formats.layout import write_layout
@@ -150,23 +150,69 @@ def top_images(top_rows: np.ndarray, image_index: np.ndarray, per_atom: int) -> 
 
 
 @dataclass(frozen=True)
+class NeuronCells:
+    seed: int
+    layer: str
+    samples_per_cell: int  # top-activating images kept per channel
+
+
+def neuron_cells(activations_path, cells_out, settings: NeuronCells, log) -> None:
+    """The layer's channels as cells of a grid, in channel order, to be rendered like atoms: a cell's
+    vector is its channel's unit direction at the channel's mean positive activation."""
+    with ActivationFile(activations_path) as acts:
+        labels, classes, image_index = acts.labels, acts.classes, acts.image_index
+        fires, mean, histogram, top_rows = channel_statistics(
+            acts.activations, labels, len(classes), settings.samples_per_cell * 4
+        )
+    channels = len(fires)
+    grid_size = int(np.ceil(np.sqrt(channels)))
+    log(f"{channels} channels on a {grid_size}×{grid_size} grid; {int((fires == 0).sum())} never positive")
+    cells = Cells(
+        grid_size=grid_size,
+        row=(np.arange(channels) // grid_size).astype(np.int32),
+        col=(np.arange(channels) % grid_size).astype(np.int32),
+        count=fires,
+        mean=np.diag(mean).astype(np.float32),
+        class_histogram=histogram,
+        points_total=len(image_index),
+    )
+    samples = top_images(top_rows, image_index, settings.samples_per_cell)
+    provenance = {"classes": classes, "config": {"dictionary": {"neurons": True}}}
+    write_cells(cells_out, cells, samples, None, 0, layer=settings.layer, seed=settings.seed, **provenance)
+
+
+@dataclass(frozen=True)
 class FeatureMetrics:
     layer: str
+    grids: list[int]  # the layer's atlas grids: their cells are compared with the atoms and the neurons
 
 
-def feature_metrics(
-    run_card, dictionary_path, activations_path, cells_path, icons_path, metrics_out, settings: FeatureMetrics, log
-) -> None:
+@dataclass(frozen=True)
+class MetricsInputs:
+    card: str
+    dictionary: str
+    activations: str
+    cells: str  # the feature atlas's
+    icons: str
+    neurons: str  # the channels' cells and icons
+    neuron_icons: str
+    layer_cells: list  # the layer's atlas, one per grid of settings.grids
+    layer_icons: list
+
+
+def feature_metrics(files: MetricsInputs, metrics_out, settings: FeatureMetrics, log) -> None:
     """The dictionary's quality and its feature atlas's figures: atoms alive, how often they fire, the
-    class purity of their top-activating activations, their icons' fidelity and class agreement."""
-    dictionary = read_dictionary(dictionary_path)
+    class purity of their top-activating activations, their icons' fidelity and class agreement; and
+    the same purity and fidelity of the layer's other units, its neurons and its atlas's cells."""
+    dictionary = read_dictionary(files.dictionary)
     stats, quality = dictionary.statistics, dictionary.quality
-    with ActivationFile(activations_path) as acts:
+    with ActivationFile(files.activations) as acts:
         labels = acts.labels
+        units = compared_units(acts.activations, dictionary, files, settings.grids, log)
     live = stats.fires > 0
     purity = top_purity(stats.top_rows[live], labels)
-    icon_class_of_atom, chosen_by = read_top_class(cells_path, read_card(run_card)["classes"])
-    with IconsFile(icons_path) as icons:
+    icon_class_of_atom, chosen_by = read_top_class(files.cells, read_card(files.card)["classes"])
+    with IconsFile(files.icons) as icons:
         fidelity, icon_class = icons.fidelity, icons.icon_class
     result = {
         "layer": settings.layer,
@@ -176,12 +222,47 @@ def feature_metrics(
         **asdict(quality),
         "live_atoms": int(live.sum()),
         "mean_atom_frequency": round(float(stats.frequency[live].mean()), 6),
-        "mean_atom_class_purity": round(float(np.nanmean(purity)), 6) if np.isfinite(purity).any() else None,
+        "mean_atom_class_purity": mean_or_none(purity),
         "mean_icon_fidelity": round(float(fidelity.mean()), 6),
         "min_icon_fidelity": round(float(fidelity.min()), 6),
         "atom_top_class_by": chosen_by,
         "class_agreement": agreement(icon_class, icon_class_of_atom, np.ones(len(icon_class), bool)),
         "final_loss": round(dictionary.sae.loss_per_epoch[-1], 6),
+        "units": {name: unit_figures(rows, icons, labels) for name, (rows, icons) in units.items()},
     }
     log(json.dumps(result, indent=2))
     write_json(metrics_out, result)
+
+
+def compared_units(activations, dictionary: Dictionary, files: MetricsInputs, grids: list[int], log) -> dict:
+    """Per kind of unit, each unit's top-activating rows (as many as the atoms keep) and its icons file:
+    the neurons (by their activation), the cells of each grid (by projection on their mean's direction)
+    and the live atoms (by their code)."""
+    n = dictionary.statistics.top_rows.shape[1]
+    channels = activations.shape[1]
+    units = {"neurons": (top_rows_along(activations, np.eye(channels, dtype=np.float32), n), files.neuron_icons)}
+    for grid, cells_path, icons_path in zip(grids, files.layer_cells, files.layer_icons):
+        mean = read_cells(cells_path).mean
+        directions = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+        units[f"cells_grid{grid}"] = (top_rows_along(activations, directions.astype(np.float32), n), icons_path)
+        log(f"top rows of the {len(mean)} cells of grid {grid}")
+    live = dictionary.statistics.fires > 0
+    units["atoms"] = (dictionary.statistics.top_rows[live], files.icons)
+    return units
+
+
+def unit_figures(top_rows: np.ndarray, icons_path, labels: np.ndarray) -> dict:
+    with IconsFile(icons_path) as icons:
+        fidelity = icons.fidelity
+    return {
+        "units": int(len(top_rows)),
+        "top_activations": int(top_rows.shape[1]),
+        "mean_top_class_purity": mean_or_none(top_purity(top_rows, labels)),
+        "mean_icon_fidelity": round(float(fidelity.mean()), 6),
+    }
+
+
+def mean_or_none(values: np.ndarray) -> float | None:
+    """The mean of the finite values, rounded; None where there are none."""
+    finite = values[np.isfinite(values)]
+    return round(float(finite.mean()), 6) if len(finite) else None

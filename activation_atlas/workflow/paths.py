@@ -26,6 +26,8 @@ DICTIONARY_FILES = (
     "icons.h5",
     "atlas.png",
     "tiles",
+    "neurons.h5",
+    "neuron_icons.h5",
     "metrics.json",
 )
 # torchvision fetches published weights into $TORCH_HOME: kept with the other resources.
@@ -167,7 +169,8 @@ class RunFiles(RunFolder):
 
     def dictionary(self, layer: str, name: str = "") -> str:
         """A layer's dictionary folder, or a file in it: dictionary.h5 (the learned dictionary), its
-        feature atlas (layout.h5, layout.png, cells.h5, icons.h5, atlas.png, tiles) and metrics.json."""
+        feature atlas (layout.h5, layout.png, cells.h5, icons.h5, atlas.png, tiles), the layer's channels as
+        cells and icons (neurons.h5, neuron_icons.h5) and metrics.json."""
         folder = f"{self.root}/dictionary/{layer}"
         return f"{folder}/{name}" if name else folder
 
