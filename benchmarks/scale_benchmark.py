@@ -167,9 +167,10 @@ def child_extract(args) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def run_child(*argv) -> dict:
+def run_child(*argv, module: str | None = None) -> dict:
+    """The figures a child process of `module` (this one by default) prints last, as JSON."""
     result = subprocess.run(
-        [sys.executable, "-m", __spec__.name, "--child", *map(str, argv)], capture_output=True, text=True
+        [sys.executable, "-m", module or __spec__.name, "--child", *map(str, argv)], capture_output=True, text=True
     )
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])

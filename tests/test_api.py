@@ -62,6 +62,20 @@ def test_importing_the_package_loads_neither_torch_nor_umap():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_every_public_name_stays_itself_once_the_package_s_modules_are_imported():
+    # A subpackage named like a public name would replace it on import (aa.viewer once was the viewer's
+    # page module after the first page was written).
+    code = (
+        "import importlib, pkgutil, activation_atlas as aa\n"
+        "before = {name: getattr(aa, name) for name in aa.EXPORTS}\n"
+        "for module in pkgutil.iter_modules(aa.__path__):\n"
+        "    importlib.import_module(f'activation_atlas.{module.name}')\n"
+        "changed = [name for name in aa.EXPORTS if getattr(aa, name) is not before[name]]\n"
+        "assert not changed, changed"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_a_network_held_only_in_memory_gets_its_atlas_class_atlas_and_comparison(tmp_path):
     net = published_resnet32()
     before = {key: value.clone() for key, value in net.state_dict().items()}

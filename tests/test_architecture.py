@@ -1,13 +1,14 @@
 """The package's layers and who may import whom.
 
-    runtime, portable_sqrt, h5io   the base every part may use
-    data, models, optvis           building blocks: images, networks, feature inversion
-    algorithms, formats, viewer    the method: its algorithms, the files they read and write (formats import
-                                   no algorithm), the viewer
-    stages                         one module per rule file: what its scripts call
-    workflow                       plumbing run while Snakemake builds its graph (imports no torch)
-    checking                       a finished run's manifest and verify
-    api                            the Python API: the stages' functions on objects in memory (nothing imports it)
+    runtime, portable_sqrt, h5io      the base every part may use
+    data, models, optvis              building blocks: images, networks, feature inversion
+    algorithms, formats, viewer_page  the method: its algorithms, the files they read and write (formats
+                                      import no algorithm), the viewer's page
+    stages                            one module per rule file: what its scripts call
+    workflow                          plumbing run while Snakemake builds its graph (imports no torch)
+    checking                          a finished run's manifest and verify
+    api                               the Python API: the stages' functions on objects in memory (nothing
+                                      imports it)
 
 The package mirrors the workflow: one stage module per rule file, each script calling its own stage,
 no stage importing another; the parts below the stages never reach up into stages, workflow or
@@ -23,7 +24,7 @@ from tools.runs import REPO
 PACKAGE = REPO / "activation_atlas"
 BASE = {"activation_atlas", "runtime", "portable_sqrt", "h5io"}
 BLOCKS = {"data", "models", "optvis"}
-METHOD = {"algorithms", "formats", "viewer"}
+METHOD = {"algorithms", "formats", "viewer_page"}
 # What each part may import, besides itself (by its first name under the package).
 ALLOWED = {
     **{part: BASE for part in BASE},

@@ -152,6 +152,14 @@ def test_each_atom_gets_a_cell_of_its_own_near_its_place_in_the_layout():
     assert np.abs(centres - xy).max() < 3 / grid
 
 
+def test_a_classs_features_are_its_most_attributed_live_atoms_with_a_positive_attribution():
+    from activation_atlas.stages.dictionary import class_features
+
+    attribution = np.array([[0.5, -1.0], [2.0, -0.5], [9.0, 9.0], [-0.1, 0.2]])
+    listed = class_features(attribution, np.array([0, 1, 3]), ["cat", "dog"], top=2)  # atom 2 is dead
+    assert listed == {"cat": [[1, 2.0], [0, 0.5]], "dog": [[3, 0.2]]}
+
+
 def test_the_purity_of_top_rows_is_the_share_of_their_most_common_label():
     labels = np.array([0, 0, 1, 2, -1, 1])
     top_rows = np.array([[0, 1, 2, -1], [2, 5, 3, 4], [4, -1, -1, -1]])
@@ -200,3 +208,33 @@ def test_the_ci_run_learns_the_dictionary_of_its_layer_and_draws_its_feature_atl
         assert figures["units"] == (kinds[kind] or figures["units"]) > 0
         assert 0 < figures["mean_top_class_purity"] <= 1 and -1 <= figures["mean_icon_fidelity"] <= 1
     assert metrics["units"]["atoms"]["mean_top_class_purity"] == metrics["mean_atom_class_purity"]
+    card = json.loads((run / "model.json").read_text())
+    assert list(metrics["class_features"]) == card["classes"]
+    for name, atoms in metrics["class_features"].items():
+        k = card["classes"].index(name)
+        assert all(stats.fires[a] > 0 and stats.attribution[a, k] == pytest.approx(v) > 0 for a, v in atoms)
+
+
+def test_the_viewer_lists_each_cells_strongest_atoms_and_each_atoms_strongest_cells(tmp_path):
+    from activation_atlas.formats.cells import Cells, write_cells
+    from activation_atlas.viewer_page.features import layer_ties
+
+    # A dictionary whose atoms are the channels: a vector's codes are its two largest positive channels.
+    identity = np.eye(4, dtype=np.float32)
+    encoder = SaeEncoder(identity, identity, np.zeros(4, np.float32), top_k=2, scale=1.0, device="cpu")
+    levels = []
+    for grid, means in ((2, [[3, 1, 2, 0], [0, 0, 0, 5]]), (3, [[1, 4, 0, 0], [0, 2, 0, 0], [6, 0, 0, 1]])):
+        path = tmp_path / f"grid{grid}.h5"
+        cells = Cells(grid, np.arange(len(means)), np.zeros(len(means), int), np.ones(len(means), int),
+                      np.array(means, np.float32), np.ones((len(means), 1), int), len(means))  # fmt: skip
+        write_cells(path, cells, np.full((len(means), 1), -1), None, 0, classes=["a"], layer="l", seed=0)
+        levels.append((grid, path))
+    atoms_of_cells, cells_of_atom = layer_ties(levels, encoder)
+    assert atoms_of_cells == {
+        2: [[[0, 3.0], [2, 2.0]], [[3, 5.0]]],
+        3: [[[1, 4.0], [0, 1.0]], [[1, 2.0]], [[0, 6.0], [3, 1.0]]],
+    }
+    # [grid, col, row, code], strongest first.
+    assert cells_of_atom[0] == [[3, 0, 2, 6.0], [2, 0, 0, 3.0], [3, 0, 0, 1.0]]
+    assert cells_of_atom[1] == [[3, 0, 0, 4.0], [3, 0, 1, 2.0]]
+    assert cells_of_atom[3] == [[2, 0, 1, 5.0], [3, 0, 2, 1.0]]

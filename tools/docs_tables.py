@@ -382,6 +382,74 @@ def render_rate(record: dict) -> str:
     return markdown(header, rows) + summary + measured_on(record)
 
 
+def unit_name(kind: str, metrics: dict) -> str:
+    if kind == "neurons":
+        return "neurons (channels)"
+    if kind == "atoms":
+        return f"atoms (of {metrics['atoms']}, k = {metrics['top_k']}, those that fire)"
+    grid = kind.removeprefix("cells_grid")
+    return f"atlas cells, {grid}×{grid} grid"
+
+
+def unit_order(kind: str) -> tuple:
+    """Neurons, then the cells by grid size, then the atoms."""
+    return ({"neurons": 0, "atoms": 2}.get(kind, 1), int(kind.removeprefix("cells_grid")) if "grid" in kind else 0)
+
+
+def dictionary_units(record: dict) -> str:
+    """Per layer: for its neurons, its atlas's cells and its dictionary's atoms, the class purity of
+    each unit's top activations and its icon's fidelity; and the dictionary's quality."""
+    figures = record["figures"]
+    text = ""
+    for layer, metrics in figures["layers"].items():
+        units = metrics["units"]
+        top = next(iter(units.values()))["top_activations"]
+        rows = [
+            [
+                unit_name(kind, metrics),
+                units[kind]["units"],
+                f"{units[kind]['mean_top_class_purity']:.3f}",
+                f"{units[kind]['mean_icon_fidelity']:.3f}",
+            ]
+            for kind in sorted(units, key=unit_order)
+        ]
+        header = ["unit", "units", f"class purity of its top {top} activations", "icon fidelity"]
+        activations = metrics["held_out_activations"] + metrics["training_activations"]
+        text += markdown(header, rows) + (
+            f"\n`{layer}` of {figures['model']} on {activations:,} activations ({figures['images']}); the "
+            f"dictionary explains {metrics['explained_variance']:.3f} of the "
+            f"variance of the held-out images' {metrics['held_out_activations']:,} activations "
+            f"({metrics['explained_variance_train']:.3f} of the training ones'), L0 {metrics['mean_l0']:g}, "
+            f"{metrics['dead_atoms']} dead and {metrics['dense_atoms']} dense atoms.\n"
+        )
+    return text + measured_on(record)
+
+
+def dictionary_scale(record: dict) -> str:
+    """Per number of activations: wall time and peak RSS of learning a dictionary."""
+    figures = record["figures"]
+    rows = [
+        [
+            f"{row['n']:,} × {row['channels']}",
+            row["atoms"],
+            row["epochs"],
+            f"{row['seconds']:.0f}",
+            f"{row['seconds_per_million_activations_and_epoch']:.0f}",
+            f"{row['peak_rss_mb']:.0f}",
+            f"{row['explained_variance']:.3f}",
+        ]
+        for row in figures["sizes"]
+    ]
+    header = ["activations", "atoms", "epochs", "seconds", "s per 1M activations and epoch", "peak RSS (MB)",
+              "explained variance (held out)"]  # fmt: skip
+    section = figures["section"]
+    summary = (
+        f"\nTopK k = {section['top_k']}, batches of {section['batch_size']}, on {figures['device']}; seconds "
+        "include the pass that encodes every activation for the atoms' statistics.\n"
+    )
+    return markdown(header, rows) + summary + measured_on(record)
+
+
 # Tables of a run's figures, by name; a table named after a kept measurement (docs/measurements/<name>.json)
 # is made by the MEASUREMENT_TABLES entry for its benchmark (the name up to the first "-").
 TABLES = {"demo-vit-atlases": demo_vit_atlases, "aligned-demo-members": aligned_demo_members}
@@ -393,6 +461,8 @@ MEASUREMENT_TABLES = {
     "attacks": attacks,
     "extraction_rate": extraction_rate,
     "render_rate": render_rate,
+    "dictionary_units": dictionary_units,
+    "dictionary_scale": dictionary_scale,
 }
 
 

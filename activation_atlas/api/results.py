@@ -66,7 +66,7 @@ class Activations:
         return copy_run(self.folder, Path(folder))
 
     def viewer(self) -> Path:
-        """The viewer page over every atlas made from these activations (activation_atlas.viewer)."""
+        """The viewer page over every atlas made from these activations (activation_atlas.viewer_page)."""
         from activation_atlas.api.method import viewer
 
         return viewer(self)

@@ -23,6 +23,7 @@ from activation_atlas.runtime import RunError, configure_torch, derive_seed, res
 
 # Atoms fill about this share of the feature atlas's grid: room for the layout to keep its shape.
 GRID_FILL = 0.6
+CLASS_FEATURES = 5  # atoms listed per class in the metrics
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def learn_dictionary(activations_path, dictionary_out, settings: DictionaryLearn
             section["top_examples"],
             attribution=acts.attribution,
             attribution_class=acts.attribution_class,
-            n_logits=acts.file["logits"].shape[1],
+            n_logits=acts.file["logits"].shape[1] if acts.attribution is not None else 0,
             dense_frequency=section["dense_frequency"],
             log=log,
         )
@@ -211,7 +212,8 @@ def feature_metrics(files: MetricsInputs, metrics_out, settings: FeatureMetrics,
         units = compared_units(acts.activations, dictionary, files, settings.grids, log)
     live = stats.fires > 0
     purity = top_purity(stats.top_rows[live], labels)
-    icon_class_of_atom, chosen_by = read_top_class(files.cells, read_card(files.card)["classes"])
+    logit_names = read_card(files.card)["classes"]
+    icon_class_of_atom, chosen_by = read_top_class(files.cells, logit_names)
     with IconsFile(files.icons) as icons:
         fidelity, icon_class = icons.fidelity, icons.icon_class
     result = {
@@ -230,6 +232,8 @@ def feature_metrics(files: MetricsInputs, metrics_out, settings: FeatureMetrics,
         "final_loss": round(dictionary.sae.loss_per_epoch[-1], 6),
         "units": {name: unit_figures(rows, icons, labels) for name, (rows, icons) in units.items()},
     }
+    if stats.attribution is not None:
+        result["class_features"] = class_features(stats.attribution, np.flatnonzero(live), logit_names)
     log(json.dumps(result, indent=2))
     write_json(metrics_out, result)
 
@@ -260,6 +264,17 @@ def unit_figures(top_rows: np.ndarray, icons_path, labels: np.ndarray) -> dict:
         "mean_top_class_purity": mean_or_none(top_purity(top_rows, labels)),
         "mean_icon_fidelity": round(float(fidelity.mean()), 6),
     }
+
+
+def class_features(attribution: np.ndarray, atoms: np.ndarray, logit_names: list[str], top: int = CLASS_FEATURES):
+    """Per class, the atoms (of `atoms`) most attributed to it, as [atom, attribution], strongest first;
+    only atoms with a positive attribution."""
+    listed = {}
+    for k, name in enumerate(logit_names):
+        values = attribution[atoms, k]
+        order = np.argsort(-values, kind="stable")[:top]
+        listed[name] = [[int(atoms[i]), round(float(values[i]), 6)] for i in order if values[i] > 0]
+    return listed
 
 
 def mean_or_none(values: np.ndarray) -> float | None:

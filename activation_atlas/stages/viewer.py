@@ -7,7 +7,7 @@ from pathlib import Path
 
 from activation_atlas.data.image_folder import ImageSelection, select_images
 from activation_atlas.formats.model_card import read_card
-from activation_atlas.viewer.page import AtlasSource, PageOptions, write_viewer
+from activation_atlas.viewer_page.page import AtlasSource, PageOptions, write_viewer
 
 
 @dataclass(frozen=True)

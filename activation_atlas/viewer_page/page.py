@@ -24,7 +24,7 @@ from activation_atlas.data.image_folder import load_image
 from activation_atlas.formats.cells import CellSummary, read_cell_summary
 from activation_atlas.formats.dictionary import read_dictionary
 from activation_atlas.runtime import atomic_output, write_text
-from activation_atlas.viewer.features import encoder_of, layer_ties
+from activation_atlas.viewer_page.features import encoder_of, layer_ties
 
 STATIC = Path(__file__).parent / "static"
 THUMBNAILS_PER_SHEET_SIDE = 16
