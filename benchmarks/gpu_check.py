@@ -8,6 +8,8 @@ paper config's time depends on, and that time computed from them.
   at several batch sizes, with peak device memory;
 - layout: UMAP of N × 50 points with cuML where it is installed, and with umap-learn (seeded, the
   workflow's default backend);
+- a sparse dictionary: learning one (2,048 atoms, one epoch, then the pass that encodes every activation)
+  on N × 512 activations streamed from an HDF5 file, as the dictionary stage does, with peak device memory;
 - the paper config's expected time: 1M images, nine layouts, and `--icons` icons at 1,024 steps × 4
   attempts (× `--step-fraction` where a stopping rule is used).
 
@@ -51,6 +53,7 @@ MODES = {
         "render_steps": 12,
         "umap_points": 1_000_000,
         "umap_learn_points": 100_000,
+        "dictionary_rows": 1_000_000,
     },
     "quick": {
         "extract_batch": 4,
@@ -59,6 +62,7 @@ MODES = {
         "render_steps": 3,
         "umap_points": 2_000,
         "umap_learn_points": 2_000,
+        "dictionary_rows": 4_000,
     },
 }
 
@@ -181,6 +185,25 @@ def measure_rendering(figures, device: str, mode: dict, render: dict) -> None:
         emit(figures, f"render_B{batch}_peak_memory_mb", round(peak_memory_mb(device)))
 
 
+def measure_dictionary(figures, device: str, mode: dict) -> None:
+    from activation_atlas.stages.dictionary import DictionaryLearning, learn_dictionary
+    from benchmarks.dictionary_scale import SECTION
+    from benchmarks.scale_benchmark import synthetic_activations
+
+    n = mode["dictionary_rows"]
+    with tempfile.TemporaryDirectory() as tmp:
+        acts = Path(tmp) / "acts.h5"
+        synthetic_activations(acts, n)
+        settings = DictionaryLearning(seed=0, device=device, layer="synthetic", dictionary=dict(SECTION, epochs=1))
+        reset_peak(device)
+        start = time.perf_counter()
+        learn_dictionary(acts, Path(tmp) / "dictionary.h5", settings, torch.get_num_threads(), lambda _: None)
+        synchronise(device)
+        seconds = time.perf_counter() - start
+    emit(figures, f"dictionary_{n}_rows_s", round(seconds, 1))
+    emit(figures, "dictionary_peak_memory_mb", round(peak_memory_mb(device)))
+
+
 def clustered_points(n: int, dims: int = 50, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 4.0, size=(40, dims)).astype(np.float32)
@@ -260,6 +283,7 @@ def main() -> None:
         measure_extraction(figures, args.device, mode, paper["layers"], autocast)
     measure_rendering(figures, args.device, mode, {**paper["render"], "whiten": False})
     measure_umap(figures, mode)
+    measure_dictionary(figures, args.device, mode)
     emit(figures, "seconds", round(time.perf_counter() - start, 1))
     figures["paper_config_estimate"] = paper_estimate(figures, paper, args.icons, args.step_fraction, mode_name)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ def test_the_gpu_check_runs_on_the_cpu_and_estimates_the_paper_config(tmp_path):
         "render_B2_icon_steps_per_s",
         "render_B4_icon_steps_per_s",
         "umap_umap-learn_2000_points_s",
+        "dictionary_4000_rows_s",
     ):
         assert figures[name] > 0, name
     assert figures["umap_cuml"].startswith("not run: layout.backend: cuml needs RAPIDS cuML")
