@@ -189,7 +189,14 @@ def test_the_ci_run_learns_the_dictionary_of_its_layer_and_draws_its_feature_atl
         assert quality.held_out_activations + quality.training_activations == len(f["activations"])
     cells = read_cells(folder / "cells.h5")
     with h5py.File(folder / "cells.h5", "r") as f:
-        atoms = f["atom"][:]
+        atoms, samples, positions = f["atom"][:], f["sample_images"][:], f["sample_positions"][:]
+    with h5py.File(run / "activations" / f"{layer}.h5", "r") as f:
+        image_index, position, spatial = f["image_index"][:], f["position"][:], tuple(f.attrs["spatial_size"])
+    # Each sample is an image where the atom fires at the position its crop is centred on.
+    taken = {(int(i), *map(int, p)) for i, p in zip(image_index, position)}
+    for images, places in zip(samples, positions):
+        for image, place in zip(images[images >= 0], places[images >= 0]):
+            assert (int(image), int(place[0]), int(place[1])) in taken and tuple(place[2:]) == spatial
     live = np.flatnonzero(stats.fires > 0)
     assert sorted(atoms) == list(live)
     assert len(set(zip(cells.row, cells.col))) == len(live)
@@ -212,7 +219,8 @@ def test_the_ci_run_learns_the_dictionary_of_its_layer_and_draws_its_feature_atl
     assert list(metrics["class_features"]) == card["classes"]
     for name, atoms in metrics["class_features"].items():
         k = card["classes"].index(name)
-        assert all(stats.fires[a] > 0 and stats.attribution[a, k] == pytest.approx(v) > 0 for a, v in atoms)
+        for atom, value in atoms:
+            assert stats.fires[atom] > 0 and value > 0 and stats.attribution[atom, k] == pytest.approx(value, abs=1e-6)
 
 
 def test_the_viewer_lists_each_cells_strongest_atoms_and_each_atoms_strongest_cells(tmp_path):
@@ -238,3 +246,33 @@ def test_the_viewer_lists_each_cells_strongest_atoms_and_each_atoms_strongest_ce
     assert cells_of_atom[0] == [[3, 0, 2, 6.0], [2, 0, 0, 3.0], [3, 0, 0, 1.0]]
     assert cells_of_atom[1] == [[3, 0, 0, 4.0], [3, 0, 1, 2.0]]
     assert cells_of_atom[3] == [[2, 0, 1, 5.0], [3, 0, 2, 1.0]]
+
+
+def test_an_atoms_samples_are_its_strongest_distinct_images_each_at_its_strongest_activation():
+    from activation_atlas.stages.dictionary import sample_positions, top_images
+
+    image_index = np.array([7, 7, 8, 9, 9, 3])
+    top_rows = np.array([[1, 0, 4, 2, -1], [5, -1, -1, -1, -1]])  # strongest first
+    samples, rows = top_images(top_rows, image_index, per_atom=2)
+    np.testing.assert_array_equal(samples, [[7, 9], [3, -1]])
+    np.testing.assert_array_equal(rows, [[1, 4], [5, -1]])
+    position = np.array([[0, 0], [1, 2], [0, 1], [3, 3], [2, 0], [1, 1]])
+    np.testing.assert_array_equal(
+        sample_positions(rows, position, (4, 5)), [[[1, 2, 4, 5], [2, 0, 4, 5]], [[1, 1, 4, 5], [-1, -1, -1, -1]]]
+    )
+
+
+def test_a_top_activations_thumbnail_is_the_crop_around_it(tmp_path):
+    from PIL import Image
+
+    from activation_atlas.data.image_folder import load_image
+    from activation_atlas.viewer_page.page import crop_fraction, thumbnail
+
+    path = tmp_path / "image.png"
+    pixels = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    assert crop_fraction((8, 8)) == 0.5 and crop_fraction((32, 32)) == 0.25 and crop_fraction((1, 1)) == 1.0
+    whole = load_image(path, 32)  # a crop of half the side, seen at 16 px: taken from the image at 32 px
+    np.testing.assert_array_equal(thumbnail(path, (0, 3, 5, 8, 8), 16, "resize"), whole[6:22, 14:30])
+    np.testing.assert_array_equal(thumbnail(path, (0, 0, 7, 8, 8), 16, "resize"), whole[0:16, 16:32])  # kept inside
+    np.testing.assert_array_equal(thumbnail(path, (0,), 16, "resize"), load_image(path, 16))

@@ -49,8 +49,9 @@ class CellAttributions:
 
 
 ATTRIBUTION_UNIT = "logit (h · ∂logit/∂h)"
-# name: (unit, axes); the attribution four only when the activations carry attributions, atom only in
-# a feature atlas (one cell per atom of a learned dictionary).
+# name: (unit, axes); the attribution four only when the activations carry attributions, atom and
+# sample_positions only in a feature atlas (one cell per atom of a learned dictionary, its samples the
+# images of its top activations, each at the activation's place in the layer's H×W map).
 DATASETS = {
     "row": ("cell", "cell; row 0 at y = 0 (bottom)"),
     "col": ("cell", "cell; col 0 at x = 0 (left)"),
@@ -63,6 +64,7 @@ DATASETS = {
     "top_class_values": (ATTRIBUTION_UNIT, "cell, rank"),
     "top_class_names": ("class name", "cell, rank"),
     "atom": ("atom index", "cell"),
+    "sample_positions": ("cell of the layer's map (-1: none)", "cell, sample, (row, col, H, W)"),
 }
 # class_index and class_name in class atlases only, x_axis and y_axis in comparisons only.
 ATTRIBUTES = (
@@ -89,9 +91,11 @@ def write_cells(
     attributions: CellAttributions | None,
     min_count: int,
     atoms: np.ndarray | None = None,
+    sample_positions: np.ndarray | None = None,
     **provenance,
 ) -> None:
-    """atoms: in a feature atlas, the dictionary atom each cell shows."""
+    """atoms, sample_positions: in a feature atlas, the dictionary atom each cell shows and where in the
+    layer's map each of its samples' activations lies."""
     with create_h5(path, "cells", grid_size=cells.grid_size, **provenance) as f:
         f.attrs["min_count"] = min_count
         f.attrs["points_total"] = cells.points_total
@@ -109,6 +113,8 @@ def write_cells(
             )
         if atoms is not None:
             columns["atom"] = atoms
+        if sample_positions is not None:
+            columns["sample_positions"] = sample_positions
         for name, data in columns.items():
             write_dataset(f, name, data, *DATASETS[name])
         if attributions is not None:
@@ -167,6 +173,7 @@ class CellSummary:
     classes: list[str]
     grid_size: int
     atom: np.ndarray | None  # a feature atlas's: each cell's atom
+    sample_positions: np.ndarray | None  # and its samples' (row, col, H, W) in the layer's map
 
 
 def read_cell_summary(path: Path | str) -> CellSummary:
@@ -181,4 +188,5 @@ def read_cell_summary(path: Path | str) -> CellSummary:
             classes=json.loads(f.attrs["classes"]),
             grid_size=int(f.attrs["grid_size"]),
             atom=f["atom"][:] if "atom" in f else None,
+            sample_positions=f["sample_positions"][:] if "sample_positions" in f else None,
         )

@@ -114,6 +114,7 @@ def feature_cells(
     log(f"{len(atoms)} atoms on a {grid_size}×{grid_size} grid")
     with ActivationFile(activations_path) as acts:
         image_index = acts.image_index
+        position, spatial_size = acts.read_positions(slice(None))
     cells = Cells(
         grid_size=grid_size,
         row=row[order].astype(np.int32),
@@ -123,7 +124,7 @@ def feature_cells(
         class_histogram=stats.class_histogram[atoms],
         points_total=len(image_index),
     )
-    samples = top_images(stats.top_rows[atoms], image_index, settings.samples_per_cell)
+    samples, rows = top_images(stats.top_rows[atoms], image_index, settings.samples_per_cell)
     logit_names = read_card(model_card)["classes"]
     attributions = named_attributions(stats.attribution[atoms], logit_names) if stats.attribution is not None else None
     write_cells(
@@ -133,21 +134,33 @@ def feature_cells(
         attributions,
         0,
         atoms=atoms.astype(np.int32),
+        sample_positions=sample_positions(rows, position, spatial_size),
         classes=dictionary.classes,
         config={"dictionary": {"layout": settings.umap}},
         **provenance,
     )
 
 
-def top_images(top_rows: np.ndarray, image_index: np.ndarray, per_atom: int) -> np.ndarray:
-    """(A, per_atom) distinct images of each atom's top-activating rows, strongest first; −1 pads."""
+def top_images(top_rows: np.ndarray, image_index: np.ndarray, per_atom: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, per_atom) distinct images of each atom's top-activating rows, strongest first, and the row of
+    each (its strongest activation in that image); −1 pads."""
     samples = np.full((len(top_rows), per_atom), -1, dtype=np.int64)
+    rows_of_samples = np.full((len(top_rows), per_atom), -1, dtype=np.int64)
     for k, rows in enumerate(top_rows):
-        images = image_index[rows[rows >= 0]]
-        _, first = np.unique(images, return_index=True)
-        distinct = images[np.sort(first)][:per_atom]
-        samples[k, : len(distinct)] = distinct
-    return samples
+        rows = rows[rows >= 0]
+        _, first = np.unique(image_index[rows], return_index=True)
+        chosen = rows[np.sort(first)][:per_atom]
+        samples[k, : len(chosen)], rows_of_samples[k, : len(chosen)] = image_index[chosen], chosen
+    return samples, rows_of_samples
+
+
+def sample_positions(rows: np.ndarray, position: np.ndarray, spatial_size) -> np.ndarray:
+    """(A, S, 4) int32: each sample row's (row, col) in the layer's map and the map's (H, W); −1 pads."""
+    out = np.full((*rows.shape, 4), -1, dtype=np.int32)
+    known = rows >= 0
+    out[known, :2] = position[rows[known]]
+    out[known, 2:] = spatial_size
+    return out
 
 
 @dataclass(frozen=True)
@@ -177,7 +190,7 @@ def neuron_cells(activations_path, cells_out, settings: NeuronCells, log) -> Non
         class_histogram=histogram,
         points_total=len(image_index),
     )
-    samples = top_images(top_rows, image_index, settings.samples_per_cell)
+    samples, _ = top_images(top_rows, image_index, settings.samples_per_cell)
     provenance = {"classes": classes, "config": {"dictionary": {"neurons": True}}}
     write_cells(cells_out, cells, samples, None, 0, layer=settings.layer, seed=settings.seed, **provenance)
 

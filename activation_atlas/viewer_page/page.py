@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from activation_atlas.algorithms.attacks import crop_origin
 from activation_atlas.algorithms.montage import tile_layout
 from activation_atlas.data.image_folder import load_image
 from activation_atlas.formats.cells import CellSummary, read_cell_summary
@@ -28,6 +29,7 @@ from activation_atlas.viewer_page.features import encoder_of, layer_ties
 
 STATIC = Path(__file__).parent / "static"
 THUMBNAILS_PER_SHEET_SIDE = 16
+CROP_CELLS = 4  # a top activation's crop spans this many cells of the layer's map
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def level_data(
     cell_px: int,
     tile_px: int,
     top_k: int,
-    sample_ids: dict[int, int],
+    sample_ids: dict[tuple, int],
     ties: dict,
 ) -> dict:
     """One zoom level: its tiles and per kept cell row, col, count, top classes and sample thumbnails,
@@ -93,7 +95,7 @@ def level_data(
         "col": cells.col.tolist(),
         "count": cells.count.tolist(),
         "top": [[[int(c), float(f"{v:.4g}")] for c, v in zip(cs, vs)] for cs, vs in zip(top, values)],
-        "samples": [[sample_ids[int(i)] for i in row if i >= 0] for row in cells.sample_images],
+        "samples": [[sample_ids[key] for key in row] for row in sample_keys_of(cells)],
         **ties,
     }
 
@@ -114,26 +116,51 @@ def level_ties(atlas: AtlasSource, grid: int, cells: CellSummary, layer_atoms: d
     }
 
 
-def sample_image_indices(summaries) -> list[int]:
-    """The sorted distinct dataset images sampled by any cell of the CellSummary's."""
-    found: set[int] = set()
-    for cells in summaries:
-        found.update(int(i) for i in np.unique(cells.sample_images) if i >= 0)
-    return sorted(found)
+def sample_keys_of(cells: CellSummary) -> list[list[tuple]]:
+    """Per cell, its sample thumbnails' keys: (image,) for a whole image, or (image, row, col, H, W) for a
+    crop around the activation at (row, col) of the layer's H×W map (a feature atlas's top activations)."""
+    keys = []
+    for k, images in enumerate(cells.sample_images):
+        positions = cells.sample_positions[k] if cells.sample_positions is not None else [()] * len(images)
+        keys.append([(int(i), *map(int, p)) for i, p in zip(images, positions) if i >= 0])
+    return keys
 
 
-def write_thumbnail_sheets(paths: list[Path], sample_px: int, resize_policy: str, out_dir: Path, log) -> int:
-    """Thumbnails of the images, THUMBNAILS_PER_SHEET_SIDE² to a JPEG sheet (samples/sheet<k>.jpg),
-    in order; returns the number of sheets."""
+def sample_keys(summaries) -> list[tuple]:
+    """The sorted distinct thumbnails of any cell of the CellSummary's (sample_keys_of)."""
+    return sorted({key for cells in summaries for row in sample_keys_of(cells) for key in row})
+
+
+def crop_fraction(grid_hw) -> float:
+    """The side of a top activation's crop, as a fraction of the image's: CROP_CELLS cells of the layer's
+    map, at least a quarter of the image, at most all of it."""
+    return min(1.0, max(0.25, CROP_CELLS / max(int(grid_hw[1]), 1)))
+
+
+def thumbnail(path: Path, key: tuple, sample_px: int, resize_policy: str) -> np.ndarray:
+    """The (sample_px, sample_px, 3) thumbnail of a sample key: the image, or its crop."""
+    if len(key) == 1:
+        return load_image(path, sample_px, resize_policy)
+    position, grid_hw = key[1:3], key[3:5]
+    side = round(sample_px / crop_fraction(grid_hw))
+    top, left = crop_origin(position, grid_hw, side, sample_px)
+    return load_image(path, side, resize_policy)[top : top + sample_px, left : left + sample_px]
+
+
+def write_thumbnail_sheets(
+    dataset_paths: list[Path], keys: list[tuple], sample_px: int, resize_policy: str, out_dir: Path, log
+) -> int:
+    """Thumbnails of the sample keys (sample_keys_of), THUMBNAILS_PER_SHEET_SIDE² to a JPEG sheet
+    (samples/sheet<k>.jpg), in order; returns the number of sheets."""
     side = THUMBNAILS_PER_SHEET_SIDE
     per_sheet = side * side
-    sheets = -(-len(paths) // per_sheet)
+    sheets = -(-len(keys) // per_sheet)
     (out_dir / "samples").mkdir(parents=True, exist_ok=True)
     for sheet in range(sheets):
         canvas = Image.new("RGB", (side * sample_px, side * sample_px), (255, 255, 255))
-        for k, path in enumerate(paths[sheet * per_sheet : (sheet + 1) * per_sheet]):
-            thumbnail = Image.fromarray(load_image(path, sample_px, resize_policy))
-            canvas.paste(thumbnail, ((k % side) * sample_px, (k // side) * sample_px))
+        for k, key in enumerate(keys[sheet * per_sheet : (sheet + 1) * per_sheet]):
+            pixels = thumbnail(dataset_paths[key[0]], key, sample_px, resize_policy)
+            canvas.paste(Image.fromarray(pixels), ((k % side) * sample_px, (k // side) * sample_px))
         canvas.save(out_dir / "samples" / f"sheet{sheet}.jpg", format="JPEG", quality=85)
         log(f"sample sheet {sheet + 1}/{sheets}")
     return sheets
@@ -155,13 +182,9 @@ def write_viewer(
     summaries = {cells: read_cell_summary(cells) for atlas in atlases for _, cells, _ in atlas.levels}
     with atomic_output(assets_out) as partial:
         partial.mkdir()
-        images = sample_image_indices(summaries.values()) if page.sample_px else []
-        sheets = (
-            write_thumbnail_sheets([dataset_paths[i] for i in images], page.sample_px, page.resize, partial, log)
-            if images
-            else 0
-        )
-        sample_ids = {image: k for k, image in enumerate(images)}
+        keys = sample_keys(summaries.values()) if page.sample_px else []
+        sheets = write_thumbnail_sheets(dataset_paths, keys, page.sample_px, page.resize, partial, log) if keys else 0
+        sample_ids = {key: k for k, key in enumerate(keys)}
         layer_atoms = {
             atlas.id: layer_ties(
                 [(grid, cells) for grid, cells, _ in sorted(atlas.levels)], encoder_of(atlas.dictionary)
@@ -220,4 +243,4 @@ def write_viewer(
         .replace("{{TITLE}}", html.escape(f"Activation atlas — {page.run} ({data['model']})"))
     )
     write_text(out_html, html_page.replace("{{ASSETS}}", assets))
-    log(f"wrote {out_html}: {len(entries)} atlases, {len(images)} sample images on {sheets} sheet(s)")
+    log(f"wrote {out_html}: {len(entries)} atlases, {len(keys)} sample thumbnails on {sheets} sheet(s)")
