@@ -21,7 +21,8 @@ from pathlib import Path
 from benchmarks import keep
 from benchmarks.scale_benchmark import CHANNELS, peak_rss_mb, run_child, synthetic_activations
 
-# The dictionary section of a layer of 512 channels at the schema's defaults but for the epochs.
+# The dictionary section at the schema's defaults but for top_k (32 of 2,048 atoms, for 512 channels)
+# and the epochs (set per run).
 SECTION = {
     "expansion": 4,
     "atoms": None,

@@ -145,7 +145,6 @@ rule feature_metrics:
         activations=RUN_FILES.activations("{layer}"),
         cells=RUN_FILES.dictionary("{layer}", "cells.h5"),
         icons=RUN_FILES.dictionary("{layer}", "icons.h5"),
-        neurons=RUN_FILES.dictionary("{layer}", "neurons.h5"),
         neuron_icons=RUN_FILES.dictionary("{layer}", "neuron_icons.h5"),
         layer_cells=expand(RUN_FILES.cells("{{layer}}", "{grid}"), grid=GRIDS),
         layer_icons=expand(RUN_FILES.icons("{{layer}}", "{grid}"), grid=GRIDS),

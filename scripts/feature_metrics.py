@@ -13,7 +13,6 @@ if "snakemake" in globals():
             activations=given.activations,
             cells=given.cells,
             icons=given.icons,
-            neurons=given.neurons,
             neuron_icons=given.neuron_icons,
             layer_cells=list(given.layer_cells),
             layer_icons=list(given.layer_icons),

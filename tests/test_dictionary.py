@@ -66,7 +66,7 @@ def test_learning_is_byte_identical_for_one_seed_and_differs_for_another(planted
 def test_encoding_reconstructs_held_out_activations_in_the_layers_units_with_at_most_k_atoms(planted):
     directions, _, settings, sae = planted
     _, unseen = planted_activations(500, draw=9)  # other combinations of the same directions
-    encoder = SaeEncoder(sae.decoder, sae.encoder_weight, sae.encoder_bias, sae.top_k, sae.scale, "cpu")
+    encoder = SaeEncoder.of(sae, "cpu")
     codes, reconstruction = encoder.encode(unseen)
     assert int((codes > 0).sum(dim=1).max()) <= settings.top_k
     residual = np.square(unseen - reconstruction.numpy()).sum()
@@ -115,7 +115,7 @@ def test_atom_statistics_from_blocks_match_a_direct_computation(planted):
     labels = rng.integers(-1, 4, size=len(x))
     held = rng.random(len(x)) < 0.3
     attribution = rng.normal(size=(len(x), 5)).astype(np.float32)
-    encoder = SaeEncoder(sae.decoder, sae.encoder_weight, sae.encoder_bias, sae.top_k, sae.scale, "cpu")
+    encoder = SaeEncoder.of(sae, "cpu")
     stats, quality = atom_statistics(
         x, labels, 4, held, encoder, 6, attribution=attribution, n_logits=5, dense_frequency=0.05, log=quiet,
         block_rows=37,

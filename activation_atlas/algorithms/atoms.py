@@ -60,12 +60,16 @@ class TopRows:
         return np.pad(rows, ((0, 0), (0, pad)), constant_values=-1), np.pad(values, ((0, 0), (0, pad)))
 
 
-def top_rows_along(activations, directions: np.ndarray, n: int, block_rows: int = STATS_BLOCK_ROWS) -> np.ndarray:
+def top_rows_along(
+    activations, directions: np.ndarray | None, n: int, block_rows: int = STATS_BLOCK_ROWS
+) -> np.ndarray:
     """(M, n) rows of `activations` (an array or HDF5 dataset) with the highest projections on each of the
-    M unit `directions` (M, C), read in blocks; −1 where fewer than n project positively."""
-    top = TopRows(len(directions), n)
+    M unit `directions` (M, C), or (directions None) the highest values of each channel, read in blocks;
+    −1 where fewer than n are positive."""
+    top = TopRows(activations.shape[1] if directions is None else len(directions), n)
     for start in range(0, len(activations), block_rows):
-        top.add(np.asarray(activations[start : start + block_rows], dtype=np.float32) @ directions.T, start)
+        block = np.asarray(activations[start : start + block_rows], dtype=np.float32)
+        top.add(block if directions is None else block @ directions.T, start)
     return top.result()[0]
 
 

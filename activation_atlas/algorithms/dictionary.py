@@ -188,6 +188,10 @@ class SaeEncoder:
         self.sae.eval()
         self.scale, self.device = scale, device
 
+    @classmethod
+    def of(cls, sae: LearnedSae, device) -> SaeEncoder:
+        return cls(sae.decoder, sae.encoder_weight, sae.encoder_bias, sae.top_k, sae.scale, device)
+
     def encode(self, activations: np.ndarray):
         """(B, A) codes of (B, C) activations, in the layer's units (k or fewer non-zero per row), and
         the (B, C) reconstructions; torch tensors."""

@@ -53,7 +53,7 @@ def learn_dictionary(activations_path, dictionary_out, settings: DictionaryLearn
             device,
             log,
         )
-        encoder = SaeEncoder(sae.decoder, sae.encoder_weight, sae.encoder_bias, sae.top_k, sae.scale, device)
+        encoder = SaeEncoder.of(sae, device)
         statistics, quality = atom_statistics(
             acts.activations,
             labels,
@@ -208,8 +208,7 @@ class MetricsInputs:
     activations: str
     cells: str  # the feature atlas's
     icons: str
-    neurons: str  # the channels' cells and icons
-    neuron_icons: str
+    neuron_icons: str  # the channels' icons
     layer_cells: list  # the layer's atlas, one per grid of settings.grids
     layer_icons: list
 
@@ -224,11 +223,11 @@ def feature_metrics(files: MetricsInputs, metrics_out, settings: FeatureMetrics,
         labels = acts.labels
         units = compared_units(acts.activations, dictionary, files, settings.grids, log)
     live = stats.fires > 0
-    purity = top_purity(stats.top_rows[live], labels)
     logit_names = read_card(files.card)["classes"]
     icon_class_of_atom, chosen_by = read_top_class(files.cells, logit_names)
     with IconsFile(files.icons) as icons:
         fidelity, icon_class = icons.fidelity, icons.icon_class
+    figures = {name: unit_figures(rows, icons, labels) for name, (rows, icons) in units.items()}
     result = {
         "layer": settings.layer,
         "atoms": dictionary.atoms,
@@ -237,13 +236,13 @@ def feature_metrics(files: MetricsInputs, metrics_out, settings: FeatureMetrics,
         **asdict(quality),
         "live_atoms": int(live.sum()),
         "mean_atom_frequency": round(float(stats.frequency[live].mean()), 6),
-        "mean_atom_class_purity": mean_or_none(purity),
-        "mean_icon_fidelity": round(float(fidelity.mean()), 6),
+        "mean_atom_class_purity": figures["atoms"]["mean_top_class_purity"],
+        "mean_icon_fidelity": figures["atoms"]["mean_icon_fidelity"],
         "min_icon_fidelity": round(float(fidelity.min()), 6),
         "atom_top_class_by": chosen_by,
         "class_agreement": agreement(icon_class, icon_class_of_atom, np.ones(len(icon_class), bool)),
         "final_loss": round(dictionary.sae.loss_per_epoch[-1], 6),
-        "units": {name: unit_figures(rows, icons, labels) for name, (rows, icons) in units.items()},
+        "units": figures,
     }
     if stats.attribution is not None:
         result["class_features"] = class_features(stats.attribution, np.flatnonzero(live), logit_names)
@@ -256,8 +255,7 @@ def compared_units(activations, dictionary: Dictionary, files: MetricsInputs, gr
     the neurons (by their activation), the cells of each grid (by projection on their mean's direction)
     and the live atoms (by their code)."""
     n = dictionary.statistics.top_rows.shape[1]
-    channels = activations.shape[1]
-    units = {"neurons": (top_rows_along(activations, np.eye(channels, dtype=np.float32), n), files.neuron_icons)}
+    units = {"neurons": (top_rows_along(activations, None, n), files.neuron_icons)}
     for grid, cells_path, icons_path in zip(grids, files.layer_cells, files.layer_icons):
         mean = read_cells(cells_path).mean
         directions = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)

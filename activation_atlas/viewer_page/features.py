@@ -10,15 +10,9 @@ import numpy as np
 
 from activation_atlas.algorithms.dictionary import SaeEncoder
 from activation_atlas.formats.cells import read_cells
-from activation_atlas.formats.dictionary import read_dictionary
 
 STRONGEST_ATOMS = 3  # listed per cell
 STRONGEST_CELLS = 5  # listed per atom
-
-
-def encoder_of(dictionary_path: Path) -> SaeEncoder:
-    sae = read_dictionary(dictionary_path).sae
-    return SaeEncoder(sae.decoder, sae.encoder_weight, sae.encoder_bias, sae.top_k, sae.scale, "cpu")
 
 
 def strongest_atoms(means: np.ndarray, encoder: SaeEncoder) -> list[list[list]]:

@@ -20,12 +20,13 @@ import numpy as np
 from PIL import Image
 
 from activation_atlas.algorithms.attacks import crop_origin
+from activation_atlas.algorithms.dictionary import SaeEncoder
 from activation_atlas.algorithms.montage import tile_layout
 from activation_atlas.data.image_folder import load_image
 from activation_atlas.formats.cells import CellSummary, read_cell_summary
 from activation_atlas.formats.dictionary import read_dictionary
 from activation_atlas.runtime import atomic_output, write_text
-from activation_atlas.viewer_page.features import encoder_of, layer_ties
+from activation_atlas.viewer_page.features import layer_ties
 
 STATIC = Path(__file__).parent / "static"
 THUMBNAILS_PER_SHEET_SIDE = 16
@@ -100,14 +101,14 @@ def level_data(
     }
 
 
-def level_ties(atlas: AtlasSource, grid: int, cells: CellSummary, layer_atoms: dict) -> dict:
+def level_ties(atlas: AtlasSource, grid: int, cells: CellSummary, layer_atoms: dict, dictionaries: dict) -> dict:
     """A level's ties to a dictionary (level_data): a layer's cells' strongest atoms; a feature atlas's
     atoms, how often each fires and the cells of its layer's atlas where each is strongest."""
     if atlas.dictionary is None:
         return {}
     if atlas.features_of is None:
         return {"atoms": layer_atoms[atlas.id][0][grid]}
-    frequency = read_dictionary(atlas.dictionary).statistics.frequency
+    frequency = dictionaries[atlas.dictionary].statistics.frequency
     strongest_cells = layer_atoms[atlas.features_of][1] if atlas.features_of in layer_atoms else {}
     return {
         "atom": cells.atom.tolist(),
@@ -185,9 +186,11 @@ def write_viewer(
         keys = sample_keys(summaries.values()) if page.sample_px else []
         sheets = write_thumbnail_sheets(dataset_paths, keys, page.sample_px, page.resize, partial, log) if keys else 0
         sample_ids = {key: k for k, key in enumerate(keys)}
+        dictionaries = {atlas.dictionary: read_dictionary(atlas.dictionary) for atlas in atlases if atlas.dictionary}
         layer_atoms = {
             atlas.id: layer_ties(
-                [(grid, cells) for grid, cells, _ in sorted(atlas.levels)], encoder_of(atlas.dictionary)
+                [(grid, cells) for grid, cells, _ in sorted(atlas.levels)],
+                SaeEncoder.of(dictionaries[atlas.dictionary].sae, "cpu"),
             )
             for atlas in atlases
             if atlas.dictionary is not None and atlas.features_of is None
@@ -204,7 +207,7 @@ def write_viewer(
                     page.tile_px,
                     page.filter_top_k,
                     sample_ids,
-                    level_ties(atlas, grid, summaries[cells], layer_atoms),
+                    level_ties(atlas, grid, summaries[cells], layer_atoms, dictionaries),
                 )
                 for grid, cells, tiles in levels
             ]

@@ -171,7 +171,7 @@ def check_dictionary(config: dict) -> None:
                 f"{', '.join(section['layers']) or 'none'}): add it there or remove the override"
             )
     for layer in section["layers"]:
-        values = dict(section, **section["per_layer"].get(layer, {}))
+        values = layer_section(config, "dictionary", layer)
         if values["atoms"] is not None and values["top_k"] >= values["atoms"]:
             raise ConfigError(
                 f"dictionary.top_k = {values['top_k']} for {layer}: must be below its {values['atoms']} atoms "
